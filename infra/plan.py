@@ -1,0 +1,217 @@
+"""Run a Pulumi program (or any function that creates resources) under the package's mocks and record it.
+
+This is the engine of the offline plan (`genai-scale plan`), the policy runner and the tests. Every registration is
+recorded with its type token, logical name, parent URN, the inputs the provider would receive (camelCase wire names)
+and its resource options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import pulumi
+from pulumi.runtime import mocks as _pmocks
+from pulumi.runtime import rpc, settings as _settings
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.mocks import GenaiMocks, MockContext
+
+SECRET_MARK = "[secret]"
+
+
+@dataclass
+class RecordedResource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+    provider: str | None = None
+    protect: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+    retain_on_delete: bool = False
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        """Read a nested input by dotted path (``vpcConfig.endpointPublicAccess``; list items by index)."""
+        cur: Any = self.inputs
+        for part in dotted.split("."):
+            if isinstance(cur, dict) and part in cur:
+                cur = cur[part]
+            elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+                cur = cur[int(part)]
+            else:
+                return default
+        return cur
+
+
+@dataclass
+class PlanResult:
+    project: str
+    stack: str
+    resources: list[RecordedResource]
+    outputs: dict[str, Any]
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def by_type(self, type_token: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str | None = None) -> RecordedResource:
+        found = [r for r in self.by_type(type_token) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.by_type(type_token)]
+            raise LookupError(f"expected exactly one {type_token}{f' named {name!r}' if name else ''}, "
+                              f"found {len(found)} (names: {names})")
+        return found[0]
+
+    def named(self, name: str) -> RecordedResource:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise LookupError(f"expected exactly one resource named {name!r}, found {len(found)}")
+        return found[0]
+
+    def children_of(self, urn: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == urn]
+
+    def type_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.resources:
+            counts[r.type] = counts.get(r.type, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def to_json(self, *, tier: str | None = None) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "tier": tier,
+            "resources": [
+                {"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "inputs": jsonable(r.inputs)}
+                for r in self.resources
+            ],
+            "outputs": {k: (SECRET_MARK if k in self.secret_outputs else jsonable(v))
+                        for k, v in self.outputs.items()},
+        }
+
+
+def jsonable(value: Any) -> Any:
+    """Inputs as JSON: secrets become "[secret]", resource references their URN."""
+    if isinstance(value, dict):
+        if _is_secret(value):
+            return SECRET_MARK
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, pulumi.Resource):
+        return _sync_urn(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, pulumi.asset.Asset | pulumi.asset.Archive):
+        return f"<{type(value).__name__}>"
+    return str(value)
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
+def _sync_urn(res: pulumi.Resource) -> str:
+    try:
+        fut = res.urn.future()
+        return _sync_await(fut) if fut is not None else "<resource>"
+    except Exception:  # pragma: no cover - defensive
+        return "<resource>"
+
+
+class _RecordingMonitor(_pmocks.MockMonitor):
+    def __init__(self, mocks: GenaiMocks) -> None:
+        super().__init__(mocks)
+        self.records: list[RecordedResource] = []
+        self._gm = mocks
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC name)
+        resp = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return resp
+        reg = self.resources.get(resp.urn)
+        inputs = self._gm.ctx.last_inputs
+        self._gm.ctx.last_inputs = {}
+        self.records.append(RecordedResource(
+            urn=resp.urn,
+            type=request.type,
+            name=request.name,
+            parent=(request.parent or None) if "::pulumi:pulumi:Stack::" not in (request.parent or "") else None,
+            custom=bool(request.custom),
+            inputs=inputs,
+            outputs=dict(reg.state) if reg else {},
+            id=reg.id if reg else None,
+            provider=request.provider or None,
+            protect=bool(request.protect) if request.HasField("protect") else False,
+            ignore_changes=list(request.ignoreChanges),
+            dependencies=list(request.dependencies),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            retain_on_delete=bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
+        ))
+        return resp
+
+
+def run_program(fn: Callable[[], Any], *, project: str = "genai-scale", stack: str = "test",
+                config: dict[str, Any] | None = None, secret_keys: Iterable[str] = (),
+                region: str | None = None) -> PlanResult:
+    """Run ``fn`` under the mocks and return every registration and the stack outputs.
+
+    ``config`` maps full keys (``genai-scale:tier``) to values; non-strings are JSON-encoded as Pulumi does for
+    structured config. Exceptions raised by ``fn`` propagate unchanged.
+    """
+    cfg = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (config or {}).items()}
+    reg = region or (cfg.get("aws:region") or "us-east-1")
+    mocks = GenaiMocks(MockContext(region=reg, stack=stack))
+    monitor = _RecordingMonitor(mocks)
+    saved = _settings.SETTINGS
+    _reset_runtime()
+    outputs: dict[str, Any] = {}
+    secrets: set[str] = set()
+    try:
+        _pmocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(cfg, list(secret_keys))
+
+        @_pmocks.test
+        def _run():
+            fn()
+            root = pulumi.runtime.get_root_resource()
+            exported = dict(getattr(root, "outputs", {}) or {})
+            if not exported:
+                return None
+            keys = list(exported)
+
+            async def _secretness():
+                for k in keys:
+                    v = exported[k]
+                    if isinstance(v, pulumi.Output) and await v.is_secret():
+                        secrets.add(k)
+
+            def _store(values):
+                outputs.update(dict(zip(keys, values)))
+
+            return pulumi.Output.all(*[exported[k] for k in keys]).apply(_store).apply(
+                lambda _: pulumi.Output.from_input(asyncio.ensure_future(_secretness())))
+
+        _run()
+    finally:
+        _settings.configure(saved) if saved is not None else None
+        _reset_runtime()
+    return PlanResult(project=project, stack=stack, resources=monitor.records, outputs=outputs,
+                      secret_outputs=secrets)
+
+
+def _reset_runtime() -> None:
+    _settings.reset_options()
+    try:
+        pulumi.runtime.set_all_config({}, [])
+    except Exception:  # pragma: no cover
+        pass
