@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Idempotent: (re)installs only when pyproject.toml or the setup script changed.
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml scripts/setup.sh $(wildcard scripts/setup.d/*.sh)
 	@bash scripts/setup.sh
 	@touch $(STAMP)
 

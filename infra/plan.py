@@ -109,6 +109,8 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, pulumi.Resource):
         return _sync_urn(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, pulumi.asset.Asset | pulumi.asset.Archive):
@@ -205,7 +207,8 @@ def run_program(fn: Callable[[], Any], *, project: str = "genai-scale", stack: s
     finally:
         _settings.configure(saved) if saved is not None else None
         _reset_runtime()
-    return PlanResult(project=project, stack=stack, resources=monitor.records, outputs=outputs,
+    records = sorted(monitor.records, key=lambda r: r.urn)  # registration order varies between runs
+    return PlanResult(project=project, stack=stack, resources=records, outputs=outputs,
                       secret_outputs=secrets)
 
 

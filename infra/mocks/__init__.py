@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import pkgutil
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -53,7 +54,16 @@ class MockContext:
     region: str = DEFAULT_REGION
     account: str = ACCOUNT_ID
     stack: str = "test"
-    last_inputs: dict[str, Any] = field(default_factory=dict)
+    _local: threading.local = field(default_factory=threading.local)
+
+    @property
+    def last_inputs(self) -> dict[str, Any]:
+        """Inputs of the registration being served on this thread (read by the recorder)."""
+        return getattr(self._local, "inputs", {})
+
+    @last_inputs.setter
+    def last_inputs(self, value: dict[str, Any]) -> None:
+        self._local.inputs = value
 
     def arn(self, service: str, resource: str, *, region: str | None = None, account: str | None = None) -> str:
         reg = self.region if region is None else region
@@ -103,11 +113,11 @@ class GenaiMocks(pulumi.runtime.Mocks):
             state.update(extra)
         return (rid, state)
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         fn = _CALLS.get(args.token)
         if fn is None:
-            return ({}, None)
-        return (fn(self.ctx, dict(args.args)), None)
+            return ({}, [])
+        return (fn(self.ctx, dict(args.args)), [])
 
 
 _loaded = False

@@ -1,0 +1,140 @@
+"""Accelerator catalogue: the EC2 instance types genai-scale knows, with their accelerator facts.
+
+Source: EC2 DescribeInstanceTypes (GpuInfo / NeuronInfo / VCpuInfo / MemoryInfo / NetworkInfo.EfaInfo), as shipped
+in moto 5.2.5's instance-type data, cross-checked 2026-11 against the AWS EKS accelerated-AMI page
+(https://docs.aws.amazon.com/eks/latest/userguide/ml-eks-optimized-ami.html), the Neuron Inferentia2 architecture page
+(2 NeuronCore-v2 and 32 GiB per chip) and torchx `named_resources_aws.py`. `tests/components/test_accelerators.py`
+re-checks every row against DescribeInstanceTypes and fails on any disagreement.
+
+Memory is what EC2 reports per accelerator (A10G and L4: 22,888 MiB, marketed as "24 GB"). An instance type outside
+this table is usable when the caller states its accelerator facts (see :func:`custom`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Vendor = Literal["nvidia", "neuron"]
+
+SOURCE = "EC2 DescribeInstanceTypes (moto 5.2.5 data), AWS EKS accelerated AMI docs, AWS Neuron docs"
+CHECKED = "2026-11-23"
+
+NVIDIA_RESOURCE = "nvidia.com/gpu"
+NEURON_RESOURCE = "aws.amazon.com/neuron"
+NEURONCORE_RESOURCE = "aws.amazon.com/neuroncore"
+EFA_RESOURCE = "vpc.amazonaws.com/efa"
+
+# GPUs that support Multi-Instance GPU partitioning (NVIDIA MIG user guide, supported GPUs).
+MIG_CAPABLE = frozenset({"A100", "H100", "H200"})
+
+
+@dataclass(frozen=True)
+class AcceleratorSpec:
+    """Accelerator facts of one EC2 instance type."""
+
+    instance_type: str
+    family: str
+    vendor: Vendor
+    accelerator: str
+    """Accelerator model as EC2 names it: A10G, L4, L40S, A100, H100, H200, Inferentia2, Trainium."""
+    count: int
+    """GPUs, or Neuron devices (chips), per instance."""
+    memory_mib: int
+    """Accelerator memory per GPU or Neuron device, as EC2 reports it."""
+    neuron_cores: int
+    """NeuronCores per instance (0 for NVIDIA)."""
+    vcpus: int
+    memory_mib_host: int
+    efa_interfaces: int
+    """Maximum EFA interfaces (0: no EFA support)."""
+
+    @property
+    def memory_gib(self) -> float:
+        """Accelerator memory per GPU/device in GiB."""
+        return self.memory_mib / 1024
+
+    @property
+    def memory_gib_host(self) -> float:
+        return self.memory_mib_host / 1024
+
+    @property
+    def total_memory_gib(self) -> float:
+        return self.memory_gib * self.count
+
+    @property
+    def k8s_resource(self) -> str:
+        """The extended resource a pod requests for this accelerator."""
+        return NVIDIA_RESOURCE if self.vendor == "nvidia" else NEURON_RESOURCE
+
+    @property
+    def parallel_units(self) -> int:
+        """Units a tensor-parallel model shards over: GPUs, or NeuronCores."""
+        return self.count if self.vendor == "nvidia" else self.neuron_cores
+
+    @property
+    def efa_supported(self) -> bool:
+        return self.efa_interfaces > 0
+
+    @property
+    def mig_capable(self) -> bool:
+        return self.vendor == "nvidia" and self.accelerator in MIG_CAPABLE
+
+
+def _row(instance_type: str, vendor: Vendor, accelerator: str, count: int, memory_mib: int, neuron_cores: int,
+         vcpus: int, memory_mib_host: int, efa: int) -> AcceleratorSpec:
+    return AcceleratorSpec(instance_type, instance_type.split(".")[0], vendor, accelerator, count, memory_mib,
+                           neuron_cores, vcpus, memory_mib_host, efa)
+
+
+# instance type, vendor, accelerator, count, MiB per accelerator, NeuronCores, vCPUs, host MiB, max EFA interfaces
+CATALOG: dict[str, AcceleratorSpec] = {s.instance_type: s for s in (
+    _row("g5.xlarge", "nvidia", "A10G", 1, 22888, 0, 4, 16384, 0),
+    _row("g5.2xlarge", "nvidia", "A10G", 1, 22888, 0, 8, 32768, 0),
+    _row("g5.4xlarge", "nvidia", "A10G", 1, 22888, 0, 16, 65536, 0),
+    _row("g5.8xlarge", "nvidia", "A10G", 1, 22888, 0, 32, 131072, 1),
+    _row("g5.12xlarge", "nvidia", "A10G", 4, 22888, 0, 48, 196608, 1),
+    _row("g5.16xlarge", "nvidia", "A10G", 1, 22888, 0, 64, 262144, 1),
+    _row("g5.24xlarge", "nvidia", "A10G", 4, 22888, 0, 96, 393216, 1),
+    _row("g5.48xlarge", "nvidia", "A10G", 8, 22888, 0, 192, 786432, 1),
+    _row("g6.xlarge", "nvidia", "L4", 1, 22888, 0, 4, 16384, 0),
+    _row("g6.2xlarge", "nvidia", "L4", 1, 22888, 0, 8, 32768, 0),
+    _row("g6.4xlarge", "nvidia", "L4", 1, 22888, 0, 16, 65536, 0),
+    _row("g6.8xlarge", "nvidia", "L4", 1, 22888, 0, 32, 131072, 1),
+    _row("g6.12xlarge", "nvidia", "L4", 4, 22888, 0, 48, 196608, 1),
+    _row("g6.16xlarge", "nvidia", "L4", 1, 22888, 0, 64, 262144, 1),
+    _row("g6.24xlarge", "nvidia", "L4", 4, 22888, 0, 96, 393216, 1),
+    _row("g6.48xlarge", "nvidia", "L4", 8, 22888, 0, 192, 786432, 1),
+    _row("g6e.xlarge", "nvidia", "L40S", 1, 45776, 0, 4, 32768, 0),
+    _row("g6e.2xlarge", "nvidia", "L40S", 1, 45776, 0, 8, 65536, 0),
+    _row("g6e.4xlarge", "nvidia", "L40S", 1, 45776, 0, 16, 131072, 0),
+    _row("g6e.8xlarge", "nvidia", "L40S", 1, 45776, 0, 32, 262144, 1),
+    _row("g6e.12xlarge", "nvidia", "L40S", 4, 45776, 0, 48, 393216, 1),
+    _row("g6e.16xlarge", "nvidia", "L40S", 1, 45776, 0, 64, 524288, 1),
+    _row("g6e.24xlarge", "nvidia", "L40S", 4, 45776, 0, 96, 786432, 2),
+    _row("g6e.48xlarge", "nvidia", "L40S", 8, 45776, 0, 192, 1572864, 4),
+    _row("p4d.24xlarge", "nvidia", "A100", 8, 40960, 0, 96, 1179648, 4),
+    _row("p4de.24xlarge", "nvidia", "A100", 8, 81920, 0, 96, 1179648, 4),
+    _row("p5.48xlarge", "nvidia", "H100", 8, 81920, 0, 192, 2097152, 32),
+    _row("p5e.48xlarge", "nvidia", "H200", 8, 144384, 0, 192, 2097152, 32),
+    _row("p5en.48xlarge", "nvidia", "H200", 8, 144384, 0, 192, 2097152, 16),
+    _row("inf2.xlarge", "neuron", "Inferentia2", 1, 32768, 2, 4, 16384, 0),
+    _row("inf2.8xlarge", "neuron", "Inferentia2", 1, 32768, 2, 32, 131072, 0),
+    _row("inf2.24xlarge", "neuron", "Inferentia2", 6, 32768, 12, 96, 393216, 0),
+    _row("inf2.48xlarge", "neuron", "Inferentia2", 12, 32768, 24, 192, 786432, 0),
+    _row("trn1.2xlarge", "neuron", "Trainium", 1, 32768, 2, 8, 32768, 0),
+    _row("trn1.32xlarge", "neuron", "Trainium", 16, 32768, 32, 128, 524288, 8),
+)}
+
+
+def lookup(instance_type: str) -> AcceleratorSpec | None:
+    """The catalogue entry for an instance type, or None when it is not in the catalogue."""
+    return CATALOG.get(instance_type)
+
+
+def custom(instance_type: str, *, vendor: Vendor, accelerator: str, count: int, memory_gib: float,
+           neuron_cores: int = 0, vcpus: int = 0, memory_gib_host: float = 0, efa_interfaces: int = 0) -> AcceleratorSpec:
+    """Accelerator facts for an instance type outside the catalogue, as stated by the caller."""
+    return AcceleratorSpec(instance_type, instance_type.split(".")[0], vendor, accelerator, count,
+                           int(round(memory_gib * 1024)), neuron_cores, vcpus, int(round(memory_gib_host * 1024)),
+                           efa_interfaces)

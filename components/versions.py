@@ -1,0 +1,78 @@
+"""Every pinned version in one place: Helm charts, container images, engine versions.
+
+Each entry carries where it was checked and when. Stack config can override any of them
+(`genai-scale:versions.<name>`); components take versions as args with these as defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A pinned artefact: chart or image coordinates, version, and where/when it was checked."""
+
+    name: str
+    version: str
+    repository: str = ""
+    source: str = ""
+    checked: str = ""
+
+
+# --- foundation (EKS, node groups, operators, autoscaler) ---
+KUBERNETES_VERSION = "1.35"
+"""EKS Kubernetes minor version: released on EKS 2026-01-28, standard support until 2027-03-27 (endoflife.date/amazon-eks
+and the EKS "Kubernetes versions" page, checked 2026-11-23)."""
+
+EKS_ADDONS: dict[str, dict[str, str]] = {
+    # add-on name -> Kubernetes minor -> add-on version. Seen pinned for 1.35 in public EKS configurations (2026);
+    # confirm with `aws eks describe-addon-versions --kubernetes-version 1.35 --addon-name <name>` before upgrading.
+    "vpc-cni": {"1.34": "v1.20.5-eksbuild.1", "1.35": "v1.21.1-eksbuild.3"},
+    "coredns": {"1.34": "v1.12.4-eksbuild.1", "1.35": "v1.13.2-eksbuild.1"},
+    "kube-proxy": {"1.34": "v1.34.1-eksbuild.2", "1.35": "v1.35.0-eksbuild.2"},
+    "eks-pod-identity-agent": {"1.34": "v1.3.10-eksbuild.2", "1.35": "v1.3.10-eksbuild.3"},
+}
+
+GPU_OPERATOR = Pin("gpu-operator", "v26.7.1", "https://helm.ngc.nvidia.com/nvidia",
+                   "NVIDIA GPU operator platform-support page (26.7.x supported) and the chart index "
+                   "(gpu-operator-v26.7.1.tgz)", "2026-11-23")
+NEURON_HELM_CHART = Pin("neuron-helm-chart", "1.3.0", "oci://public.ecr.aws/neuron",
+                        "aws-neuron/neuron-helm-charts; version used by awslabs/ai-on-eks", "2026-11-23")
+CLUSTER_AUTOSCALER_CHART = Pin("cluster-autoscaler", "9.58.0", "https://kubernetes.github.io/autoscaler",
+                               "kubernetes/autoscaler chart releases (cluster-autoscaler-chart-9.58.0, 2026-07)",
+                               "2026-11-23")
+CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {
+    # Kubernetes minor -> cluster-autoscaler image tag (registry.k8s.io/autoscaling/cluster-autoscaler); the
+    # autoscaler's minor must match the cluster's. Source: kubernetes/k8s.io image promotions (1.32.5, 1.33.3,
+    # 1.34.2) and kubernetes/autoscaler PR 9193 (1.35.0), checked 2026-11-23.
+    "1.32": "v1.32.5",
+    "1.33": "v1.33.3",
+    "1.34": "v1.34.2",
+    "1.35": "v1.35.0",
+}
+
+# --- edge and managed inference (ALB, LB controller, cache, SageMaker, Bedrock) ---
+LB_CONTROLLER_CHART = Pin(
+    "aws-load-balancer-controller", "3.5.0", repository="https://aws.github.io/eks-charts",
+    source="kubernetes-sigs/aws-load-balancer-controller helm/aws-load-balancer-controller/Chart.yaml at tag v3.5.0 "
+           "(cut 2026-08-03)", checked="2026-11")
+LB_CONTROLLER_IMAGE = Pin(
+    "aws-load-balancer-controller", "v3.5.0", repository="public.ecr.aws/eks/aws-load-balancer-controller",
+    source="values.yaml image.tag of chart 3.5.0", checked="2026-11")
+VALKEY_ENGINE = Pin(
+    "valkey", "8.2", repository="elasticache",
+    source="ElastiCache vector-search.html: vector search needs Valkey 8.2 on node-based clusters", checked="2026-11")
+LMI_RELEASE = Pin(
+    "djl-inference", "28", repository="763104351884.dkr.ecr.<region>.amazonaws.com/djl-inference",
+    source="aws/deep-learning-containers docs/src/data/djl-inference/0.36-lmi28.0.0-gpu.yml (PR #6471, 2026-07-31); "
+           "tag 0.36.0-lmi28.0.0-cu130, vLLM 0.26.0", checked="2026-11")
+NEURON_VLLM_IMAGE = Pin(
+    "huggingface-vllm-inference-neuronx", "0.11.0-optimum0.4.5-neuronx-py310-sdk2.26.1-ubuntu22.04",
+    repository="763104351884.dkr.ecr.<region>.amazonaws.com/huggingface-vllm-inference-neuronx",
+    source="AWS Neuron DLC tables; sagemaker-python-sdk image_uri_config/huggingface-vllm-neuronx.json (Regions)",
+    checked="2026-11")
+
+# --- serving (vLLM images, KEDA, monitoring) ---
+
+# --- gateway ---

