@@ -129,6 +129,8 @@ class Subject:
     urn: str
     props: Mapping[str, Any]
     tier: str | None
+    provider: Any = None
+    """The resource's provider (``pulumi_policy.PolicyProviderResource``: ``props`` holds e.g. aws ``defaultTags``)."""
 
 
 ResourceCheck = Callable[[Subject, dict[str, Any]], Iterable[str]]
@@ -188,7 +190,7 @@ def resource_policy(rule: Rule, types: Collection[str] | None) -> Callable[[Reso
                 if tier not in rule.tiers:
                     return
             cfg["tier"] = tier
-            subject = Subject(args.resource_type, args.name, args.urn, args.props, tier)
+            subject = Subject(args.resource_type, args.name, args.urn, args.props, tier, args.provider)
             for message in check(subject, cfg):
                 report_violation(message, None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field
@@ -187,9 +188,15 @@ def _cluster_args(c: ClusterSettings, **wiring) -> EksClusterArgs:
                           system_min_size=c.system_min_size, system_max_size=c.system_max_size, **wiring)
 
 
+_SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+
+
 def _translate(err: ArgsError, prefix: str) -> list[Problem]:
-    return [Problem(f"{prefix}.{'.'.join(to_camel(p) for p in pr.path.split('.'))}" if pr.path else prefix,
-                    pr.value, pr.expected) for pr in err.problems]
+    """Component-args problems in config terms: camelCase key paths under ``prefix`` and in the message."""
+    def camel(text: str) -> str:
+        return _SNAKE.sub(lambda m: to_camel(m.group(0)), text)
+    return [Problem(f"{prefix}.{camel(pr.path)}" if pr.path else prefix, pr.value, camel(pr.expected))
+            for pr in err.problems]
 
 
 def problems(cfg) -> list[Problem]:

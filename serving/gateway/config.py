@@ -36,6 +36,9 @@ class ServerConfig(_Model):
     """Listen address. Default: all interfaces (the pod network; the Service fronts it)."""
     port: int = Field(8080, ge=1, le=65535)
     """Listen port. Default: 8080 (the ALB target group's port)."""
+    metrics_port: int = Field(9090, ge=0, le=65535)
+    """Port of the Prometheus ``/metrics`` listener, kept off the client-facing port (the ALB forwards only 8080).
+    ``0`` serves ``/metrics`` on the main port instead (local runs). Default: 9090."""
     drain_timeout_seconds: float = Field(30.0, ge=0, le=3600)
     """After SIGTERM: stop accepting, let in-flight requests and streams finish for up to this long, then exit.
     Default: 30 s. The Kubernetes grace period must cover it."""

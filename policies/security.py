@@ -1,0 +1,797 @@
+"""Security rules: EKS control plane, node metadata and disks, ElastiCache, SageMaker, IAM, ALB, ECR, S3, workloads.
+
+Each rule judges resource inputs (camelCase wire names). Where AWS's default is the insecure choice (EKS public
+endpoint, ElastiCache encryption, ALB TLS policy and header handling), an unset property is a violation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Iterable
+
+from pulumi_policy import Severity
+
+from policies._props import (
+    as_list,
+    as_map,
+    container_name,
+    containers,
+    get,
+    has,
+    is_false,
+    json_doc,
+    namespace_of,
+    pod_template,
+    split_image,
+    to_int,
+    truthy,
+    WORKLOAD_TYPES,
+)
+from policies._rule import Rule, Subject, resource_policy, stack_policy
+
+OPEN_CIDRS = ("0.0.0.0/0", "::/0")
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+EC2_INSTANCE = "aws:ec2/instance:Instance"
+REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+CACHE_CLUSTER = "aws:elasticache/cluster:Cluster"
+LB_TYPES = frozenset({"aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"})
+LISTENER_TYPES = frozenset({"aws:lb/listener:Listener", "aws:alb/listener:Listener"})
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+IAM_DOC_TYPES = {
+    "aws:iam/policy:Policy": "policy",
+    "aws:iam/rolePolicy:RolePolicy": "policy",
+    "aws:iam/userPolicy:UserPolicy": "policy",
+    "aws:iam/groupPolicy:GroupPolicy": "policy",
+}
+IAM_ROLE = "aws:iam/role:Role"
+
+
+# --- EKS control plane -----------------------------------------------------------------------------------------------
+
+@resource_policy(Rule(
+    id="eks-public-endpoint-restricted",
+    title="EKS API endpoint not open to the world",
+    description="An EKS cluster's public API endpoint must be off or limited to listed CIDRs (never 0.0.0.0/0).",
+    concern="security", severity=Severity.CRITICAL,
+    remediation="Set vpcConfig.endpointPublicAccess=false (reach the API through the VPC), or keep it on and set "
+                "vpcConfig.publicAccessCidrs to your office/VPN ranges. EksClusterArgs: public_access_cidrs=[...].",
+    checkov=("CKV_AWS_38", "CKV_AWS_39"),
+), types={EKS_CLUSTER})
+def eks_public_endpoint(s: Subject, cfg: dict) -> Iterable[str]:
+    vpc = as_map(get(s.props, "vpcConfig"))
+    if is_false(get(vpc, "endpointPublicAccess")):
+        return
+    cidrs = [str(c) for c in as_list(get(vpc, "publicAccessCidrs"))]
+    if not cidrs:
+        yield ("vpcConfig.endpointPublicAccess is on (the AWS default when unset) and vpcConfig.publicAccessCidrs is "
+               "unset, so the Kubernetes API is reachable from 0.0.0.0/0")
+        return
+    wide = [c for c in cidrs if c in OPEN_CIDRS]
+    if wide:
+        yield f"vpcConfig.publicAccessCidrs contains {', '.join(wide)}: the Kubernetes API is open to the world"
+
+
+@resource_policy(Rule(
+    id="eks-secrets-encryption",
+    title="EKS secrets envelope-encrypted with KMS",
+    description="An EKS cluster must encrypt Kubernetes secrets with a KMS key (encryptionConfig for 'secrets').",
+    concern="security", severity=Severity.HIGH,
+    remediation="Set encryptionConfig={resources: ['secrets'], provider: {keyArn: <KMS key ARN>}} on the cluster "
+                "(EksCluster creates a rotating key for this by default).",
+    checkov=("CKV_AWS_58",),
+), types={EKS_CLUSTER})
+def eks_secrets_encryption(s: Subject, cfg: dict) -> Iterable[str]:
+    configs = as_list(get(s.props, "encryptionConfig"))  # an object in pulumi-aws 7, a list in older versions
+    for c in configs:
+        if "secrets" in [str(r) for r in as_list(get(c, "resources"))] and has(as_map(get(c, "provider")), "keyArn"):
+            return
+    yield "encryptionConfig does not encrypt 'secrets' with a KMS key (provider.keyArn): secrets sit in etcd unencrypted by a key you control"
+
+
+@resource_policy(Rule(
+    id="eks-control-plane-logging",
+    title="EKS control-plane audit logs on",
+    description="An EKS cluster must ship the api, audit and authenticator control-plane logs to CloudWatch.",
+    concern="security", severity=Severity.MEDIUM,
+    remediation="Add the missing types to enabledClusterLogTypes (EksClusterArgs.log_types).",
+    checkov=("CKV_AWS_37",),
+    config={"requiredLogTypes": {"type": "array", "items": {"type": "string"},
+                                 "default": ["api", "audit", "authenticator"],
+                                 "description": "Log types that must be enabled (checkov CKV_AWS_37 asks for all five)."}},
+), types={EKS_CLUSTER})
+def eks_logging(s: Subject, cfg: dict) -> Iterable[str]:
+    enabled = {str(t) for t in as_list(get(s.props, "enabledClusterLogTypes"))}
+    missing = [t for t in cfg["requiredLogTypes"] if t not in enabled]
+    if missing:
+        yield f"enabledClusterLogTypes is missing {', '.join(missing)} (enabled: {', '.join(sorted(enabled)) or 'none'})"
+
+
+# --- Nodes: metadata service, disks, SSH --------------------------------------------------------------------------------
+
+@resource_policy(Rule(
+    id="imdsv2-required",
+    title="IMDSv2 required on node launch templates",
+    description="Launch templates and instances must require IMDSv2 session tokens (IMDSv1 off).",
+    concern="security", severity=Severity.HIGH,
+    remediation="Set metadataOptions.httpTokens='required' (GpuNodeGroup's launch template does this).",
+    checkov=("CKV_AWS_79",),
+), types={LAUNCH_TEMPLATE, EC2_INSTANCE})
+def imdsv2_required(s: Subject, cfg: dict) -> Iterable[str]:
+    meta = as_map(get(s.props, "metadataOptions"))
+    if get(meta, "httpEndpoint") == "disabled":
+        return
+    tokens = get(meta, "httpTokens")
+    if tokens != "required":
+        shown = repr(tokens) if tokens is not None else "unset (AWS default: optional)"
+        yield f"metadataOptions.httpTokens is {shown}: IMDSv1 stays enabled, so any SSRF in a pod can read node credentials"
+
+
+@resource_policy(Rule(
+    id="imds-hop-limit",
+    title="IMDS response hop limit at most 2",
+    description="Launch templates must not let instance-metadata responses travel more than 2 network hops.",
+    concern="security", severity=Severity.MEDIUM,
+    remediation="Set metadataOptions.httpPutResponseHopLimit to 1 (pods cannot reach IMDS; use IRSA) or 2.",
+    checkov=("CKV_AWS_341",),
+    config={"maxHopLimit": {"type": "integer", "minimum": 1, "default": 2,
+                            "description": "Largest hop limit allowed (checkov CKV_AWS_341 wants 1)."}},
+), types={LAUNCH_TEMPLATE, EC2_INSTANCE})
+def imds_hop_limit(s: Subject, cfg: dict) -> Iterable[str]:
+    limit = to_int(get(s.props, "metadataOptions.httpPutResponseHopLimit"))
+    if limit is not None and limit > cfg["maxHopLimit"]:
+        yield f"metadataOptions.httpPutResponseHopLimit is {limit} (> {cfg['maxHopLimit']}): containers several hops away can read IMDS"
+
+
+@resource_policy(Rule(
+    id="ebs-encrypted",
+    title="EBS volumes encrypted",
+    description="Every EBS volume a launch template, instance or volume resource defines must be encrypted.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Set ebs.encrypted='true' on each blockDeviceMappings entry (optionally ebs.kmsKeyId), or "
+                "encrypted=true on aws.ebs.Volume.",
+    checkov=("CKV_AWS_3", "CKV_AWS_8"),
+), types={LAUNCH_TEMPLATE, EC2_INSTANCE, "aws:ebs/volume:Volume"})
+def ebs_encrypted(s: Subject, cfg: dict) -> Iterable[str]:
+    if s.type == "aws:ebs/volume:Volume":
+        if not truthy(get(s.props, "encrypted")):
+            yield "encrypted is not true"
+        return
+    if s.type == EC2_INSTANCE:
+        if has(s.props, "rootBlockDevice") and not truthy(get(s.props, "rootBlockDevice.encrypted")):
+            yield "rootBlockDevice.encrypted is not true"
+        for i, dev in enumerate(as_list(get(s.props, "ebsBlockDevices"))):
+            if not truthy(get(dev, "encrypted")):
+                yield f"ebsBlockDevices[{i}] ({get(dev, 'deviceName')}) is not encrypted"
+        return
+    for i, mapping in enumerate(as_list(get(s.props, "blockDeviceMappings"))):
+        ebs = get(mapping, "ebs")
+        if ebs is not None and not truthy(get(ebs, "encrypted")):
+            yield f"blockDeviceMappings[{i}] ({get(mapping, 'deviceName')}) has ebs.encrypted={get(ebs, 'encrypted')!r}"
+
+
+@resource_policy(Rule(
+    id="node-group-ssh-restricted",
+    title="No SSH from 0.0.0.0/0 on node groups",
+    description="An EKS node group with an SSH key must restrict SSH to source security groups.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Remove remoteAccess (use SSM Session Manager), or set remoteAccess.sourceSecurityGroupIds.",
+    checkov=("CKV_AWS_100",),
+), types={NODE_GROUP})
+def node_group_ssh(s: Subject, cfg: dict) -> Iterable[str]:
+    remote = as_map(get(s.props, "remoteAccess"))
+    if has(remote, "ec2SshKey") and not as_list(get(remote, "sourceSecurityGroupIds")):
+        yield ("remoteAccess.ec2SshKey is set without sourceSecurityGroupIds: EKS then opens port 22 on the nodes to "
+               "0.0.0.0/0")
+
+
+def _covers_ssh(proto: Any, from_port: Any, to_port: Any) -> bool:
+    if str(proto) in ("-1", "all"):
+        return True
+    if str(proto).lower() not in ("tcp", "6"):
+        return False
+    lo, hi = to_int(from_port), to_int(to_port)
+    if lo is None or hi is None:
+        return False
+    return lo <= 22 <= hi or (lo == -1 or hi == -1)
+
+
+@resource_policy(Rule(
+    id="security-group-ssh-not-public",
+    title="No security group opens SSH to the internet",
+    description="Security groups and rules must not allow port 22 from 0.0.0.0/0 or ::/0.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Drop the rule (use SSM Session Manager) or limit its source to a bastion security group or VPN CIDR.",
+    checkov=("CKV_AWS_24",),
+), types={"aws:ec2/securityGroup:SecurityGroup", "aws:ec2/securityGroupRule:SecurityGroupRule",
+          "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"})
+def sg_ssh_public(s: Subject, cfg: dict) -> Iterable[str]:
+    p = s.props
+    if s.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+        src = [str(get(p, "cidrIpv4") or ""), str(get(p, "cidrIpv6") or "")]
+        if any(c in OPEN_CIDRS for c in src) and _covers_ssh(get(p, "ipProtocol"), get(p, "fromPort"), get(p, "toPort")):
+            yield "ingress rule allows port 22 from the internet"
+        return
+    rules = [p] if s.type == "aws:ec2/securityGroupRule:SecurityGroupRule" else as_list(get(p, "ingress"))
+    if s.type == "aws:ec2/securityGroupRule:SecurityGroupRule" and get(p, "type") != "ingress":
+        return
+    for i, r in enumerate(rules):
+        src = [str(c) for c in as_list(get(r, "cidrBlocks")) + as_list(get(r, "ipv6CidrBlocks"))]
+        open_src = [c for c in src if c in OPEN_CIDRS]
+        if open_src and _covers_ssh(get(r, "protocol"), get(r, "fromPort"), get(r, "toPort")):
+            where = "" if s.type != "aws:ec2/securityGroup:SecurityGroup" else f"ingress[{i}] "
+            yield f"{where}allows port 22 from {', '.join(open_src)}"
+
+
+# --- ElastiCache ---------------------------------------------------------------------------------------------------------
+
+@resource_policy(Rule(
+    id="elasticache-transit-encryption",
+    title="ElastiCache encrypted in transit",
+    description="ElastiCache replication groups and clusters must require TLS.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Set transitEncryptionEnabled=true and leave transitEncryptionMode unset or 'required'.",
+    checkov=("CKV_AWS_30",),
+), types={REPLICATION_GROUP, CACHE_CLUSTER})
+def cache_transit(s: Subject, cfg: dict) -> Iterable[str]:
+    if not truthy(get(s.props, "transitEncryptionEnabled")):
+        yield "transitEncryptionEnabled is not true: clients talk to the cache in plaintext"
+    elif get(s.props, "transitEncryptionMode") == "preferred":
+        yield "transitEncryptionMode is 'preferred': plaintext connections are still accepted"
+
+
+@resource_policy(Rule(
+    id="elasticache-at-rest-encryption",
+    title="ElastiCache encrypted at rest with a customer-managed key",
+    description="ElastiCache replication groups must encrypt data at rest, with a KMS key you manage.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Set atRestEncryptionEnabled=true and kmsKeyId=<KMS key ARN> (SemanticCache does both).",
+    checkov=("CKV_AWS_29", "CKV_AWS_191"),
+    config={"requireCustomerManagedKey": {"type": "boolean", "default": True,
+                                          "description": "Also require kmsKeyId (CKV_AWS_191)."}},
+), types={REPLICATION_GROUP})
+def cache_at_rest(s: Subject, cfg: dict) -> Iterable[str]:
+    if not truthy(get(s.props, "atRestEncryptionEnabled")):
+        yield "atRestEncryptionEnabled is not true: snapshots and swap hold cached prompts and answers unencrypted"
+    elif cfg["requireCustomerManagedKey"] and not has(s.props, "kmsKeyId"):
+        yield "kmsKeyId is unset: data is encrypted with the AWS-owned key, not one you can audit or revoke"
+
+
+@resource_policy(Rule(
+    id="elasticache-auth-required",
+    title="ElastiCache requires authentication",
+    description="ElastiCache replication groups must require clients to authenticate (RBAC user group or auth token).",
+    concern="security", severity=Severity.HIGH,
+    remediation="Set userGroupIds (RBAC) or authToken from a random.RandomPassword; both need transit encryption.",
+    checkov=("CKV_AWS_31",),
+), types={REPLICATION_GROUP})
+def cache_auth(s: Subject, cfg: dict) -> Iterable[str]:
+    if not has(s.props, "authToken") and not as_list(get(s.props, "userGroupIds")):
+        yield "neither authToken nor userGroupIds is set: anyone who reaches port 6379 can read and write the cache"
+
+
+SECRET_SOURCES_DEFAULT = ["random:index/randomPassword:RandomPassword"]
+
+
+@stack_policy(Rule(
+    id="elasticache-auth-token-not-literal",
+    title="ElastiCache auth token generated, never a literal",
+    description="An ElastiCache auth token must come from a generated secret resource, not a literal in code or config.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Create the token with random.RandomPassword (special characters limited to those ElastiCache "
+                "accepts) and pass its result; store it in Secrets Manager for clients.",
+    config={"allowedSources": {"type": "array", "items": {"type": "string"}, "default": SECRET_SOURCES_DEFAULT,
+                               "description": "Resource types the token may be derived from."}},
+))
+def cache_token_literal(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    allowed = set(cfg["allowedSources"])
+    for r in resources:
+        if r.resource_type != REPLICATION_GROUP or "authToken" not in list(r.props):
+            continue
+        prop_deps = getattr(r, "property_dependencies", None) or {}
+        sources = prop_deps.get("authToken") if "authToken" in prop_deps else getattr(r, "dependencies", [])
+        if not any(getattr(d, "resource_type", None) in allowed for d in sources or []):
+            yield (f"{r.name}: authToken does not come from a generated secret ({', '.join(sorted(allowed))}); "
+                   "a literal token sits in source control or stack config", r.urn)
+
+
+# --- SageMaker and IAM -------------------------------------------------------------------------------------------------
+
+LOCAL_NVME_FAMILIES: frozenset[str] = frozenset("""
+c1 c3 c5ad c5d c6gd c6id c7gd c8gd c8id c9gd d2 d3 d3en f2 g4dn g5 g6 g6e g6f g7 g7e gr6 gr6f h1 hpc6id i2 i3
+i3en i4g i4i i7i i7ie i8g i8ge im4gn is4gen m1 m2 m3 m5ad m5d m5dn m6gd m6id m6idn m7gd m8gd m8id m8idb m8idn
+m9gd mac-m4 mac-m4pro p3dn p4d p4de p5 p5e p5en p6-b200 p6-b300 r3 r5ad r5d r5dn r6gd r6id r6idn r7gd r8gd
+r8id r8idb r8idn r9gd trn1 trn1n trn2 trn2u x1 x1e x2gd x2idn x2iedn x8aedz z1d
+""".split())
+"""Instance families with local NVMe instance storage (EC2 DescribeInstanceTypes ``InstanceStorageSupported``, from
+moto 5.2.5's bundled AWS data, checked 2026-11). SageMaker rejects a KMS key for endpoint volumes on these
+("You can't request a KmsKeyId when using an instance type with local storage", CreateEndpointConfig API reference);
+their local volumes are encrypted by the instance's hardware module instead."""
+
+
+def has_local_storage(instance_type: str) -> bool:
+    it = instance_type.lower()
+    it = it[3:] if it.startswith("ml.") else it
+    return it.split(".", 1)[0] in LOCAL_NVME_FAMILIES
+
+
+@resource_policy(Rule(
+    id="sagemaker-endpoint-kms",
+    title="SageMaker endpoint volumes encrypted with KMS",
+    description="A SageMaker endpoint configuration must set a KMS key for its ML storage volumes, except on "
+                "instance types with local NVMe storage, where SageMaker forbids the key and the hardware encrypts.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Set kmsKeyArn on the endpoint configuration (SageMakerLmiEndpointArgs.kms_key_arn); leave it unset "
+                "only for local-NVMe instance types (ml.g5, ml.g6, ml.p4d, ml.p5, ...).",
+    checkov=("CKV_AWS_98",),
+), types={"aws:sagemaker/endpointConfiguration:EndpointConfiguration"})
+def sagemaker_kms(s: Subject, cfg: dict) -> Iterable[str]:
+    types = [str(get(v, "instanceType")) for v in as_list(get(s.props, "productionVariants")) if get(v, "instanceType")]
+    local = [t for t in types if has_local_storage(t)]
+    ebs_only = [t for t in types if not has_local_storage(t)]
+    if has(s.props, "kmsKeyArn"):
+        if local:
+            yield (f"kmsKeyArn is set but {', '.join(local)} has local NVMe storage: CreateEndpointConfig fails "
+                   "(the local volume is hardware-encrypted; drop the key for this variant)")
+    elif ebs_only or not types:
+        yield (f"kmsKeyArn is unset: the ML storage volume of {', '.join(ebs_only) or 'the endpoint'} (model weights, "
+               "logs) is encrypted only with an AWS-managed key")
+
+
+FORBIDDEN_MANAGED_DEFAULT = ["AmazonSageMakerFullAccess", "AdministratorAccess"]
+ATTACHMENT_TYPES = {
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "policyArn",
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment": "policyArn",
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment": "policyArn",
+    "aws:iam/policyAttachment:PolicyAttachment": "policyArn",
+}
+
+
+@resource_policy(Rule(
+    id="iam-no-broad-managed-policies",
+    title="No AmazonSageMakerFullAccess (or admin) on package roles",
+    description="Roles the package creates must not attach AmazonSageMakerFullAccess or AdministratorAccess.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Attach a customer-managed policy with only the actions the role needs (ECR pull for the image, S3 "
+                "read of the model prefix, CloudWatch Logs, KMS decrypt), scoped to those resources.",
+    checkov=("CKV_AWS_274",),
+    config={"forbiddenPolicies": {"type": "array", "items": {"type": "string"}, "default": FORBIDDEN_MANAGED_DEFAULT,
+                                  "description": "AWS managed policy names that may not be attached."}},
+), types={*ATTACHMENT_TYPES, IAM_ROLE})
+def iam_broad_managed(s: Subject, cfg: dict) -> Iterable[str]:
+    arns = ([get(s.props, ATTACHMENT_TYPES[s.type])] if s.type in ATTACHMENT_TYPES
+            else as_list(get(s.props, "managedPolicyArns")))
+    for arn in arns:
+        if not isinstance(arn, str):
+            continue
+        name = arn.rsplit("/", 1)[-1]
+        if name in cfg["forbiddenPolicies"]:
+            yield f"attaches the AWS managed policy {name} ({arn}): far broader than the role needs"
+
+
+def _policy_docs(s: Subject) -> list[tuple[str, Mapping[str, Any]]]:
+    docs = []
+    if s.type in IAM_DOC_TYPES:
+        doc = json_doc(get(s.props, IAM_DOC_TYPES[s.type]))
+        if doc is not None:
+            docs.append(("policy", doc))
+    elif s.type == IAM_ROLE:
+        for i, p in enumerate(as_list(get(s.props, "inlinePolicies"))):
+            doc = json_doc(get(p, "policy"))
+            if doc is not None:
+                docs.append((f"inlinePolicies[{i}]", doc))
+    return docs
+
+
+def _statements(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [st for st in as_list(get(doc, "Statement")) if isinstance(st, Mapping)]
+
+
+def _sid(st: Mapping[str, Any], i: int) -> str:
+    sid = get(st, "Sid")
+    return f"Statement[{i}]" + (f" ({sid})" if sid else "")
+
+
+@resource_policy(Rule(
+    id="iam-no-wildcard-actions",
+    title="No '*' actions in package IAM policies",
+    description="IAM policies the package creates must not allow '*' or '<service>:*' actions (or NotAction).",
+    concern="security", severity=Severity.HIGH,
+    remediation="List the exact actions the workload calls (for example bedrock:InvokeModel and "
+                "bedrock:InvokeModelWithResponseStream instead of bedrock:*).",
+    checkov=("CKV_AWS_63", "CKV_AWS_62"),
+), types={*IAM_DOC_TYPES, IAM_ROLE})
+def iam_wildcard_actions(s: Subject, cfg: dict) -> Iterable[str]:
+    for where, doc in _policy_docs(s):
+        for i, st in enumerate(_statements(doc)):
+            if get(st, "Effect") != "Allow":
+                continue
+            if has(st, "NotAction"):
+                yield f"{where} {_sid(st, i)} allows NotAction: every action except a few"
+            wild = [a for a in as_list(get(st, "Action")) if isinstance(a, str) and (a == "*" or a.endswith(":*"))]
+            if wild:
+                yield f"{where} {_sid(st, i)} allows {', '.join(wild)}"
+
+
+UNSCOPED_OK_DEFAULT = [
+    "ecr:GetAuthorizationToken", "sts:GetCallerIdentity", "cloudwatch:PutMetricData", "cloudwatch:GetMetricData",
+    "ec2:GetInstanceTypesFromInstanceRequirements", "acm:ListCertificates", "iam:ListServerCertificates",
+]
+SCOPING_CONDITION = re.compile(r"^(aws|[a-z0-9-]+):(ResourceTag|RequestTag)/", re.IGNORECASE)
+
+
+def _unscoped_action_ok(action: str, allowed: set[str]) -> bool:
+    """Actions AWS cannot scope to a resource ARN: Describe*/List* reads, plus an allow-list."""
+    if action in allowed:
+        return True
+    verb = action.split(":", 1)[-1]
+    return verb.startswith(("Describe", "List"))
+
+
+def _scoped_by_condition(st: Mapping[str, Any]) -> bool:
+    cond = as_map(get(st, "Condition"))
+    for op in list(cond):
+        for key in list(as_map(cond[op])):
+            if SCOPING_CONDITION.match(str(key)):
+                return True
+    return False
+
+
+@resource_policy(Rule(
+    id="iam-no-wildcard-resources",
+    title="No '*' resources for restrictable actions",
+    description="IAM policies the package creates must not grant restrictable actions on Resource '*' unless a "
+                "resource-tag or request-tag condition scopes them.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Name the resource ARNs (cluster, ASG, bucket prefix, log group, key), or add an "
+                "aws:ResourceTag/<key> / aws:RequestTag/<key> condition. Describe*/List* reads and the listed "
+                "account-level calls may stay on '*'.",
+    checkov=("CKV_AWS_355",),
+    config={"unscopedActions": {"type": "array", "items": {"type": "string"}, "default": UNSCOPED_OK_DEFAULT,
+                                "description": "Actions without resource-level permissions allowed on '*'."}},
+), types={*IAM_DOC_TYPES, IAM_ROLE})
+def iam_wildcard_resources(s: Subject, cfg: dict) -> Iterable[str]:
+    allowed = set(cfg["unscopedActions"])
+    for where, doc in _policy_docs(s):
+        for i, st in enumerate(_statements(doc)):
+            if get(st, "Effect") != "Allow":
+                continue
+            resources = [str(r) for r in as_list(get(st, "Resource"))]
+            if has(st, "NotResource"):
+                yield f"{where} {_sid(st, i)} uses NotResource: every resource except a few"
+                continue
+            if "*" not in resources or _scoped_by_condition(st):
+                continue
+            actions = [str(a) for a in as_list(get(st, "Action"))]
+            bad = [a for a in actions if not _unscoped_action_ok(a, allowed)]
+            if bad:
+                yield f"{where} {_sid(st, i)} grants {', '.join(bad)} on Resource '*' without a tag condition"
+
+
+@resource_policy(Rule(
+    id="kms-key-rotation",
+    title="KMS keys rotate",
+    description="Symmetric customer-managed KMS keys must have automatic rotation on.",
+    concern="security", severity=Severity.MEDIUM,
+    remediation="Set enableKeyRotation=true on aws.kms.Key.",
+    checkov=("CKV_AWS_7",),
+), types={"aws:kms/key:Key"})
+def kms_rotation(s: Subject, cfg: dict) -> Iterable[str]:
+    spec = get(s.props, "customerMasterKeySpec") or get(s.props, "keySpec") or "SYMMETRIC_DEFAULT"
+    if spec == "SYMMETRIC_DEFAULT" and not truthy(get(s.props, "enableKeyRotation")):
+        yield "enableKeyRotation is not true"
+
+
+# --- ALB -----------------------------------------------------------------------------------------------------------------
+
+TLS12_POLICY = re.compile(r"^ELBSecurityPolicy-(TLS13-1-[23]|TLS-1-2|FS-1-2)(-|$)")
+"""ELB security policies that accept TLS 1.2 and newer only (ALB "Security policies" page, 2026-11). The API default
+when sslPolicy is unset is ELBSecurityPolicy-2016-08, which accepts TLS 1.0."""
+ALB_ANNOTATION = "alb.ingress.kubernetes.io/"
+
+
+def _ingress_annotations(props: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """Annotations of an Ingress served by the AWS Load Balancer Controller, else None."""
+    ann = as_map(get(props, "metadata.annotations"))
+    cls = get(props, "spec.ingressClassName") or (ann["kubernetes.io/ingress.class"]
+                                                    if "kubernetes.io/ingress.class" in list(ann) else None)
+    if cls == "alb" or any(str(k).startswith(ALB_ANNOTATION) for k in list(ann)):
+        return ann
+    return None
+
+
+def _ann(ann: Mapping[str, Any], key: str) -> str | None:
+    full = ALB_ANNOTATION + key
+    return str(ann[full]) if full in list(ann) else None
+
+
+def _listen_protocols(ann: Mapping[str, Any]) -> set[str]:
+    import json as _json
+    raw = _ann(ann, "listen-ports")
+    if raw is None:
+        return {"HTTP"}  # controller default: HTTP 80 only
+    try:
+        return {str(k).upper() for entry in _json.loads(raw) for k in entry}
+    except (ValueError, TypeError, AttributeError):
+        return set()
+
+
+@resource_policy(Rule(
+    id="alb-http-redirects-to-https",
+    title="ALB HTTP listeners only redirect to HTTPS",
+    description="An HTTP listener must have exactly one default action: a redirect to HTTPS.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Make the port-80 listener's only default action {type: 'redirect', redirect: {protocol: 'HTTPS', "
+                "port: '443', statusCode: 'HTTP_301'}}; on an Ingress set alb.ingress.kubernetes.io/ssl-redirect.",
+    checkov=("CKV_AWS_2", "CKV2_AWS_20"),
+), types={*LISTENER_TYPES, INGRESS})
+def alb_http_redirect(s: Subject, cfg: dict) -> Iterable[str]:
+    if s.type == INGRESS:
+        ann = _ingress_annotations(s.props)
+        if ann is not None and "HTTP" in _listen_protocols(ann) and _ann(ann, "ssl-redirect") is None:
+            yield "the Ingress listens on HTTP without alb.ingress.kubernetes.io/ssl-redirect: requests are served in plaintext"
+        return
+    if get(s.props, "protocol") != "HTTP":
+        return
+    actions = as_list(get(s.props, "defaultActions"))
+    ok = (len(actions) == 1 and get(actions[0], "type") == "redirect"
+          and get(actions[0], "redirect.protocol") == "HTTPS")
+    if not ok:
+        kinds = ", ".join(str(get(a, "type")) for a in actions) or "none"
+        yield f"HTTP listener's default actions are [{kinds}], not a single redirect to HTTPS"
+
+
+@resource_policy(Rule(
+    id="alb-tls-1-2-minimum",
+    title="ALB TLS policy allows TLS 1.2+ only",
+    description="HTTPS/TLS listeners must use an ELB security policy that rejects TLS 1.0 and 1.1.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Set sslPolicy='ELBSecurityPolicy-TLS13-1-2-2021-06' (or a TLS13-1-2/TLS13-1-3 PQ/FIPS variant); "
+                "unset means ELBSecurityPolicy-2016-08 (TLS 1.0).",
+    checkov=("CKV_AWS_103",),
+), types={*LISTENER_TYPES, INGRESS})
+def alb_tls(s: Subject, cfg: dict) -> Iterable[str]:
+    if s.type == INGRESS:
+        ann = _ingress_annotations(s.props)
+        if ann is None or "HTTPS" not in _listen_protocols(ann):
+            return
+        policy = _ann(ann, "ssl-policy")
+        if policy is None or not TLS12_POLICY.match(policy):
+            yield f"alb.ingress.kubernetes.io/ssl-policy is {policy!r}: TLS 1.0/1.1 would be accepted"
+        return
+    if get(s.props, "protocol") not in ("HTTPS", "TLS"):
+        return
+    policy = get(s.props, "sslPolicy")
+    if not isinstance(policy, str) or not TLS12_POLICY.match(policy):
+        shown = repr(policy) if policy else "unset (API default ELBSecurityPolicy-2016-08)"
+        yield f"sslPolicy is {shown}: TLS 1.0/1.1 would be accepted"
+
+
+@resource_policy(Rule(
+    id="alb-drop-invalid-headers",
+    title="ALB drops invalid HTTP headers",
+    description="Application load balancers must drop header fields with invalid names (request smuggling defence).",
+    concern="security", severity=Severity.MEDIUM,
+    remediation="Set dropInvalidHeaderFields=true (Ingress: load-balancer-attributes "
+                "routing.http.drop_invalid_header_fields.enabled=true).",
+    checkov=("CKV_AWS_131",),
+), types={*LB_TYPES, INGRESS})
+def alb_drop_headers(s: Subject, cfg: dict) -> Iterable[str]:
+    if s.type == INGRESS:
+        ann = _ingress_annotations(s.props)
+        if ann is not None and "routing.http.drop_invalid_header_fields.enabled=true" not in (
+                _ann(ann, "load-balancer-attributes") or "").replace(" ", ""):
+            yield "the Ingress's load balancer keeps invalid header fields (routing.http.drop_invalid_header_fields.enabled not true)"
+        return
+    if (get(s.props, "loadBalancerType") or "application") != "application":
+        return
+    if not truthy(get(s.props, "dropInvalidHeaderFields")):
+        yield "dropInvalidHeaderFields is not true"
+
+
+WAF_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
+
+
+@stack_policy(Rule(
+    id="alb-waf-on-public",
+    title="Public ALB protected by WAF (growth, scale)",
+    description="In the growth and scale tiers an internet-facing ALB must have a WAFv2 web ACL associated.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Create an aws.wafv2.WebAcl (AWS managed common rules plus a rate-based rule) and an "
+                "aws.wafv2.WebAclAssociation with resourceArn=<alb arn> (Ingress: alb.ingress.kubernetes.io/wafv2-acl-arn).",
+    checkov=("CKV2_AWS_28",),
+    tiers=("growth", "scale"),
+))
+def alb_waf(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    assocs = [r for r in resources if r.resource_type == WAF_ASSOCIATION]
+    for r in resources:
+        if r.resource_type in LB_TYPES:
+            if (get(r.props, "loadBalancerType") or "application") != "application" or truthy(get(r.props, "internal")):
+                continue
+            arn = get(r.props, "arn")
+            covered = any(r in (getattr(a, "dependencies", None) or []) or (arn and get(a.props, "resourceArn") == arn)
+                          for a in assocs)
+            if not covered:
+                yield f"{r.name}: internet-facing ALB has no WAFv2 web ACL association", r.urn
+        elif r.resource_type == INGRESS:
+            ann = _ingress_annotations(r.props)
+            if ann is None or _ann(ann, "scheme") != "internet-facing":
+                continue
+            if not _ann(ann, "wafv2-acl-arn"):
+                yield f"{r.name}: internet-facing Ingress has no alb.ingress.kubernetes.io/wafv2-acl-arn", r.urn
+
+
+# --- ECR, S3 ---------------------------------------------------------------------------------------------------------
+
+@resource_policy(Rule(
+    id="ecr-immutable-tags",
+    title="ECR tags immutable",
+    description="ECR repositories must make image tags immutable, so a deployed tag always means the same image.",
+    concern="security", severity=Severity.MEDIUM,
+    remediation="Set imageTagMutability='IMMUTABLE' (VllmImage does).",
+    checkov=("CKV_AWS_51",),
+), types={"aws:ecr/repository:Repository"})
+def ecr_immutable(s: Subject, cfg: dict) -> Iterable[str]:
+    value = get(s.props, "imageTagMutability") or "MUTABLE"
+    if not str(value).startswith("IMMUTABLE"):
+        yield f"imageTagMutability is {value!r}: a pushed tag can be overwritten under running workloads"
+
+
+ECR_REPO = "aws:ecr/repository:Repository"
+ECR_REGISTRY_SCANNING = "aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration"
+
+
+def _registry_scans_everything(resources: Sequence[Any]) -> bool:
+    for r in resources:
+        if r.resource_type != ECR_REGISTRY_SCANNING:
+            continue
+        for rule in as_list(get(r.props, "rules")):
+            if get(rule, "scanFrequency") not in ("SCAN_ON_PUSH", "CONTINUOUS_SCAN"):
+                continue
+            if any(get(f, "filter") == "*" for f in as_list(get(rule, "repositoryFilters"))):
+                return True
+    return False
+
+
+@stack_policy(Rule(
+    id="ecr-scan-on-push",
+    title="ECR images scanned on push",
+    description="ECR repositories must scan images on push (repository setting or a registry-wide scanning rule).",
+    concern="security", severity=Severity.MEDIUM,
+    remediation="Set imageScanningConfiguration.scanOnPush=true, or add an aws.ecr.RegistryScanningConfiguration "
+                "rule with scanFrequency SCAN_ON_PUSH or CONTINUOUS_SCAN for filter '*'.",
+    checkov=("CKV_AWS_163",),
+))
+def ecr_scan(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    if _registry_scans_everything(resources):
+        return
+    for r in resources:
+        if r.resource_type == ECR_REPO and not truthy(get(r.props, "imageScanningConfiguration.scanOnPush")):
+            yield f"{r.name}: imageScanningConfiguration.scanOnPush is not true and no registry scanning rule covers it", r.urn
+
+
+BUCKET_TYPES = frozenset({"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"})
+PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+PAB_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+
+
+@stack_policy(Rule(
+    id="s3-public-access-block",
+    title="S3 buckets block public access",
+    description="Every S3 bucket (ALB access logs, model artefacts) must have a public-access block with all four "
+                "settings on.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Add aws.s3.BucketPublicAccessBlock(bucket=<bucket id>, blockPublicAcls=True, blockPublicPolicy=True, "
+                "ignorePublicAcls=True, restrictPublicBuckets=True).",
+    checkov=("CKV2_AWS_6",),
+))
+def s3_pab(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    blocks = [r for r in resources if r.resource_type == PAB]
+    for b in resources:
+        if b.resource_type not in BUCKET_TYPES:
+            continue
+        ids = {v for v in (get(b.props, "id"), get(b.props, "bucket")) if v}
+        mine = [p for p in blocks if b in (getattr(p, "dependencies", None) or []) or get(p.props, "bucket") in ids]
+        if not mine:
+            yield f"{b.name}: no BucketPublicAccessBlock for this bucket", b.urn
+            continue
+        off = [f for f in PAB_FLAGS if not any(truthy(get(p.props, f)) for p in mine)]
+        if off:
+            yield f"{b.name}: public access block leaves {', '.join(off)} off", b.urn
+
+
+# --- Kubernetes workloads ----------------------------------------------------------------------------------------------
+
+@resource_policy(Rule(
+    id="k8s-no-privileged-containers",
+    title="No privileged containers",
+    description="Workload containers must not run privileged or allow privilege escalation explicitly.",
+    concern="security", severity=Severity.HIGH,
+    remediation="Remove securityContext.privileged / allowPrivilegeEscalation=true; GPUs and Neuron devices are "
+                "handed to pods by the device plugins, which needs no privileges in the workload.",
+    checkov=("CKV_K8S_16", "CKV_K8S_20"),
+    config={"exemptNamespaces": {"type": "array", "items": {"type": "string"}, "default": ["kube-system"],
+                                 "description": "Namespaces whose node agents may run privileged."}},
+), types=WORKLOAD_TYPES)
+def k8s_privileged(s: Subject, cfg: dict) -> Iterable[str]:
+    pod = pod_template(s.type, s.props)
+    if pod is None or namespace_of(s.props) in cfg["exemptNamespaces"]:
+        return
+    for c in containers(pod[1]):
+        if truthy(get(c, "securityContext.privileged")):
+            yield f"container {container_name(c)} runs privileged"
+        elif truthy(get(c, "securityContext.allowPrivilegeEscalation")):
+            yield f"container {container_name(c)} sets allowPrivilegeEscalation=true"
+
+
+@resource_policy(Rule(
+    id="k8s-run-as-non-root",
+    title="Containers run as non-root",
+    description="Workload containers must run as a non-root user (runAsNonRoot or a non-zero runAsUser at pod or "
+                "container level), unless their namespace or image is listed as needing root.",
+    concern="security", severity=Severity.MEDIUM,
+    remediation="Set securityContext.runAsNonRoot=true and runAsUser to the image's user (the vLLM images run as "
+                "UID 2000); list a namespace or image in this policy's config only when root is unavoidable.",
+    checkov=("CKV_K8S_23",),
+    config={"exemptNamespaces": {"type": "array", "items": {"type": "string"}, "default": ["kube-system"],
+                                 "description": "Namespaces whose workloads may run as root."},
+            "exemptImages": {"type": "array", "items": {"type": "string"}, "default": [],
+                             "description": "Image repository prefixes that must run as root."}},
+), types=WORKLOAD_TYPES)
+def k8s_non_root(s: Subject, cfg: dict) -> Iterable[str]:
+    pod = pod_template(s.type, s.props)
+    if pod is None or namespace_of(s.props) in cfg["exemptNamespaces"]:
+        return
+    pod_sc = as_map(get(pod[1], "securityContext"))
+    for c in containers(pod[1]):
+        image = str(get(c, "image") or "")
+        if any(image.startswith(p) for p in cfg["exemptImages"]):
+            continue
+        sc = as_map(get(c, "securityContext"))
+        user = to_int(get(sc, "runAsUser") if has(sc, "runAsUser") else get(pod_sc, "runAsUser"))
+        non_root = get(sc, "runAsNonRoot") if has(sc, "runAsNonRoot") else get(pod_sc, "runAsNonRoot")
+        if user == 0:
+            yield f"container {container_name(c)} sets runAsUser=0 (root)"
+        elif not truthy(non_root) and (user is None or user <= 0):
+            yield f"container {container_name(c)} may run as root: neither runAsNonRoot=true nor a non-zero runAsUser"
+
+
+@resource_policy(Rule(
+    id="k8s-image-tag-pinned",
+    title="Container images pinned (no latest)",
+    description="Workload images must name a fixed tag or digest, never 'latest' or no tag.",
+    concern="security", severity=Severity.MEDIUM,
+    remediation="Use the versions pinned in components/versions.py (or an @sha256 digest).",
+    checkov=("CKV_K8S_14",),
+), types=WORKLOAD_TYPES)
+def k8s_image_pinned(s: Subject, cfg: dict) -> Iterable[str]:
+    pod = pod_template(s.type, s.props)
+    if pod is None:
+        return
+    for c in containers(pod[1]):
+        image = get(c, "image")
+        if not isinstance(image, str) or not image:
+            yield f"container {container_name(c)} has no image"
+            continue
+        _, tag, digest = split_image(image)
+        if digest:
+            continue
+        if tag is None or tag == "latest":
+            yield f"container {container_name(c)} uses {image!r}: a floating tag changes under you"
+
+
+@resource_policy(Rule(
+    id="helm-chart-version-pinned",
+    title="Helm charts pinned to a version",
+    description="Helm releases must pin an exact chart version.",
+    concern="security", severity=Severity.MEDIUM,
+    remediation="Set version to the chart version pinned in components/versions.py.",
+), types={"kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"})
+def helm_pinned(s: Subject, cfg: dict) -> Iterable[str]:
+    version = get(s.props, "version")
+    if not isinstance(version, str) or not version.strip():
+        yield f"chart {get(s.props, 'chart')!r} has no version: every install may pull a different chart"
+    elif any(ch in version for ch in "^~*><| ") or version in ("latest", "x"):
+        yield f"chart {get(s.props, 'chart')!r} version {version!r} is a range, not an exact version"

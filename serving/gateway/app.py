@@ -1,0 +1,719 @@
+"""The ASGI application: OpenAI-compatible endpoints in front of the routes.
+
+Request path for ``POST /v1/chat/completions`` and ``/v1/completions``:
+authenticate (tenant) -> validate and cap ``max_tokens`` -> count prompt tokens (400 when too long) -> reserve
+``prompt + n x max_tokens`` in the tenant's budget (429 / 503) -> exact cache, then semantic cache -> route
+(balancing, retries, fallbacks, circuit breakers, cascade) -> respond (JSON or SSE) -> settle the reservation to the
+reported usage -> write the caches (streams only once complete).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import anyio
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route as HttpRoute
+
+from serving.gateway.auth import Tenant, load_keys
+from serving.gateway.cache import CacheUnavailable, ExactCache, SemanticCache, detect_index, digest
+from serving.gateway.config import GatewayConfig
+from serving.gateway.limiter import Limiter, LimiterUnavailable, Reservation
+from serving.gateway.metrics import Metrics
+from serving.gateway.routing import NoUpstream, RetryBudget, Route, Router, compile_refusals, escalation_reason
+from serving.gateway.tokens import PromptError, TokenCounter
+from serving.gateway.upstreams import DONE, UpstreamClient, UpstreamError, build_upstream
+
+log = logging.getLogger("genai_scale.gateway")
+
+JSON = "application/json"
+_SAMPLING = ("temperature", "top_p", "top_k", "min_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty",
+             "repetition_penalty", "logit_bias", "logprobs", "top_logprobs", "response_format", "tools",
+             "tool_choice", "parallel_tool_calls", "echo", "suffix", "best_of", "user")
+_WS = re.compile(r"\s+")
+
+
+def error(status: int, message: str, type_: str, *, code: str | None = None, param: str | None = None,
+          headers: dict[str, str] | None = None) -> Response:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.param, self.code = param, code
+
+
+def _norm_text(s: str) -> str:
+    return _WS.sub(" ", s).strip()
+
+
+def _normalized_messages(messages: list[dict[str, Any]]) -> list[Any]:
+    out = []
+    for m in messages:
+        c = m.get("content")
+        if isinstance(c, list):
+            c = "".join(p.get("text", "") for p in c if isinstance(p, dict))
+        out.append([m.get("role"), _norm_text(c) if isinstance(c, str) else c, m.get("name"), m.get("tool_calls"),
+                    m.get("tool_call_id")])
+    return out
+
+
+def query_text(kind: str, body: dict[str, Any]) -> tuple[str, Any]:
+    """(text the semantic cache embeds, the context it must match exactly)."""
+    if kind == "completion":
+        p = body.get("prompt")
+        return (p if isinstance(p, str) else ""), None
+    msgs = body.get("messages") or []
+    last = msgs[-1] if msgs else {}
+    if last.get("role") != "user":
+        return "", None
+    c = last.get("content")
+    if isinstance(c, list):
+        c = "".join(p.get("text", "") for p in c if isinstance(p, dict))
+    return (c if isinstance(c, str) else ""), _normalized_messages(msgs[:-1])
+
+
+class Gateway:
+    """Everything one replica holds: config, clients, routes, caches, limiter and metrics."""
+
+    def __init__(self, cfg: GatewayConfig, *, config_dir: str | Path = ".", redis_client=None,
+                 upstreams: dict[str, UpstreamClient] | None = None, embedder=None):
+        self.cfg = cfg
+        self.metrics = Metrics()
+        self.keys = load_keys(cfg, config_dir)
+        self.redis = redis_client if redis_client is not None else make_redis(cfg, config_dir)
+        self.limiter = Limiter(self.redis, timeout_s=cfg.limiter.timeout_ms / 1000)
+        self.exact = ExactCache(self.redis, timeout_s=cfg.semantic_cache.timeout_ms / 1000)
+        self.upstreams = upstreams or {n: build_upstream(n, u) for n, u in cfg.upstreams.items()}
+        self.router = Router(self.metrics)
+        self.routes: dict[str, Route] = {}
+        for name, r in cfg.routes.items():
+            counter = TokenCounter(Path(config_dir) / r.tokenizer.file if r.tokenizer else None,
+                                   message_overhead_tokens=r.tokenizer.message_overhead_tokens if r.tokenizer else 8)
+            self.routes[name] = Route(name, r, [(self.upstreams[t.upstream], t.weight) for t in r.targets],
+                                      [self.upstreams[f] for f in r.fallbacks], counter,
+                                      RetryBudget(r.retry_budget.ratio, r.retry_budget.min_per_second))
+        for name, route in self.routes.items():
+            if route.cfg.cascade:
+                route.stages = [self.routes[s] for s in route.cfg.cascade.stages]
+                route.refusal_res = compile_refusals(route.cfg.cascade.escalate_when)
+        self._embedder = embedder
+        self.semantic: SemanticCache | None = None
+        self.draining = False
+        self.started = time.time()
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        if any(r.cache.semantic.enabled for r in self.cfg.routes.values()):
+            emb = self._embedder or make_embedder(self.cfg)
+            index = None
+            try:
+                index = await detect_index(self.redis, self.cfg.semantic_cache, emb.dim)
+            except Exception:  # pragma: no cover - detect_index itself falls back
+                pass
+            self.semantic = SemanticCache(index, emb, candidates=self.cfg.semantic_cache.candidates)
+            try:
+                await self.semantic.ensure_started()
+            except Exception as exc:  # fail open: retried on the next lookup
+                self.metrics.cache_errors.labels("semantic", "start").inc()
+                log.warning(orjson.dumps({"msg": "semantic index not ready", "error": str(exc)}).decode())
+
+    async def shutdown(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        for u in self.upstreams.values():
+            await u.aclose()
+        try:
+            await self.redis.aclose()
+        except Exception:
+            pass
+
+    def _background(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- endpoints ---------------------------------------------------------------------------------------------
+    async def healthz(self, request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type=JSON)
+
+    async def readyz(self, request: Request) -> Response:
+        if self.draining:
+            return Response(b'{"status":"draining"}', status_code=503, media_type=JSON)
+        return Response(b'{"status":"ready"}', media_type=JSON)
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def models(self, request: Request) -> Response:
+        if self.keys.authenticate(request.headers.get("authorization")) is None:
+            return error(401, "Invalid or missing API key.", "authentication_error", code="invalid_api_key")
+        data = [{"id": n, "object": "model", "created": int(self.started), "owned_by": "genai-scale"}
+                for n in self.routes]
+        return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
+
+    async def chat(self, request: Request) -> Response:
+        return await self._handle(request, "chat")
+
+    async def completions(self, request: Request) -> Response:
+        return await self._handle(request, "completion")
+
+    # --- the request path --------------------------------------------------------------------------------------
+    def _caps(self, route: Route, tenant: Tenant) -> tuple[int, int]:
+        routes = [route] + (route.stages or [])
+        max_tokens = min(r.cfg.max_tokens for r in routes)
+        max_prompt = min(r.cfg.max_prompt_tokens for r in routes)
+        if tenant.limits.max_tokens:
+            max_tokens = min(max_tokens, tenant.limits.max_tokens)
+        if tenant.limits.max_prompt_tokens:
+            max_prompt = min(max_prompt, tenant.limits.max_prompt_tokens)
+        return max_tokens, max_prompt
+
+    def _validate(self, kind: str, body: dict[str, Any], route: Route, tenant: Tenant) -> tuple[int, int, int, int]:
+        """Returns (max_tokens, n, prompt tokens of the largest stage, tokens to reserve). Raises BadRequest."""
+        if kind == "chat":
+            msgs = body.get("messages")
+            if not isinstance(msgs, list) or not msgs:
+                raise BadRequest("'messages' must be a non-empty list.", "messages")
+        elif "prompt" not in body:
+            raise BadRequest("'prompt' is required.", "prompt")
+        n = body.get("n", 1)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 16:
+            raise BadRequest("'n' must be an integer from 1 to 16.", "n")
+        cap, prompt_cap = self._caps(route, tenant)
+        param = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+        asked = body.get(param)
+        if asked is None:
+            max_tokens = cap
+        elif not isinstance(asked, int) or isinstance(asked, bool) or asked < 1:
+            raise BadRequest(f"'{param}' must be a positive integer.", param)
+        elif asked > cap:
+            raise BadRequest(f"'{param}' is {asked}, above the limit of {cap} for model '{route.name}' and this "
+                             f"API key.", param, "max_tokens_exceeded")
+        else:
+            max_tokens = asked
+        counters = [s.counter for s in route.stages] if route.stages else [route.counter]
+        try:
+            if kind == "chat":
+                counts = [c.count_chat(body["messages"], body.get("tools")) for c in counters]
+            else:
+                counts = [c.count_prompt(body["prompt"]) for c in counters]
+        except PromptError as exc:
+            raise BadRequest(str(exc), "messages" if kind == "chat" else "prompt") from None
+        prompt = max(counts)
+        if prompt > prompt_cap:
+            exact = all(c.exact for c in counters)
+            how = "tokens" if exact else "tokens (counted as UTF-8 bytes: no tokenizer is configured for this model)"
+            raise BadRequest(f"The prompt has {prompt} {how}, above the limit of {prompt_cap} for model "
+                             f"'{route.name}' and this API key.", "messages" if kind == "chat" else "prompt",
+                             "context_length_exceeded")
+        reserve = sum(c + n * max_tokens for c in counts)
+        return max_tokens, n, prompt, reserve
+
+    async def _handle(self, request: Request, kind: str) -> Response:
+        t0 = time.perf_counter()
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        tenant = self.keys.authenticate(request.headers.get("authorization"))
+        if tenant is None:
+            return error(401, "Invalid or missing API key.", "authentication_error", code="invalid_api_key")
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return self._reject(400, "The request body is not valid JSON.", "invalid_request_error", None, tenant)
+        if not isinstance(body, dict):
+            return self._reject(400, "The request body must be a JSON object.", "invalid_request_error", None, tenant)
+        route = self.routes.get(body.get("model"))  # type: ignore[arg-type]
+        if route is None:
+            return self._reject(404, f"The model '{body.get('model')}' does not exist. See GET /v1/models.",
+                                "invalid_request_error", None, tenant, code="model_not_found", param="model")
+        try:
+            max_tokens, n, prompt_est, reserve = self._validate(kind, body, route, tenant)
+        except BadRequest as exc:
+            return self._reject(400, str(exc), "invalid_request_error", route, tenant, code=exc.code,
+                                param=exc.param)
+        tpm = tenant.limits.tokens_per_minute
+        if self.cfg.limiter.enabled and tpm and reserve > tpm:
+            return self._reject(400, f"This request can use up to {reserve} tokens (prompt plus n x max_tokens), "
+                                     f"more than this API key's budget of {tpm} tokens per minute; lower "
+                                     f"max_tokens.", "invalid_request_error", route, tenant,
+                                code="exceeds_token_budget", param="max_tokens")
+        reservation: Reservation | None = None
+        if self.cfg.limiter.enabled:
+            try:
+                decision = await self.limiter.reserve(tenant.name, tenant.limits, reserve)
+            except LimiterUnavailable:
+                self.metrics.limiter_errors.labels(self.cfg.limiter.fail_mode).inc()
+                if self.cfg.limiter.fail_mode == "closed":
+                    return self._reject(503, "Rate limiting is temporarily unavailable; retry shortly.",
+                                        "api_error", route, tenant, code="limiter_unavailable",
+                                        headers={"retry-after": "1"})
+                decision = None
+            if decision is not None:
+                if not decision.allowed:
+                    self.metrics.limiter_rejections.labels(tenant.name, decision.limit).inc()
+                    what = "requests" if decision.limit == "rpm" else "tokens"
+                    return self._reject(429, f"Rate limit reached for {what} per minute on this API key; retry "
+                                             f"after {decision.retry_after_s} s.", "rate_limit_error", route,
+                                        tenant, code="rate_limit_exceeded",
+                                        headers={"retry-after": str(decision.retry_after_s)})
+                reservation = decision.reservation
+        ctx = _Ctx(rid, t0, kind, route, tenant, body, max_tokens, n, prompt_est, reservation)
+        try:
+            return await self._serve(request, ctx)
+        except Exception as exc:
+            await self._settle(ctx, None)
+            log.error(orjson.dumps({"msg": "internal error", "request_id": rid, "error": repr(exc)}).decode())
+            self._finish(ctx, 500)
+            return error(500, "Internal gateway error.", "api_error", code="internal_error")
+
+    def _reject(self, status: int, message: str, type_: str, route: Route | None, tenant: Tenant | None, *,
+                code: str | None = None, param: str | None = None, headers: dict[str, str] | None = None) -> Response:
+        self.metrics.requests.labels(route.name if route else "", tenant.name if tenant else "", str(status)).inc()
+        return error(status, message, type_, code=code, param=param, headers=headers)
+
+    def _upstream_body(self, ctx: "_Ctx") -> dict[str, Any]:
+        b = dict(ctx.body)
+        b.pop("max_completion_tokens", None)
+        b["max_tokens"] = ctx.max_tokens
+        if b.get("stream"):
+            b["stream_options"] = {"include_usage": True}
+        return b
+
+    def _cacheable(self, request: Request, ctx: "_Ctx") -> bool:
+        c = ctx.route.cfg.cache
+        if not (c.exact.enabled or c.semantic.enabled) or ctx.n != 1:
+            return False
+        hint = request.headers.get("x-gateway-cache", "").lower()
+        if hint == "off":
+            return False
+        temp = ctx.body.get("temperature")
+        return temp == 0 or c.allow_nondeterministic or hint == "on"
+
+    async def _serve(self, request: Request, ctx: "_Ctx") -> Response:
+        route = ctx.route
+        if self._cacheable(request, ctx):
+            hit = await self._lookup(ctx)
+            if hit is not None:
+                return self._replay(ctx, hit)
+        else:
+            ctx.cache_status = "bypass"
+        ub = self._upstream_body(ctx)
+        try:
+            if route.stages:
+                return await self._cascade(request, ctx, ub)
+            if ctx.stream:
+                events, up = await self.router.stream(route, ctx.kind, ub)
+                ctx.upstream = up
+                return self._stream_response(ctx, events)
+            resp, up = await self.router.complete(route, ctx.kind, ub)
+            ctx.upstream = up
+            return await self._json_response(ctx, resp)
+        except (UpstreamError, NoUpstream) as exc:
+            return await self._upstream_failed(ctx, exc)
+
+    async def _upstream_failed(self, ctx: "_Ctx", exc: Exception) -> Response:
+        await self._settle(ctx, 0)
+        if isinstance(exc, NoUpstream):
+            resp = error(503, str(exc), "api_error", code="no_upstream_available", headers={"retry-after": "1"})
+        elif not exc.retryable and exc.body:
+            resp = Response(exc.body, status_code=exc.status, media_type=JSON)
+        elif exc.status == 429:
+            resp = error(429, "The model is overloaded; retry shortly.", "rate_limit_error",
+                         code="upstream_rate_limited", headers={"retry-after": exc.retry_after or "1"})
+        else:
+            status = exc.status if exc.status in (502, 503, 504) else 502
+            resp = error(status, f"Upstream failure: {exc.reason}.", "api_error", code="upstream_error")
+        self._finish(ctx, resp.status_code)
+        return resp
+
+    # --- caches ------------------------------------------------------------------------------------------------
+    def _cache_key(self, ctx: "_Ctx") -> str:
+        b = ctx.body
+        prompt = _normalized_messages(b["messages"]) if ctx.kind == "chat" else b.get("prompt")
+        params = {k: b[k] for k in _SAMPLING if k in b and k != "user"}
+        return digest("exact/v1", ctx.tenant.name, ctx.route.name, ctx.kind, prompt, params, ctx.max_tokens)
+
+    async def _lookup(self, ctx: "_Ctx") -> tuple[bytes, str] | None:
+        c = ctx.route.cfg.cache
+        if c.exact.enabled:
+            ctx.exact_key = self._cache_key(ctx)
+            try:
+                raw = await self.exact.get(ctx.exact_key)
+            except CacheUnavailable:
+                self.metrics.cache_errors.labels("exact", "get").inc()
+                self.metrics.cache.labels("exact", "error").inc()
+                raw = None
+            else:
+                self.metrics.cache.labels("exact", "hit" if raw else "miss").inc()
+            if raw:
+                ctx.cache_status = "hit-exact"
+                return raw, "exact"
+        if c.semantic.enabled and self.semantic is not None:
+            text, context = query_text(ctx.kind, ctx.body)
+            if not text or not self.semantic.usable(text):
+                self.metrics.cache.labels("semantic", "skip").inc()
+                return None
+            b = ctx.body
+            params = {k: b[k] for k in _SAMPLING if k in b and k != "user"}
+            base = digest("semantic/v1", ctx.tenant.name, ctx.route.name, ctx.kind, context, params, ctx.max_tokens)
+            try:
+                ctx.sem_vec = await self.semantic.embed(text)
+                ctx.sem_scope = self.semantic.scope(base, text, c.semantic.guard)
+                ctx.sem_text = text
+                hit = await self.semantic.lookup(ctx.sem_scope, text, ctx.sem_vec, c.semantic.threshold,
+                                                 c.semantic.guard)
+            except CacheUnavailable:
+                self.metrics.cache_errors.labels("semantic", "get").inc()
+                self.metrics.cache.labels("semantic", "error").inc()
+                return None
+            self.metrics.cache.labels("semantic", "hit" if hit else "miss").inc()
+            if hit:
+                ctx.cache_status = "hit-semantic"
+                ctx.similarity = hit.similarity
+                return hit.payload, "semantic"
+        return None
+
+    async def _store(self, ctx: "_Ctx", completion: dict[str, Any]) -> None:
+        c = ctx.route.cfg.cache
+        data = orjson.dumps(completion)
+        if c.exact.enabled and ctx.exact_key:
+            try:
+                await self.exact.put(ctx.exact_key, data, c.exact.ttl_seconds)
+            except CacheUnavailable:
+                self.metrics.cache_errors.labels("exact", "put").inc()
+        if c.semantic.enabled and self.semantic is not None and ctx.sem_vec is not None:
+            try:
+                await self.semantic.store(ctx.sem_scope, ctx.sem_text, ctx.sem_vec, data, c.semantic.ttl_seconds)
+            except CacheUnavailable:
+                self.metrics.cache_errors.labels("semantic", "put").inc()
+
+    def _replay(self, ctx: "_Ctx", hit: tuple[bytes, str]) -> Response:
+        raw, kind = hit
+        completion = orjson.loads(raw)
+        self._background(self._settle(ctx, 0))
+        headers = {"x-gateway-cache": ctx.cache_status, "x-request-id": ctx.rid}
+        if ctx.similarity is not None:
+            headers["x-gateway-cache-similarity"] = f"{ctx.similarity:.4f}"
+        if ctx.stream:
+            return self._stream_response(ctx, _replay_events(completion, ctx.wants_usage), headers=headers,
+                                         settle=False)
+        self._finish(ctx, 200)
+        return Response(raw, media_type=JSON, headers=headers)
+
+    # --- responses ---------------------------------------------------------------------------------------------
+    async def _json_response(self, ctx: "_Ctx", resp: dict[str, Any], *, strip_logprobs: bool = False,
+                             extra_usage: dict[str, int] | None = None) -> Response:
+        usage = resp.get("usage") or None
+        used = _used(usage)
+        if extra_usage:
+            used = None if used is None else used + extra_usage["total"]
+        await self._settle(ctx, used)
+        self._count_tokens(ctx, usage)
+        if strip_logprobs:
+            for c in resp.get("choices") or []:
+                c["logprobs"] = None
+        if ctx.cache_status == "miss" and resp.get("choices"):
+            self._background(self._store(ctx, resp))
+        self._finish(ctx, 200)
+        return Response(orjson.dumps(resp), media_type=JSON, headers=self._headers(ctx))
+
+    def _headers(self, ctx: "_Ctx") -> dict[str, str]:
+        h = {"x-request-id": ctx.rid, "x-gateway-cache": ctx.cache_status}
+        if ctx.upstream:
+            h["x-gateway-upstream"] = ctx.upstream
+        if ctx.stage:
+            h["x-gateway-cascade-stage"] = ctx.stage
+        return h
+
+    def _stream_response(self, ctx: "_Ctx", events: AsyncIterator[bytes], *, headers: dict[str, str] | None = None,
+                         settle: bool = True) -> StreamingResponse:
+        h = headers or self._headers(ctx)
+        h.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return StreamingResponse(self._relay(ctx, events, settle=settle), media_type="text/event-stream", headers=h)
+
+    async def _relay(self, ctx: "_Ctx", events: AsyncIterator[bytes], *, settle: bool) -> AsyncIterator[bytes]:
+        usage: dict[str, Any] | None = None
+        first = True
+        complete = False
+        collect = _Collector(ctx.kind) if ctx.cache_status == "miss" else None
+        status = 200
+        try:
+            async for ev in events:
+                if ev.startswith(DONE[:12]):
+                    complete = True
+                    yield ev
+                    continue
+                if first:
+                    first = False
+                    self.metrics.ttft.labels(ctx.route.name).observe(time.perf_counter() - ctx.t0)
+                if b'"usage":{' in ev or b'"usage": {' in ev:
+                    obj = orjson.loads(ev[5:])
+                    usage = obj.get("usage") or usage
+                    if not ctx.wants_usage:
+                        if not obj.get("choices"):
+                            continue
+                        obj.pop("usage", None)
+                        ev = b"data: " + orjson.dumps(obj) + b"\n\n"
+                if collect is not None:
+                    collect.add(ev)
+                yield ev
+        except UpstreamError as exc:
+            status = exc.status
+            err = {"error": {"message": f"Upstream failure mid-stream: {exc.reason}.", "type": "api_error",
+                             "param": None, "code": "upstream_error"}}
+            yield b"data: " + orjson.dumps(err) + b"\n\n"
+        finally:
+            with anyio.CancelScope(shield=True):
+                if not complete and status == 200:
+                    status = 499  # client went away
+                if settle:
+                    await self._settle(ctx, _used(usage))
+                    self._count_tokens(ctx, usage)
+                if complete and collect is not None and collect.ok and usage is not None:
+                    self._background(self._store(ctx, collect.completion(usage)))
+                self._finish(ctx, status)
+
+    async def _settle(self, ctx: "_Ctx", used: int | None) -> None:
+        """Settle the reservation: to ``used`` tokens, or to the whole reservation when usage is unknown."""
+        res = ctx.reservation
+        if res is None or res.settled:
+            return
+        total = res.reserved if used is None else used + ctx.extra_used
+        if used is not None and total > res.reserved:
+            self.metrics.limiter_underestimates.labels(ctx.route.name).inc()
+        try:
+            await self.limiter.settle(res, total)
+        except LimiterUnavailable:
+            self.metrics.limiter_errors.labels("settle").inc()
+
+    def _count_tokens(self, ctx: "_Ctx", usage: dict[str, Any] | None) -> None:
+        if not usage:
+            return
+        model = ctx.stage or ctx.route.name
+        self.metrics.tokens.labels(ctx.tenant.name, model, "in").inc(usage.get("prompt_tokens") or 0)
+        self.metrics.tokens.labels(ctx.tenant.name, model, "out").inc(usage.get("completion_tokens") or 0)
+
+    def _finish(self, ctx: "_Ctx", status: int) -> None:
+        dt = time.perf_counter() - ctx.t0
+        self.metrics.requests.labels(ctx.route.name, ctx.tenant.name, str(status)).inc()
+        self.metrics.latency.labels(ctx.route.name, "true" if ctx.stream else "false").observe(dt)
+        if log.isEnabledFor(logging.INFO):
+            rec = {"msg": "request", "request_id": ctx.rid, "tenant": ctx.tenant.name, "model": ctx.route.name,
+                   "kind": ctx.kind, "stream": ctx.stream, "status": status, "upstream": ctx.upstream,
+                   "stage": ctx.stage, "cache": ctx.cache_status, "duration_ms": round(dt * 1000, 2),
+                   "prompt_tokens_est": ctx.prompt_est, "max_tokens": ctx.max_tokens}
+            if self.cfg.server.log_prompts:
+                rec["prompt"] = ctx.body.get("messages") if ctx.kind == "chat" else ctx.body.get("prompt")
+            log.info(orjson.dumps(rec).decode())
+
+    # --- cascades ----------------------------------------------------------------------------------------------
+    async def _cascade(self, request: Request, ctx: "_Ctx", ub: dict[str, Any]) -> Response:
+        route = ctx.route
+        stages = route.stages or []
+        rule = route.cfg.cascade.escalate_when  # type: ignore[union-attr]
+        start = 0
+        if rule.client_hint and request.headers.get("x-gateway-escalate", "").lower() in ("1", "true", "yes"):
+            start = len(stages) - 1
+            self.metrics.escalations.labels(route.name, "client_hint").inc()
+        for i in range(start, len(stages) - 1):
+            stage = stages[i]
+            body = dict(ub, stream=False)
+            body.pop("stream_options", None)
+            added = False
+            if rule.mean_logprob_below is not None and stage.supports_logprobs and not body.get("logprobs"):
+                body["logprobs"] = True
+                added = True
+            resp, up = await self.router.complete(stage, ctx.kind, body)
+            reason = escalation_reason(resp, rule, route.refusal_res or [])
+            if reason is None:
+                ctx.upstream, ctx.stage = up, stage.name
+                if ctx.stream:
+                    if added:
+                        for c in resp.get("choices") or []:
+                            c["logprobs"] = None
+                    usage = resp.get("usage")
+                    await self._settle(ctx, _used(usage))
+                    self._count_tokens(ctx, usage)
+                    if ctx.cache_status == "miss":
+                        self._background(self._store(ctx, resp))
+                    return self._stream_response(ctx, _replay_events(resp, ctx.wants_usage), settle=False)
+                return await self._json_response(ctx, resp, strip_logprobs=added)
+            self.metrics.escalations.labels(route.name, reason).inc()
+            used = _used(resp.get("usage"))
+            ctx.extra_used += used if used is not None else ctx.prompt_est + ctx.max_tokens
+            self._count_tokens(ctx, resp.get("usage"))
+        last = stages[-1]
+        ctx.stage = last.name
+        if ctx.stream:
+            events, up = await self.router.stream(last, ctx.kind, ub)
+            ctx.upstream = up
+            return self._stream_response(ctx, events)
+        resp, up = await self.router.complete(last, ctx.kind, ub)
+        ctx.upstream = up
+        return await self._json_response(ctx, resp)
+
+
+def _used(usage: dict[str, Any] | None) -> int | None:
+    if not usage:
+        return None
+    total = usage.get("total_tokens")
+    if total is None:
+        total = (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)
+    return int(total)
+
+
+class _Ctx:
+    __slots__ = ("rid", "t0", "kind", "route", "tenant", "body", "max_tokens", "n", "prompt_est", "reservation",
+                 "stream", "wants_usage", "cache_status", "exact_key", "sem_vec", "sem_scope", "sem_text",
+                 "similarity", "upstream", "stage", "extra_used")
+
+    def __init__(self, rid, t0, kind, route, tenant, body, max_tokens, n, prompt_est, reservation):
+        self.rid, self.t0, self.kind, self.route, self.tenant, self.body = rid, t0, kind, route, tenant, body
+        self.max_tokens, self.n, self.prompt_est, self.reservation = max_tokens, n, prompt_est, reservation
+        self.stream = body.get("stream") is True
+        self.wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        self.cache_status = "miss"
+        self.exact_key = None
+        self.sem_vec = None
+        self.sem_scope = ""
+        self.sem_text = ""
+        self.similarity = None
+        self.upstream = None
+        self.stage = None
+        self.extra_used = 0
+
+
+class _Collector:
+    """Rebuilds a complete response from streamed chunks so it can be cached (content-only answers)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.text: list[str] = []
+        self.finish = None
+        self.id = ""
+        self.model = ""
+        self.created = 0
+        self.ok = True
+
+    def add(self, ev: bytes) -> None:
+        if not self.ok or not ev.startswith(b"data: "):
+            return
+        try:
+            obj = orjson.loads(ev[6:])
+        except orjson.JSONDecodeError:
+            self.ok = False
+            return
+        self.id = obj.get("id", self.id)
+        self.model = obj.get("model", self.model)
+        self.created = obj.get("created", self.created)
+        for c in obj.get("choices") or []:
+            if c.get("index", 0) != 0:
+                self.ok = False
+            if self.kind == "chat":
+                d = c.get("delta") or {}
+                if d.get("tool_calls") or d.get("function_call"):
+                    self.ok = False
+                if d.get("content"):
+                    self.text.append(d["content"])
+            elif c.get("text"):
+                self.text.append(c["text"])
+            if c.get("finish_reason"):
+                self.finish = c["finish_reason"]
+
+    def completion(self, usage: dict[str, Any]) -> dict[str, Any]:
+        text = "".join(self.text)
+        if self.kind == "chat":
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": self.finish}
+            obj = "chat.completion"
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": self.finish, "logprobs": None}
+            obj = "text_completion"
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model, "choices": [choice],
+                "usage": usage}
+
+
+async def _replay_events(completion: dict[str, Any], wants_usage: bool) -> AsyncIterator[bytes]:
+    """A complete response (cached, or a cascade stage's) as a stream of chunks."""
+    chat = completion.get("object") == "chat.completion"
+    base = {"id": completion.get("id", ""), "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": completion.get("created", 0), "model": completion.get("model", "")}
+    choice = (completion.get("choices") or [{}])[0]
+    text = ((choice.get("message") or {}).get("content") if chat else choice.get("text")) or ""
+    if chat:
+        yield _event(base, {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
+        yield _event(base, {"index": 0, "delta": {"content": text}, "finish_reason": None})
+        yield _event(base, {"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason")})
+    else:
+        yield _event(base, {"index": 0, "text": text, "finish_reason": None, "logprobs": None})
+        yield _event(base, {"index": 0, "text": "", "finish_reason": choice.get("finish_reason"), "logprobs": None})
+    if wants_usage and completion.get("usage"):
+        yield b"data: " + orjson.dumps(dict(base, choices=[], usage=completion["usage"])) + b"\n\n"
+    yield DONE
+
+
+def _event(base: dict[str, Any], choice: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(dict(base, choices=[choice])) + b"\n\n"
+
+
+def make_redis(cfg: GatewayConfig, config_dir: str | Path = "."):
+    import redis.asyncio as aioredis
+
+    token = None
+    if cfg.redis.auth_token_env:
+        token = os.environ.get(cfg.redis.auth_token_env)
+    elif cfg.redis.auth_token_file:
+        token = (Path(config_dir) / cfg.redis.auth_token_file).read_text().strip()
+    kw: dict[str, Any] = {"password": token, "socket_connect_timeout": 1.0, "socket_timeout": 2.0,
+                          "health_check_interval": 30, "max_connections": 512}
+    if cfg.redis.tls_ca_file:
+        kw["ssl_ca_certs"] = cfg.redis.tls_ca_file
+    return aioredis.Redis.from_url(cfg.redis.url, **kw)
+
+
+def make_embedder(cfg: GatewayConfig):
+    e = cfg.semantic_cache.embedder
+    if e.kind == "bedrock":
+        from serving.gateway.embed import BedrockEmbedder
+
+        return BedrockEmbedder(e.model_id, dimensions=e.dimensions, region=e.region)
+    from serving.gateway.embed import LocalEmbedder
+
+    return LocalEmbedder(threads=e.threads)
+
+
+def create_app(gw: Gateway) -> Starlette:
+    routes = [
+        HttpRoute("/v1/chat/completions", gw.chat, methods=["POST"]),
+        HttpRoute("/v1/completions", gw.completions, methods=["POST"]),
+        HttpRoute("/v1/models", gw.models, methods=["GET"]),
+        HttpRoute("/healthz", gw.healthz, methods=["GET"]),
+        HttpRoute("/readyz", gw.readyz, methods=["GET"]),
+    ]
+    if gw.cfg.server.metrics_port == 0:
+        routes.append(HttpRoute("/metrics", gw.metrics_endpoint, methods=["GET"]))
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app):
+        await gw.startup()
+        yield
+        await gw.shutdown()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gw
+    return app

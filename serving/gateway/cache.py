@@ -1,0 +1,300 @@
+"""Exact and semantic response caches in Redis/Valkey, shared by every gateway replica.
+
+Keys never cross tenants: both caches hash the tenant into the key (exact) or the index scope (semantic) together
+with the route, the sampling parameters and the conversation context, so a lookup can only ever see entries written
+for the same tenant, model and parameters. Every store failure raises :class:`CacheUnavailable`; the gateway treats
+that as a miss (fail open) and counts it.
+
+Semantic index, two implementations behind one interface:
+
+- ``valkey-search`` (ElastiCache for Valkey >= 8.2, node-based, cluster mode disabled): entries are hashes
+  ``<index>:<scope>:<id>`` with a TAG field ``scope`` and an HNSW ``vec`` field (FLOAT32, COSINE); lookups are
+  ``FT.SEARCH <index> "@scope:{<scope>}=>[KNN k @vec $B AS dist]"`` pre-filtered by scope.
+- ``shared-log`` (any Redis, for example the Debian ``redis-server`` in tests): each write is a payload key with a
+  TTL plus an entry in the stream ``<index>:log`` (scope, id, vector, expiry), trimmed to ``maxEntries``. Every
+  replica tails the stream into a local per-scope vector matrix and searches it with numpy, then fetches the
+  payloads with MGET. Entries written by one replica are visible to all the others at their next lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from serving.gateway import guard
+from serving.gateway.config import SemanticStoreConfig
+
+
+class CacheUnavailable(RuntimeError):
+    """The cache store failed or timed out."""
+
+
+def digest(*parts: object) -> str:
+    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class ExactCache:
+    def __init__(self, redis, *, timeout_s: float, prefix: str = "gw:xc:"):
+        self._r = redis
+        self._t = timeout_s
+        self._p = prefix
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            return await asyncio.wait_for(self._r.get(self._p + key), self._t)
+        except Exception as exc:
+            raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def put(self, key: str, value: bytes, ttl_s: int) -> None:
+        try:
+            await asyncio.wait_for(self._r.set(self._p + key, value, ex=ttl_s), self._t)
+        except Exception as exc:
+            raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+@dataclass
+class SemanticHit:
+    payload: bytes
+    similarity: float
+
+
+class _Rows:
+    """A growable per-scope matrix of unit vectors with ids and expiry times."""
+
+    __slots__ = ("vecs", "ids", "exps", "n")
+
+    def __init__(self, dim: int):
+        self.vecs = np.zeros((16, dim), np.float32)
+        self.ids: list[str] = []
+        self.exps = np.zeros(16, np.int64)
+        self.n = 0
+
+    def add(self, vec: np.ndarray, id_: str, exp: int) -> None:
+        if self.n == len(self.vecs):
+            self.vecs = np.concatenate([self.vecs, np.zeros_like(self.vecs)])
+            self.exps = np.concatenate([self.exps, np.zeros_like(self.exps)])
+        self.vecs[self.n] = vec
+        self.exps[self.n] = exp
+        self.ids.append(id_)
+        self.n += 1
+
+    def compact(self, now_ms: int) -> None:
+        live = self.exps[: self.n] > now_ms
+        if live.all():
+            return
+        keep = np.nonzero(live)[0]
+        self.vecs[: len(keep)] = self.vecs[keep]
+        self.exps[: len(keep)] = self.exps[keep]
+        self.ids = [self.ids[i] for i in keep]
+        self.n = len(keep)
+
+
+class SharedLogIndex:
+    """The ``shared-log`` semantic index (see module docstring)."""
+
+    kind = "shared-log"
+
+    def __init__(self, redis, *, name: str, dim: int, max_entries: int, timeout_s: float):
+        self._r = redis
+        self._name = name
+        self._log = f"{name}:log"
+        self._dim = dim
+        self._max = max_entries
+        self._t = timeout_s
+        self._last = "0-0"
+        self._scopes: dict[str, _Rows] = {}
+        self._count = 0
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self._sync()
+
+    async def _sync(self, batch: int = 10_000) -> None:
+        async with self._lock:
+            while True:
+                res = await asyncio.wait_for(self._r.xread({self._log: self._last}, count=batch), self._t)
+                if not res:
+                    return
+                entries = res[0][1]
+                for entry_id, fields in entries:
+                    self._last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                    scope = fields[b"scope"].decode()
+                    rows = self._scopes.get(scope)
+                    if rows is None:
+                        rows = self._scopes[scope] = _Rows(self._dim)
+                    rows.add(np.frombuffer(fields[b"vec"], np.float32), fields[b"id"].decode(), int(fields[b"exp"]))
+                    self._count += 1
+                if self._count > self._max:
+                    self._evict()
+                if len(entries) < batch:
+                    return
+
+    def _evict(self) -> None:
+        now = int(time.time() * 1000)
+        for rows in self._scopes.values():
+            rows.compact(now)
+        self._count = sum(r.n for r in self._scopes.values())
+        if self._count > self._max:  # still too many: drop the oldest half of the largest scopes
+            for rows in sorted(self._scopes.values(), key=lambda r: -r.n):
+                drop = rows.n // 2
+                rows.vecs[: rows.n - drop] = rows.vecs[drop: rows.n]
+                rows.exps[: rows.n - drop] = rows.exps[drop: rows.n]
+                rows.ids = rows.ids[drop:]
+                rows.n -= drop
+                self._count -= drop
+                if self._count <= self._max:
+                    break
+
+    async def search(self, scope: str, vec: np.ndarray, k: int,
+                     threshold: float) -> list[tuple[str, float, bytes | None]]:
+        """Up to ``k`` (id, similarity, payload) at or above ``threshold``, best first."""
+        await self._sync()
+        rows = self._scopes.get(scope)
+        if rows is None or rows.n == 0:
+            return []
+        sims = rows.vecs[: rows.n] @ vec
+        now = int(time.time() * 1000)
+        sims = np.where(rows.exps[: rows.n] > now, sims, -1.0)
+        if rows.n > k:
+            idx = np.argpartition(-sims, k)[:k]
+        else:
+            idx = np.arange(rows.n)
+        idx = idx[np.argsort(-sims[idx])]
+        found = [(rows.ids[i], float(sims[i])) for i in idx if sims[i] >= threshold]
+        if not found:
+            return []
+        payloads = await asyncio.wait_for(self._r.mget([f"{self._name}:e:{i}" for i, _ in found]), self._t)
+        return [(i, sim, p) for (i, sim), p in zip(found, payloads)]
+
+    async def add(self, scope: str, vec: np.ndarray, payload: bytes, ttl_s: int) -> None:
+        id_ = uuid.uuid4().hex
+        exp = int(time.time() * 1000) + ttl_s * 1000
+        pipe = self._r.pipeline(transaction=False)
+        pipe.set(f"{self._name}:e:{id_}", payload, ex=ttl_s)
+        pipe.xadd(self._log, {"scope": scope, "id": id_, "vec": vec.astype(np.float32).tobytes(), "exp": exp},
+                  maxlen=self._max, approximate=True)
+        await asyncio.wait_for(pipe.execute(), self._t)
+
+
+class ValkeySearchIndex:
+    """The ``valkey-search`` semantic index (see module docstring)."""
+
+    kind = "valkey-search"
+
+    def __init__(self, redis, *, name: str, dim: int, timeout_s: float):
+        self._r = redis
+        self._name = name
+        self._dim = dim
+        self._t = timeout_s
+
+    def create_command(self) -> list[object]:
+        return ["FT.CREATE", self._name, "ON", "HASH", "PREFIX", "1", f"{self._name}:", "SCHEMA",
+                "scope", "TAG", "vec", "VECTOR", "HNSW", "6", "TYPE", "FLOAT32", "DIM", str(self._dim),
+                "DISTANCE_METRIC", "COSINE"]
+
+    def search_command(self, scope: str, vec: np.ndarray, k: int) -> list[object]:
+        return ["FT.SEARCH", self._name, f"@scope:{{{scope}}}=>[KNN {k} @vec $B AS dist]",
+                "PARAMS", "2", "B", vec.astype(np.float32).tobytes(), "RETURN", "2", "dist", "payload",
+                "DIALECT", "2"]
+
+    async def start(self) -> None:
+        try:
+            await asyncio.wait_for(self._r.execute_command(*self.create_command()), max(self._t, 5.0))
+        except Exception as exc:
+            if "already exists" not in str(exc).lower():
+                raise
+
+    async def search(self, scope: str, vec: np.ndarray, k: int,
+                     threshold: float) -> list[tuple[str, float, bytes | None]]:
+        res = await asyncio.wait_for(self._r.execute_command(*self.search_command(scope, vec, k)), self._t)
+        out: list[tuple[str, float, bytes | None]] = []
+        for i in range(1, len(res), 2):
+            key = res[i].decode() if isinstance(res[i], bytes) else str(res[i])
+            fields = res[i + 1]
+            d = {(fields[j].decode() if isinstance(fields[j], bytes) else fields[j]): fields[j + 1]
+                 for j in range(0, len(fields), 2)}
+            sim = 1.0 - float(d.get("dist", 2))
+            if sim >= threshold:
+                out.append((key, sim, d.get("payload")))
+        return sorted(out, key=lambda x: -x[1])
+
+    async def add(self, scope: str, vec: np.ndarray, payload: bytes, ttl_s: int) -> None:
+        key = f"{self._name}:{scope}:{uuid.uuid4().hex}"
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hset(key, mapping={"scope": scope, "vec": vec.astype(np.float32).tobytes(), "payload": payload})
+        pipe.expire(key, ttl_s)
+        await asyncio.wait_for(pipe.execute(), self._t)
+
+
+async def detect_index(redis, cfg: SemanticStoreConfig, dim: int):
+    """Pick the index implementation (``auto``: valkey-search when the server knows FT._LIST)."""
+    t = cfg.timeout_ms / 1000
+    kind = cfg.index
+    if kind == "auto":
+        try:
+            await asyncio.wait_for(redis.execute_command("FT._LIST"), max(t, 2.0))
+            kind = "valkey-search"
+        except Exception:
+            kind = "shared-log"
+    if kind == "valkey-search":
+        return ValkeySearchIndex(redis, name=cfg.index_name, dim=dim, timeout_s=t)
+    return SharedLogIndex(redis, name=cfg.index_name, dim=dim, max_entries=cfg.max_entries, timeout_s=t)
+
+
+class SemanticCache:
+    """Embeds the query text, searches the index within the scope, and applies the guard to the candidates."""
+
+    def __init__(self, index, embedder, *, candidates: int = 4):
+        self.index = index
+        self.embedder = embedder
+        self._k = candidates
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        self._started = False
+
+    async def ensure_started(self) -> None:
+        if not self._started:
+            await self.index.start()
+            self._started = True
+
+    async def embed(self, text: str) -> np.ndarray:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.embedder.embed, text)
+
+    def usable(self, text: str) -> bool:
+        """Texts the model would truncate are never looked up or stored (a prefix match is not a match)."""
+        return bool(text.strip()) and not self.embedder.too_long(text)
+
+    @staticmethod
+    def scope(base: str, text: str, use_guard: bool) -> str:
+        return digest(base, guard.signature(text) if use_guard else "")
+
+    async def lookup(self, scope: str, text: str, vec: np.ndarray, threshold: float,
+                     use_guard: bool) -> SemanticHit | None:
+        try:
+            await self.ensure_started()
+            found = await self.index.search(scope, vec, self._k, threshold)
+        except Exception as exc:
+            raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
+        for _, sim, raw in found:
+            if raw is None:
+                continue
+            entry = orjson.loads(raw)
+            if use_guard and not guard.same_order(text, entry["text"]):
+                continue
+            return SemanticHit(entry["response"].encode() if isinstance(entry["response"], str)
+                               else orjson.dumps(entry["response"]), sim)
+        return None
+
+    async def store(self, scope: str, text: str, vec: np.ndarray, response: bytes, ttl_s: int) -> None:
+        payload = orjson.dumps({"text": text, "response": response.decode()})
+        try:
+            await self.ensure_started()
+            await self.index.add(scope, vec, payload, ttl_s)
+        except Exception as exc:
+            raise CacheUnavailable(str(exc) or type(exc).__name__) from exc

@@ -1,0 +1,225 @@
+"""Routes: weighted least-outstanding-requests balancing, retries within a budget, fallbacks, circuit breakers,
+and cascades (small model first, escalate by rule).
+
+Attempt order for one request: the available target with the lowest ``(outstanding + 1) / weight`` (ties broken at
+random), then the next best target, then the fallbacks in their configured order. Upstreams whose circuit is open
+are skipped without counting as an attempt. Every attempt after the first must fit the route's retry budget, so an
+outage cannot multiply the load on the remaining upstreams. Streams fall back only before their first byte is sent.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+from serving.gateway.config import EscalationRule, RouteConfig
+from serving.gateway.metrics import Metrics
+from serving.gateway.tokens import TokenCounter
+from serving.gateway.upstreams import UpstreamClient, UpstreamError
+
+
+class NoUpstream(Exception):
+    """Every upstream of the route is unavailable (circuits open) or the retry budget is spent."""
+
+
+class RetryBudget:
+    """Retries allowed = ratio x requests + minPerSecond x window, over a sliding pair of 10-second windows."""
+
+    def __init__(self, ratio: float, min_per_second: float, window_s: float = 10.0, clock=time.monotonic):
+        self.ratio, self.min_per_s, self.window = ratio, min_per_second, window_s
+        self._clock = clock
+        self._start = clock()
+        self._req = [0, 0]  # previous, current
+        self._ret = [0, 0]
+
+    def _roll(self) -> None:
+        now = self._clock()
+        while now - self._start >= self.window:
+            self._start += self.window
+            self._req = [self._req[1], 0]
+            self._ret = [self._ret[1], 0]
+            if now - self._start >= 2 * self.window:
+                self._start = now
+                self._req, self._ret = [0, 0], [0, 0]
+
+    def record_request(self) -> None:
+        self._roll()
+        self._req[1] += 1
+
+    def try_retry(self) -> bool:
+        self._roll()
+        allowed = self.ratio * sum(self._req) + self.min_per_s * self.window
+        if sum(self._ret) + 1 > allowed:
+            return False
+        self._ret[1] += 1
+        return True
+
+
+@dataclass
+class Route:
+    name: str
+    cfg: RouteConfig
+    targets: list[tuple[UpstreamClient, float]]
+    fallbacks: list[UpstreamClient]
+    counter: TokenCounter
+    budget: RetryBudget
+    stages: list["Route"] | None = None
+    refusal_res: list[re.Pattern[str]] | None = None
+
+    @property
+    def supports_logprobs(self) -> bool:
+        ups = [u for u, _ in self.targets] + self.fallbacks
+        return bool(ups) and all(u.supports_logprobs for u in ups)
+
+
+def _pick(route: Route, tried: set[str]) -> tuple[UpstreamClient, bool] | None:
+    """Next upstream to try and whether it is a fallback; takes the breaker's probe slot if half-open."""
+    cands = [(u, w) for u, w in route.targets if u.name not in tried and u.breaker.available()]
+    while cands:
+        best = min((u.outstanding + 1) / w for u, w in cands)
+        ties = [(u, w) for u, w in cands if (u.outstanding + 1) / w == best]
+        u, w = random.choice(ties)
+        if u.breaker.acquire():
+            return u, False
+        cands.remove((u, w))
+    for u in route.fallbacks:
+        if u.name not in tried and u.breaker.available() and u.breaker.acquire():
+            return u, True
+    return None
+
+
+class Router:
+    def __init__(self, metrics: Metrics):
+        self.m = metrics
+
+    async def _attempts(self, route: Route, fn):
+        """Run ``fn(upstream)`` over the attempt order; returns (result, upstream)."""
+        tried: set[str] = set()
+        last: UpstreamError | None = None
+        route.budget.record_request()
+        attempts = 0
+        while attempts < route.cfg.max_attempts:
+            picked = _pick(route, tried)
+            if picked is None:
+                break
+            up, is_fallback = picked
+            if attempts > 0:
+                if not route.budget.try_retry():
+                    self.m.retry_budget_exhausted.labels(route.name).inc()
+                    up.breaker.release_probe()
+                    break
+                self.m.retries.labels(route.name).inc()
+            if is_fallback:
+                self.m.fallbacks.labels(route.name, up.name).inc()
+            attempts += 1
+            tried.add(up.name)
+            up.outstanding += 1
+            self.m.outstanding.labels(up.name).set(up.outstanding)
+            keep_open = False
+            try:
+                result = await fn(up)
+                keep_open = True
+                up.breaker.success()
+                self.m.upstream_requests.labels(up.name, "ok").inc()
+                return result, up
+            except UpstreamError as exc:
+                self.m.upstream_requests.labels(up.name, "error").inc()
+                self.m.upstream_errors.labels(up.name, exc.reason.split(" (")[0]).inc()
+                if not exc.retryable:
+                    up.breaker.success()  # the upstream answered; the request was at fault
+                    raise
+                up.breaker.failure()
+                self.m.circuit_open.labels(up.name).set(1 if up.breaker.opened_at is not None else 0)
+                last = exc
+            finally:
+                if not keep_open:
+                    up.outstanding -= 1
+                    self.m.outstanding.labels(up.name).set(up.outstanding)
+        if last is not None:
+            raise last
+        raise NoUpstream(f"no upstream available for {route.name!r} (circuits open or retry budget spent)")
+
+    async def complete(self, route: Route, kind: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        async def call(up: UpstreamClient):
+            return await up.complete(kind, body)
+
+        resp, up = await self._attempts(route, call)
+        self._release(up)
+        return resp, up.name
+
+    async def stream(self, route: Route, kind: str, body: dict[str, Any]) -> tuple[AsyncIterator[bytes], str]:
+        """Open a stream (fallback allowed until then); the iterator releases the upstream when it ends."""
+
+        async def call(up: UpstreamClient):
+            return await up.open_stream(kind, body)
+
+        events, up = await self._attempts(route, call)
+        return self._guarded(events, up), up.name
+
+    def _release(self, up: UpstreamClient) -> None:
+        up.outstanding -= 1
+        self.m.outstanding.labels(up.name).set(up.outstanding)
+
+    async def _guarded(self, events: AsyncIterator[bytes], up: UpstreamClient) -> AsyncIterator[bytes]:
+        try:
+            async for ev in events:
+                yield ev
+        except UpstreamError:
+            up.breaker.failure()
+            self.m.upstream_errors.labels(up.name, "mid-stream").inc()
+            raise
+        finally:
+            self._release(up)
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+# --- cascades ---------------------------------------------------------------------------------------------------
+
+def mean_logprob(resp: dict[str, Any]) -> float | None:
+    """Mean token log-probability of the first choice (chat ``logprobs.content`` or completions
+    ``logprobs.token_logprobs``); None when the upstream returned none."""
+    choices = resp.get("choices") or []
+    if not choices:
+        return None
+    lp = choices[0].get("logprobs") or {}
+    vals: list[float] = []
+    if isinstance(lp.get("content"), list):
+        vals = [t.get("logprob") for t in lp["content"] if isinstance(t, dict) and t.get("logprob") is not None]
+    elif isinstance(lp.get("token_logprobs"), list):
+        vals = [v for v in lp["token_logprobs"] if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def answer_text(resp: dict[str, Any]) -> str:
+    choices = resp.get("choices") or [{}]
+    c = choices[0]
+    if "message" in c:
+        return (c.get("message") or {}).get("content") or ""
+    return c.get("text") or ""
+
+
+def escalation_reason(resp: dict[str, Any], rule: EscalationRule, patterns: list[re.Pattern[str]]) -> str | None:
+    """Why a cascade stage's answer should be escalated, or None to accept it."""
+    choice = (resp.get("choices") or [{}])[0]
+    if rule.refusal:
+        if choice.get("finish_reason") == "content_filter" or (choice.get("message") or {}).get("refusal"):
+            return "refusal"
+        text = answer_text(resp)
+        if any(p.search(text) for p in patterns):
+            return "refusal"
+    if rule.finish_reason_length and choice.get("finish_reason") == "length":
+        return "length"
+    if rule.mean_logprob_below is not None:
+        m = mean_logprob(resp)
+        if m is not None and m < rule.mean_logprob_below:
+            return "low_logprob"
+    return None
+
+
+def compile_refusals(rule: EscalationRule) -> list[re.Pattern[str]]:
+    return [re.compile(p, re.IGNORECASE) for p in rule.refusal_patterns]

@@ -1,0 +1,341 @@
+"""Upstream clients with one interface: ``complete(kind, body)`` and ``open_stream(kind, body)``.
+
+- ``OpenAIUpstreamClient``: any OpenAI-compatible server (vLLM) over pooled httpx keep-alive connections; streamed
+  bytes are forwarded event by event without re-encoding.
+- ``BedrockUpstreamClient`` / ``SageMakerUpstreamClient``: the synchronous boto3 invokers of ``serving.aws`` run on
+  a bounded thread pool so the event loop never blocks; their OpenAI-shaped chunks are encoded as SSE events.
+
+Every upstream has a circuit breaker and an outstanding-request count (the load balancer's signal). Failures that
+another upstream may not repeat (5xx, 429, timeouts, connection errors) raise a retryable :class:`UpstreamError`;
+other 4xx answers are the client's problem and are passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import httpx
+import orjson
+
+from serving.gateway.config import BedrockUpstream, CircuitBreakerConfig, OpenAIUpstream, SageMakerUpstream
+
+DONE = b"data: [DONE]\n\n"
+
+
+class UpstreamError(Exception):
+    def __init__(self, status: int, reason: str, *, retryable: bool, body: bytes | None = None,
+                 retry_after: str | None = None):
+        super().__init__(f"{reason} (HTTP {status})")
+        self.status = status
+        self.reason = reason
+        self.retryable = retryable
+        self.body = body
+        self.retry_after = retry_after
+
+
+class CircuitBreaker:
+    """Closed -> open after N consecutive failures -> one probe after the cooldown -> closed or open again."""
+
+    def __init__(self, cfg: CircuitBreakerConfig, clock: Callable[[], float] = time.monotonic):
+        self.threshold = cfg.failure_threshold
+        self.cooldown = cfg.cooldown_seconds
+        self._clock = clock
+        self.failures = 0
+        self.opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        if self._probing or self._clock() >= self.opened_at + self.cooldown:
+            return "half-open"
+        return "open"
+
+    def available(self) -> bool:
+        """Could a request go here now (without taking the half-open probe slot)?"""
+        if self.opened_at is None:
+            return True
+        return not self._probing and self._clock() >= self.opened_at + self.cooldown
+
+    def acquire(self) -> bool:
+        """Take permission to send one request (the probe slot when half-open)."""
+        if self.opened_at is None:
+            return True
+        if self._probing or self._clock() < self.opened_at + self.cooldown:
+            return False
+        self._probing = True
+        return True
+
+    def release_probe(self) -> None:
+        """Give back an unused probe slot."""
+        self._probing = False
+
+    def success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+        self._probing = False
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self._probing or self.failures >= self.threshold:
+            self.opened_at = self._clock()
+            self._probing = False
+
+
+class UpstreamClient:
+    name: str
+    supports_logprobs: bool = False
+
+    def __init__(self, name: str, breaker: CircuitBreaker):
+        self.name = name
+        self.breaker = breaker
+        self.outstanding = 0
+
+    async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def open_stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _retryable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+class OpenAIUpstreamClient(UpstreamClient):
+    def __init__(self, name: str, cfg: OpenAIUpstream, *, transport: httpx.AsyncBaseTransport | None = None):
+        super().__init__(name, CircuitBreaker(cfg.circuit_breaker))
+        self.cfg = cfg
+        self.model = cfg.model
+        self.supports_logprobs = cfg.supports_logprobs
+        headers = {"content-type": "application/json"}
+        if cfg.api_key_env:
+            headers["authorization"] = f"Bearer {os.environ.get(cfg.api_key_env, '')}"
+        self._client = httpx.AsyncClient(
+            base_url=cfg.base_url.rstrip("/"), headers=headers, transport=transport,
+            timeout=httpx.Timeout(connect=cfg.timeouts.connect_seconds, read=cfg.timeouts.read_seconds,
+                                  write=cfg.timeouts.read_seconds, pool=cfg.timeouts.connect_seconds),
+            limits=httpx.Limits(max_connections=cfg.max_connections, max_keepalive_connections=cfg.max_connections,
+                                keepalive_expiry=60))
+
+    @staticmethod
+    def _path(kind: str) -> str:
+        return "/chat/completions" if kind == "chat" else "/completions"
+
+    async def _send(self, kind: str, body: dict[str, Any], stream: bool) -> httpx.Response:
+        payload = dict(body, model=self.model)
+        try:
+            req = self._client.build_request("POST", self._path(kind), content=orjson.dumps(payload))
+            resp = await self._client.send(req, stream=stream)
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(504, f"timeout ({type(exc).__name__})", retryable=True) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(502, f"connection error ({type(exc).__name__})", retryable=True) from exc
+        if resp.status_code != 200:
+            try:
+                data = await resp.aread()
+            except httpx.HTTPError:
+                data = b""
+            finally:
+                await resp.aclose()
+            raise UpstreamError(resp.status_code, f"upstream status {resp.status_code}",
+                                retryable=_retryable(resp.status_code), body=data,
+                                retry_after=resp.headers.get("retry-after"))
+        return resp
+
+    async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        resp = await self._send(kind, body, stream=False)
+        try:
+            return orjson.loads(resp.content)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(502, "upstream sent invalid JSON", retryable=True) from exc
+
+    async def open_stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        resp = await self._send(kind, body, stream=True)
+        return _sse_events(resp)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+async def _sse_events(resp: httpx.Response) -> AsyncIterator[bytes]:
+    """Split the upstream byte stream into whole SSE events (each ending in a blank line)."""
+    buf = b""
+    try:
+        async for chunk in resp.aiter_raw():
+            buf += chunk
+            if b"\n\n" not in buf:
+                if b"\r\n\r\n" in buf:
+                    buf = buf.replace(b"\r\n", b"\n")
+                else:
+                    continue
+            *events, buf = buf.split(b"\n\n")
+            for ev in events:
+                if ev.strip():
+                    yield ev + b"\n\n"
+        if buf.strip():
+            yield buf.rstrip(b"\n") + b"\n\n"
+    except httpx.TimeoutException as exc:
+        raise UpstreamError(504, "timeout mid-stream", retryable=True) from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(502, f"stream broken ({type(exc).__name__})", retryable=True) from exc
+    finally:
+        await resp.aclose()
+
+
+# --- AWS upstreams (sync boto3 invokers on a thread pool) -------------------------------------------------------
+
+_THROTTLE = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException",
+             "ThrottledException"}
+_UNAVAILABLE = {"ServiceUnavailableException", "ModelNotReadyException", "InternalServerException",
+                "InternalFailure", "ServiceUnavailable", "ModelTimeoutException", "ModelStreamErrorException",
+                "InternalDependencyException", "ModelError"}
+
+
+def _aws_error(exc: Exception) -> UpstreamError:
+    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, ReadTimeoutError
+
+    if isinstance(exc, UpstreamError):
+        return exc
+    if isinstance(exc, ReadTimeoutError):
+        return UpstreamError(504, "timeout", retryable=True)
+    if isinstance(exc, BotoConnectionError):
+        return UpstreamError(502, f"connection error ({type(exc).__name__})", retryable=True)
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        msg = exc.response.get("Error", {}).get("Message", code)
+        body = orjson.dumps({"error": {"message": msg, "type": "invalid_request_error", "code": code}})
+        if code in _THROTTLE or status == 429:
+            return UpstreamError(429, code or "throttled", retryable=True)
+        if code in _UNAVAILABLE or status >= 500:
+            return UpstreamError(status if status >= 500 else 503, code or "unavailable", retryable=True)
+        return UpstreamError(status or 400, code or "client error", retryable=False, body=body)
+    return UpstreamError(502, f"{type(exc).__name__}: {exc}", retryable=True)
+
+
+def chat_request_from_completion(body: dict[str, Any]) -> dict[str, Any]:
+    """A ``/v1/completions`` request as a chat request (for upstreams that only speak chat)."""
+    prompt = body.get("prompt", "")
+    if isinstance(prompt, list):
+        if len(prompt) != 1 or not isinstance(prompt[0], str):
+            raise UpstreamError(400, "this upstream takes one string prompt", retryable=False,
+                                body=orjson.dumps({"error": {"message": "this model takes a single string prompt",
+                                                             "type": "invalid_request_error", "param": "prompt"}}))
+        prompt = prompt[0]
+    out = {k: v for k, v in body.items() if k not in ("prompt", "echo", "suffix", "best_of", "logprobs")}
+    out["messages"] = [{"role": "user", "content": prompt}]
+    return out
+
+
+def completion_from_chat(resp: dict[str, Any]) -> dict[str, Any]:
+    choices = [{"index": c.get("index", 0), "text": (c.get("message") or {}).get("content") or "",
+                "finish_reason": c.get("finish_reason"), "logprobs": None} for c in resp.get("choices", [])]
+    return {"id": resp.get("id", ""), "object": "text_completion", "created": resp.get("created", int(time.time())),
+            "model": resp.get("model", ""), "choices": choices, "usage": resp.get("usage")}
+
+
+def completion_chunk_from_chat(chunk: dict[str, Any]) -> dict[str, Any]:
+    choices = [{"index": c.get("index", 0), "text": (c.get("delta") or {}).get("content") or "",
+                "finish_reason": c.get("finish_reason"), "logprobs": None} for c in chunk.get("choices", [])]
+    out = {"id": chunk.get("id", ""), "object": "text_completion", "created": chunk.get("created", 0),
+           "model": chunk.get("model", ""), "choices": choices}
+    if chunk.get("usage"):
+        out["usage"] = chunk["usage"]
+    return out
+
+
+class _ThreadedUpstream(UpstreamClient):
+    def __init__(self, name: str, breaker: CircuitBreaker, invoker: Any, *, threads: int = 64):
+        super().__init__(name, breaker)
+        self._inv = invoker
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"up-{name}")
+
+    def _call(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def _run(self, fn, *args):
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except Exception as exc:
+            raise _aws_error(exc) from exc
+
+    async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        req = chat_request_from_completion(body) if kind == "completion" else body
+        resp = await self._run(self._call, req)
+        return completion_from_chat(resp) if kind == "completion" else resp
+
+    async def open_stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        req = chat_request_from_completion(body) if kind == "completion" else body
+        it = await self._run(lambda: iter(self._stream(req)))
+        _end = object()
+        first = await self._run(next, it, _end)  # the first chunk surfaces errors before anything is sent
+
+        async def events() -> AsyncIterator[bytes]:
+            chunk = first
+            while chunk is not _end:
+                out = completion_chunk_from_chat(chunk) if kind == "completion" else chunk
+                yield b"data: " + orjson.dumps(out) + b"\n\n"
+                chunk = await self._run(next, it, _end)
+            yield DONE
+
+        return events()
+
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class BedrockUpstreamClient(_ThreadedUpstream):
+    """Bedrock Converse / ConverseStream through ``serving.aws.bedrock.BedrockInvoker``."""
+
+    def __init__(self, name: str, cfg: BedrockUpstream, *, invoker: Any = None):
+        if invoker is None:
+            from serving.aws.bedrock import BedrockInvoker
+
+            invoker = BedrockInvoker(cfg.model_id, region=cfg.region)
+        super().__init__(name, CircuitBreaker(cfg.circuit_breaker), invoker)
+        self.supports_logprobs = cfg.supports_logprobs
+
+    def _call(self, body):
+        return self._inv.converse(body)
+
+    def _stream(self, body):
+        return self._inv.converse_stream(body)
+
+
+class SageMakerUpstreamClient(_ThreadedUpstream):
+    """InvokeEndpoint / InvokeEndpointWithResponseStream through ``serving.aws.sagemaker.SageMakerInvoker``."""
+
+    def __init__(self, name: str, cfg: SageMakerUpstream, *, invoker: Any = None):
+        if invoker is None:
+            from serving.aws.sagemaker import SageMakerInvoker
+
+            invoker = SageMakerInvoker(cfg.endpoint_name, region=cfg.region,
+                                       inference_component=cfg.inference_component)
+        super().__init__(name, CircuitBreaker(cfg.circuit_breaker), invoker)
+        self.supports_logprobs = cfg.supports_logprobs
+
+    def _call(self, body):
+        return self._inv.invoke(body)
+
+    def _stream(self, body):
+        return self._inv.invoke_stream(body)
+
+
+def build_upstream(name: str, cfg, **kw) -> UpstreamClient:
+    if isinstance(cfg, OpenAIUpstream):
+        return OpenAIUpstreamClient(name, cfg, **kw)
+    if isinstance(cfg, BedrockUpstream):
+        return BedrockUpstreamClient(name, cfg, **kw)
+    return SageMakerUpstreamClient(name, cfg, **kw)

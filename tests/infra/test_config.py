@@ -1,0 +1,115 @@
+"""Stack config validation: every rule reports its key path, the bad value and what was expected, all at once."""
+
+import textwrap
+
+import pytest
+import yaml
+
+from infra.config import ConfigError, deep_merge, load
+
+
+def write(tmp_path, config: dict, name="Pulumi.t.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump({"config": {"aws:region": "us-east-1", **config}}))
+    return p
+
+
+def error_for(tmp_path, config: dict) -> str:
+    with pytest.raises(ConfigError) as exc:
+        load(config_file=write(tmp_path, config))
+    return str(exc.value)
+
+
+BASE = {"genai-scale:tier": "prototype"}
+
+
+def test_valid_stack_files_load():
+    for stack, tier in [("dev", "prototype"), ("staging", "growth"), ("prod", "scale")]:
+        name, raw, cfg = load(stack=stack)
+        assert name == stack and cfg.tier == tier and raw["genai-scale:tier"] == tier
+
+
+def test_overrides_merge_key_by_key_and_null_removes(tmp_path):
+    _, _, cfg = load(config_file=write(tmp_path, {**BASE, "genai-scale:nodeGroups": {
+        "a10g": {"maxSize": 5}, "inf2": None, "l4": {"instanceType": "g6.xlarge"}}}))
+    assert cfg.node_groups["a10g"].max_size == 5
+    assert cfg.node_groups["a10g"].instance_type == "g5.xlarge"  # kept from the preset
+    assert "inf2" not in cfg.node_groups
+    assert cfg.node_groups["l4"].instance_type == "g6.xlarge"
+
+
+def test_deep_merge():
+    assert deep_merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3, "d": None}}) == {"a": {"b": 1, "c": 3}}
+    assert deep_merge({"a": [1]}, {"a": [2]}) == {"a": [2]}
+
+
+@pytest.mark.parametrize("config, fragment", [
+    ({}, "genai-scale:tier: required: one of prototype, growth, scale"),
+    ({"genai-scale:tier": "protoype"}, "genai-scale:tier = 'protoype': one of prototype, growth, scale (did you mean \"prototype\"?)"),
+    ({**BASE, "genai-scale:nodeGroup": {}}, "genai-scale:nodeGroup: unknown key (did you mean \"nodeGroups\"?)"),
+    ({**BASE, "genai-scale:nodeGroups": {"a10g": {"minSise": 1}}},
+     "genai-scale:nodeGroups.a10g.minSise: unknown key (did you mean \"minSize\"?)"),
+    ({**BASE, "genai-scale:nodeGroups": {"a10g": {"maxSize": "lots"}}},
+     "genai-scale:nodeGroups.a10g.maxSize = 'lots': expected an integer"),
+    ({**BASE, "genai-scale:nodeGroups": {"a10g": {"maxSize": 0}}},
+     "genai-scale:nodeGroups.a10g.maxSize = 0: expected a number >= 1"),
+    ({**BASE, "genai-scale:nodeGroups": {"h100": {"instanceType": "p5.48xlarge", "minSize": 3, "maxSize": 2}}},
+     "genai-scale:nodeGroups.h100.minSize = 3: must be <= maxSize (2)"),
+    ({**BASE, "genai-scale:nodeGroups": {"x": {"instanceType": "g9.xlarge"}}},
+     "genai-scale:nodeGroups.x.instanceType = 'g9.xlarge': not in the accelerator catalogue"),
+    ({**BASE, "genai-scale:nodeGroups": {"h100": {"instanceType": "p5.48xlarge", "capacityType": "CAPACITY_BLOCK"}}},
+     "genai-scale:nodeGroups.h100.capacityReservationId: required when capacityType is CAPACITY_BLOCK"),
+    ({**BASE, "genai-scale:nodeGroups": {"a10g": {"efa": True}}},
+     "genai-scale:nodeGroups.a10g.efa = True: g5.xlarge does not support EFA"),
+    ({**BASE, "genai-scale:nodeGroups": {"a10g": {"capacityType": "spot"}}},
+     "genai-scale:nodeGroups.a10g.capacityType = 'spot': expected one of 'ON_DEMAND', 'SPOT' or 'CAPACITY_BLOCK'"),
+    ({**BASE, "genai-scale:nodeGroups": {"a10g": {"timeSlicingReplicas": 4}}},
+     "genai-scale:nodeGroups.a10g.timeSlicingReplicas = 4: time-slicing needs gpuOperator.timeSlicingReplicas"),
+    ({**BASE, "genai-scale:nodeGroups": {"h100": {"instanceType": "p5.48xlarge", "migConfig": "all-1g.10gb"}}},
+     "genai-scale:nodeGroups.h100.migConfig = 'all-1g.10gb': MIG needs gpuOperator.migStrategy single or mixed"),
+    ({**BASE, "genai-scale:cluster": {"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}},
+     "genai-scale:cluster.publicAccessCidrs[0] = '0.0.0.0/0': the API endpoint must not be open to the whole internet"),
+    ({**BASE, "genai-scale:cluster": {"endpointPublicAccess": True}},
+     "genai-scale:cluster.publicAccessCidrs = []: list the CIDRs"),
+    ({**BASE, "genai-scale:network": {"azCount": 9}}, "genai-scale:network.azCount = 9: expected a number <= 6"),
+    ({**BASE, "genai-scale:network": {"natGateways": "many"}},
+     "genai-scale:network.natGateways = 'many': expected one of 'none', 'single' or 'per_az'"),
+    ({**BASE, "genai-scale:tags": {"team": None, "owner": "x"}}, "genai-scale:tags = {'owner': 'x'}: must include a team tag"),
+    ({**BASE, "genai-scale:clusterAutoscaler": {"scaleDownUnneededTime": "ten minutes"}},
+     "genai-scale:clusterAutoscaler.scaleDownUnneededTime = 'ten minutes'"),
+])
+def test_validation_messages(tmp_path, config, fragment):
+    msg = error_for(tmp_path, config)
+    assert fragment in msg
+    assert "Traceback" not in msg
+    assert msg.splitlines()[0].endswith("invalid configuration: 1 problem") or "problems" in msg.splitlines()[0]
+
+
+def test_every_problem_reported_together_with_the_file(tmp_path):
+    msg = error_for(tmp_path, {**BASE, "genai-scale:nodeGroups": {
+        "h100": {"instanceType": "p5.48xlarge", "minSize": 3, "maxSize": 2, "capacityType": "CAPACITY_BLOCK"},
+        "a10g": {"efa": True}}})
+    first = msg.splitlines()[0]
+    assert "Pulumi.t.yaml: invalid configuration: 3 problems" in first
+    assert "nodeGroups.h100.minSize" in msg and "nodeGroups.h100.capacityReservationId" in msg
+    assert "nodeGroups.a10g.efa" in msg
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such stack config file"):
+        load(config_file=tmp_path / "Pulumi.none.yaml")
+    bad = tmp_path / "Pulumi.bad.yaml"
+    bad.write_text(textwrap.dedent("""\
+        config:
+          genai-scale:tier: [prototype
+        """))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(config_file=bad)
+
+
+def test_secure_values_are_never_read_offline(tmp_path):
+    p = write(tmp_path, {**BASE, "genai-scale:apiKey": {"secure": "v1:abc"}})
+    with pytest.raises(ConfigError) as exc:
+        load(config_file=p)
+    assert "genai-scale:apiKey: unknown key" in str(exc.value)
+    assert "v1:abc" not in str(exc.value)
