@@ -12,8 +12,10 @@ No Pulumi here. Facts and their sources:
 - Instance-store families: SageMaker does not attach an EBS model volume to instances with NVMe instance storage
   (SageMaker developer guide, "Managing storage paths for different types of instance local storage": ml.p4d,
   ml.g4dn, ml.g5 ...; EC2 instance-store volume table for the later families), so ``VolumeSizeInGB`` is for
-  EBS-only families such as ``ml.inf2``. ``KmsKeyId`` does not encrypt instance-store volumes (they are encrypted by
-  the instance's hardware module; ``CreateEndpointConfig.KmsKeyId`` docs).
+  EBS-only families such as ``ml.inf2``. Instance-store volumes are encrypted by the instance's hardware module, and
+  the ``CreateEndpointConfig.KmsKeyId`` reference says a KMS key must not be given for such types ("the call to
+  CreateEndpointConfig fails"; the wording in the botocore 1.44.5 model is softer: the key "does not encrypt instance
+  local storage"), so the key is set only for EBS-only families.
 """
 
 from __future__ import annotations
@@ -201,10 +203,18 @@ def managed_env_keys(engine: Engine) -> frozenset[str]:
     return NEURON_MANAGED_ENV if engine == "neuron-vllm" else LMI_MANAGED_ENV
 
 
+ENI_WRITES = ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+              "ec2:DeleteNetworkInterfacePermission"]
+ENI_READS = ["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
+             "ec2:DescribeSubnets", "ec2:DescribeVpcs"]
+
+
 def execution_role_policy(*, partition: str, region: str, account: str, repository_arn: str,
-                          s3_model: tuple[str, str] | None, kms_key_arn: str, in_vpc: bool) -> dict[str, Any]:
+                          s3_model: tuple[str, str] | None, kms_key_arn: str | None,
+                          vpc_arn: str | None) -> dict[str, Any]:
     """What the endpoint's execution role may do: pull its image, read its model prefix, write its logs and
-    metrics, use its KMS key, and (in a VPC) manage its network interfaces. No ``*`` actions."""
+    metrics, use its KMS key (when the instance type takes one), and, in a VPC, manage network interfaces in that
+    VPC only (``ec2:Vpc`` condition; the Describe calls have no resource-level permissions). No ``*`` actions."""
     statements: list[dict[str, Any]] = [
         {"Sid": "EcrAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
         {"Sid": "EcrPull", "Effect": "Allow",
@@ -216,11 +226,13 @@ def execution_role_policy(*, partition: str, region: str, account: str, reposito
                       f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/*:log-stream:*"]},
         {"Sid": "Metrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
          "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints*", "AWS/SageMaker*"]}}},
-        {"Sid": "Kms", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
-         "Resource": [kms_key_arn]},
-        {"Sid": "KmsGrant", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": [kms_key_arn],
-         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
     ]
+    if kms_key_arn:
+        statements.append({"Sid": "Kms", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey",
+                                                                       "kms:GenerateDataKey"],
+                           "Resource": [kms_key_arn]})
+        statements.append({"Sid": "KmsGrant", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": [kms_key_arn],
+                           "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}})
     if s3_model is not None:
         bucket, prefix = s3_model
         statements.append({"Sid": "ModelRead", "Effect": "Allow", "Action": ["s3:GetObject"],
@@ -228,11 +240,10 @@ def execution_role_policy(*, partition: str, region: str, account: str, reposito
         statements.append({"Sid": "ModelList", "Effect": "Allow", "Action": ["s3:ListBucket"],
                            "Resource": [f"arn:{partition}:s3:::{bucket}"],
                            "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}})
-    if in_vpc:
-        statements.append({"Sid": "VpcEni", "Effect": "Allow", "Action": [
-            "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
-            "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
-            "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"], "Resource": "*"})
+    if vpc_arn:
+        statements.append({"Sid": "VpcEni", "Effect": "Allow", "Action": list(ENI_WRITES), "Resource": "*",
+                           "Condition": {"ArnEquals": {"ec2:Vpc": vpc_arn}}})
+        statements.append({"Sid": "VpcDescribe", "Effect": "Allow", "Action": list(ENI_READS), "Resource": "*"})
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -142,7 +142,7 @@ class BedrockProvisionedThroughput(pulumi.ComponentResource):
         if args.purchase:
             pt_opts = pulumi.ResourceOptions(parent=self, protect=True) if args.committed else child
             pt = aws.bedrock.ProvisionedModelThroughput(
-                f"{name}-pt", provisioned_model_name=br.provisioned_model_name(name),
+                f"{name}-pt", provisioned_model_name=br.provisioned_model_name(f"{pulumi.get_stack()}-{name}"),
                 model_arn=partition.partition.apply(lambda p: br.foundation_model_arn(p, args.region, model.model_id)),
                 model_units=args.model_units,
                 commitment_duration=None if args.commitment == "none" else args.commitment,

@@ -56,6 +56,8 @@ class EksClusterArgs(ArgsModel):
 
     vpc_id: PulumiInput
     """VPC of the cluster."""
+    cluster_name: str | None = Field(default=None, pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
+    """Physical EKS cluster name. Default: ``<stack>-<component name>``, unique per stack."""
     subnet_ids: PulumiInput
     """Private subnets for the control-plane network interfaces and the system node group."""
     version: str = Field(default=versions.KUBERNETES_VERSION, pattern=r"^1\.\d{2}$")
@@ -168,7 +170,7 @@ class EksCluster(pulumi.ComponentResource):
         cluster_role = _service_role(f"{name}-cluster", "eks.amazonaws.com", ["AmazonEKSClusterPolicy"], tags, self)
         node_role = _service_role(f"{name}-node", "ec2.amazonaws.com",
                                   ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"], tags, self)
-        cluster_name = f"{pulumi.get_stack()}-{name}"[:100]
+        cluster_name = args.cluster_name or f"{pulumi.get_stack()}-{name}"[:100]
         log_group = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws/eks/{cluster_name}/cluster",
                                             retention_in_days=args.log_retention_days, tags=tags, opts=child)
 

@@ -3,17 +3,21 @@
 Creates
     An IRSA role (``components._irsa.irsa_role``) trusted only by ``kube-system/aws-load-balancer-controller`` with a
     customer managed policy: the controller's reference policy (kept verbatim as data in
-    ``components/catalog/lb_controller_iam_policy.json``) with the scoping its install guide recommends, i.e. the
-    unconditioned ``ec2:AuthorizeSecurityGroupIngress``/``RevokeSecurityGroupIngress`` statement limited to this VPC
-    (``ArnEquals ec2:Vpc``); and the ``aws-load-balancer-controller`` Helm release (chart pinned in
+    ``components/catalog/lb_controller_iam_policy.json``) narrowed where it grants writes on ``*`` without a
+    condition (see :func:`controller_policy`: security-group ingress limited to this VPC as the install guide
+    recommends, security-group creation and listener/rule writes limited to resources carrying the controller's
+    ``elbv2.k8s.aws/cluster`` tag, WAF/Shield association writes dropped because those features are off); and the
+    ``aws-load-balancer-controller`` Helm release (chart pinned in
     ``components.versions.LB_CONTROLLER_CHART``) that reconciles ``TargetGroupBinding`` resources.
 Defaults
     Two replicas (one in small clusters if asked) with a PodDisruptionBudget of one unavailable, Region and VPC passed
     explicitly (nodes with IMDSv2 hop limit 1 cannot look them up), the Service mutating webhook off (Services stay
-    ClusterIP/LoadBalancer as written; the ALB is owned by Pulumi), resources requested so the scheduler places it.
+    ClusterIP/LoadBalancer as written; the ALB is owned by Pulumi), WAF/WAFv2/Shield integration off (the web ACL is a
+    Pulumi resource), resources requested so the scheduler places it.
 Security posture
-    No node-role permissions: credentials come from IRSA. The policy has no ``*`` actions; resource-level scoping
-    follows the upstream reference policy plus the VPC condition above.
+    No node-role permissions: credentials come from IRSA. The policy has no ``*`` actions, and no write on ``*``
+    without a scoping condition. If you add Ingress- or Service-managed load balancers later and see AccessDenied on
+    listener calls for resources without the controller's tag, revisit :func:`controller_policy`.
 Cost drivers
     Two small pods on the system nodes. Load balancers are not created by it here (targets only).
 Quotas
@@ -45,7 +49,20 @@ POLICY_SOURCE = ("kubernetes-sigs/aws-load-balancer-controller v3.5.0 docs/insta
                  "(last changed 2025-03-27)")
 POLICY_CHECKED = "2026-11"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
-SCOPED_ACTIONS = frozenset({"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"})
+SG_INGRESS_ACTIONS = frozenset({"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"})
+CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+WAF_SHIELD_WRITES = frozenset({"waf-regional:AssociateWebACL", "waf-regional:DisassociateWebACL",
+                               "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL", "shield:CreateProtection",
+                               "shield:DeleteProtection"})
+"""Dropped: the controller runs with ``enableWaf``/``enableWafv2``/``enableShield`` off (the ALB's web ACL is a Pulumi
+resource), so it never calls them."""
+TAG_SCOPED_LB_WRITES = frozenset({
+    "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener", "elasticloadbalancing:CreateRule",
+    "elasticloadbalancing:DeleteRule", "elasticloadbalancing:SetWebAcl", "elasticloadbalancing:ModifyListener",
+    "elasticloadbalancing:AddListenerCertificates", "elasticloadbalancing:RemoveListenerCertificates",
+    "elasticloadbalancing:ModifyRule", "elasticloadbalancing:SetRulePriorities"})
+"""Limited to load balancers the controller made (they carry ``elbv2.k8s.aws/cluster``, the condition upstream already
+puts on its other load-balancer writes): the controller can never edit the Pulumi-owned ALB's listeners."""
 
 
 @cache
@@ -55,14 +72,35 @@ def reference_policy() -> dict[str, Any]:
     return json.loads(text)
 
 
+def _actions(st: dict[str, Any]) -> list[str]:
+    return st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+
+
 def controller_policy(vpc_arn: str) -> dict[str, Any]:
-    """The reference policy with the install guide's recommended VPC condition on the one unconditioned
-    security-group ingress statement."""
+    """The reference policy, narrowed where it grants writes on ``*`` without a condition:
+
+    1. ``ec2:Authorize/RevokeSecurityGroupIngress``: ``ArnEquals ec2:Vpc`` (the install guide's recommendation);
+    2. ``ec2:CreateSecurityGroup``: only with the ``elbv2.k8s.aws/cluster`` request tag (the controller tags what it
+       creates; upstream's CreateTags statement already relies on that tag);
+    3. listener and rule writes: only on resources tagged ``elbv2.k8s.aws/cluster``;
+    4. WAF/Shield association writes: removed (those controller features are switched off in the Helm values).
+    Read-only calls stay on ``*``, as published.
+    """
     doc = copy.deepcopy(reference_policy())
+    out = []
     for st in doc["Statement"]:
-        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-        if set(actions) == SCOPED_ACTIONS and st.get("Resource") == "*" and "Condition" not in st:
+        actions = _actions(st)
+        unconditioned = st.get("Resource") == "*" and "Condition" not in st
+        if unconditioned and set(actions) == SG_INGRESS_ACTIONS:
             st["Condition"] = {"ArnEquals": {"ec2:Vpc": vpc_arn}}
+        elif unconditioned and actions == ["ec2:CreateSecurityGroup"]:
+            st["Condition"] = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "false"}}
+        elif unconditioned and set(actions) <= TAG_SCOPED_LB_WRITES:
+            st["Condition"] = {"Null": {f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
+        elif unconditioned and set(actions) & WAF_SHIELD_WRITES:
+            st["Action"] = [a for a in actions if a not in WAF_SHIELD_WRITES]
+        out.append(st)
+    doc["Statement"] = out
     return doc
 
 
@@ -102,6 +140,9 @@ def render_values(args: LbControllerArgs, *, cluster_name: str, vpc_id: str, rol
         "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT,
                            "annotations": {"eks.amazonaws.com/role-arn": role_arn}},
         "enableServiceMutatorWebhook": False,
+        "enableWaf": False,
+        "enableWafv2": False,
+        "enableShield": False,
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
         "defaultTags": dict(args.tags),
     }

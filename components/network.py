@@ -71,8 +71,6 @@ class NetworkArgs(ArgsModel):
         for i, svc in enumerate(self.interface_endpoints):
             if not all(part.isalnum() or part == "-" for part in svc.replace(".", "-").split("-")) or not svc:
                 out.append(Problem(f"interface_endpoints[{i}]", svc, "an AWS service name such as ecr.api"))
-        if self.existing is not None and self.nat_gateways == "none" and not self.interface_endpoints:
-            pass
         return out
 
 

@@ -3,7 +3,7 @@
 Creates
     An execution role with an inline-free customer managed policy (ECR pull of the one image repository, S3 read of
     the model prefix, the endpoint's CloudWatch logs and metrics, the KMS key, VPC network interfaces when in a VPC),
-    a KMS key unless one is given, a security group when placed in a VPC, a ``aws.sagemaker.Model``, an
+    a KMS key for EBS-only families unless one is given, a security group when placed in a VPC, a ``aws.sagemaker.Model``, an
     ``EndpointConfiguration`` with one ``AllTraffic`` variant, the ``Endpoint``, an Application Auto Scaling target
     with two target-tracking policies (invocations per instance, and high-resolution concurrent requests per model),
     and an invoke policy for the serving roles (``InvokeEndpoint`` and ``InvokeEndpointWithResponseStream`` on this
@@ -16,14 +16,16 @@ Defaults
     1200 s each; routing ``LEAST_OUTSTANDING_REQUESTS``; one instance, scaling between ``min_instances`` and
     ``max_instances`` with a 120 s scale-out and 600 s scale-in cooldown.
 Security posture
-    No ``AmazonSageMakerFullAccess``: the role can only do what the endpoint needs. Storage volumes are encrypted with
-    a customer managed key (instance-store families are hardware-encrypted; the key still covers any EBS volume).
+    No ``AmazonSageMakerFullAccess``: the role can only do what the endpoint needs. EBS storage volumes (``ml.inf2``)
+    are encrypted with a customer managed key; instance-store families (g5/g6/g6e/p4d/p5...) keep the model on NVMe
+    that the instance's hardware encrypts, and the API refuses a KMS key for them, so none is set.
     Optional VPC placement and network isolation (isolation requires an S3 model, as the container then has no
     network). The endpoint is private to IAM: callers need the invoke policy.
 Cost drivers
     Instances bill per second while the endpoint exists, including ``min_instances`` when idle: a real-time endpoint
     without inference components cannot scale to zero (AWS "Autoscale an endpoint to zero instances" applies only
-    to inference-component endpoints, which pulumi-aws 7.51.1 cannot create). KMS key: 1 USD/month.
+    to inference-component endpoints, which pulumi-aws 7.51.1 cannot create). KMS key (EBS-only families):
+    1 USD/month.
 Quotas
     "ml.<type> for endpoint usage" per Region (default often 0 for large GPU types: request an increase first), the
     Application Auto Scaling service-linked role (created on first use), and endpoint/instance count quotas.
@@ -94,7 +96,8 @@ class SageMakerLmiEndpointArgs(ArgsModel):
     """EBS model volume (1-512 GB), only for families without NVMe instance storage (e.g. ``ml.inf2``).
     Default: unset (SageMaker's default size; instance-store families use their NVMe)."""
     kms_key_arn: PulumiInput | None = None
-    """KMS key for the storage volume. Default: a new customer managed key with rotation."""
+    """KMS key for the EBS storage volume of EBS-only families (``ml.inf2``). Default: a new customer managed key with
+    rotation for those; none for instance-store families (NVMe, hardware-encrypted; the API refuses a key there)."""
     vpc_id: PulumiInput | None = None
     """VPC for the endpoint's network interfaces (with ``subnet_ids``). Default: unset, SageMaker's managed network."""
     subnet_ids: PulumiInput | None = None
@@ -145,6 +148,10 @@ class SageMakerLmiEndpointArgs(ArgsModel):
                 out.append(Problem("tensor_parallel_degree", self.tensor_parallel_degree,
                                    f"a divisor of the {units} {what} of {self.instance_type}: "
                                    + ", ".join(str(d) for d in sm.valid_tp_degrees(units))))
+            if self.kms_key_arn is not None and sm.has_instance_store(self.instance_type):
+                out.append(Problem("kms_key_arn", self.kms_key_arn,
+                                   f"unset: {self.instance_type} has NVMe instance storage, encrypted by the instance's "
+                                   "hardware; CreateEndpointConfig refuses a KmsKeyId for such instance types"))
             if self.volume_size_gb is not None and sm.has_instance_store(self.instance_type):
                 out.append(Problem("volume_size_gb", self.volume_size_gb,
                                    f"unset: {self.instance_type} keeps the model on NVMe instance storage, SageMaker "
@@ -218,12 +225,14 @@ class SageMakerLmiEndpoint(pulumi.ComponentResource):
             loading_timeout_seconds=args.startup_health_check_timeout_seconds, extra=args.environment)
         s3_model = sm.s3_bucket_prefix(args.model) if sm.model_source(args.model) == "s3" else None
 
-        if args.kms_key_arn is None:
-            key = aws.kms.Key(f"{name}-key", description=f"SageMaker endpoint {name} storage volume",
-                              enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child)
-            kms_key_arn: Any = key.arn
-        else:
-            kms_key_arn = args.kms_key_arn
+        kms_key_arn: Any = None
+        if not sm.has_instance_store(args.instance_type):
+            if args.kms_key_arn is None:
+                key = aws.kms.Key(f"{name}-key", description=f"SageMaker endpoint {name} storage volume",
+                                  enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child)
+                kms_key_arn = key.arn
+            else:
+                kms_key_arn = args.kms_key_arn
 
         vpc_config = None
         if args.vpc_id is not None:
@@ -239,10 +248,11 @@ class SageMakerLmiEndpoint(pulumi.ComponentResource):
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
         role = aws.iam.Role(f"{name}-role", assume_role_policy=json.dumps(sm.assume_role_policy()),
                             description=f"Execution role of SageMaker endpoint {name}", tags=tags, opts=child)
-        policy_doc = pulumi.Output.all(partition.partition, identity.account_id, kms_key_arn).apply(
+        policy_doc = pulumi.Output.all(partition.partition, identity.account_id, kms_key_arn, args.vpc_id).apply(
             lambda a: json.dumps(sm.execution_role_policy(
                 partition=a[0], region=args.region, account=a[1], repository_arn=image.repository_arn,
-                s3_model=s3_model, kms_key_arn=a[2], in_vpc=vpc_config is not None)))
+                s3_model=s3_model, kms_key_arn=a[2],
+                vpc_arn=f"arn:{a[0]}:ec2:{args.region}:{a[1]}:vpc/{a[3]}" if a[3] else None)))
         execution = aws.iam.Policy(f"{name}-execution", policy=policy_doc,
                                    description=f"What SageMaker endpoint {name} needs", tags=tags, opts=child)
         attach = aws.iam.RolePolicyAttachment(f"{name}-execution", role=role.name, policy_arn=execution.arn,

@@ -74,5 +74,47 @@ NEURON_VLLM_IMAGE = Pin(
     checked="2026-11")
 
 # --- serving (vLLM images, KEDA, monitoring) ---
+VLLM = Pin(
+    "vllm", "0.31.0", repository="docker.io/vllm/vllm-openai",
+    source="PyPI vllm 0.31.0 (declares torch==2.13.0; its serve parser is what tests/serving parse arguments with); "
+           "image tag v0.31.0 of vllm/vllm-openai is pulled by several public deployments (string search, 2026-11); "
+           "v0.32/v0.33 tags were not confirmed", checked="2026-11")
+"""vLLM engine version: the NVIDIA image tag is ``v<version>``; scripts/setup.d/30-vllm.sh installs this version's parser."""
+
+VLLM_OPENAI_IMAGE = Pin(
+    "vllm-openai", f"v{VLLM.version}", repository="docker.io/vllm/vllm-openai",
+    source="vLLM docs/deployment/docker.md (official OpenAI-server image on Docker Hub)", checked="2026-11")
+"""Base of serving/vllm/Dockerfile.nvidia (passed as the VLLM_BASE_IMAGE build argument)."""
+
+VLLM_NEURON_DLC = Pin(
+    "pytorch-inference-vllm-neuronx", "0.13.0-neuronx-py312-sdk2.28.0-ubuntu24.04",
+    repository="public.ecr.aws/neuron/pytorch-inference-vllm-neuronx",
+    source="AWS Neuron DLC (Neuron SDK 2.28.0, 2026-02-26; vLLM 0.13.0), tag seen in public EKS inf2 templates. "
+           "(uncertain) the SDK 2.31+ vLLM DLCs document Trn2/Trn3 only, so Inferentia2 stays on this SDK 2.28 image",
+    checked="2026-11")
+"""Base of serving/vllm/Dockerfile.neuron. Its engine is vLLM 0.13.0: flags newer than that are not rendered for it."""
+
+VLLM_NEURON_ENGINE_VERSION = "0.13.0"
+"""vLLM version inside :data:`VLLM_NEURON_DLC` (the first part of its tag)."""
+
+PAUSE_IMAGE = Pin(
+    "pause", "3.10", repository="registry.k8s.io/pause",
+    source="kubernetes/kubernetes build/pause (registry.k8s.io/pause:3.10, used by kubeadm 1.31+)", checked="2026-11")
+"""Container of the warm-pool placeholder pods (does nothing; holds the accelerator)."""
+
+KEDA_CHART = Pin(
+    "keda", "2.21.1", repository="https://kedacore.github.io/charts",
+    source="kedacore/charts release v2.21.1 (Chart 2.21.1, App 2.21.1)", checked="2026-11")
+
+KUBE_PROMETHEUS_STACK_CHART = Pin(
+    "kube-prometheus-stack", "82.4.3", repository="https://prometheus-community.github.io/helm-charts",
+    source="vllm-project/production-stack helm/Chart.yaml dependency (commit a6c01db0, 2026-08-05)", checked="2026-11")
 
 # --- gateway ---
+GATEWAY_IMAGE = Pin(
+    "genai-scale-gateway", "0.1.0", repository="",
+    source="built from serving/gateway/Dockerfile and pushed to the ECR repository the Gateway component creates "
+           "(tag = this version); the base image is pinned in the Dockerfile", checked="2026-11")
+GATEWAY_BASE_IMAGE = Pin(
+    "python", "3.11.14-slim-bookworm", repository="docker.io/library/python",
+    source="Docker Official Images python tags (3.11 slim on Debian 12, matching the CI machine)", checked="2026-11")

@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError, create_model
 from pydantic.fields import FieldInfo
 
+from components._errors import _MISSING as _MISSING_VALUE
 from components._errors import ArgsError, Problem, did_you_mean, missing, problems_from_pydantic
 from infra.sections._base import SettingsModel
 
@@ -170,24 +171,56 @@ def build_settings(raw: dict[str, Any], *, source: str) -> Any:
     merged["tier"] = tier
     merged["region"] = raw.get("aws:region", "us-east-1")
     model = settings_model()
-    try:
-        settings = model.model_validate(merged)
-    except ValidationError as exc:
-        found = problems_from_pydantic(exc)
-        found = [_with_allowed_keys(p, model) for p in found]
-        raise ConfigError([_region_path(p) for p in found], title=f"{source}: invalid configuration",
-                          prefix=prefix) from None
+    found, cleaned = _validate_keys(model, merged)
+    settings = model.model_validate(cleaned)  # only valid values left: cannot fail
     for section in _sections():
         check = getattr(section, "problems", None)
         if check is not None:
-            problems.extend(check(settings))
-    if problems:
-        raise ConfigError(problems, title=f"{source}: invalid configuration", prefix=prefix)
+            found.extend(check(settings))
+    if found:
+        raise ConfigError(found, title=f"{source}: invalid configuration", prefix=prefix)
     return settings
 
 
-def _region_path(p: Problem) -> Problem:
-    return p
+def _validate_keys(model: type[SettingsModel], merged: dict[str, Any]) -> tuple[list[Problem], dict[str, Any]]:
+    """Validate each top-level key (and each entry of a map of models) on its own, so one bad value never hides
+    another: returns every problem, and the mapping with the bad parts dropped (their defaults apply)."""
+    from pydantic import TypeAdapter
+
+    problems: list[Problem] = []
+    cleaned: dict[str, Any] = {}
+    by_alias = {(f.alias or n): f for n, f in model.model_fields.items()}
+    for key, value in merged.items():
+        field = by_alias.get(key)
+        if field is None:
+            problems.append(_with_allowed_keys(Problem(key, _MISSING_VALUE, "unknown key"), model))
+            continue
+        target = _unwrap(field.annotation)
+        if isinstance(target, _DictOf) and isinstance(value, dict):
+            adapter = TypeAdapter(target.value)
+            kept = {}
+            for name, item in value.items():
+                try:
+                    adapter.validate_python(item)
+                    kept[name] = item
+                except ValidationError as exc:
+                    problems.extend(_prefixed(exc, model, f"{key}.{name}"))
+            cleaned[key] = kept
+            continue
+        try:
+            TypeAdapter(field.annotation).validate_python(value)
+            cleaned[key] = value
+        except ValidationError as exc:
+            problems.extend(_prefixed(exc, model, key))
+    return problems, cleaned
+
+
+def _prefixed(exc: ValidationError, model: type[SettingsModel], prefix: str) -> list[Problem]:
+    out = []
+    for p in problems_from_pydantic(exc):
+        path = f"{prefix}.{p.path}" if p.path else prefix
+        out.append(_with_allowed_keys(Problem(path, p.value, p.expected), model))
+    return out
 
 
 def _with_allowed_keys(p: Problem, model: type[SettingsModel]) -> Problem:

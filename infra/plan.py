@@ -99,14 +99,15 @@ class PlanResult:
         }
 
 
-def jsonable(value: Any) -> Any:
-    """Inputs as JSON: secrets become "[secret]", resource references their URN."""
+def jsonable(value: Any, *, reveal_secrets: bool = False) -> Any:
+    """Inputs as JSON: secrets become "[secret]" (or their value with ``reveal_secrets``, for schema checks in
+    tests), resource references their URN."""
     if isinstance(value, dict):
         if _is_secret(value):
-            return SECRET_MARK
-        return {str(k): jsonable(v) for k, v in value.items()}
+            return jsonable(value.get("value"), reveal_secrets=True) if reveal_secrets else SECRET_MARK
+        return {str(k): jsonable(v, reveal_secrets=reveal_secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, reveal_secrets=reveal_secrets) for v in value]
     if isinstance(value, pulumi.Resource):
         return _sync_urn(value)
     if isinstance(value, float) and value.is_integer():
@@ -172,6 +173,7 @@ def run_program(fn: Callable[[], Any], *, project: str = "genai-scale", stack: s
     """
     cfg = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (config or {}).items()}
     reg = region or (cfg.get("aws:region") or "us-east-1")
+    _ensure_event_loop()
     mocks = GenaiMocks(MockContext(region=reg, stack=stack))
     monitor = _RecordingMonitor(mocks)
     saved = _settings.SETTINGS
@@ -210,6 +212,16 @@ def run_program(fn: Callable[[], Any], *, project: str = "genai-scale", stack: s
     records = sorted(monitor.records, key=lambda r: r.urn)  # registration order varies between runs
     return PlanResult(project=project, stack=stack, resources=records, outputs=outputs,
                       secret_outputs=secrets)
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's runtime needs a usable event loop on this thread; ``asyncio.run`` elsewhere leaves none behind."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        if loop.is_closed():
+            raise RuntimeError("closed")
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _reset_runtime() -> None:

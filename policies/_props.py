@@ -54,6 +54,17 @@ def get(obj: Any, path: str, default: Any = None) -> Any:
     return cur
 
 
+def peek(obj: Any, path: str, default: Any = None) -> Any:
+    """Like :func:`get`, but a value unknown during preview reads as ``default``: for matching hints (ARNs, ids,
+    names) that are unknown on a first preview, where failing the whole stack rule would hide every other finding."""
+    try:
+        return get(obj, path, default)
+    except Exception as exc:  # pulumi_policy.proxy.UnknownValueError (not imported: keep this module SDK-free)
+        if type(exc).__name__ == "UnknownValueError":
+            return default
+        raise
+
+
 def as_list(value: Any) -> list[Any]:
     if value is None:
         return []

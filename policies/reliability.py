@@ -20,6 +20,7 @@ from policies._props import (
     containers,
     get,
     namespace_of,
+    peek,
     pod_template,
     selector_matches,
     to_int,
@@ -302,13 +303,13 @@ def _backend_drain(tg: Any, resources: Sequence[Any], default: int) -> tuple[int
     """Longest drain among the serving pods a target group sends traffic to (via TargetGroupBinding -> Service)."""
     bindings = [b for b in resources if b.resource_type == TARGET_GROUP_BINDING
                 and (tg in (getattr(b, "dependencies", None) or [])
-                     or (get(tg.props, "arn") and get(b.props, "spec.targetGroupARN") == get(tg.props, "arn")))]
+                     or (peek(tg.props, "arn") and peek(b.props, "spec.targetGroupARN") == peek(tg.props, "arn")))]
     services = []
     for b in bindings:
-        name, ns = get(b.props, "spec.serviceRef.name"), namespace_of(b.props)
+        name, ns = peek(b.props, "spec.serviceRef.name"), namespace_of(b.props)
         for svc in resources:
             if svc.resource_type == SERVICE and (svc in (getattr(b, "dependencies", None) or [])
-                                                 or (get(svc.props, "metadata.name") == name
+                                                 or (peek(svc.props, "metadata.name") == name
                                                      and namespace_of(svc.props) == ns)):
                 services.append(svc)
     drains: list[int] = []

@@ -1,7 +1,9 @@
-"""Security rules: EKS control plane, node metadata and disks, ElastiCache, SageMaker, IAM, ALB, ECR, S3, workloads.
+"""Security rules for AWS resources: EKS control plane, node metadata and disks, SSH, ElastiCache, SageMaker, IAM, KMS.
+
+The edge (ALB, WAF, S3 log buckets, ECR) is in ``security_edge``; Kubernetes workloads in ``security_workloads``.
 
 Each rule judges resource inputs (camelCase wire names). Where AWS's default is the insecure choice (EKS public
-endpoint, ElastiCache encryption, ALB TLS policy and header handling), an unset property is a violation.
+endpoint, ElastiCache encryption, IMDSv1), an unset property is a violation.
 """
 
 from __future__ import annotations
@@ -15,18 +17,12 @@ from pulumi_policy import Severity
 from policies._props import (
     as_list,
     as_map,
-    container_name,
-    containers,
     get,
     has,
     is_false,
     json_doc,
-    namespace_of,
-    pod_template,
-    split_image,
     to_int,
     truthy,
-    WORKLOAD_TYPES,
 )
 from policies._rule import Rule, Subject, resource_policy, stack_policy
 
@@ -37,9 +33,6 @@ LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 EC2_INSTANCE = "aws:ec2/instance:Instance"
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 CACHE_CLUSTER = "aws:elasticache/cluster:Cluster"
-LB_TYPES = frozenset({"aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"})
-LISTENER_TYPES = frozenset({"aws:lb/listener:Listener", "aws:alb/listener:Listener"})
-INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 IAM_DOC_TYPES = {
     "aws:iam/policy:Policy": "policy",
     "aws:iam/rolePolicy:RolePolicy": "policy",
@@ -416,10 +409,19 @@ def iam_wildcard_actions(s: Subject, cfg: dict) -> Iterable[str]:
 
 
 UNSCOPED_OK_DEFAULT = [
+    # account-level calls without resource-level permissions (IAM Service Authorization Reference)
     "ecr:GetAuthorizationToken", "sts:GetCallerIdentity", "cloudwatch:PutMetricData", "cloudwatch:GetMetricData",
     "ec2:GetInstanceTypesFromInstanceRequirements", "acm:ListCertificates", "iam:ListServerCertificates",
+    # read-only Get calls the AWS Load Balancer Controller makes
+    "ec2:GetCoipPoolUsage", "ec2:GetSecurityGroupsForVpc", "iam:GetServerCertificate", "waf-regional:GetWebACL",
+    "waf-regional:GetWebACLForResource", "wafv2:GetWebACL", "wafv2:GetWebACLForResource", "shield:GetSubscriptionState",
 ]
 SCOPING_CONDITION = re.compile(r"^(aws|[a-z0-9-]+):(ResourceTag|RequestTag)/", re.IGNORECASE)
+SCOPING_KEYS = frozenset({"ec2:vpc", "ec2:subnet", "iam:awsservicename", "iam:passedtoservice", "aws:sourcearn",
+                          "kms:viaservice", "ec2:resourcetag"})
+"""Condition keys that tie a '*' statement to specific resources: resource/request tags, the VPC or subnet
+(``ec2:Vpc``), the one service a service-linked role is for, the service a role may be passed to, the calling
+resource, or the service a KMS key is used through."""
 
 
 def _unscoped_action_ok(action: str, allowed: set[str]) -> bool:
@@ -434,7 +436,7 @@ def _scoped_by_condition(st: Mapping[str, Any]) -> bool:
     cond = as_map(get(st, "Condition"))
     for op in list(cond):
         for key in list(as_map(cond[op])):
-            if SCOPING_CONDITION.match(str(key)):
+            if SCOPING_CONDITION.match(str(key)) or str(key).lower() in SCOPING_KEYS:
                 return True
     return False
 
@@ -443,11 +445,11 @@ def _scoped_by_condition(st: Mapping[str, Any]) -> bool:
     id="iam-no-wildcard-resources",
     title="No '*' resources for restrictable actions",
     description="IAM policies the package creates must not grant restrictable actions on Resource '*' unless a "
-                "resource-tag or request-tag condition scopes them.",
+                "condition scopes them (resource or request tag, VPC, service-linked service, source ARN).",
     concern="security", severity=Severity.HIGH,
-    remediation="Name the resource ARNs (cluster, ASG, bucket prefix, log group, key), or add an "
-                "aws:ResourceTag/<key> / aws:RequestTag/<key> condition. Describe*/List* reads and the listed "
-                "account-level calls may stay on '*'.",
+    remediation="Name the resource ARNs (cluster, ASG, target group, bucket prefix, log group, key), or add a "
+                "scoping condition (aws:ResourceTag/<key>, aws:RequestTag/<key>, ec2:Vpc, iam:AWSServiceName). "
+                "Describe*/List* reads and the listed account-level calls may stay on '*'.",
     checkov=("CKV_AWS_355",),
     config={"unscopedActions": {"type": "array", "items": {"type": "string"}, "default": UNSCOPED_OK_DEFAULT,
                                 "description": "Actions without resource-level permissions allowed on '*'."}},
@@ -467,7 +469,7 @@ def iam_wildcard_resources(s: Subject, cfg: dict) -> Iterable[str]:
             actions = [str(a) for a in as_list(get(st, "Action"))]
             bad = [a for a in actions if not _unscoped_action_ok(a, allowed)]
             if bad:
-                yield f"{where} {_sid(st, i)} grants {', '.join(bad)} on Resource '*' without a tag condition"
+                yield f"{where} {_sid(st, i)} grants {', '.join(bad)} on Resource '*' without a scoping condition"
 
 
 @resource_policy(Rule(
@@ -482,316 +484,3 @@ def kms_rotation(s: Subject, cfg: dict) -> Iterable[str]:
     spec = get(s.props, "customerMasterKeySpec") or get(s.props, "keySpec") or "SYMMETRIC_DEFAULT"
     if spec == "SYMMETRIC_DEFAULT" and not truthy(get(s.props, "enableKeyRotation")):
         yield "enableKeyRotation is not true"
-
-
-# --- ALB -----------------------------------------------------------------------------------------------------------------
-
-TLS12_POLICY = re.compile(r"^ELBSecurityPolicy-(TLS13-1-[23]|TLS-1-2|FS-1-2)(-|$)")
-"""ELB security policies that accept TLS 1.2 and newer only (ALB "Security policies" page, 2026-11). The API default
-when sslPolicy is unset is ELBSecurityPolicy-2016-08, which accepts TLS 1.0."""
-ALB_ANNOTATION = "alb.ingress.kubernetes.io/"
-
-
-def _ingress_annotations(props: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """Annotations of an Ingress served by the AWS Load Balancer Controller, else None."""
-    ann = as_map(get(props, "metadata.annotations"))
-    cls = get(props, "spec.ingressClassName") or (ann["kubernetes.io/ingress.class"]
-                                                    if "kubernetes.io/ingress.class" in list(ann) else None)
-    if cls == "alb" or any(str(k).startswith(ALB_ANNOTATION) for k in list(ann)):
-        return ann
-    return None
-
-
-def _ann(ann: Mapping[str, Any], key: str) -> str | None:
-    full = ALB_ANNOTATION + key
-    return str(ann[full]) if full in list(ann) else None
-
-
-def _listen_protocols(ann: Mapping[str, Any]) -> set[str]:
-    import json as _json
-    raw = _ann(ann, "listen-ports")
-    if raw is None:
-        return {"HTTP"}  # controller default: HTTP 80 only
-    try:
-        return {str(k).upper() for entry in _json.loads(raw) for k in entry}
-    except (ValueError, TypeError, AttributeError):
-        return set()
-
-
-@resource_policy(Rule(
-    id="alb-http-redirects-to-https",
-    title="ALB HTTP listeners only redirect to HTTPS",
-    description="An HTTP listener must have exactly one default action: a redirect to HTTPS.",
-    concern="security", severity=Severity.HIGH,
-    remediation="Make the port-80 listener's only default action {type: 'redirect', redirect: {protocol: 'HTTPS', "
-                "port: '443', statusCode: 'HTTP_301'}}; on an Ingress set alb.ingress.kubernetes.io/ssl-redirect.",
-    checkov=("CKV_AWS_2", "CKV2_AWS_20"),
-), types={*LISTENER_TYPES, INGRESS})
-def alb_http_redirect(s: Subject, cfg: dict) -> Iterable[str]:
-    if s.type == INGRESS:
-        ann = _ingress_annotations(s.props)
-        if ann is not None and "HTTP" in _listen_protocols(ann) and _ann(ann, "ssl-redirect") is None:
-            yield "the Ingress listens on HTTP without alb.ingress.kubernetes.io/ssl-redirect: requests are served in plaintext"
-        return
-    if get(s.props, "protocol") != "HTTP":
-        return
-    actions = as_list(get(s.props, "defaultActions"))
-    ok = (len(actions) == 1 and get(actions[0], "type") == "redirect"
-          and get(actions[0], "redirect.protocol") == "HTTPS")
-    if not ok:
-        kinds = ", ".join(str(get(a, "type")) for a in actions) or "none"
-        yield f"HTTP listener's default actions are [{kinds}], not a single redirect to HTTPS"
-
-
-@resource_policy(Rule(
-    id="alb-tls-1-2-minimum",
-    title="ALB TLS policy allows TLS 1.2+ only",
-    description="HTTPS/TLS listeners must use an ELB security policy that rejects TLS 1.0 and 1.1.",
-    concern="security", severity=Severity.HIGH,
-    remediation="Set sslPolicy='ELBSecurityPolicy-TLS13-1-2-2021-06' (or a TLS13-1-2/TLS13-1-3 PQ/FIPS variant); "
-                "unset means ELBSecurityPolicy-2016-08 (TLS 1.0).",
-    checkov=("CKV_AWS_103",),
-), types={*LISTENER_TYPES, INGRESS})
-def alb_tls(s: Subject, cfg: dict) -> Iterable[str]:
-    if s.type == INGRESS:
-        ann = _ingress_annotations(s.props)
-        if ann is None or "HTTPS" not in _listen_protocols(ann):
-            return
-        policy = _ann(ann, "ssl-policy")
-        if policy is None or not TLS12_POLICY.match(policy):
-            yield f"alb.ingress.kubernetes.io/ssl-policy is {policy!r}: TLS 1.0/1.1 would be accepted"
-        return
-    if get(s.props, "protocol") not in ("HTTPS", "TLS"):
-        return
-    policy = get(s.props, "sslPolicy")
-    if not isinstance(policy, str) or not TLS12_POLICY.match(policy):
-        shown = repr(policy) if policy else "unset (API default ELBSecurityPolicy-2016-08)"
-        yield f"sslPolicy is {shown}: TLS 1.0/1.1 would be accepted"
-
-
-@resource_policy(Rule(
-    id="alb-drop-invalid-headers",
-    title="ALB drops invalid HTTP headers",
-    description="Application load balancers must drop header fields with invalid names (request smuggling defence).",
-    concern="security", severity=Severity.MEDIUM,
-    remediation="Set dropInvalidHeaderFields=true (Ingress: load-balancer-attributes "
-                "routing.http.drop_invalid_header_fields.enabled=true).",
-    checkov=("CKV_AWS_131",),
-), types={*LB_TYPES, INGRESS})
-def alb_drop_headers(s: Subject, cfg: dict) -> Iterable[str]:
-    if s.type == INGRESS:
-        ann = _ingress_annotations(s.props)
-        if ann is not None and "routing.http.drop_invalid_header_fields.enabled=true" not in (
-                _ann(ann, "load-balancer-attributes") or "").replace(" ", ""):
-            yield "the Ingress's load balancer keeps invalid header fields (routing.http.drop_invalid_header_fields.enabled not true)"
-        return
-    if (get(s.props, "loadBalancerType") or "application") != "application":
-        return
-    if not truthy(get(s.props, "dropInvalidHeaderFields")):
-        yield "dropInvalidHeaderFields is not true"
-
-
-WAF_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
-
-
-@stack_policy(Rule(
-    id="alb-waf-on-public",
-    title="Public ALB protected by WAF (growth, scale)",
-    description="In the growth and scale tiers an internet-facing ALB must have a WAFv2 web ACL associated.",
-    concern="security", severity=Severity.HIGH,
-    remediation="Create an aws.wafv2.WebAcl (AWS managed common rules plus a rate-based rule) and an "
-                "aws.wafv2.WebAclAssociation with resourceArn=<alb arn> (Ingress: alb.ingress.kubernetes.io/wafv2-acl-arn).",
-    checkov=("CKV2_AWS_28",),
-    tiers=("growth", "scale"),
-))
-def alb_waf(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
-    assocs = [r for r in resources if r.resource_type == WAF_ASSOCIATION]
-    for r in resources:
-        if r.resource_type in LB_TYPES:
-            if (get(r.props, "loadBalancerType") or "application") != "application" or truthy(get(r.props, "internal")):
-                continue
-            arn = get(r.props, "arn")
-            covered = any(r in (getattr(a, "dependencies", None) or []) or (arn and get(a.props, "resourceArn") == arn)
-                          for a in assocs)
-            if not covered:
-                yield f"{r.name}: internet-facing ALB has no WAFv2 web ACL association", r.urn
-        elif r.resource_type == INGRESS:
-            ann = _ingress_annotations(r.props)
-            if ann is None or _ann(ann, "scheme") != "internet-facing":
-                continue
-            if not _ann(ann, "wafv2-acl-arn"):
-                yield f"{r.name}: internet-facing Ingress has no alb.ingress.kubernetes.io/wafv2-acl-arn", r.urn
-
-
-# --- ECR, S3 ---------------------------------------------------------------------------------------------------------
-
-@resource_policy(Rule(
-    id="ecr-immutable-tags",
-    title="ECR tags immutable",
-    description="ECR repositories must make image tags immutable, so a deployed tag always means the same image.",
-    concern="security", severity=Severity.MEDIUM,
-    remediation="Set imageTagMutability='IMMUTABLE' (VllmImage does).",
-    checkov=("CKV_AWS_51",),
-), types={"aws:ecr/repository:Repository"})
-def ecr_immutable(s: Subject, cfg: dict) -> Iterable[str]:
-    value = get(s.props, "imageTagMutability") or "MUTABLE"
-    if not str(value).startswith("IMMUTABLE"):
-        yield f"imageTagMutability is {value!r}: a pushed tag can be overwritten under running workloads"
-
-
-ECR_REPO = "aws:ecr/repository:Repository"
-ECR_REGISTRY_SCANNING = "aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration"
-
-
-def _registry_scans_everything(resources: Sequence[Any]) -> bool:
-    for r in resources:
-        if r.resource_type != ECR_REGISTRY_SCANNING:
-            continue
-        for rule in as_list(get(r.props, "rules")):
-            if get(rule, "scanFrequency") not in ("SCAN_ON_PUSH", "CONTINUOUS_SCAN"):
-                continue
-            if any(get(f, "filter") == "*" for f in as_list(get(rule, "repositoryFilters"))):
-                return True
-    return False
-
-
-@stack_policy(Rule(
-    id="ecr-scan-on-push",
-    title="ECR images scanned on push",
-    description="ECR repositories must scan images on push (repository setting or a registry-wide scanning rule).",
-    concern="security", severity=Severity.MEDIUM,
-    remediation="Set imageScanningConfiguration.scanOnPush=true, or add an aws.ecr.RegistryScanningConfiguration "
-                "rule with scanFrequency SCAN_ON_PUSH or CONTINUOUS_SCAN for filter '*'.",
-    checkov=("CKV_AWS_163",),
-))
-def ecr_scan(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
-    if _registry_scans_everything(resources):
-        return
-    for r in resources:
-        if r.resource_type == ECR_REPO and not truthy(get(r.props, "imageScanningConfiguration.scanOnPush")):
-            yield f"{r.name}: imageScanningConfiguration.scanOnPush is not true and no registry scanning rule covers it", r.urn
-
-
-BUCKET_TYPES = frozenset({"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"})
-PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
-PAB_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
-
-
-@stack_policy(Rule(
-    id="s3-public-access-block",
-    title="S3 buckets block public access",
-    description="Every S3 bucket (ALB access logs, model artefacts) must have a public-access block with all four "
-                "settings on.",
-    concern="security", severity=Severity.HIGH,
-    remediation="Add aws.s3.BucketPublicAccessBlock(bucket=<bucket id>, blockPublicAcls=True, blockPublicPolicy=True, "
-                "ignorePublicAcls=True, restrictPublicBuckets=True).",
-    checkov=("CKV2_AWS_6",),
-))
-def s3_pab(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
-    blocks = [r for r in resources if r.resource_type == PAB]
-    for b in resources:
-        if b.resource_type not in BUCKET_TYPES:
-            continue
-        ids = {v for v in (get(b.props, "id"), get(b.props, "bucket")) if v}
-        mine = [p for p in blocks if b in (getattr(p, "dependencies", None) or []) or get(p.props, "bucket") in ids]
-        if not mine:
-            yield f"{b.name}: no BucketPublicAccessBlock for this bucket", b.urn
-            continue
-        off = [f for f in PAB_FLAGS if not any(truthy(get(p.props, f)) for p in mine)]
-        if off:
-            yield f"{b.name}: public access block leaves {', '.join(off)} off", b.urn
-
-
-# --- Kubernetes workloads ----------------------------------------------------------------------------------------------
-
-@resource_policy(Rule(
-    id="k8s-no-privileged-containers",
-    title="No privileged containers",
-    description="Workload containers must not run privileged or allow privilege escalation explicitly.",
-    concern="security", severity=Severity.HIGH,
-    remediation="Remove securityContext.privileged / allowPrivilegeEscalation=true; GPUs and Neuron devices are "
-                "handed to pods by the device plugins, which needs no privileges in the workload.",
-    checkov=("CKV_K8S_16", "CKV_K8S_20"),
-    config={"exemptNamespaces": {"type": "array", "items": {"type": "string"}, "default": ["kube-system"],
-                                 "description": "Namespaces whose node agents may run privileged."}},
-), types=WORKLOAD_TYPES)
-def k8s_privileged(s: Subject, cfg: dict) -> Iterable[str]:
-    pod = pod_template(s.type, s.props)
-    if pod is None or namespace_of(s.props) in cfg["exemptNamespaces"]:
-        return
-    for c in containers(pod[1]):
-        if truthy(get(c, "securityContext.privileged")):
-            yield f"container {container_name(c)} runs privileged"
-        elif truthy(get(c, "securityContext.allowPrivilegeEscalation")):
-            yield f"container {container_name(c)} sets allowPrivilegeEscalation=true"
-
-
-@resource_policy(Rule(
-    id="k8s-run-as-non-root",
-    title="Containers run as non-root",
-    description="Workload containers must run as a non-root user (runAsNonRoot or a non-zero runAsUser at pod or "
-                "container level), unless their namespace or image is listed as needing root.",
-    concern="security", severity=Severity.MEDIUM,
-    remediation="Set securityContext.runAsNonRoot=true and runAsUser to the image's user (the vLLM images run as "
-                "UID 2000); list a namespace or image in this policy's config only when root is unavoidable.",
-    checkov=("CKV_K8S_23",),
-    config={"exemptNamespaces": {"type": "array", "items": {"type": "string"}, "default": ["kube-system"],
-                                 "description": "Namespaces whose workloads may run as root."},
-            "exemptImages": {"type": "array", "items": {"type": "string"}, "default": [],
-                             "description": "Image repository prefixes that must run as root."}},
-), types=WORKLOAD_TYPES)
-def k8s_non_root(s: Subject, cfg: dict) -> Iterable[str]:
-    pod = pod_template(s.type, s.props)
-    if pod is None or namespace_of(s.props) in cfg["exemptNamespaces"]:
-        return
-    pod_sc = as_map(get(pod[1], "securityContext"))
-    for c in containers(pod[1]):
-        image = str(get(c, "image") or "")
-        if any(image.startswith(p) for p in cfg["exemptImages"]):
-            continue
-        sc = as_map(get(c, "securityContext"))
-        user = to_int(get(sc, "runAsUser") if has(sc, "runAsUser") else get(pod_sc, "runAsUser"))
-        non_root = get(sc, "runAsNonRoot") if has(sc, "runAsNonRoot") else get(pod_sc, "runAsNonRoot")
-        if user == 0:
-            yield f"container {container_name(c)} sets runAsUser=0 (root)"
-        elif not truthy(non_root) and (user is None or user <= 0):
-            yield f"container {container_name(c)} may run as root: neither runAsNonRoot=true nor a non-zero runAsUser"
-
-
-@resource_policy(Rule(
-    id="k8s-image-tag-pinned",
-    title="Container images pinned (no latest)",
-    description="Workload images must name a fixed tag or digest, never 'latest' or no tag.",
-    concern="security", severity=Severity.MEDIUM,
-    remediation="Use the versions pinned in components/versions.py (or an @sha256 digest).",
-    checkov=("CKV_K8S_14",),
-), types=WORKLOAD_TYPES)
-def k8s_image_pinned(s: Subject, cfg: dict) -> Iterable[str]:
-    pod = pod_template(s.type, s.props)
-    if pod is None:
-        return
-    for c in containers(pod[1]):
-        image = get(c, "image")
-        if not isinstance(image, str) or not image:
-            yield f"container {container_name(c)} has no image"
-            continue
-        _, tag, digest = split_image(image)
-        if digest:
-            continue
-        if tag is None or tag == "latest":
-            yield f"container {container_name(c)} uses {image!r}: a floating tag changes under you"
-
-
-@resource_policy(Rule(
-    id="helm-chart-version-pinned",
-    title="Helm charts pinned to a version",
-    description="Helm releases must pin an exact chart version.",
-    concern="security", severity=Severity.MEDIUM,
-    remediation="Set version to the chart version pinned in components/versions.py.",
-), types={"kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"})
-def helm_pinned(s: Subject, cfg: dict) -> Iterable[str]:
-    version = get(s.props, "version")
-    if not isinstance(version, str) or not version.strip():
-        yield f"chart {get(s.props, 'chart')!r} has no version: every install may pull a different chart"
-    elif any(ch in version for ch in "^~*><| ") or version in ("latest", "x"):
-        yield f"chart {get(s.props, 'chart')!r} version {version!r} is a range, not an exact version"

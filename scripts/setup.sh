@@ -7,7 +7,13 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -e '^WARNING: Location' -e '^$' || true
+quiet() { grep -v -e '^WARNING: Location' -e '^$' -e 'WheelFile' -e '^ *!!' -e '^ *\*\*\*' || true; }
+# CPU torch first, from the machine's local wheel: the test extras (sentence-transformers, vLLM's parser) accept it,
+# so pip never fetches a multi-GB CUDA build.
+if ! .venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("torch").split("+")[0] != "2.13.0")' 2>/dev/null; then
+  .venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | quiet
+fi
+.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | quiet
 .venv/bin/python -c 'import pulumi, pulumi_aws, pulumi_kubernetes, pydantic'
 for step in scripts/setup.d/*.sh; do
   [ -e "$step" ] || continue

@@ -70,3 +70,24 @@ def test_component_modules_document_what_they_create_and_cost(path):
         pytest.skip("not a component module")
     for word in ("Creates", "Defaults", "Security", "Cost", "Quotas"):
         assert word.lower() in doc.lower(), f"{path.name} docstring lacks {word}"
+
+
+def _component_classes():
+    found = []
+    for path in py_files("components"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(
+                    (isinstance(b, ast.Attribute) and b.attr in ("ComponentResource", "ArgsModel"))
+                    or (isinstance(b, ast.Name) and b.id == "ArgsModel") for b in node.bases):
+                found.append((path.stem, node.name))
+    return found
+
+
+@pytest.mark.parametrize("module, name", _component_classes(), ids=lambda x: str(x))
+def test_every_component_and_args_class_is_importable_from_the_package(module, name):
+    import components
+
+    if module.startswith("_"):
+        pytest.skip("internal module")
+    assert getattr(components, name) is getattr(__import__(f"components.{module}", fromlist=[name]), name)

@@ -1,13 +1,201 @@
-"""Stack section: gateway (placeholder until built). See docs/DEVELOPING.md for the section contract."""
+"""Stack section: gateway. The OpenAI-compatible gateway in front of whatever the earlier sections built.
+
+Routes are derived from the context: one per vLLM service (named after the service), one per SageMaker endpoint
+(``sagemaker-<name>``) and ``bedrock`` for the Bedrock model; with ``bedrockFallback`` the other routes fall back to
+Bedrock on 5xx/429/timeouts. The cache (``ctx.cache``) backs the exact and semantic caches and the token limiter over
+TLS with AUTH; without a cache there is no shared store, so caches are off and tenants must not set request/token
+budgets (the section refuses rather than silently not enforcing them). The ALB's ``gateway`` target group, when the
+edge section made one, gets a TargetGroupBinding.
+"""
 
 from __future__ import annotations
 
-from infra.sections._base import BuildContext
+import copy
+from typing import Any, Literal
 
-KEYS: dict[str, type] = {}
+import pulumi
+from pydantic import Field
+
+from components._errors import ArgsError, Problem
+from components.gateway import Gateway, GatewayArgs, TenantSpec
+from infra.sections._base import BuildContext, SettingsModel
+
+TITAN_EMBED_V2 = "amazon.titan-embed-text-v2:0"
+
+
+class GatewayTenantSettings(SettingsModel):
+    requests_per_minute: int | None = Field(None, gt=0)
+    """Request budget (needs the cache). Default: unlimited."""
+    tokens_per_minute: int | None = Field(None, gt=0)
+    """Token budget (needs the cache). Default: unlimited."""
+    max_tokens: int | None = Field(None, gt=0)
+    """Largest max_tokens per request. Default: the route's cap."""
+
+
+class GatewaySettings(SettingsModel):
+    enabled: bool = False
+    """Deploy the gateway. Default: off (tier presets turn it on)."""
+    namespace: str = "genai-gateway"
+    """Kubernetes namespace. Default: genai-gateway."""
+    image: str | None = None
+    """Gateway image. Default: the ECR repository the component creates, tagged with the pinned version."""
+    min_replicas: int = Field(2, ge=1)
+    """HPA minimum. Default: 2."""
+    max_replicas: int = Field(6, ge=1)
+    """HPA maximum. Default: 6."""
+    cpu_request: str = "500m"
+    """CPU request per pod. Default: 500m."""
+    memory: str = "1Gi"
+    """Memory per pod. Default: 1Gi."""
+    drain_timeout_seconds: int = Field(30, ge=1, le=3600)
+    """Drain on termination. Default: 30 s."""
+    tenants: dict[str, GatewayTenantSettings] = Field(default_factory=lambda: {"default": GatewayTenantSettings()})
+    """Tenants (one generated API key each). Default: one tenant ``default`` without budgets."""
+    max_tokens: int = Field(4096, gt=0)
+    """Per-route max_tokens cap. Default: 4096."""
+    max_prompt_tokens: int = Field(32768, gt=0)
+    """Per-route prompt cap (tokens). Default: 32768."""
+    exact_cache: bool = True
+    """Exact cache on every route (deterministic requests only; needs the cache). Default: on."""
+    semantic_cache: bool = False
+    """Semantic cache on every route (needs the cache). Default: off."""
+    semantic_threshold: float = Field(0.9, gt=0, le=1)
+    """Semantic similarity threshold. Default: 0.90."""
+    embedder: Literal["local", "bedrock"] = "local"
+    """Semantic-cache embeddings: local CPU model or Bedrock Titan v2. Default: local."""
+    limiter_fail_mode: Literal["closed", "open"] = "closed"
+    """When the cache is unreachable: reject (closed) or admit unmetered (open). Default: closed."""
+    bedrock_fallback: bool = True
+    """Other routes fall back to Bedrock when it is deployed. Default: on."""
+
+
+KEYS = {"gateway": GatewaySettings}
 """Top-level `genai-scale:<key>` config keys this section owns, each with its settings model."""
 
 
+def _v1(url: Any) -> Any:
+    return pulumi.Output.from_input(url).apply(lambda u: u.rstrip("/") if u.rstrip("/").endswith("/v1")
+                                               else u.rstrip("/") + "/v1")
+
+
+def gateway_config(ctx: BuildContext, s: GatewaySettings) -> dict[str, Any]:
+    """The gateway config (serving/gateway schema) for this stack; values may be Outputs."""
+    upstreams: dict[str, Any] = {}
+    routes: dict[str, Any] = {}
+    cached = ctx.cache is not None
+    cache = {"exact": {"enabled": s.exact_cache and cached},
+             "semantic": {"enabled": s.semantic_cache and cached, "threshold": s.semantic_threshold}}
+
+    def route(upstream: str) -> dict[str, Any]:
+        return {"targets": [{"upstream": upstream}], "maxTokens": s.max_tokens,
+                "maxPromptTokens": s.max_prompt_tokens, "cache": copy.deepcopy(cache)}
+
+    for name, svc in sorted((ctx.vllm_services or {}).items()):
+        upstreams[f"vllm-{name}"] = {"kind": "openai", "baseUrl": _v1(svc.service_url),
+                                     "model": svc.served_model_name}
+        routes[name] = route(f"vllm-{name}")
+    for name, ep in sorted((ctx.sagemaker or {}).items()):
+        upstreams[f"sagemaker-{name}"] = {"kind": "sagemaker", "endpointName": ep.endpoint_name,
+                                          "region": ctx.region}
+        routes[f"sagemaker-{name}"] = route(f"sagemaker-{name}")
+    if ctx.bedrock is not None:
+        upstreams["bedrock"] = {"kind": "bedrock", "modelId": ctx.bedrock.model_arn, "region": ctx.region}
+        if s.bedrock_fallback:
+            for r in routes.values():
+                r["fallbacks"] = ["bedrock"]
+        routes["bedrock"] = route("bedrock")
+    cfg: dict[str, Any] = {"upstreams": upstreams, "routes": routes,
+                           "limiter": {"enabled": cached, "failMode": s.limiter_fail_mode},
+                           "semanticCache": {"embedder": {"kind": s.embedder, "region": ctx.region}}}
+    if cached:
+        port = pulumi.Output.from_input(ctx.cache.port).apply(str)
+        cfg["redis"] = {"url": pulumi.Output.concat("rediss://", ctx.cache.primary_endpoint, ":", port, "/0")}
+    return cfg
+
+
+def _problems(ctx: BuildContext, s: GatewaySettings, cfg: dict[str, Any]) -> list[Problem]:
+    out: list[Problem] = []
+    if not cfg["routes"]:
+        out.append(Problem("gateway.enabled", True, "needs something to route to: a vLLM service (serving), a "
+                           "SageMaker endpoint or a Bedrock model (managed)"))
+    if ctx.cache is None:
+        for t, spec in s.tenants.items():
+            if spec.requests_per_minute or spec.tokens_per_minute:
+                out.append(Problem(f"gateway.tenants.{t}", spec.model_dump(by_alias=True, exclude_none=True),
+                                   "request/token budgets need the shared cache (edge: cache) to be enforced "
+                                   "across replicas; enable the cache or drop the budgets"))
+        if s.semantic_cache:
+            out.append(Problem("gateway.semanticCache", True, "needs the cache (edge: cache)"))
+    if s.max_replicas < s.min_replicas:
+        out.append(Problem("gateway.maxReplicas", s.max_replicas, f">= gateway.minReplicas ({s.min_replicas})"))
+    return out
+
+
+def _check_schema(cfg: dict[str, Any], tenants: list[str]) -> list[Problem]:
+    """Validate the rendered config with the gateway's own loader (Outputs replaced by placeholders)."""
+    from serving.gateway.config import parse_config
+    from serving.gateway.errors import ConfigError
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, pulumi.Output):
+            return "resolved-at-deploy"
+        return v
+
+    doc = plain(cfg)
+    if isinstance(doc.get("redis", {}).get("url"), str) and doc["redis"]["url"] == "resolved-at-deploy":
+        doc["redis"]["url"] = "rediss://resolved-at-deploy:6379/0"
+    doc["tenants"] = {"keys": {t: ["0" * 64] for t in tenants}}
+    try:
+        parse_config(doc)
+    except ConfigError as exc:
+        return [Problem(f"gateway.config.{p.path}", p.value, p.expected) for p in exc.problems]
+    return []
+
+
 def build(ctx: BuildContext, cfg) -> None:
-    """Create this section's components from the validated settings."""
+    """Create the Gateway component from the validated settings and the earlier sections' outputs."""
+    s: GatewaySettings = cfg.gateway
+    if not s.enabled:
+        return None
+    gcfg = gateway_config(ctx, s)
+    problems = _problems(ctx, s, gcfg)
+    if not problems:
+        problems = _check_schema(gcfg, list(s.tenants))
+    if problems:
+        raise ArgsError(problems, title="invalid gateway settings")
+    policies: list[Any] = []
+    if ctx.bedrock is not None:
+        policies.append(ctx.bedrock.invoke_policy_arn)
+    for _, ep in sorted((ctx.sagemaker or {}).items()):
+        policies.append(ep.invoke_policy_arn)
+    target_group = None
+    if ctx.alb is not None:
+        target_group = (getattr(ctx.alb, "target_groups", None) or {}).get("gateway")
+    cluster = ctx.cluster
+    embed_arn = (f"arn:aws:bedrock:{ctx.region}::foundation-model/{TITAN_EMBED_V2}"
+                 if s.embedder == "bedrock" and s.semantic_cache else None)
+    args = GatewayArgs(
+        config=gcfg,
+        tenants={t: TenantSpec(requests_per_minute=v.requests_per_minute, tokens_per_minute=v.tokens_per_minute,
+                               max_tokens=v.max_tokens) for t, v in s.tenants.items()},
+        namespace=s.namespace, image=s.image, min_replicas=s.min_replicas, max_replicas=s.max_replicas,
+        cpu_request=s.cpu_request, memory=s.memory, drain_timeout_seconds=s.drain_timeout_seconds,
+        redis_auth_token=getattr(ctx.cache, "auth_token", None) if ctx.cache is not None else None,
+        target_group_arn=target_group.arn if target_group is not None else None,
+        invoke_policy_arns=policies, bedrock_embedding_model_arn=embed_arn,
+        oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),
+        oidc_issuer=getattr(cluster, "oidc_issuer", None),
+        tags=ctx.tags, depends_on=[ctx.lb_controller] if ctx.lb_controller is not None else [],
+    )
+    opts = pulumi.ResourceOptions(provider=ctx.k8s_provider) if ctx.k8s_provider is not None else None
+    gw = Gateway("gateway", args, opts=opts)
+    ctx.gateway = gw
+    ctx.export("gatewayService", f"{gw.namespace}/{gw.service_name}:8080")
+    ctx.export("gatewayApiKeys", pulumi.Output.secret(pulumi.Output.all(**gw.api_keys)))
+    if gw.repository_url is not None:
+        ctx.export("gatewayImageRepository", gw.repository_url)
     return None

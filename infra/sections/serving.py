@@ -1,13 +1,360 @@
-"""Stack section: serving (placeholder until built). See docs/DEVELOPING.md for the section contract."""
+"""Stack section: serving. vLLM images, one VllmService per model, KEDA, warm pools, monitoring.
+
+Config keys (camelCase in YAML):
+
+- ``serving``: ``enabled``; ``namespace``; ``modelsBucket`` (the S3 bucket the weights are uploaded to: created,
+  private and encrypted, unless ``create: false`` names an existing one); ``buildImages`` (build and push the vLLM
+  images to ECR, default on; off uses the pinned upstream images directly); ``keda``; ``models``: a map of served
+  models keyed by name, each naming a node group of ``nodeGroups`` and carrying its vLLM and autoscaling settings.
+- ``monitoring``: kube-prometheus-stack with Grafana, the vLLM dashboards and alert rules.
+
+``build`` fills ``ctx.vllm_services[name]`` (``.service_url``, ``.served_model_name``, ``.api_key``), ``ctx.keda`` and
+``ctx.monitoring``. See docs/serving.md.
+"""
 
 from __future__ import annotations
 
-from infra.sections._base import BuildContext
+from typing import Any, Literal
 
-KEYS: dict[str, type] = {}
-"""Top-level `genai-scale:<key>` config keys this section owns, each with its settings model."""
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+from pydantic import Field
+
+from components import versions
+from components._errors import ArgsError, Problem
+from components._vllm_args import Dtype, KvCacheDtype, ModelFacts, Quantization, VllmModelSettings
+from components.catalog import accelerators
+from components.keda import Keda, KedaArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from components.monitoring import prometheus_url as _prometheus_url
+from components.vllm_image import VllmImage, VllmImageArgs
+from components.vllm_service import (AutoscalingSettings, NodeGroupPlacement, VllmService, VllmServiceArgs,
+                                     placement_from_node_group)
+from infra.sections._base import BuildContext, SettingsModel
+
+_MODEL = VllmModelSettings.model_fields
+_AUTO = AutoscalingSettings.model_fields
+
+
+class ModelFactsSettings(SettingsModel):
+    """Architecture facts of a model outside the catalogue (from its config.json and model card)."""
+
+    parameters_billion: float = Field(gt=0)
+    layers: int = Field(ge=1)
+    attention_heads: int = Field(ge=1)
+    kv_heads: int = Field(ge=1)
+    head_dim: int = Field(ge=1)
+    max_context: int = Field(ge=1)
+
+
+class ModelAutoscalingSettings(SettingsModel):
+    """KEDA triggers of one model (replica bounds are on the model)."""
+
+    queue_depth_per_replica: int = Field(default=_AUTO["queue_depth_per_replica"].default, ge=1)
+    """Waiting requests per replica before adding one. Default: 5."""
+    latency_slo: bool = True
+    """Scale on p95 latency against the stack's ``targets.p95LatencyMs``. Default: on."""
+    latency_signal: Literal["e2e", "ttft"] = "e2e"
+    """Latency the SLO is about (end-to-end or time to first token). Default: e2e."""
+    tokens_per_second_per_replica: float | None = Field(default=None, gt=0)
+    """Generated tokens/s one replica sustains (measure with serving/loadtest). Default: no token trigger."""
+    gpu_utilization_up_percent: float | None = Field(default=70, gt=0, le=100)
+    """Add replicas above this mean GPU utilization over 5 min (null: no GPU trigger). Default: 70."""
+    gpu_utilization_down_percent: float = Field(default=30, gt=0, le=100)
+    """Remove replicas below this, after ``scaleDownStabilizationSeconds``. Default: 30."""
+    scale_down_stabilization_seconds: int = Field(default=900, ge=0, le=3600)
+    """Scale-down window (seeds: 15 min). Default: 900."""
+    cooldown_seconds: int = Field(default=600, ge=30)
+    """Idle time before scaling to zero (with minReplicas 0). Default: 600."""
+
+
+class ModelServiceSettings(SettingsModel):
+    """One served model: where it runs, the vLLM settings, replicas and warm pool."""
+
+    node_group: str
+    """Name of a node group in ``nodeGroups`` (its labels and taints place the pods)."""
+    model_id: str
+    """Hugging Face model id (catalogue: components/catalog/models.py; else give ``modelFacts``)."""
+    model_facts: ModelFactsSettings | None = None
+    """Facts for a model outside the catalogue. Default: from the catalogue."""
+    served_model_name: str | None = None
+    """The ``model`` clients send. Default: the map key."""
+    weights_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._\-/]+$")
+    """Prefix of the weights in ``serving.modelsBucket`` (upload them with ``aws s3 sync``). Default: the model id."""
+    weights_uri: str | None = None
+    """Full ``s3://`` URI of the weights elsewhere (overrides ``weightsPrefix``). Default: none."""
+    allow_hub_download: bool = False
+    """Download from the Hugging Face hub instead of S3. Default: off."""
+    tensor_parallel_size: int = Field(default=_MODEL["tensor_parallel_size"].default, ge=1)
+    max_model_len: int = Field(default=_MODEL["max_model_len"].default, ge=128)
+    max_num_seqs: int = Field(default=_MODEL["max_num_seqs"].default, ge=1)
+    kv_tokens_per_sequence: int | None = Field(default=None, ge=1)
+    gpu_memory_utilization: float = Field(default=_MODEL["gpu_memory_utilization"].default, gt=0, le=0.98)
+    dtype: Dtype = "auto"
+    quantization: Quantization | None = None
+    kv_cache_dtype: KvCacheDtype = "auto"
+    enable_prefix_caching: bool = True
+    shutdown_timeout_seconds: int = Field(default=_MODEL["shutdown_timeout_seconds"].default, ge=0, le=3600)
+    extra_args: list[str] = Field(default_factory=list)
+    gpu_sharing: Literal["dedicated", "time-sliced", "mig"] = "dedicated"
+    """dedicated GPUs, a time-slice of one, or a MIG slice (``migProfile``). Default: dedicated."""
+    mig_profile: str | None = None
+    """MIG profile with gpuSharing mig, e.g. 3g.40gb."""
+    min_replicas: int = Field(default=1, ge=0)
+    """Replicas kept ready (0: scale to zero). Default: 1."""
+    max_replicas: int = Field(default=2, ge=1)
+    """Upper bound. Default: 2."""
+    warm_pool_placeholders: int = Field(default=0, ge=0)
+    """Low-priority placeholder pods holding one replica's accelerators each. Default: 0."""
+    autoscaling: ModelAutoscalingSettings = Field(default_factory=ModelAutoscalingSettings)
+    pre_stop_seconds: int = Field(default=15, ge=0, le=300)
+    startup_timeout_seconds: int = Field(default=1200, ge=60, le=7200)
+
+
+class ModelsBucketSettings(SettingsModel):
+    """The S3 bucket holding model weights."""
+
+    create: bool = True
+    """Create the bucket (private, SSE-KMS, public access blocked). Off: ``name`` is an existing bucket. Default: on."""
+    name: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+    """Bucket name. Default: ``genai-scale-<stack>-models-<region>``."""
+
+
+class KedaSettings(SettingsModel):
+    enabled: bool = True
+    """Run KEDA and autoscale the models. Default: on."""
+    high_availability: bool = False
+    """Two replicas of KEDA's pods. Default: off."""
+
+
+class ServingSettings(SettingsModel):
+    """vLLM serving: images, models, autoscaling."""
+
+    enabled: bool = False
+    """Deploy the vLLM models. Default: off (tier presets turn it on)."""
+    namespace: str = "genai-serving"
+    """Namespace of the vLLM workloads. Default: genai-serving."""
+    models_bucket: ModelsBucketSettings = Field(default_factory=ModelsBucketSettings)
+    build_images: bool = True
+    """Build the vLLM images and push them to ECR. Off: run the pinned upstream images. Default: on."""
+    keda: KedaSettings = Field(default_factory=KedaSettings)
+    models: dict[str, ModelServiceSettings] = Field(default_factory=dict)
+    """Served models keyed by name (the name is the Service, the gateway route and the default served model name)."""
+
+
+class MonitoringSettings(SettingsModel):
+    """kube-prometheus-stack with Grafana, the vLLM dashboards and alerts."""
+
+    enabled: bool = False
+    """Deploy monitoring. Default: off (tier presets turn it on; KEDA's triggers need it)."""
+    namespace: str = "monitoring"
+    retention_days: int = Field(default=15, ge=1, le=3650)
+    storage_gib: int | None = Field(default=None, ge=10)
+    """gp3 volume for Prometheus (null: emptyDir). Default: none."""
+    grafana: bool = True
+    alertmanager: bool = True
+    prometheus_memory: str = Field(default="2Gi", pattern=r"^\d+Gi$")
+
+
+KEYS = {"serving": ServingSettings, "monitoring": MonitoringSettings}
+
+
+def bucket_name(cfg, stack: str) -> str:
+    s = cfg.serving.models_bucket
+    return s.name or f"genai-scale-{stack}-models-{cfg.region}"[:63]
+
+
+def weights_uri(m: ModelServiceSettings, bucket: str) -> str | None:
+    if m.weights_uri:
+        return m.weights_uri
+    if m.allow_hub_download and not m.weights_prefix:
+        return None
+    prefix = (m.weights_prefix or m.model_id).strip("/")
+    return f"s3://{bucket}/{prefix}/"
+
+
+def model_settings(name: str, m: ModelServiceSettings, bucket: str) -> VllmModelSettings:
+    return VllmModelSettings(
+        model_id=m.model_id, served_model_name=m.served_model_name or name, weights_uri=weights_uri(m, bucket),
+        allow_hub_download=m.allow_hub_download,
+        model_facts=ModelFacts(**m.model_facts.model_dump()) if m.model_facts else None,
+        tensor_parallel_size=m.tensor_parallel_size, max_model_len=m.max_model_len, max_num_seqs=m.max_num_seqs,
+        kv_tokens_per_sequence=m.kv_tokens_per_sequence, gpu_memory_utilization=m.gpu_memory_utilization,
+        dtype=m.dtype, quantization=m.quantization, kv_cache_dtype=m.kv_cache_dtype,
+        enable_prefix_caching=m.enable_prefix_caching, shutdown_timeout_seconds=m.shutdown_timeout_seconds,
+        extra_args=list(m.extra_args))
+
+
+def autoscaling_settings(m: ModelServiceSettings, p95_latency_ms: float | None) -> AutoscalingSettings:
+    a = m.autoscaling
+    return AutoscalingSettings(
+        min_replicas=m.min_replicas, max_replicas=m.max_replicas, queue_depth_per_replica=a.queue_depth_per_replica,
+        p95_latency_ms=p95_latency_ms if a.latency_slo else None, latency_signal=a.latency_signal,
+        tokens_per_second_per_replica=a.tokens_per_second_per_replica,
+        gpu_utilization_up_percent=a.gpu_utilization_up_percent,
+        gpu_utilization_down_percent=a.gpu_utilization_down_percent,
+        scale_down_stabilization_seconds=a.scale_down_stabilization_seconds, cooldown_seconds=a.cooldown_seconds)
+
+
+def service_args(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGroupPlacement, bucket: str,
+                 **wiring: Any) -> VllmServiceArgs:
+    vendor = placement.accelerator.vendor
+    gateway = getattr(cfg, "gateway", None)
+    clients = [gateway.namespace] if gateway is not None and getattr(gateway, "namespace", None) else []
+    targets = getattr(cfg, "targets", None)
+    return VllmServiceArgs(
+        model=model_settings(name, m, bucket), placement=placement, namespace=cfg.serving.namespace,
+        engine_version=versions.VLLM.version if vendor == "nvidia" else versions.VLLM_NEURON_ENGINE_VERSION,
+        gpu_sharing=m.gpu_sharing, mig_profile=m.mig_profile, mig_strategy=cfg.gpu_operator.mig_strategy,
+        autoscaling=autoscaling_settings(m, getattr(targets, "p95_latency_ms", None)),
+        keda=cfg.serving.keda.enabled, warm_pool_placeholders=m.warm_pool_placeholders,
+        pre_stop_seconds=m.pre_stop_seconds, startup_timeout_seconds=m.startup_timeout_seconds,
+        client_namespaces=clients, monitoring_namespace=cfg.monitoring.namespace, **wiring)
+
+
+def placement_from_settings(name: str, ng) -> NodeGroupPlacement | None:
+    """Placement computed from node-group settings (for checks before anything is built)."""
+    from components import _gpu
+    spec = accelerators.lookup(ng.instance_type)
+    if spec is None and ng.accelerator is not None:
+        a = ng.accelerator
+        spec = accelerators.custom(ng.instance_type, vendor=a.vendor, accelerator=a.accelerator, count=a.count,
+                                   memory_gib=a.memory_gib, neuron_cores=a.neuron_cores)
+    if spec is None:
+        return None
+    return NodeGroupPlacement(name=name, accelerator=spec,
+                              labels=_gpu.labels(name, spec, efa=ng.efa, mig_config=ng.mig_config, extra=ng.labels),
+                              taints=_gpu.taints(spec), mig_config=ng.mig_config,
+                              time_slicing_replicas=ng.time_slicing_replicas)
+
+
+_PLACEHOLDER_WIRING = {"image": "image", "prometheus_url": "http://prometheus:9090", "oidc_provider_arn": "arn",
+                       "oidc_issuer": "issuer"}
+_FIELD_TO_KEY = {"model": "modelId", "model.model_id": "modelId", "model_id": "modelId"}
+
+
+def _config_path(path: str) -> str:
+    from pydantic.alias_generators import to_camel
+    path = path.removeprefix("model.").removeprefix("autoscaling.") if not path.startswith("model_facts") else path
+    path = _FIELD_TO_KEY.get(path, path)
+    return ".".join(to_camel(p) for p in path.split("."))
+
+
+def problems(cfg) -> list[Problem]:
+    """Cross-section rules: node groups exist, the model fits them, warm capacity fits the group, monitoring is on."""
+    out: list[Problem] = []
+    s = cfg.serving
+    if not s.enabled:
+        return out
+    node_groups = getattr(cfg, "node_groups", {}) or {}
+    if s.models and s.keda.enabled and not cfg.monitoring.enabled:
+        out.append(Problem("serving.keda.enabled", True, "needs monitoring.enabled (the triggers query Prometheus)"))
+    for name, m in s.models.items():
+        base = f"serving.models.{name}"
+        if m.node_group not in node_groups:
+            out.append(Problem(f"{base}.nodeGroup", m.node_group,
+                               f"a node group of nodeGroups ({', '.join(sorted(node_groups)) or 'none defined'})"))
+            continue
+        ng = node_groups[m.node_group]
+        placement = placement_from_settings(m.node_group, ng)
+        if placement is None:
+            continue  # the foundation section reports the unknown instance type
+        try:
+            args = service_args(name, m, cfg=cfg, placement=placement, bucket=bucket_name(cfg, "stack"),
+                                **_PLACEHOLDER_WIRING)
+        except ArgsError as err:
+            out.extend(Problem(f"{base}.{_config_path(p.path)}" if p.path else base, p.value, p.expected)
+                       for p in err.problems)
+            continue
+        per_replica = _accelerators_per_replica(args)
+        per_node = placement.accelerator.count * (placement.time_slicing_replicas or 1)
+        need = (m.min_replicas + m.warm_pool_placeholders) * per_replica
+        if per_node and need > ng.max_size * per_node:
+            out.append(Problem(f"{base}.warmPoolPlaceholders", m.warm_pool_placeholders,
+                               f"minReplicas ({m.min_replicas}) + placeholders hold {need} accelerator(s), more than "
+                               f"node group {m.node_group!r} can have ({ng.max_size} x {per_node})"))
+    return out
+
+
+def _accelerators_per_replica(args: VllmServiceArgs) -> int:
+    from components.vllm_service import accelerator_request
+    req = accelerator_request(args)
+    return sum(int(v) for k, v in req.items() if k in (accelerators.NVIDIA_RESOURCE, accelerators.NEURON_RESOURCE))
+
+
+def _models_bucket(name: str, tags: dict[str, str]) -> aws.s3.Bucket:
+    bucket = aws.s3.Bucket("models-bucket", bucket=name, force_destroy=False, tags=tags)
+    aws.s3.BucketOwnershipControls("models-bucket", bucket=bucket.id,
+                                   rule={"object_ownership": "BucketOwnerEnforced"})
+    aws.s3.BucketPublicAccessBlock("models-bucket", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
+                                   ignore_public_acls=True, restrict_public_buckets=True)
+    aws.s3.BucketServerSideEncryptionConfiguration("models-bucket", bucket=bucket.id, rules=[{
+        "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms"}, "bucket_key_enabled": True}])
+    return bucket
 
 
 def build(ctx: BuildContext, cfg) -> None:
-    """Create this section's components from the validated settings."""
-    return None
+    """Monitoring -> KEDA -> models bucket, images -> one VllmService per model."""
+    k8s_opts = pulumi.ResourceOptions(provider=ctx.k8s_provider) if ctx.k8s_provider else None
+    mon = cfg.monitoring
+    targets = ctx.targets
+    p95 = getattr(targets, "p95_latency_ms", None)
+    if mon.enabled:
+        margs = MonitoringArgs(namespace=mon.namespace, retention_days=mon.retention_days, storage_gib=mon.storage_gib,
+                               grafana=mon.grafana, alertmanager=mon.alertmanager,
+                               prometheus_memory=mon.prometheus_memory,
+                               scrape_dcgm=ctx.gpu_operator is not None,
+                               **({"p95_latency_ms": p95} if p95 else {}))
+        ctx.monitoring = Monitoring("monitoring", margs, opts=k8s_opts)
+        ctx.export("grafanaAdminPassword", ctx.monitoring.grafana_admin_password)
+    s = cfg.serving
+    if not s.enabled or not s.models:
+        return
+    after: list[pulumi.Resource] = []
+    if s.keda.enabled:
+        ctx.keda = Keda("keda", KedaArgs(high_availability=s.keda.high_availability), opts=k8s_opts)
+        after.append(ctx.keda.release)
+    if ctx.monitoring is not None:
+        after.append(ctx.monitoring.release)
+    ns = k8s.core.v1.Namespace("serving-ns", metadata={"name": s.namespace, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted"}}, opts=k8s_opts)
+
+    bucket = bucket_name(cfg, ctx.stack)
+    if s.models_bucket.create and any(not m.weights_uri and not (m.allow_hub_download and not m.weights_prefix)
+                                      for m in s.models.values()):
+        _models_bucket(bucket, ctx.tags)
+        ctx.export("modelsBucket", bucket)
+
+    placements = {}
+    for name, m in s.models.items():
+        spec = ctx.node_group_specs.get(m.node_group)
+        placements[name] = placement_from_node_group(
+            ctx.node_groups[m.node_group], mig_config=getattr(spec, "mig_config", None),
+            time_slicing_replicas=getattr(spec, "time_slicing_replicas", None))
+    images: dict[str, Any] = {}
+    for vendor in sorted({p.accelerator.vendor for p in placements.values()}):
+        if s.build_images:
+            img = VllmImage(f"vllm-{vendor}", VllmImageArgs(vendor=vendor, tags=ctx.tags))
+            images[vendor] = img.image_ref
+        else:
+            pin = versions.VLLM_OPENAI_IMAGE if vendor == "nvidia" else versions.VLLM_NEURON_DLC
+            images[vendor] = f"{pin.repository}:{pin.version}"
+
+    prom = ctx.monitoring.prometheus_url if ctx.monitoring is not None else None
+    cluster = ctx.cluster
+    exported: dict[str, Any] = {}
+    for name, m in s.models.items():
+        placement = placements[name]
+        args = service_args(name, m, cfg=cfg, placement=placement, bucket=bucket,
+                            image=images[placement.accelerator.vendor], prometheus_url=prom,
+                            oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),
+                            oidc_issuer=getattr(cluster, "oidc_issuer", None), after=after, tags=ctx.tags)
+        svc = VllmService(name, args, opts=pulumi.ResourceOptions(
+            provider=ctx.k8s_provider, depends_on=[ns]) if ctx.k8s_provider else pulumi.ResourceOptions(depends_on=[ns]))
+        ctx.vllm_services[name] = svc
+        exported[name] = {"url": svc.service_url, "servedModelName": svc.served_model_name,
+                          "nodeGroup": m.node_group, "minReplicas": m.min_replicas, "maxReplicas": m.max_replicas,
+                          "warmPoolPlaceholders": m.warm_pool_placeholders,
+                          "fitGib": {"need": svc.fit.need_gib, "capacity": svc.fit.capacity_gib}}
+    ctx.export("vllmServices", exported)

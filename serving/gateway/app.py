@@ -421,7 +421,7 @@ class Gateway:
         used = _used(usage)
         if extra_usage:
             used = None if used is None else used + extra_usage["total"]
-        await self._settle(ctx, used)
+        self._background(self._settle(ctx, used))  # off the latency path: admissions already made do not depend on it
         self._count_tokens(ctx, usage)
         if strip_logprobs:
             for c in resp.get("choices") or []:
@@ -481,7 +481,7 @@ class Gateway:
                 if not complete and status == 200:
                     status = 499  # client went away
                 if settle:
-                    await self._settle(ctx, _used(usage))
+                    self._background(self._settle(ctx, _used(usage)))
                     self._count_tokens(ctx, usage)
                 if complete and collect is not None and collect.ok and usage is not None:
                     self._background(self._store(ctx, collect.completion(usage)))

@@ -48,13 +48,15 @@ class ExactCache:
 
     async def get(self, key: str) -> bytes | None:
         try:
-            return await asyncio.wait_for(self._r.get(self._p + key), self._t)
+            async with asyncio.timeout(self._t):
+                return await self._r.get(self._p + key)
         except Exception as exc:
             raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def put(self, key: str, value: bytes, ttl_s: int) -> None:
         try:
-            await asyncio.wait_for(self._r.set(self._p + key, value, ex=ttl_s), self._t)
+            async with asyncio.timeout(self._t):
+                await self._r.set(self._p + key, value, ex=ttl_s)
         except Exception as exc:
             raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
 

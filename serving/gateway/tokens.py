@@ -81,4 +81,7 @@ class TokenCounter:
 def _load(path: str):
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(path)
+    tok = Tokenizer.from_file(path)
+    tok.no_padding()  # some tokenizer.json files pad to a fixed length or truncate; counting needs neither
+    tok.no_truncation()
+    return tok

@@ -205,6 +205,16 @@ def _aws_error(exc: Exception) -> UpstreamError:
 
     if isinstance(exc, UpstreamError):
         return exc
+    try:
+        from serving.aws import InvalidRequest, ModelResponseError
+    except ImportError:  # pragma: no cover - serving.aws ships with the gateway
+        InvalidRequest = ModelResponseError = ()  # type: ignore[assignment,misc]
+    if InvalidRequest and isinstance(exc, InvalidRequest):
+        body = orjson.dumps({"error": {"message": str(exc), "type": "invalid_request_error",
+                                       "param": getattr(exc, "param", None), "code": None}})
+        return UpstreamError(400, "invalid request for this upstream", retryable=False, body=body)
+    if ModelResponseError and isinstance(exc, ModelResponseError):
+        return UpstreamError(502, "model error", retryable=True)
     if isinstance(exc, ReadTimeoutError):
         return UpstreamError(504, "timeout", retryable=True)
     if isinstance(exc, BotoConnectionError):
@@ -303,7 +313,7 @@ class BedrockUpstreamClient(_ThreadedUpstream):
         if invoker is None:
             from serving.aws.bedrock import BedrockInvoker
 
-            invoker = BedrockInvoker(cfg.model_id, region=cfg.region)
+            invoker = BedrockInvoker(cfg.model_id, region=cfg.region, read_timeout_seconds=cfg.timeouts.read_seconds)
         super().__init__(name, CircuitBreaker(cfg.circuit_breaker), invoker)
         self.supports_logprobs = cfg.supports_logprobs
 
@@ -322,7 +332,8 @@ class SageMakerUpstreamClient(_ThreadedUpstream):
             from serving.aws.sagemaker import SageMakerInvoker
 
             invoker = SageMakerInvoker(cfg.endpoint_name, region=cfg.region,
-                                       inference_component=cfg.inference_component)
+                                       inference_component=cfg.inference_component,
+                                       read_timeout_seconds=cfg.timeouts.read_seconds)
         super().__init__(name, CircuitBreaker(cfg.circuit_breaker), invoker)
         self.supports_logprobs = cfg.supports_logprobs
 

@@ -44,7 +44,8 @@ def test_json_contract(capsys):
 
 def test_config_file_option(capsys, tmp_path):
     p = tmp_path / "Pulumi.mine.yaml"
-    p.write_text("config:\n  genai-scale:tier: growth\n  genai-scale:tags: {team: search}\n")
+    p.write_text("config:\n  genai-scale:tier: growth\n  genai-scale:tags: {team: search}\n"
+                 "  genai-scale:alb: {certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d'}\n")
     code, out, _ = run_cli(capsys, "plan", "--config-file", str(p), "--json")
     doc = json.loads(out)
     assert code == 0 and doc["stack"] == "mine" and doc["tier"] == "growth"

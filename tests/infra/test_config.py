@@ -20,7 +20,8 @@ def error_for(tmp_path, config: dict) -> str:
     return str(exc.value)
 
 
-BASE = {"genai-scale:tier": "prototype"}
+CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+BASE = {"genai-scale:tier": "prototype", "genai-scale:alb": {"certificateArn": CERT}}
 
 
 def test_valid_stack_files_load():
@@ -44,7 +45,7 @@ def test_deep_merge():
 
 
 @pytest.mark.parametrize("config, fragment", [
-    ({}, "genai-scale:tier: required: one of prototype, growth, scale"),
+    ({"genai-scale:alb": {"certificateArn": CERT}}, "genai-scale:tier: required: one of prototype, growth, scale"),
     ({"genai-scale:tier": "protoype"}, "genai-scale:tier = 'protoype': one of prototype, growth, scale (did you mean \"prototype\"?)"),
     ({**BASE, "genai-scale:nodeGroup": {}}, "genai-scale:nodeGroup: unknown key (did you mean \"nodeGroups\"?)"),
     ({**BASE, "genai-scale:nodeGroups": {"a10g": {"minSise": 1}}},

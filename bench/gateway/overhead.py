@@ -1,0 +1,82 @@
+"""Added latency and throughput of the gateway vs. calling the same stub upstream directly (2-core machine).
+
+Method (as in the LiteLLM anchor): zero-delay stub, closed-loop keep-alive clients, warm-up before every run,
+targets interleaved per repetition, "added" = paired difference of medians. Gateway: one process (uvicorn +
+httptools + uvloop), limiter ON (a Redis Lua reservation and settle per request, tenant budget large enough never to
+reject), caches off. Run: .venv/bin/python bench/gateway/overhead.py [--reps 2] [--seconds 8]
+[--litellm /path/to/venv/bin/litellm]  (LiteLLM in its own venv: `pip install 'litellm[proxy]'`, about 1 minute)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from _harness import Procs, load, request_bytes  # noqa: E402
+
+from serving.gateway.auth import hash_key  # noqa: E402
+
+
+def config(redis_url: str, stub_port: int, limiter: bool) -> dict:
+    return {"redis": {"url": redis_url},
+            "tenants": {"keys": {"bench": [hash_key("sk-bench")]},
+                        "defaultLimits": {"requestsPerMinute": 10**9, "tokensPerMinute": 10**12}},
+            "limiter": {"enabled": limiter},
+            "upstreams": {"stub": {"kind": "openai", "baseUrl": f"http://127.0.0.1:{stub_port}/v1",
+                                   "model": "stub-model"}},
+            "routes": {"stub-model": {"targets": [{"upstream": "stub"}], "maxTokens": 64}}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--litellm", help="path to a `litellm` proxy executable (its own venv) to compare on the same stub")
+    a = ap.parse_args()
+    procs = Procs()
+    try:
+        tmp = Path(tempfile.mkdtemp())
+        url = procs.redis()
+        stub = procs.stub()
+        gw = procs.gateway(config(url, stub, True), tmp)
+        gw_nolim = procs.gateway(config(url, stub, False), tmp)
+        targets = {"direct": stub, "gateway": gw, "gateway-no-limiter": gw_nolim}
+        if a.litellm:
+            targets["litellm"] = procs.litellm(a.litellm, stub, tmp)
+        print(f"{'mode':10s} {'conc':>4s} {'target':20s} {'rps':>8s} {'p50 ms':>8s} {'p99 ms':>8s} "
+              f"{'added p50':>10s} {'added p99':>10s} {'rps ratio':>9s}")
+        for stream in (False, True):
+            for conc in (1, 8):
+                body = {"model": "stub-model", "messages": [{"role": "user", "content": "Hello, how are you?"}],
+                        "max_tokens": 16, "stream": stream}
+                res: dict[str, list[dict]] = {k: [] for k in targets}
+                for _ in range(a.reps):
+                    for name, port in targets.items():
+                        req = request_bytes(port, body)
+                        asyncio.run(load(port, req, conc, 300, 3))  # warm-up
+                        r = asyncio.run(load(port, req, conc, a.n, a.seconds))
+                        assert set(r["codes"]) == {200}, r["codes"]
+                        res[name].append(r)
+                d = res["direct"]
+                for name in targets:
+                    rs = res[name]
+                    med = lambda k: statistics.median(x[k] for x in rs)  # noqa: E731
+                    add50 = statistics.median(x["p50"] - y["p50"] for x, y in zip(rs, d))
+                    add99 = statistics.median(x["p99"] - y["p99"] for x, y in zip(rs, d))
+                    ratio = med("rps") / statistics.median(x["rps"] for x in d)
+                    print(f"{'stream' if stream else 'json':10s} {conc:4d} {name:20s} {med('rps'):8.0f} "
+                          f"{med('p50'):8.3f} {med('p99'):8.3f} {add50:+10.3f} {add99:+10.3f} {ratio:9.3f}")
+    finally:
+        procs.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Computed outputs of the serving resources: ECR repositories, ECR auth tokens, pulumi-docker-build images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.mocks import MockContext, call_for, outputs_for, short_hash
+
+
+@outputs_for("aws:ecr/repository:Repository")
+def _repository(ctx: MockContext, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    repo = inputs.get("name") or name
+    return {"id": repo, "name": repo, "registryId": ctx.account,
+            "arn": ctx.arn("ecr", f"repository/{repo}"),
+            "repositoryUrl": f"{ctx.account}.dkr.ecr.{ctx.region}.amazonaws.com/{repo}"}
+
+
+@call_for("aws:ecr/getAuthorizationToken:getAuthorizationToken")
+def _ecr_token(ctx: MockContext, args: dict[str, Any]) -> dict[str, Any]:
+    registry = args.get("registryId") or ctx.account
+    return {"id": ctx.region, "userName": "AWS", "password": "mock-ecr-token", "authorizationToken": "QVdTOm1vY2s=",
+            "proxyEndpoint": f"https://{registry}.dkr.ecr.{ctx.region}.amazonaws.com", "expiresAt": "2099-01-01T00:00:00Z"}
+
+
+@outputs_for("docker-build:index:Image")
+def _image(ctx: MockContext, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    tags = inputs.get("tags") or [f"{name}:latest"]
+    digest = "sha256:" + short_hash("image", name, str(tags), n=64)
+    return {"digest": digest, "ref": f"{tags[0]}@{digest}"}
