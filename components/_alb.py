@@ -35,6 +35,8 @@ LOG_DELIVERY_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
 
 DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
 TLS13_POLICY_PREFIX = "ELBSecurityPolicy-TLS13-"
+# TLS 1.3 policies whose minimum protocol is still TLS 1.0 / 1.1 (ELB "Security policies for your ALB" table).
+LEGACY_MINIMUM_TLS13_POLICIES = ("ELBSecurityPolicy-TLS13-1-0-", "ELBSecurityPolicy-TLS13-1-1-")
 ACM_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
 ACCESS_LOG_PREFIX = "alb"
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"

@@ -115,6 +115,10 @@ class AlbArgs(ArgsModel):
         if not self.ssl_policy.startswith(_alb.TLS13_POLICY_PREFIX):
             out.append(Problem("ssl_policy", self.ssl_policy,
                                f"a TLS 1.3 security policy ({_alb.TLS13_POLICY_PREFIX}*), e.g. {_alb.DEFAULT_SSL_POLICY}"))
+        elif self.ssl_policy.startswith(_alb.LEGACY_MINIMUM_TLS13_POLICIES):
+            out.append(Problem("ssl_policy", self.ssl_policy,
+                               "still accepts TLS 1.0/1.1 clients; use a TLS13-1-2 or TLS13-1-3 policy, e.g. "
+                               f"{_alb.DEFAULT_SSL_POLICY}"))
         if self.default_target not in self.targets:
             out.append(Problem("default_target", self.default_target,
                                "one of the targets: " + (", ".join(sorted(self.targets)) or "(none defined)")))

@@ -7,6 +7,9 @@ pinned upstream image (vllm/vllm-openai for NVIDIA, the AWS Neuron vLLM DLC for 
 ``pulumi up`` publishes it. The tag is ``<engine version>-<hash of the build context>``: a changed entrypoint gets a new
 tag (tags are immutable), an unchanged one re-uses the pushed image. Pods pull it by digest (:attr:`image_ref`).
 
+Defaults: repository ``genai-scale/vllm-<vendor>``, a new KMS key, 10 tagged images kept, untagged ones expire after
+7 days, built for linux/amd64, pushed on ``pulumi up`` and never built on ``pulumi preview``.
+
 The image holds no model weights: its entrypoint fetches them from S3 at start. Security: non-root user, private
 repository reachable through the VPC's ECR endpoints, images scanned on push. Cost drivers: ECR storage (the NVIDIA
 base image is ~10 GB compressed; the lifecycle policy bounds the count), the build machine's time. Quotas: ECR

@@ -24,7 +24,6 @@ VT / P / Inf instances" vCPU quotas for the node group's instance type.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Literal
 

@@ -36,6 +36,8 @@ class RecordedResource:
     protect: bool = False
     ignore_changes: list[str] = field(default_factory=list)
     dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    """Input name -> URNs that input's value came from (as CrossGuard sees them)."""
     delete_before_replace: bool = False
     retain_on_delete: bool = False
 
@@ -157,6 +159,7 @@ class _RecordingMonitor(_pmocks.MockMonitor):
             protect=bool(request.protect) if request.HasField("protect") else False,
             ignore_changes=list(request.ignoreChanges),
             dependencies=list(request.dependencies),
+            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             delete_before_replace=bool(request.deleteBeforeReplace),
             retain_on_delete=bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
         ))

@@ -14,6 +14,7 @@ Config keys (camelCase in YAML):
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import pulumi
@@ -27,7 +28,6 @@ from components._vllm_args import Dtype, KvCacheDtype, ModelFacts, Quantization,
 from components.catalog import accelerators
 from components.keda import Keda, KedaArgs
 from components.monitoring import Monitoring, MonitoringArgs
-from components.monitoring import prometheus_url as _prometheus_url
 from components.vllm_image import VllmImage, VllmImageArgs
 from components.vllm_service import (AutoscalingSettings, NodeGroupPlacement, VllmService, VllmServiceArgs,
                                      placement_from_node_group)
@@ -139,6 +139,9 @@ class ServingSettings(SettingsModel):
     build_images: bool = True
     """Build the vLLM images and push them to ECR. Off: run the pinned upstream images. Default: on."""
     keda: KedaSettings = Field(default_factory=KedaSettings)
+    api_key: bool = True
+    """Require a random API key per model (``VLLM_API_KEY`` from a Secret; clients get it as the service's
+    ``api_key``). Default: on."""
     models: dict[str, ModelServiceSettings] = Field(default_factory=dict)
     """Served models keyed by name (the name is the Service, the gateway route and the default served model name)."""
 
@@ -210,7 +213,7 @@ def service_args(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGrou
         autoscaling=autoscaling_settings(m, getattr(targets, "p95_latency_ms", None)),
         keda=cfg.serving.keda.enabled, warm_pool_placeholders=m.warm_pool_placeholders,
         pre_stop_seconds=m.pre_stop_seconds, startup_timeout_seconds=m.startup_timeout_seconds,
-        client_namespaces=clients, monitoring_namespace=cfg.monitoring.namespace, **wiring)
+        api_key=cfg.serving.api_key, client_namespaces=clients, monitoring_namespace=cfg.monitoring.namespace, **wiring)
 
 
 def placement_from_settings(name: str, ng) -> NodeGroupPlacement | None:
@@ -231,14 +234,26 @@ def placement_from_settings(name: str, ng) -> NodeGroupPlacement | None:
 
 _PLACEHOLDER_WIRING = {"image": "image", "prometheus_url": "http://prometheus:9090", "oidc_provider_arn": "arn",
                        "oidc_issuer": "issuer"}
-_FIELD_TO_KEY = {"model": "modelId", "model.model_id": "modelId", "model_id": "modelId"}
+_SNAKE = re.compile(r"\b(?:model\.|autoscaling\.)?[a-z]+(?:_[a-z0-9]+)+\b|\bmodel\b")
 
 
-def _config_path(path: str) -> str:
+def _config_term(term: str) -> str:
+    """A component field path in config terms (the config flattens ``model.*`` and the replica bounds)."""
     from pydantic.alias_generators import to_camel
-    path = path.removeprefix("model.").removeprefix("autoscaling.") if not path.startswith("model_facts") else path
-    path = _FIELD_TO_KEY.get(path, path)
-    return ".".join(to_camel(p) for p in path.split("."))
+    if term in ("model", "model.model_id", "model_id"):
+        return "modelId"
+    if term in ("autoscaling.min_replicas", "autoscaling.max_replicas"):
+        term = term.split(".", 1)[1]
+    term = term.removeprefix("model.")
+    return ".".join(to_camel(p) for p in term.split("."))
+
+
+def _config_problem(base: str, p: Problem) -> Problem:
+    path = f"{base}.{_config_term(p.path)}" if p.path else base
+    if p.path == "mig_strategy":
+        path = "gpuOperator.migStrategy"  # a cluster-wide GPU operator setting
+    expected = _SNAKE.sub(lambda m: _config_term(m.group(0)) if "_" in m.group(0) else m.group(0), p.expected)
+    return Problem(path, p.value, expected)
 
 
 def problems(cfg) -> list[Problem]:
@@ -264,8 +279,7 @@ def problems(cfg) -> list[Problem]:
             args = service_args(name, m, cfg=cfg, placement=placement, bucket=bucket_name(cfg, "stack"),
                                 **_PLACEHOLDER_WIRING)
         except ArgsError as err:
-            out.extend(Problem(f"{base}.{_config_path(p.path)}" if p.path else base, p.value, p.expected)
-                       for p in err.problems)
+            out.extend(_config_problem(base, p) for p in err.problems)
             continue
         per_replica = _accelerators_per_replica(args)
         per_node = placement.accelerator.count * (placement.time_slicing_replicas or 1)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# vLLM's own argument parser for tests/serving (every rendered `vllm serve` argument list is parsed by it).
+# vLLM's own argument parser for tests/serving (every rendered `vllm serve` argument list is parsed by it), and
+# promtool for the alert-rule and autoscaling-query tests.
 #
 # Lean on purpose: the vLLM wheel is installed without its dependencies (they pull CUDA torch, GPU kernels and GBs of
 # wheels), next to the CPU torch wheel and only the modules that importing the serve parser needs. The vLLM version
@@ -24,6 +25,21 @@ except md.PackageNotFoundError:
 sys.exit(0 if ok else 1)
 PY
 }
+
+# promtool (Debian's prometheus package): tests/serving run the alert rules and the KEDA queries on synthetic series.
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "30-vllm.sh: promtool is missing; install it with: sudo apt-get install -y prometheus" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # the package starts a server where systemd runs; the tests only need promtool
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+fi
 
 if [ -e "$STAMP" ] && installed; then
   exit 0

@@ -285,8 +285,9 @@ class SemanticStoreConfig(_Model):
     ``auto``: valkey-search when the server has ``FT.SEARCH``, else shared-log. Default: auto."""
     index_name: str = "gw-semantic"
     """Index name and key prefix. Default: gw-semantic."""
-    max_entries: PositiveInt = 200_000
-    """Shared-log length (older entries are trimmed) and local matrix bound. Default: 200,000."""
+    max_entries: PositiveInt = 50_000
+    """Shared-log length (older entries are trimmed) and bound of each replica's local matrix (``shared-log`` only;
+    memory per replica about ``maxEntries x dim x 4`` bytes). Default: 50,000 (77 MB at 384 dimensions)."""
     candidates: PositiveInt = 4
     """Nearest neighbours checked by the guard per lookup. Default: 4."""
     timeout_ms: PositiveInt = 100

@@ -182,6 +182,12 @@ def test_certificate_must_be_an_acm_arn_in_the_same_region():
     assert "a certificate in the ALB's Region eu-west-1" in errors(region="eu-west-1")
 
 
+def test_ssl_policy_must_not_accept_tls_1_0_or_1_1():
+    assert "ssl_policy = 'ELBSecurityPolicy-TLS13-1-0-2021-06': still accepts TLS 1.0/1.1 clients" in \
+        errors(ssl_policy="ELBSecurityPolicy-TLS13-1-0-2021-06")
+    assert "still accepts TLS 1.0/1.1" in errors(ssl_policy="ELBSecurityPolicy-TLS13-1-1-2021-06")
+
+
 def test_ssl_policy_must_be_tls13():
     assert "ssl_policy = 'ELBSecurityPolicy-2016-08': a TLS 1.3 security policy" in \
         errors(ssl_policy="ELBSecurityPolicy-2016-08")

@@ -13,7 +13,6 @@ import yaml
 
 from infra import program
 from infra.config import ROOT, ConfigError, build_settings, read_stack_file
-from tests.managed.conftest import ensure_event_loop
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 PLANS: dict = {}
@@ -29,7 +28,6 @@ def stack_config(stack: str) -> dict:
 
 @pytest.fixture(scope="module")
 def plans(tmp_path_factory):
-    ensure_event_loop()
     if not PLANS:
         folder = tmp_path_factory.mktemp("stacks")
         for stack in ("dev", "staging", "prod"):

@@ -200,14 +200,20 @@ class TestPackEntryPoint:
         copy = tmp_path / "genai-scale-0.1.0"
         shutil.copytree(PACK_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
         code = ("import sys, pulumi_policy, runpy\n"
+                "sys.modules['components'] = None  # the repository is not shipped with a published pack\n"
                 "class R:\n"
                 "    def __init__(self, **kw): print(len(kw['policies']), sys.modules['policies'].__file__)\n"
                 "pulumi_policy.PolicyPack = R\n"
-                f"runpy.run_path({str(copy)!r}, run_name='__main__')\n")  # as `python <pack dir>`
+                f"runpy.run_path({str(copy)!r}, run_name='__main__')\n"  # as `python <pack dir>`
+                # the GPU rules fall back to the instance-family table
+                "from policies.engine import evaluate\n"
+                "ng = {'urn': 'urn:x::ng', 'type': 'aws:eks/nodeGroup:NodeGroup', 'name': 'ng', 'parent': None,\n"
+                "      'inputs': {'instanceTypes': ['g5.xlarge'], 'amiType': 'AL2023_x86_64_STANDARD'}}\n"
+                "print(len(evaluate([ng]).by_policy('nvidia-instance-nvidia-ami')))\n")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert out.returncode == 0, out.stderr
-        count, origin = out.stdout.split()
-        assert int(count) == len(RULES) and origin.startswith(str(copy))
+        count, origin, found = out.stdout.split()
+        assert int(count) == len(RULES) and origin.startswith(str(copy)) and found == "1"
 
 
 def _struct(values):
