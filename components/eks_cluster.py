@@ -9,7 +9,8 @@ Creates
     off (or limited to listed CIDRs), api/audit/authenticator/controllerManager/scheduler logs, STANDARD support
     (no extended-support charges), self-managed add-ons not bootstrapped (the managed ones below replace them).
   - ``aws.iam.OpenIdConnectProvider`` ``<name>-oidc`` for IRSA; an IRSA role for the VPC CNI.
-  - ``aws.eks.Addon`` ``<name>-<addon>`` for vpc-cni, kube-proxy, eks-pod-identity-agent and coredns, pinned.
+  - ``aws.eks.Addon`` ``<name>-<addon>`` for vpc-cni (NetworkPolicy enforcement on), kube-proxy,
+    eks-pod-identity-agent and coredns, pinned.
   - ``aws.ec2.LaunchTemplate`` + ``aws.eks.NodeGroup`` ``<name>-system``: CPU nodes for operators and gateways.
   - ``aws.eks.AccessEntry`` + ``aws.eks.AccessPolicyAssociation`` per admin principal.
   - ``pulumi_kubernetes.Provider`` ``<name>-k8s`` from the cluster's outputs (token via ``aws eks get-token``).
@@ -223,6 +224,9 @@ class EksCluster(pulumi.ComponentResource):
                           addon_version=addon_version(addon), resolve_conflicts_on_create="OVERWRITE",
                           resolve_conflicts_on_update="OVERWRITE",
                           service_account_role_arn=cni_role.arn if addon == "vpc-cni" else None,
+                          # the VPC CNI enforces Kubernetes NetworkPolicies (the serving namespaces use them)
+                          configuration_values=json.dumps({"enableNetworkPolicy": "true"})
+                          if addon == "vpc-cni" else None,
                           tags=tags, opts=child)
             for addon in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
         ]

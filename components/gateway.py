@@ -83,6 +83,10 @@ class GatewayArgs(ArgsModel):
     """Pause before SIGTERM so the ALB and endpoints stop sending new requests first. Default: 5 s."""
     redis_auth_token: PulumiInput | None = None
     """Cache AUTH token (a secret Output). Default: none (no AUTH; only for caches without it)."""
+    upstream_api_keys: dict[str, PulumiInput] = Field(default_factory=dict)
+    """Environment variable -> API key (secret Output) of an upstream, e.g. ``VLLM_LLAMA_8B_API_KEY`` for a vLLM
+    service that requires a key; the config's upstream names the variable in ``apiKeyEnv``. Stored in the Secret
+    ``gateway-upstream-keys``. Default: none."""
     target_group_arn: PulumiInput | None = None
     """ALB target group (IP targets, port 8080) to bind the Service to. Default: none (no TargetGroupBinding)."""
     invoke_policy_arns: list[PulumiInput] = Field(default_factory=list)
@@ -109,10 +113,16 @@ class GatewayArgs(ArgsModel):
                 self.oidc_provider_arn is None or self.oidc_issuer is None):
             out.append(Problem("oidc_provider_arn", None, "required (with oidc_issuer) when the gateway invokes "
                                "Bedrock or SageMaker: its pods get an IRSA role"))
+        for env in self.upstream_api_keys:
+            if not env or not (env[0].isalpha() or env[0] == "_") or not all(c.isalnum() or c == "_" for c in env):
+                out.append(Problem(f"upstream_api_keys.{env}", env, "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"))
         for t in self.tenants:
             if not t or not all(c.isalnum() or c in "-_." for c in t) or len(t) > 63:
                 out.append(Problem(f"tenants.{t}", t, "1-63 characters: letters, digits, '-', '_', '.'"))
         return out
+
+
+UPSTREAM_KEYS_SECRET = "gateway-upstream-keys"
 
 
 def grace_period_seconds(args: GatewayArgs) -> int:
@@ -154,6 +164,8 @@ def container_spec(args: GatewayArgs, image: Any) -> dict[str, Any]:
     env = [{"name": "OPENBLAS_NUM_THREADS", "value": "1"}, {"name": "HOME", "value": "/tmp"}]
     if args.redis_auth_token is not None:
         env.append({"name": AUTH_ENV, "valueFrom": {"secretKeyRef": {"name": "gateway-redis-auth", "key": "token"}}})
+    for var in sorted(args.upstream_api_keys):
+        env.append({"name": var, "valueFrom": {"secretKeyRef": {"name": UPSTREAM_KEYS_SECRET, "key": var}}})
     return {
         "name": "gateway", "image": image, "imagePullPolicy": "IfNotPresent",
         "args": ["serve", "--config", CONFIG_PATH],  # image ENTRYPOINT: python -m serving.gateway.cli
@@ -258,6 +270,13 @@ class Gateway(pulumi.ComponentResource):
             k8s.core.v1.Secret(f"{name}-redis-auth", metadata={"name": "gateway-redis-auth", "namespace": ns_name,
                                                                "labels": labels},
                                type="Opaque", string_data={"token": pulumi.Output.secret(args.redis_auth_token)},
+                               opts=kopts)
+
+        if args.upstream_api_keys:
+            k8s.core.v1.Secret(f"{name}-upstream-keys", metadata={"name": UPSTREAM_KEYS_SECRET, "namespace": ns_name,
+                                                                  "labels": labels},
+                               type="Opaque", string_data={k: pulumi.Output.secret(v)
+                                                           for k, v in sorted(args.upstream_api_keys.items())},
                                opts=kopts)
 
         rendered = pulumi.Output.from_input(args.config).apply(lambda c: render_config(c, args, args.tenants))

@@ -42,8 +42,8 @@ class Procs:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, args: list[str], port: int, env: dict[str, str] | None = None,
-              timeout: float = 30) -> subprocess.Popen:
-        p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+              timeout: float = 30, cwd: Path = ROOT) -> subprocess.Popen:
+        p = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              env=dict(os.environ, OPENBLAS_NUM_THREADS="1", **(env or {})))
         self.procs.append(p)
         wait_port(port, timeout)
@@ -76,13 +76,14 @@ class Procs:
         self.start([PY, "-m", "serving.gateway.cli", "stub", "--port", str(port)], port)
         return port
 
-    def gateway(self, cfg: dict, tmp: Path) -> int:
+    def gateway(self, cfg: dict, tmp: Path, tree: Path = ROOT) -> int:
+        """A gateway process; ``tree``: the source tree to run it from (another checkout, to compare versions)."""
         port = free_port()
         path = tmp / f"gw-{port}.yaml"
         path.write_text(yaml.safe_dump(dict(cfg, server=dict(cfg.get("server", {}), host="127.0.0.1", port=port,
                                                               metricsPort=0, logLevel="warning")),
                                        sort_keys=False))
-        self.start([PY, "-m", "serving.gateway.cli", "serve", "--config", str(path)], port)
+        self.start([PY, "-m", "serving.gateway.cli", "serve", "--config", str(path)], port, cwd=tree)
         return port
 
     def stop(self) -> None:

@@ -4,7 +4,10 @@ Method (as in the LiteLLM anchor): zero-delay stub, closed-loop keep-alive clien
 targets interleaved per repetition, "added" = paired difference of medians. Gateway: one process (uvicorn +
 httptools + uvloop), limiter ON (a Redis Lua reservation and settle per request, tenant budget large enough never to
 reject), caches off. Run: .venv/bin/python bench/gateway/overhead.py [--reps 2] [--seconds 8]
-[--litellm /path/to/venv/bin/litellm]  (LiteLLM in its own venv: `pip install 'litellm[proxy]'`, about 1 minute)
+[--cases json:1,json:8,stream:1,stream:8] [--baseline-tree DIR] [--litellm /path/to/venv/bin/litellm]
+(LiteLLM in its own venv: `pip install 'litellm[proxy]'`, about 1 minute). ``--baseline-tree`` adds the gateway
+run from another source tree (for example `git archive <commit> serving | tar -x -C DIR`), limiter on, interleaved
+with the others, to compare two versions on the same noisy machine in the same session.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--cases", default="json:1,json:8,stream:1,stream:8",
+                    help="comma-separated mode:concurrency pairs (mode json or stream)")
+    ap.add_argument("--baseline-tree", type=Path, help="also run the gateway from this source tree (limiter on)")
     ap.add_argument("--litellm", help="path to a `litellm` proxy executable (its own venv) to compare on the same stub")
     a = ap.parse_args()
     procs = Procs()
@@ -49,31 +55,33 @@ def main() -> None:
         gw = procs.gateway(config(url, stub, True), tmp)
         gw_nolim = procs.gateway(config(url, stub, False), tmp)
         targets = {"direct": stub, "gateway": gw, "gateway-no-limiter": gw_nolim}
+        if a.baseline_tree:
+            targets["gateway@baseline"] = procs.gateway(config(url, stub, True), tmp, a.baseline_tree.resolve())
         if a.litellm:
             targets["litellm"] = procs.litellm(a.litellm, stub, tmp)
         print(f"{'mode':10s} {'conc':>4s} {'target':20s} {'rps':>8s} {'p50 ms':>8s} {'p99 ms':>8s} "
               f"{'added p50':>10s} {'added p99':>10s} {'rps ratio':>9s}")
-        for stream in (False, True):
-            for conc in (1, 8):
-                body = {"model": "stub-model", "messages": [{"role": "user", "content": "Hello, how are you?"}],
-                        "max_tokens": 16, "stream": stream}
-                res: dict[str, list[dict]] = {k: [] for k in targets}
-                for _ in range(a.reps):
-                    for name, port in targets.items():
-                        req = request_bytes(port, body)
-                        asyncio.run(load(port, req, conc, 300, 3))  # warm-up
-                        r = asyncio.run(load(port, req, conc, a.n, a.seconds))
-                        assert set(r["codes"]) == {200}, r["codes"]
-                        res[name].append(r)
-                d = res["direct"]
-                for name in targets:
-                    rs = res[name]
-                    med = lambda k: statistics.median(x[k] for x in rs)  # noqa: E731
-                    add50 = statistics.median(x["p50"] - y["p50"] for x, y in zip(rs, d))
-                    add99 = statistics.median(x["p99"] - y["p99"] for x, y in zip(rs, d))
-                    ratio = med("rps") / statistics.median(x["rps"] for x in d)
-                    print(f"{'stream' if stream else 'json':10s} {conc:4d} {name:20s} {med('rps'):8.0f} "
-                          f"{med('p50'):8.3f} {med('p99'):8.3f} {add50:+10.3f} {add99:+10.3f} {ratio:9.3f}")
+        cases = [(m == "stream", int(c)) for m, _, c in (x.partition(":") for x in a.cases.split(","))]
+        for stream, conc in cases:
+            body = {"model": "stub-model", "messages": [{"role": "user", "content": "Hello, how are you?"}],
+                    "max_tokens": 16, "stream": stream}
+            res: dict[str, list[dict]] = {k: [] for k in targets}
+            for _ in range(a.reps):
+                for name, port in targets.items():
+                    req = request_bytes(port, body)
+                    asyncio.run(load(port, req, conc, 300, 3))  # warm-up
+                    r = asyncio.run(load(port, req, conc, a.n, a.seconds))
+                    assert set(r["codes"]) == {200}, r["codes"]
+                    res[name].append(r)
+            d = res["direct"]
+            for name in targets:
+                rs = res[name]
+                med = lambda k: statistics.median(x[k] for x in rs)  # noqa: E731
+                add50 = statistics.median(x["p50"] - y["p50"] for x, y in zip(rs, d))
+                add99 = statistics.median(x["p99"] - y["p99"] for x, y in zip(rs, d))
+                ratio = med("rps") / statistics.median(x["rps"] for x in d)
+                print(f"{'stream' if stream else 'json':10s} {conc:4d} {name:20s} {med('rps'):8.0f} "
+                      f"{med('p50'):8.3f} {med('p99'):8.3f} {add50:+10.3f} {add99:+10.3f} {ratio:9.3f}")
     finally:
         procs.stop()
 

@@ -78,6 +78,17 @@ def _v1(url: Any) -> Any:
                                                else u.rstrip("/") + "/v1")
 
 
+def upstream_key_env(service: str) -> str:
+    """Environment variable holding a vLLM service's API key in the gateway pods."""
+    return "VLLM_" + "".join(c if c.isalnum() else "_" for c in service).upper() + "_API_KEY"
+
+
+def upstream_api_keys(ctx: BuildContext) -> dict[str, Any]:
+    """Env var -> API key of every vLLM service that requires one (the gateway authenticates to it)."""
+    return {upstream_key_env(n): svc.api_key for n, svc in sorted((ctx.vllm_services or {}).items())
+            if getattr(svc, "api_key", None) is not None}
+
+
 def gateway_config(ctx: BuildContext, s: GatewaySettings) -> dict[str, Any]:
     """The gateway config (serving/gateway schema) for this stack; values may be Outputs."""
     upstreams: dict[str, Any] = {}
@@ -93,6 +104,8 @@ def gateway_config(ctx: BuildContext, s: GatewaySettings) -> dict[str, Any]:
     for name, svc in sorted((ctx.vllm_services or {}).items()):
         upstreams[f"vllm-{name}"] = {"kind": "openai", "baseUrl": _v1(svc.service_url),
                                      "model": svc.served_model_name}
+        if getattr(svc, "api_key", None) is not None:
+            upstreams[f"vllm-{name}"]["apiKeyEnv"] = upstream_key_env(name)
         routes[name] = route(f"vllm-{name}")
     for name, ep in sorted((ctx.sagemaker or {}).items()):
         upstreams[f"sagemaker-{name}"] = {"kind": "sagemaker", "endpointName": ep.endpoint_name,
@@ -185,6 +198,7 @@ def build(ctx: BuildContext, cfg) -> None:
         namespace=s.namespace, image=s.image, min_replicas=s.min_replicas, max_replicas=s.max_replicas,
         cpu_request=s.cpu_request, memory=s.memory, drain_timeout_seconds=s.drain_timeout_seconds,
         redis_auth_token=getattr(ctx.cache, "auth_token", None) if ctx.cache is not None else None,
+        upstream_api_keys=upstream_api_keys(ctx),
         target_group_arn=target_group.arn if target_group is not None else None,
         invoke_policy_arns=policies, bedrock_embedding_model_arn=embed_arn,
         oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),

@@ -68,6 +68,8 @@ def test_eks_cluster_secure_defaults():
     addons = {a.inputs["addonName"]: a.inputs["addonVersion"] for a in r.by_type("aws:eks/addon:Addon")}
     assert addons == {"vpc-cni": "v1.21.1-eksbuild.3", "coredns": "v1.13.2-eksbuild.1",
                       "kube-proxy": "v1.35.0-eksbuild.2", "eks-pod-identity-agent": "v1.3.10-eksbuild.3"}
+    cni = next(a for a in r.by_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "vpc-cni")
+    assert json.loads(cni.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
     oidc = r.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
     sysng = r.one("aws:eks/nodeGroup:NodeGroup", "eks-system")
