@@ -6,6 +6,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+import pulumi
 from pydantic import ValidationError
 
 _MISSING = object()
@@ -33,8 +34,11 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-class ArgsError(ValueError):
-    """Raised with every problem found in one set of arguments or one config file."""
+class ArgsError(pulumi.RunError, ValueError):
+    """Raised with every problem found in one set of arguments or one config file.
+
+    A ``pulumi.RunError``: under ``pulumi up`` the engine prints the message without a Python traceback, also in
+    users' own programs that compose the components. Still a ``ValueError`` for plain Python callers."""
 
     def __init__(self, problems: Iterable[Problem], *, title: str = "invalid arguments", prefix: str = ""):
         self.problems = list(problems)

@@ -2,7 +2,7 @@
 
 Creates
   - IRSA role ``<name>-role`` + policy ``<name>-policy``: describe actions on ``*`` (they cannot be scoped), and
-    ``SetDesiredCapacity`` / ``TerminateInstanceInAutoScalingGroup`` / ``UpdateAutoScalingGroup`` only on Auto Scaling
+    ``SetDesiredCapacity`` / ``TerminateInstanceInAutoScalingGroup`` only on Auto Scaling
     groups tagged ``k8s.io/cluster-autoscaler/<cluster>=owned`` (GpuNodeGroup writes that tag).
   - ``kubernetes:helm.sh/v3:Release`` ``<name>`` of the ``cluster-autoscaler`` chart (pinned), image tag matching the
     cluster's minor version, auto-discovery by cluster name, an expander, balance-similar-node-groups, and scale-down
@@ -42,10 +42,12 @@ DESCRIBE_ACTIONS = [
     "ec2:GetInstanceTypesFromInstanceRequirements",
     "eks:DescribeNodegroup",
 ]
+# Scaling needs exactly these two: SetDesiredCapacity to grow or shrink a group, TerminateInstanceInAutoScalingGroup
+# to remove one chosen node. (Some public policies add UpdateAutoScalingGroup; the autoscaler's ASG scaling does not
+# call it, so it is left out.)
 MUTATING_ACTIONS = [
     "autoscaling:SetDesiredCapacity",
     "autoscaling:TerminateInstanceInAutoScalingGroup",
-    "autoscaling:UpdateAutoScalingGroup",
 ]
 
 

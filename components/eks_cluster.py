@@ -10,7 +10,8 @@ Creates
     (no extended-support charges), self-managed add-ons not bootstrapped (the managed ones below replace them).
   - ``aws.iam.OpenIdConnectProvider`` ``<name>-oidc`` for IRSA; an IRSA role for the VPC CNI.
   - ``aws.eks.Addon`` ``<name>-<addon>`` for vpc-cni (NetworkPolicy enforcement on), kube-proxy,
-    eks-pod-identity-agent and coredns, pinned.
+    eks-pod-identity-agent, coredns and aws-ebs-csi-driver (IRSA role), pinned; a default ``gp3`` StorageClass
+    (encrypted) for persistent volumes such as Prometheus's.
   - ``aws.ec2.LaunchTemplate`` + ``aws.eks.NodeGroup`` ``<name>-system``: CPU nodes for operators and gateways.
   - ``aws.eks.AccessEntry`` + ``aws.eks.AccessPolicyAssociation`` per admin principal.
   - ``pulumi_kubernetes.Provider`` ``<name>-k8s`` from the cluster's outputs (token via ``aws eks get-token``).
@@ -36,6 +37,7 @@ from components._base import TYPE_PREFIX, ArgsModel, PulumiInput
 from components._errors import Problem
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+GP3_STORAGE_CLASS = "gp3"
 REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
 
 
@@ -153,6 +155,8 @@ class EksCluster(pulumi.ComponentResource):
     """KMS key that encrypts Kubernetes secrets."""
     k8s_provider: k8s.Provider
     """Kubernetes provider for this cluster; pass it to every Kubernetes child."""
+    storage_class: k8s.storage.v1.StorageClass
+    """Default StorageClass ``gp3`` (encrypted EBS gp3 through the EBS CSI driver)."""
     system_node_group: aws.eks.NodeGroup
     version: str
     """Kubernetes minor version."""
@@ -259,11 +263,27 @@ class EksCluster(pulumi.ComponentResource):
                       addon_version=addon_version("coredns"), resolve_conflicts_on_create="OVERWRITE",
                       resolve_conflicts_on_update="OVERWRITE", tags=tags,
                       opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]))
+        ebs_role = _irsa.irsa_role(
+            f"{name}-ebs-csi", oidc_provider_arn=oidc.arn, oidc_issuer=self.oidc_issuer, namespace="kube-system",
+            service_account="ebs-csi-controller-sa", tags=tags, parent=self,
+            managed_policy_arns=[_managed("service-role/AmazonEBSCSIDriverPolicy")])
+        ebs_csi = aws.eks.Addon(f"{name}-aws-ebs-csi-driver", cluster_name=self.cluster.name,
+                                addon_name="aws-ebs-csi-driver", addon_version=addon_version("aws-ebs-csi-driver"),
+                                service_account_role_arn=ebs_role.arn, resolve_conflicts_on_create="OVERWRITE",
+                                resolve_conflicts_on_update="OVERWRITE", tags=tags,
+                                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]))
 
         self.kubeconfig = pulumi.Output.all(self.cluster.name, self.endpoint, self.certificate_authority, region).apply(
             lambda a: kubeconfig(a[0], a[1], a[2], a[3]))
         self.k8s_provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
                                          enable_server_side_apply=True,
                                          opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]))
+        # Persistent volumes (Prometheus, ...) get encrypted gp3 by default.
+        self.storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-gp3", metadata={"name": GP3_STORAGE_CLASS, "annotations": {
+                "storageclass.kubernetes.io/is-default-class": "true"}},
+            provisioner="ebs.csi.aws.com", parameters={"type": "gp3", "encrypted": "true", "fsType": "ext4"},
+            volume_binding_mode="WaitForFirstConsumer", allow_volume_expansion=True, reclaim_policy="Delete",
+            opts=pulumi.ResourceOptions(parent=self, provider=self.k8s_provider, depends_on=[ebs_csi]))
         self.register_outputs({"cluster_name": self.cluster_name, "endpoint": self.endpoint,
                                "oidc_provider_arn": self.oidc_provider_arn, "node_role_arn": self.node_role_arn})

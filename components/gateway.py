@@ -1,7 +1,9 @@
 """The serving gateway on EKS: the OpenAI-compatible front door in ``serving/gateway`` as a Kubernetes workload.
 
 Creates (children named ``<name>-<suffix>``):
-- an ECR repository for the gateway image (immutable tags, scan on push, KMS-encrypted) unless ``image`` is given;
+- unless ``image`` is given: an ECR repository for the gateway image (immutable tags, scan on push, KMS-encrypted,
+  lifecycle policy) and a pulumi-docker-build ``Image`` that builds ``serving/gateway/Dockerfile`` from the
+  repository root and pushes it on ``pulumi up`` (tag = version + digest of the sources it copies);
 - a Namespace (optional), a ServiceAccount with an IRSA role that may invoke only the Bedrock and SageMaker
   resources it routes to (their ``invoke_policy_arns``) and, with Bedrock embeddings, that one embedding model;
 - a ConfigMap with the rendered gateway config, a Secret with the cache AUTH token, a Secret with the SHA-256
@@ -9,7 +11,8 @@ Creates (children named ``<name>-<suffix>``):
 - a Deployment (restricted pod security, read-only root filesystem, requests = limits for memory, readiness on
   ``/readyz``, liveness on ``/healthz``, a ``preStop`` pause then SIGTERM drain, grace period covering both,
   spread across zones), a ClusterIP Service (8080 traffic, 9090 metrics), an HPA on CPU and a PDB;
-- a ``TargetGroupBinding`` that registers the pods in the ALB's ``gateway`` target group, when one is given.
+- a ``TargetGroupBinding`` that registers the pods in the ALB's ``gateway`` target group, when one is given;
+- a ``ServiceMonitor`` for the metrics port, with ``service_monitor`` (Prometheus operator installed).
 
 Defaults: 2-6 replicas at 60 % CPU, 500m/1 GiB requests, 30 s drain. Security: non-root (UID 10001), no privilege
 escalation, all capabilities dropped, RuntimeDefault seccomp, no service-account token mounted, no tolerations (it
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -34,6 +39,9 @@ from pydantic import Field
 from components import _irsa, versions
 from components._base import ArgsModel, PulumiInput, TYPE_PREFIX, merge_tags
 from components._errors import Problem
+from components.vllm_image import context_digest, lifecycle_policy
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 HTTP_PORT = 8080
 METRICS_PORT = 9090
@@ -64,7 +72,8 @@ class GatewayArgs(ArgsModel):
     create_namespace: bool = True
     """Create the namespace. Default: yes."""
     image: str | None = None
-    """Full image reference. Default: ``<ECR repository created here>:<versions.GATEWAY_IMAGE>`` (CI pushes it)."""
+    """Full image reference. Default: the image built from this repository and pushed to an ECR repository created
+    here (see ``build_image``)."""
     min_replicas: int = Field(2, ge=1)
     """HPA lower bound. Default: 2 (one pod can drain while the other serves)."""
     max_replicas: int = Field(6, ge=1)
@@ -102,6 +111,15 @@ class GatewayArgs(ArgsModel):
     """Cost-allocation tags for the AWS children. Default: none."""
     depends_on: list[Any] = Field(default_factory=list)
     """Resources the TargetGroupBinding waits for (the Load Balancer Controller). Default: none."""
+    service_monitor: bool = False
+    """Create a Prometheus-operator ServiceMonitor for the gateway's metrics (needs the operator's CRDs; the vLLM
+    services' scale-from-zero triggers read the gateway's upstream request counter). Default: off."""
+    monitoring_depends_on: list[Any] = Field(default_factory=list)
+    """Resources the ServiceMonitor waits for (the monitoring release that installs the CRDs). Default: none."""
+    build_image: bool = True
+    """When ``image`` is not given: build ``serving/gateway/Dockerfile`` and push it to the ECR repository on
+    ``pulumi up`` (pulumi-docker-build; needs Docker buildx where ``pulumi up`` runs). Off: push it yourself as
+    ``<repository>:<versions.GATEWAY_IMAGE>``. Default: on."""
 
     def problems(self) -> list[Problem]:
         out = []
@@ -188,6 +206,38 @@ def container_spec(args: GatewayArgs, image: Any) -> dict[str, Any]:
     }
 
 
+IMAGE_SOURCES = ("pyproject.toml", "infra", "components", "policies", "serving")
+"""What serving/gateway/Dockerfile copies from the repository root: the image tag hashes exactly these."""
+
+
+def image_tag(root: Path = REPO_ROOT) -> str:
+    """Immutable tag: gateway version + first 12 hex digits of a digest of everything the image copies."""
+    h = hashlib.sha256()
+    for rel in IMAGE_SOURCES:
+        path = root / rel
+        h.update(rel.encode())
+        h.update((path.read_bytes() if path.is_file() else context_digest(path).encode()))
+    return f"{versions.GATEWAY_IMAGE.version}-{h.hexdigest()[:12]}"
+
+
+def _build_image(name: str, repo: aws.ecr.Repository, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """Build serving/gateway/Dockerfile from the repository root and push it; returns ``repo:tag@digest``."""
+    import pulumi_docker_build as docker_build
+
+    tag = image_tag()
+    token = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id)
+    context = os.path.relpath(REPO_ROOT, os.getcwd())
+    built = docker_build.Image(
+        f"{name}-image", context={"location": context},
+        dockerfile={"location": os.path.join(context, "serving", "gateway", "Dockerfile")},
+        platforms=["linux/amd64"], push=True, build_on_preview=False,
+        tags=[repo.repository_url.apply(lambda u: f"{u}:{tag}")],
+        registries=[{"address": repo.repository_url.apply(lambda u: u.split("/", 1)[0]),
+                     "username": token.user_name, "password": pulumi.Output.secret(token.password)}],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[repo]))
+    return built.ref
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -224,8 +274,14 @@ class Gateway(pulumi.ComponentResource):
                                       image_scanning_configuration={"scan_on_push": True},
                                       encryption_configurations=[{"encryption_type": "KMS", "kms_key": key.arn}],
                                       force_delete=False, tags=tags, opts=child)
+            aws.ecr.LifecyclePolicy(f"{name}-lifecycle", repository=repo.name,
+                                    policy=json.dumps(lifecycle_policy(keep_images=10, untagged_expiry_days=7)),
+                                    opts=child)
             repo_url = repo.repository_url
-            image = repo.repository_url.apply(lambda u: f"{u}:{versions.GATEWAY_IMAGE.version}")
+            if args.build_image:
+                image = _build_image(name, repo, self)
+            else:
+                image = repo.repository_url.apply(lambda u: f"{u}:{versions.GATEWAY_IMAGE.version}")
         else:
             image = pulumi.Output.from_input(args.image)
 
@@ -332,6 +388,16 @@ class Gateway(pulumi.ComponentResource):
             target_group_binding(f"{name}-tgb", target_group_arn=args.target_group_arn, service_name=name,
                                  service_port=HTTP_PORT, namespace=ns_name, labels=labels,
                                  opts=pulumi.ResourceOptions(parent=self, depends_on=deps + list(args.depends_on)))
+
+        if args.service_monitor:
+            k8s.apiextensions.CustomResource(
+                f"{name}-metrics", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
+                metadata={"name": name, "namespace": ns_name, "labels": labels},
+                spec={"selector": {"matchLabels": {"app.kubernetes.io/instance": name}},
+                      "namespaceSelector": {"matchNames": [ns_name]},
+                      "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s",
+                                     "scrapeTimeout": "10s"}]},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=deps + list(args.monitoring_depends_on)))
 
         self.api_keys = api_keys
         self.service_name = name

@@ -32,6 +32,7 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
     "coredns": {"1.34": "v1.12.4-eksbuild.1", "1.35": "v1.13.2-eksbuild.1"},
     "kube-proxy": {"1.34": "v1.34.1-eksbuild.2", "1.35": "v1.35.0-eksbuild.2"},
     "eks-pod-identity-agent": {"1.34": "v1.3.10-eksbuild.2", "1.35": "v1.3.10-eksbuild.3"},
+    "aws-ebs-csi-driver": {"1.34": "v1.54.0-eksbuild.1", "1.35": "v1.62.0-eksbuild.1"},
 }
 
 GPU_OPERATOR = Pin("gpu-operator", "v26.7.1", "https://helm.ngc.nvidia.com/nvidia",

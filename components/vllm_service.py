@@ -24,7 +24,6 @@ VT / P / Inf instances" vCPU quotas for the node group's instance type.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import pulumi
@@ -36,86 +35,25 @@ from components import versions
 from components._base import TYPE_PREFIX, ArgsModel, PulumiInput
 from components._errors import Problem
 from components._irsa import irsa_role
-from components._model_fit import FitInput, FitReport, check_fit, mig_memory_gib
-from components._vllm_args import PORT, VllmModelSettings, engine_drains, render_args
-from components.catalog.accelerators import NEURON_RESOURCE, NVIDIA_RESOURCE, AcceleratorSpec
+from components._model_fit import FitReport, check_fit
+from components._vllm_args import PORT, VllmModelSettings
+# The rendering functions, metric names and queries live in the two modules below; every name this module used to
+# define stays importable from here (infra and user programs import them), hence the unused imports.
+from components._vllm_autoscaling import (  # noqa: F401
+    DEPLOYMENT_REPLICAS, E2E_LATENCY, GATEWAY_UPSTREAM_REQUESTS, GENERATION_TOKENS, GPU_UTIL, ITL, KV_CACHE,
+    LATENCY_METRICS, PROMPT_TOKENS, QUEUE, RUNNING, TTFT, banded_replicas_query, gateway_demand_query, gpu_util_query,
+    hpa_behavior, latency_p95_ms_query, queue_query, replicas_query, selector, tokens_query)
+from components._vllm_manifests import (  # noqa: F401
+    CACHE_DIR, MODEL_DIR, PLACEHOLDER_PRIORITY, RESTRICTED, RUN_AS_USER, accelerator_request, annotations,
+    container_resources, deployment_manifest, fit_input, grace_period_seconds, labels, network_policy_manifest,
+    neuron_cores_per_device, node_share, object_meta, pdb_manifest, placeholder_manifest, placeholder_names,
+    pod_template, priority_class_manifest, render_manifests, scaled_object_manifest, selector_labels, served_name,
+    service_manifest, service_monitor_manifest, shm_gib, tolerations, triggers, vllm_args, weights_policy,
+    weights_volume_gib)
+from components.catalog.accelerators import AcceleratorSpec
 
 GpuSharing = Literal["dedicated", "time-sliced", "mig"]
 MigStrategy = Literal["none", "single", "mixed"]
-
-MODEL_DIR = "/models/weights"
-CACHE_DIR = "/cache"
-RUN_AS_USER = 10001
-"""UID of the non-root user the images create (serving/vllm/Dockerfile.*)."""
-
-# vLLM 0.31 metric names (vllm/v1/metrics/loggers.py; labels model_name, engine). Counters get _total on /metrics,
-# histograms _bucket/_sum/_count.
-QUEUE = "vllm:num_requests_waiting"
-RUNNING = "vllm:num_requests_running"
-KV_CACHE = "vllm:kv_cache_usage_perc"
-GENERATION_TOKENS = "vllm:generation_tokens_total"
-PROMPT_TOKENS = "vllm:prompt_tokens_total"
-E2E_LATENCY = "vllm:e2e_request_latency_seconds"
-TTFT = "vllm:time_to_first_token_seconds"
-ITL = "vllm:inter_token_latency_seconds"
-# DCGM exporter default counter (NVIDIA/dcgm-exporter etc/default-counters.csv): GPU utilization in percent.
-GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
-# kube-state-metrics (part of kube-prometheus-stack)
-DEPLOYMENT_REPLICAS = "kube_deployment_status_replicas"
-# gateway (serving/gateway/metrics.py): attempts per upstream, counted even when the upstream has no replicas
-GATEWAY_UPSTREAM_REQUESTS = "gateway_upstream_requests_total"
-
-LATENCY_METRICS = {"e2e": E2E_LATENCY, "ttft": TTFT}
-
-
-def selector(namespace: str, served_model_name: str) -> str:
-    return f'namespace="{namespace}",model_name="{served_model_name}"'
-
-
-def queue_query(namespace: str, served_model_name: str) -> str:
-    """Requests waiting for a batch slot, all replicas together."""
-    return f"sum({QUEUE}{{{selector(namespace, served_model_name)}}})"
-
-
-def tokens_query(namespace: str, served_model_name: str, window: str = "2m") -> str:
-    """Generated tokens per second, all replicas together."""
-    return f"sum(rate({GENERATION_TOKENS}{{{selector(namespace, served_model_name)}}}[{window}]))"
-
-
-def latency_p95_ms_query(namespace: str, served_model_name: str, signal: str = "e2e", window: str = "5m") -> str:
-    """p95 of end-to-end latency (or time to first token) in milliseconds over ``window``; empty without traffic."""
-    metric = LATENCY_METRICS[signal]
-    return (f"(histogram_quantile(0.95, sum by (le) (rate({metric}_bucket{{{selector(namespace, served_model_name)}}}"
-            f"[{window}]))) * 1000) > 0")
-
-
-def gpu_util_query(namespace: str, deployment: str, window: str = "5m") -> str:
-    """Mean GPU utilization (percent) of the deployment's pods over ``window``; empty when no pod runs.
-
-    The DCGM exporter labels series with the workload's pod; behind a ServiceMonitor without honorLabels those labels
-    become ``exported_namespace``/``exported_pod``, so both spellings are matched. The pod pattern is the
-    Deployment's (``<name>-<replicaset>-<pod>``), which leaves out the warm-pool placeholders (``<name>-warm-...``).
-    """
-    pods = f"{deployment}-[a-z0-9]+-[a-z0-9]+"
-    return (f'avg(avg_over_time({GPU_UTIL}{{exported_namespace="{namespace}",exported_pod=~"{pods}"}}[{window}]) '
-            f'or avg_over_time({GPU_UTIL}{{namespace="{namespace}",pod=~"{pods}"}}[{window}])) > 0')
-
-
-def replicas_query(namespace: str, deployment: str) -> str:
-    return f'sum({DEPLOYMENT_REPLICAS}{{namespace="{namespace}",deployment="{deployment}"}})'
-
-
-def banded_replicas_query(signal: str, *, upper: float, lower: float, replicas: str) -> str:
-    """Wanted replicas = replicas x min(max(signal / upper, 1), signal / lower); 0 when the signal is absent."""
-    if not 0 < lower < upper:
-        raise ValueError(f"need 0 < lower ({lower}) < upper ({upper})")
-    return (f"(clamp_max(clamp_min(({signal}) / {upper:g}, 1), scalar({signal}) / {lower:g}) * scalar({replicas}))"
-            f" or vector(0)")
-
-
-def gateway_demand_query(upstream: str, window: str = "2m") -> str:
-    """Requests per second the gateway sends (or tries to send) to this upstream; drives scale from zero."""
-    return f'sum(rate({GATEWAY_UPSTREAM_REQUESTS}{{upstream="{upstream}"}}[{window}]))'
 
 
 # --- placement: where the pods go, read from the node group so selectors and tolerations never drift ---
@@ -269,7 +207,7 @@ class VllmServiceArgs(ArgsModel):
             out.append(Problem("oidc_provider_arn", self.oidc_provider_arn,
                                "required with model.weights_uri (with oidc_issuer: the pod reads S3 through IRSA)"))
         if spec.vendor == "neuron":
-            per_device = spec.neuron_cores // max(spec.count, 1)
+            per_device = neuron_cores_per_device(spec)
             if self.gpu_sharing != "dedicated":
                 out.append(Problem("gpu_sharing", self.gpu_sharing, "dedicated on Neuron node groups"))
             if per_device and tp % per_device:
@@ -300,417 +238,6 @@ class VllmServiceArgs(ArgsModel):
     def fit(self) -> FitReport:
         """The model fit check for these settings on this placement."""
         return check_fit(fit_input(self))
-
-
-# --- pure rendering ---
-
-def fit_input(args: VllmServiceArgs) -> FitInput:
-    m, spec = args.model, args.placement.accelerator
-    facts = m.facts()
-    assert facts is not None  # VllmModelSettings rejects unknown models without facts
-    if spec.vendor == "neuron":
-        cores_per_device = max(spec.neuron_cores // max(spec.count, 1), 1)
-        unit_gib, units, unit = spec.memory_gib / cores_per_device, spec.neuron_cores, "NeuronCore"
-    elif args.gpu_sharing == "mig":
-        unit_gib, units, unit = mig_memory_gib(args.mig_profile or "") or 0.0, 1, f"{spec.accelerator} MIG {args.mig_profile} slice"
-    elif args.gpu_sharing == "time-sliced":
-        unit_gib, units, unit = spec.memory_gib, 1, f"{spec.accelerator} GPU (time-sliced)"
-    else:
-        unit_gib, units, unit = spec.memory_gib, spec.count, f"{spec.accelerator} GPU"
-    return FitInput(
-        model=m.model_id, parameters_billion=facts.parameters_billion, layers=facts.layers,
-        attention_heads=facts.attention_heads, kv_heads=facts.kv_heads, head_dim=facts.head_dim,
-        max_context=facts.max_context, dtype=m.dtype, quantization=m.quantization, kv_cache_dtype=m.kv_cache_dtype,
-        max_model_len=m.max_model_len, max_num_seqs=m.max_num_seqs, kv_tokens_per_sequence=m.kv_tokens_per_sequence,
-        tensor_parallel_size=m.tensor_parallel_size, gpu_memory_utilization=m.gpu_memory_utilization,
-        unit_memory_gib=round(unit_gib, 2), units_per_node=units, unit_name=unit, instance_type=spec.instance_type,
-        time_slicing_replicas=args.placement.time_slicing_replicas if args.gpu_sharing == "time-sliced" else None)
-
-
-def accelerator_request(args: VllmServiceArgs) -> dict[str, str]:
-    """Extended resources one replica requests (and limits to)."""
-    spec, tp = args.placement.accelerator, args.model.tensor_parallel_size
-    if spec.vendor == "neuron":
-        per_device = max(spec.neuron_cores // max(spec.count, 1), 1)
-        return {NEURON_RESOURCE: str(math.ceil(tp / per_device))}
-    if args.gpu_sharing == "mig" and args.mig_strategy == "mixed":
-        return {f"nvidia.com/mig-{args.mig_profile}": "1"}
-    if args.gpu_sharing in ("mig", "time-sliced"):
-        return {NVIDIA_RESOURCE: "1"}
-    return {NVIDIA_RESOURCE: str(tp)}
-
-
-def node_share(args: VllmServiceArgs) -> float:
-    """Share of one node's CPU and memory that goes with one replica's accelerators."""
-    spec = args.placement.accelerator
-    if spec.vendor == "neuron":
-        return int(accelerator_request(args)[NEURON_RESOURCE]) / spec.count
-    if args.gpu_sharing == "time-sliced":
-        return 1 / (spec.count * (args.placement.time_slicing_replicas or 1))
-    if args.gpu_sharing == "mig":
-        compute_slices = int((args.mig_profile or "1g").split("g", 1)[0])
-        return compute_slices / (7 * spec.count)
-    return args.model.tensor_parallel_size / spec.count
-
-
-def shm_gib(args: VllmServiceArgs) -> float:
-    return args.shm_size_gib or float(min(2 * args.model.tensor_parallel_size, 16))
-
-
-def container_resources(args: VllmServiceArgs) -> dict[str, dict[str, str]]:
-    """Requests and limits: the accelerators, and 75 % of their share of the node's CPU and memory (the rest is for
-    the node's daemons). Memory is limited (plus the memory-backed /dev/shm); CPU is not (no throttling)."""
-    spec, share = args.placement.accelerator, node_share(args)
-    cpu = max(1, int(spec.vcpus * share * 0.75)) if spec.vcpus else 2
-    mem = max(4, int(spec.memory_gib_host * share * 0.75)) if spec.memory_gib_host else 16
-    accel = accelerator_request(args)
-    return {"requests": {"cpu": str(cpu), "memory": f"{mem}Gi", **accel},
-            "limits": {"memory": f"{mem + math.ceil(shm_gib(args))}Gi", **accel}}
-
-
-def labels(name: str, served_model_name: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": name,
-            "app.kubernetes.io/component": "serving", "app.kubernetes.io/part-of": "genai-scale",
-            "genai-scale/model": _label_value(served_model_name)}
-
-
-def selector_labels(name: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": name}
-
-
-def _label_value(v: str) -> str:
-    out = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in v)[:63]
-    return out.strip("-_.") or "model"
-
-
-def annotations(args: VllmServiceArgs) -> dict[str, str]:
-    """Self-describing Deployment: what the fit check (and the policy pack) needs besides the container args."""
-    fi = fit_input(args)
-    out = {
-        "genai-scale/model": args.model.model_id,
-        "genai-scale/model-parameters-billion": f"{fi.parameters_billion:g}",
-        "genai-scale/model-layers": str(fi.layers),
-        "genai-scale/model-attention-heads": str(fi.attention_heads),
-        "genai-scale/model-kv-heads": str(fi.kv_heads),
-        "genai-scale/model-head-dim": str(fi.head_dim),
-        "genai-scale/model-max-context": str(fi.max_context),
-        "genai-scale/node-group": args.placement.name,
-        "genai-scale/instance-type": args.placement.instance_type,
-        "genai-scale/accelerator": args.placement.accelerator.accelerator,
-        "genai-scale/accelerator-count": str(fi.units_per_node),
-        "genai-scale/accelerator-memory-gib": f"{fi.unit_memory_gib:g}",
-        "genai-scale/gpu-sharing": args.gpu_sharing if args.gpu_sharing != "mig" else f"mig-{args.mig_profile}",
-    }
-    if fi.time_slicing_replicas:
-        out["genai-scale/time-slicing-replicas"] = str(fi.time_slicing_replicas)
-    if args.model.kv_tokens_per_sequence:
-        out["genai-scale/kv-tokens-per-sequence"] = str(args.model.kv_tokens_per_sequence)
-    return out
-
-
-def tolerations(placement: NodeGroupPlacement) -> list[dict[str, str]]:
-    return [{"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}
-            for t in placement.taints]
-
-
-def grace_period_seconds(args: VllmServiceArgs) -> int:
-    """preStop + drain (``--shutdown-timeout``) + 15 s for the process to exit."""
-    return args.pre_stop_seconds + args.model.shutdown_timeout_seconds + 15
-
-
-def served_name(name: str, args: VllmServiceArgs) -> str:
-    return args.model.served_model_name or name
-
-
-def vllm_args(name: str, args: VllmServiceArgs) -> list[str]:
-    model_path = MODEL_DIR if args.model.weights_uri else args.model.model_id
-    return render_args(args.model, served_model_name=served_name(name, args), model_path=model_path,
-                       engine_version=args.engine_version)
-
-
-RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-
-
-def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_account: str,
-                 api_key_secret: str | None) -> dict[str, Any]:
-    """The serving pod: probes on /health, preStop + drain, /dev/shm in memory, caches on emptyDirs."""
-    neuron = args.placement.accelerator.vendor == "neuron"
-    env: list[dict[str, Any]] = [
-        {"name": "HOME", "value": CACHE_DIR},
-        {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
-        {"name": "HF_HOME", "value": f"{CACHE_DIR}/huggingface"},
-        {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_DIR}/vllm"},
-        {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
-        {"name": "DO_NOT_TRACK", "value": "1"},
-        {"name": "MODEL_DIR", "value": MODEL_DIR},
-    ]
-    if args.model.weights_uri:
-        env.append({"name": "MODEL_SOURCE", "value": args.model.weights_uri})
-    else:
-        env.append({"name": "HF_HUB_OFFLINE", "value": "0"})
-    if neuron:
-        env.append({"name": "NEURON_COMPILED_ARTIFACTS", "value": f"{CACHE_DIR}/neuron-compiled"})
-    if not engine_drains(args.engine_version):
-        # the engine predates --shutdown-timeout: the entrypoint drains before passing SIGTERM on
-        env.append({"name": "GENAI_SCALE_DRAIN_IN_ENTRYPOINT", "value": "1"})
-    if api_key_secret:
-        env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": api_key_secret, "key": "api-key"}}})
-    probe = {"httpGet": {"path": "/health", "port": "http"}}
-    period = 10
-    container = {
-        "name": "vllm",
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["/usr/local/bin/genai-scale-vllm"],
-        "args": vllm_args(name, args),
-        "env": env,
-        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        "resources": container_resources(args),
-        "startupProbe": {**probe, "periodSeconds": period, "timeoutSeconds": 5,
-                         "failureThreshold": math.ceil(args.startup_timeout_seconds / period)},
-        "readinessProbe": {**probe, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
-        "livenessProbe": {**probe, "periodSeconds": 15, "timeoutSeconds": 10, "failureThreshold": 4},
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(args.pre_stop_seconds)]}}},
-        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": not neuron},
-        "volumeMounts": [
-            {"name": "dshm", "mountPath": "/dev/shm"},
-            {"name": "weights", "mountPath": "/models"},
-            {"name": "cache", "mountPath": CACHE_DIR},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
-    pod: dict[str, Any] = {
-        "serviceAccountName": service_account,
-        "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": grace_period_seconds(args),
-        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": 0, "fsGroup": 0,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
-        "nodeSelector": dict(args.placement.labels),
-        "tolerations": tolerations(args.placement),
-        "topologySpreadConstraints": [{
-            "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": selector_labels(name)}}],
-        "containers": [container],
-        "volumes": [
-            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm_gib(args):g}Gi"}},
-            {"name": "weights", "emptyDir": {"sizeLimit": f"{weights_volume_gib(args)}Gi"}},
-            {"name": "cache", "emptyDir": {"sizeLimit": "20Gi"}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
-        ],
-    }
-    return {"metadata": {"labels": labels(name, served_name(name, args)),
-                         "annotations": {"kubectl.kubernetes.io/default-container": "vllm"}},
-            "spec": pod}
-
-
-def weights_volume_gib(args: VllmServiceArgs) -> int:
-    """Node-local space for the weights: the checkpoint's bf16 size (quantized checkpoints are smaller) + 20 %."""
-    facts = args.model.facts()
-    size = (facts.parameters_billion if facts else 10) * 2e9 / 1024 ** 3
-    return max(10, math.ceil(size * 1.2))
-
-
-def deployment_manifest(name: str, args: VllmServiceArgs, *, image: Any, service_account: str,
-                        api_key_secret: str | None) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": args.namespace, "labels": labels(name, served_name(name, args)),
-                     "annotations": annotations(args)},
-        "spec": {
-            "replicas": args.autoscaling.min_replicas,
-            "revisionHistoryLimit": 3,
-            "selector": {"matchLabels": selector_labels(name)},
-            # a new replica must be ready before an old one goes: accelerators are scarce, so surge by one
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": pod_template(name, args, image=image, service_account=service_account,
-                                     api_key_secret=api_key_secret),
-        },
-    }
-
-
-def service_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": args.namespace, "labels": labels(name, served_name(name, args))},
-            "spec": {"type": "ClusterIP", "selector": selector_labels(name),
-                     "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]}}
-
-
-def pdb_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": {"name": name, "namespace": args.namespace, "labels": labels(name, served_name(name, args))},
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(name)}}}
-
-
-def service_monitor_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
-    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-            "metadata": {"name": name, "namespace": args.namespace, "labels": labels(name, served_name(name, args))},
-            "spec": {"selector": {"matchLabels": selector_labels(name)},
-                     "namespaceSelector": {"matchNames": [args.namespace]},
-                     "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}]}}
-
-
-def network_policy_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
-    """Ingress to the serving port only from the service's namespace, the client namespaces and monitoring."""
-    namespaces = sorted({args.namespace, args.monitoring_namespace, *args.client_namespaces})
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": name, "namespace": args.namespace, "labels": labels(name, served_name(name, args))},
-            "spec": {"podSelector": {"matchLabels": selector_labels(name)}, "policyTypes": ["Ingress"],
-                     "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [
-                         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}]}}],
-                         "ports": [{"port": PORT, "protocol": "TCP"}]}]}}
-
-
-def hpa_behavior(a: AutoscalingSettings) -> dict[str, Any]:
-    """Fast up (no window; double or add N pods a minute), slow down (long window; one pod per period)."""
-    return {
-        "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-                    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 60},
-                                 {"type": "Pods", "value": a.scale_up_pods_per_minute, "periodSeconds": 60}]},
-        "scaleDown": {"stabilizationWindowSeconds": a.scale_down_stabilization_seconds, "selectPolicy": "Min",
-                      "policies": [{"type": "Pods", "value": a.scale_down_pods_per_period,
-                                    "periodSeconds": a.scale_down_period_seconds}]},
-    }
-
-
-def _trigger(trigger_name: str, server: Any, query: str, threshold: float, metric_type: str = "AverageValue",
-             activation: float | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"serverAddress": server, "query": query, "threshold": f"{threshold:g}",
-                            "ignoreNullValues": "true"}
-    if activation is not None:
-        meta["activationThreshold"] = f"{activation:g}"
-    return {"type": "prometheus", "name": trigger_name, "metricType": metric_type, "metadata": meta}
-
-
-def triggers(name: str, args: VllmServiceArgs) -> list[dict[str, Any]]:
-    """The KEDA Prometheus triggers; the HPA follows the one that wants the most replicas."""
-    a, ns, served, server = args.autoscaling, args.namespace, served_name(name, args), args.prometheus_url
-    out = [_trigger("queue-depth", server, queue_query(ns, served), a.queue_depth_per_replica, activation=0)]
-    if a.p95_latency_ms:
-        signal = latency_p95_ms_query(ns, served, a.latency_signal)
-        out.append(_trigger(f"p95-{a.latency_signal}-latency", server, banded_replicas_query(
-            signal, upper=a.p95_latency_ms, lower=a.p95_latency_ms / 2, replicas=replicas_query(ns, name)), 1))
-    if a.tokens_per_second_per_replica:
-        out.append(_trigger("tokens-per-second", server, tokens_query(ns, served),
-                            round(a.tokens_per_second_per_replica * a.target_utilization, 2), activation=0))
-    if a.gpu_utilization_up_percent and args.placement.accelerator.vendor == "nvidia":
-        out.append(_trigger("gpu-utilization", server, banded_replicas_query(
-            gpu_util_query(ns, name), upper=a.gpu_utilization_up_percent, lower=a.gpu_utilization_down_percent,
-            replicas=replicas_query(ns, name)), 1))
-    if a.min_replicas == 0:
-        out.append(_trigger("gateway-demand", server, gateway_demand_query(args.gateway_upstream or f"vllm-{name}"),
-                            a.scale_from_zero_rps, activation=0))
-    return out
-
-
-def scaled_object_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
-    a = args.autoscaling
-    spec: dict[str, Any] = {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-        "pollingInterval": a.polling_interval_seconds,
-        "minReplicaCount": a.min_replicas,
-        "maxReplicaCount": a.max_replicas,
-        "advanced": {"restoreToOriginalReplicaCount": False,
-                     "horizontalPodAutoscalerConfig": {"name": f"{name}-hpa", "behavior": hpa_behavior(a)}},
-        "triggers": triggers(name, args),
-    }
-    if a.min_replicas == 0:
-        # scale to zero only after this much idle time, and never before the first replica could have loaded
-        spec["cooldownPeriod"] = a.cooldown_seconds
-        spec["initialCooldownPeriod"] = args.startup_timeout_seconds
-    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-            "metadata": {"name": name, "namespace": args.namespace, "labels": labels(name, served_name(name, args))},
-            "spec": spec}
-
-
-PLACEHOLDER_PRIORITY = -10
-"""Below every serving pod (default priority 0), so the scheduler preempts placeholders first."""
-
-
-def placeholder_names(name: str) -> tuple[str, str]:
-    """(PriorityClass name, placeholder Deployment name)."""
-    return f"{name}-warm-pool", f"{name}-warm"
-
-
-def priority_class_manifest(name: str) -> dict[str, Any]:
-    pc, _ = placeholder_names(name)
-    return {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-            "metadata": {"name": pc, "labels": {"app.kubernetes.io/part-of": "genai-scale",
-                                                "app.kubernetes.io/component": "warm-pool"}},
-            "value": PLACEHOLDER_PRIORITY, "globalDefault": False, "preemptionPolicy": "Never",
-            "description": f"Warm-pool placeholders for {name}: evicted first when a serving pod needs the node."}
-
-
-def placeholder_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
-    """pause pods that request exactly one replica's resources on the same node group."""
-    pc, deploy = placeholder_names(name)
-    sel = {"app.kubernetes.io/name": "vllm-warm-pool", "app.kubernetes.io/instance": name}
-    res = container_resources(args)
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": deploy, "namespace": args.namespace,
-                     "labels": {**sel, "app.kubernetes.io/component": "warm-pool",
-                                "app.kubernetes.io/part-of": "genai-scale"},
-                     "annotations": {"genai-scale/warm-pool-for": name}},
-        "spec": {
-            "replicas": args.warm_pool_placeholders,
-            "selector": {"matchLabels": sel},
-            "template": {
-                "metadata": {"labels": {**sel, "app.kubernetes.io/component": "warm-pool"}},
-                "spec": {
-                    "priorityClassName": pc,
-                    "terminationGracePeriodSeconds": 0,
-                    "automountServiceAccountToken": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65535,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    "nodeSelector": dict(args.placement.labels),
-                    "tolerations": tolerations(args.placement),
-                    "containers": [{
-                        "name": "placeholder",
-                        "image": f"{versions.PAUSE_IMAGE.repository}:{versions.PAUSE_IMAGE.version}",
-                        "resources": {"requests": dict(res["requests"]),
-                                      "limits": {k: v for k, v in res["limits"].items() if k != "memory"}},
-                        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
-                    }],
-                },
-            },
-        },
-    }
-
-
-def weights_policy(weights_uri: str, kms_key_arn: str | None = None) -> dict[str, Any]:
-    """Read-only access to the weights prefix (and decrypt with its KMS key, if any)."""
-    bucket, _, prefix = weights_uri[len("s3://"):].partition("/")
-    prefix = prefix.rstrip("/")
-    objects = f"arn:aws:s3:::{bucket}/{prefix}/*" if prefix else f"arn:aws:s3:::{bucket}/*"
-    statements: list[dict[str, Any]] = [
-        {"Sid": "ReadWeights", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [objects]},
-        {"Sid": "ListWeights", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"],
-         **({"Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", prefix]}}} if prefix else {})},
-    ]
-    if kms_key_arn:
-        statements.append({"Sid": "DecryptWeights", "Effect": "Allow", "Action": ["kms:Decrypt"],
-                           "Resource": [kms_key_arn]})
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def render_manifests(name: str, args: VllmServiceArgs, *, image: Any | None = None) -> dict[str, dict[str, Any]]:
-    """Every Kubernetes object of the service, by kind (tests and `genai-scale plan` read these)."""
-    sa = name
-    secret = f"{name}-api-key" if args.api_key else None
-    out = {
-        "Deployment": deployment_manifest(name, args, image=args.image if image is None else image,
-                                          service_account=sa, api_key_secret=secret),
-        "Service": service_manifest(name, args),
-        "PodDisruptionBudget": pdb_manifest(name, args),
-        "NetworkPolicy": network_policy_manifest(name, args),
-        "ServiceMonitor": service_monitor_manifest(name, args),
-    }
-    if args.keda:
-        out["ScaledObject"] = scaled_object_manifest(name, args)
-    if args.warm_pool_placeholders:
-        out["PriorityClass"] = priority_class_manifest(name)
-        out["PlaceholderDeployment"] = placeholder_manifest(name, args)
-    return out
 
 
 # --- component ---
@@ -752,7 +279,7 @@ class VllmService(pulumi.ComponentResource):
             pulumi.log.warn(f"VllmService {name}: {w}", resource=self)
         self.manifests = m = render_manifests(name, args)
 
-        sa_meta: dict[str, Any] = {"name": name, "namespace": args.namespace, "labels": m["Service"]["metadata"]["labels"]}
+        sa_meta = object_meta(name, args)
         if args.model.weights_uri:
             role = irsa_role(f"{name}-weights", oidc_provider_arn=args.oidc_provider_arn,
                              oidc_issuer=args.oidc_issuer, namespace=args.namespace, service_account=name,
@@ -769,39 +296,40 @@ class VllmService(pulumi.ComponentResource):
             self.api_key = pulumi.Output.secret(key.result)
             self.api_key_secret_name = f"{name}-api-key"
             deps.append(k8s.core.v1.Secret(
-                f"{name}-api-key", metadata={"name": self.api_key_secret_name, "namespace": args.namespace,
-                                             "labels": m["Service"]["metadata"]["labels"]},
+                f"{name}-api-key", metadata={**object_meta(name, args), "name": self.api_key_secret_name},
                 type="Opaque", string_data={"api-key": self.api_key}, opts=child))
 
-        d = m["Deployment"]
         self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", metadata=d["metadata"], spec=d["spec"],
+            f"{name}-deployment", **_body(m["Deployment"]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps, ignore_changes=["spec.replicas"]))
-        s = m["Service"]
-        self.service = k8s.core.v1.Service(f"{name}-service", metadata=s["metadata"], spec=s["spec"], opts=child)
-        p = m["PodDisruptionBudget"]
-        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=p["metadata"], spec=p["spec"], opts=child)
-        n = m["NetworkPolicy"]
-        k8s.networking.v1.NetworkPolicy(f"{name}-netpol", metadata=n["metadata"], spec=n["spec"], opts=child)
-        sm = m["ServiceMonitor"]
-        k8s.apiextensions.CustomResource(f"{name}-servicemonitor", api_version=sm["apiVersion"], kind=sm["kind"],
-                                         metadata=sm["metadata"], spec=sm["spec"], opts=after)
+        self.service = k8s.core.v1.Service(f"{name}-service", **_body(m["Service"]), opts=child)
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **_body(m["PodDisruptionBudget"]), opts=child)
+        k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **_body(m["NetworkPolicy"]), opts=child)
+        _custom_resource(f"{name}-servicemonitor", m["ServiceMonitor"], opts=after)
         self.scaled_object = None
         if "ScaledObject" in m:
-            so = m["ScaledObject"]
-            self.scaled_object = k8s.apiextensions.CustomResource(
-                f"{name}-scaledobject", api_version=so["apiVersion"], kind=so["kind"], metadata=so["metadata"],
-                spec=so["spec"], opts=pulumi.ResourceOptions(parent=self,
-                                                             depends_on=[self.deployment, *args.after]))
+            self.scaled_object = _custom_resource(
+                f"{name}-scaledobject", m["ScaledObject"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.after]))
         self.placeholders = None
         if "PlaceholderDeployment" in m:
             pc = m["PriorityClass"]
             prio = k8s.scheduling.v1.PriorityClass(
                 f"{name}-warm-pool", metadata=pc["metadata"], value=pc["value"], global_default=False,
                 preemption_policy=pc["preemptionPolicy"], description=pc["description"], opts=child)
-            ph = m["PlaceholderDeployment"]
             self.placeholders = k8s.apps.v1.Deployment(
-                f"{name}-warm", metadata=ph["metadata"], spec=ph["spec"],
+                f"{name}-warm", **_body(m["PlaceholderDeployment"]),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[prio]))
 
         self.register_outputs({"service_url": self.service_url, "served_model_name": self.served_model_name})
+
+
+def _body(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``metadata`` and ``spec`` of a rendered object, as keyword arguments of its typed Kubernetes resource."""
+    return {"metadata": manifest["metadata"], "spec": manifest["spec"]}
+
+
+def _custom_resource(resource_name: str, manifest: dict[str, Any],
+                     opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(resource_name, api_version=manifest["apiVersion"], kind=manifest["kind"],
+                                            metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)

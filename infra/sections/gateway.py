@@ -199,6 +199,8 @@ def build(ctx: BuildContext, cfg) -> None:
         cpu_request=s.cpu_request, memory=s.memory, drain_timeout_seconds=s.drain_timeout_seconds,
         redis_auth_token=getattr(ctx.cache, "auth_token", None) if ctx.cache is not None else None,
         upstream_api_keys=upstream_api_keys(ctx),
+        service_monitor=ctx.monitoring is not None,
+        monitoring_depends_on=[ctx.monitoring.release] if ctx.monitoring is not None else [],
         target_group_arn=target_group.arn if target_group is not None else None,
         invoke_policy_arns=policies, bedrock_embedding_model_arn=embed_arn,
         oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),

@@ -320,7 +320,10 @@ def build(ctx: BuildContext, cfg) -> None:
                                prometheus_memory=mon.prometheus_memory,
                                scrape_dcgm=ctx.gpu_operator is not None,
                                **({"p95_latency_ms": p95} if p95 else {}))
-        ctx.monitoring = Monitoring("monitoring", margs, opts=k8s_opts)
+        storage = getattr(ctx.cluster, "storage_class", None)  # Prometheus's volume needs the gp3 class first
+        mon_opts = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+            depends_on=[storage] if storage is not None else []))
+        ctx.monitoring = Monitoring("monitoring", margs, opts=mon_opts)
         ctx.export("grafanaAdminPassword", ctx.monitoring.grafana_admin_password)
     s = cfg.serving
     if not s.enabled or not s.models:

@@ -121,3 +121,12 @@ def test_all_cross_field_problems_reported_together():
                          capacity_type="CAPACITY_BLOCK")
     assert len(exc.value.problems) == 5
     assert "5 problems" in str(exc.value)
+
+
+def test_args_errors_print_cleanly_under_the_pulumi_engine():
+    import pulumi
+
+    with pytest.raises(pulumi.RunError):  # the engine prints RunError messages without a traceback
+        GpuNodeGroupArgs(**WIRING, instance_type="g5.xlarge", min_size=3, max_size=2)
+    with pytest.raises(ValueError):
+        GpuNodeGroupArgs(**WIRING, instance_type="g5.xlarge", min_size=3, max_size=2)

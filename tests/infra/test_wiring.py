@@ -52,3 +52,13 @@ def test_scale_from_zero_trigger_counts_the_gateways_upstream_by_its_name(stack)
     for q in queries:
         name = q.split('upstream="')[1].split('"')[0]
         assert name in upstreams
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_prometheus_scrapes_the_gateway_and_gets_its_volume(stack):
+    result = plan(stack)
+    monitoring = result.one("genai-scale:index:Monitoring")
+    release = next(r for r in result.by_type("kubernetes:helm.sh/v3:Release") if r.parent == monitoring.urn)
+    sm = result.one("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "gateway-metrics")
+    assert release.urn in sm.dependencies  # the CRD exists before the ServiceMonitor
+    assert result.one("kubernetes:storage.k8s.io/v1:StorageClass").urn in monitoring.dependencies

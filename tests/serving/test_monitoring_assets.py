@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from components import monitoring
-from components.vllm_service import (banded_replicas_query, gateway_demand_query, gpu_util_query,
-                                     latency_p95_ms_query, queue_query, render_manifests, replicas_query,
-                                     tokens_query)
+from components._vllm_autoscaling import (banded_replicas_query, gateway_demand_query, gpu_util_query,
+                                          latency_p95_ms_query, queue_query, replicas_query, tokens_query)
+from components._vllm_manifests import render_manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "serving" / "monitoring" / "dashboards" / "vllm-serving.json"

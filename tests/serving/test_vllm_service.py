@@ -9,8 +9,9 @@ import pytest
 from components import versions
 from components._errors import ArgsError
 from components._vllm_args import VllmModelSettings
-from components.vllm_service import (AutoscalingSettings, VllmService, VllmServiceArgs, accelerator_request,
-                                     banded_replicas_query, placement_from_node_group, render_manifests)
+from components._vllm_autoscaling import banded_replicas_query
+from components._vllm_manifests import accelerator_request, render_manifests
+from components.vllm_service import AutoscalingSettings, VllmService, VllmServiceArgs, placement_from_node_group
 from infra.plan import run_program
 from tests.serving.conftest import placement
 
@@ -293,3 +294,14 @@ def test_api_key_secret_is_a_pulumi_secret():
     secret = result.one("kubernetes:core/v1:Secret", "llama-8b-api-key")
     from infra.plan import jsonable
     assert jsonable(secret.inputs)["stringData"] == "[secret]"
+
+
+def test_helpers_stay_importable_from_the_component_module():
+    # infra/sections/serving.py and user programs import these from components.vllm_service
+    import components._vllm_autoscaling as autoscaling
+    import components._vllm_manifests as manifests
+    import components.vllm_service as service
+    for name in ("accelerator_request", "render_manifests", "weights_policy", "pod_template", "placeholder_manifest"):
+        assert getattr(service, name) is getattr(manifests, name)
+    for name in ("queue_query", "banded_replicas_query", "hpa_behavior", "QUEUE", "GPU_UTIL"):
+        assert getattr(service, name) is getattr(autoscaling, name)
