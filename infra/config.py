@@ -171,24 +171,28 @@ def build_settings(raw: dict[str, Any], *, source: str) -> Any:
     merged["tier"] = tier
     merged["region"] = raw.get("aws:region", "us-east-1")
     model = settings_model()
-    found, cleaned = _validate_keys(model, merged)
+    found, cleaned, repaired = _validate_keys(model, merged)
     settings = model.model_validate(cleaned)  # only valid values left: cannot fail
     for section in _sections():
         check = getattr(section, "problems", None)
         if check is not None:
-            found.extend(check(settings))
+            found.extend(p for p in check(settings) if not _about_repaired(p, repaired))
     if found:
         raise ConfigError(found, title=f"{source}: invalid configuration", prefix=prefix)
     return settings
 
 
-def _validate_keys(model: type[SettingsModel], merged: dict[str, Any]) -> tuple[list[Problem], dict[str, Any]]:
+def _validate_keys(model: type[SettingsModel], merged: dict[str, Any]
+                   ) -> tuple[list[Problem], dict[str, Any], list[str]]:
     """Validate each top-level key (and each entry of a map of models) on its own, so one bad value never hides
-    another: returns every problem, and the mapping with the bad parts dropped (their defaults apply)."""
+    another. A bad value is dropped from its mapping (its default applies) and the rest validated again, so the
+    cross-field rules still see the entry. Returns every problem, the cleaned mapping, and the dropped paths (rules
+    about those are not reported: they would judge a default, not the user's value)."""
     from pydantic import TypeAdapter
 
     problems: list[Problem] = []
     cleaned: dict[str, Any] = {}
+    repaired: list[str] = []
     by_alias = {(f.alias or n): f for n, f in model.model_fields.items()}
     for key, value in merged.items():
         field = by_alias.get(key)
@@ -200,19 +204,69 @@ def _validate_keys(model: type[SettingsModel], merged: dict[str, Any]) -> tuple[
             adapter = TypeAdapter(target.value)
             kept = {}
             for name, item in value.items():
-                try:
-                    adapter.validate_python(item)
-                    kept[name] = item
-                except ValidationError as exc:
-                    problems.extend(_prefixed(exc, model, f"{key}.{name}"))
+                fixed = _check(adapter, item, f"{key}.{name}", model, problems, repaired)
+                if fixed is not _DROP:
+                    kept[name] = fixed
             cleaned[key] = kept
             continue
+        fixed = _check(TypeAdapter(field.annotation), value, key, model, problems, repaired)
+        if fixed is not _DROP:
+            cleaned[key] = fixed
+    return problems, cleaned, repaired
+
+
+_DROP = object()
+
+
+def _check(adapter: Any, value: Any, path: str, model: type[SettingsModel], problems: list[Problem],
+           repaired: list[str]) -> Any:
+    """Validate ``value``; on errors record them and return the value without its bad leaves (or _DROP)."""
+    try:
+        adapter.validate_python(value)
+        return value
+    except ValidationError as exc:
+        problems.extend(_prefixed(exc, model, path))
+        errors = exc.errors(include_url=False)
+    if not isinstance(value, dict) or any(e["type"] == "missing" or not e["loc"] for e in errors):
+        repaired.append(path)
+        return _DROP
+    fixed = json.loads(json.dumps(value, default=str))
+    for e in errors:
+        loc = [x for x in e["loc"] if not (isinstance(x, str) and (x.startswith("function-") or x.endswith("]")))]
+        _delete(fixed, loc)
+        repaired.append(".".join([path, *[str(x) for x in loc]]))
+    try:
+        adapter.validate_python(fixed)
+        return fixed
+    except ValidationError:
+        repaired.append(path)
+        return _DROP
+
+
+def _delete(doc: Any, loc: list[Any]) -> None:
+    cur = doc
+    for part in loc[:-1]:
         try:
-            TypeAdapter(field.annotation).validate_python(value)
-            cleaned[key] = value
-        except ValidationError as exc:
-            problems.extend(_prefixed(exc, model, key))
-    return problems, cleaned
+            cur = cur[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(cur, dict):
+        cur.pop(loc[-1], None)
+    elif isinstance(cur, list) and isinstance(loc[-1], int) and loc[-1] < len(cur):
+        cur.pop(loc[-1])
+
+
+def _about_repaired(p: Problem, repaired: list[str]) -> bool:
+    """A cross-field problem that concerns a value already reported (and replaced by its default)."""
+    for path in repaired:
+        if p.path == path or p.path.startswith(path + ".") or p.path.startswith(path + "["):
+            return True
+        parent, _, leaf = path.rpartition(".")
+        if parent and p.path.startswith(parent) and leaf and leaf in p.expected:
+            return True
+        if not parent and path in p.expected.split():
+            return True
+    return False
 
 
 def _prefixed(exc: ValidationError, model: type[SettingsModel], prefix: str) -> list[Problem]:

@@ -130,3 +130,19 @@ def test_args_errors_print_cleanly_under_the_pulumi_engine():
         GpuNodeGroupArgs(**WIRING, instance_type="g5.xlarge", min_size=3, max_size=2)
     with pytest.raises(ValueError):
         GpuNodeGroupArgs(**WIRING, instance_type="g5.xlarge", min_size=3, max_size=2)
+
+
+def test_field_errors_do_not_hide_cross_field_rules():
+    with pytest.raises(ArgsError) as exc:
+        GpuNodeGroupArgs(**WIRING, instance_type="g5.xlarge", min_size=3, max_size=2, disk_size_gib=5, bogus=1)
+    text = str(exc.value)
+    assert "disk_size_gib = 5: expected a number >= 20" in text
+    assert "bogus: unknown key" in text
+    assert "min_size = 3: must be <= max_size (2)" in text  # checked although other fields were bad
+    assert len(exc.value.problems) == 3
+
+
+def test_rules_about_a_bad_field_are_not_reported_twice():
+    with pytest.raises(ArgsError) as exc:
+        GpuNodeGroupArgs(**WIRING, instance_type="g5.xlarge", min_size=3, max_size="lots")
+    assert [p.path for p in exc.value.problems] == ["max_size"]  # no "min_size <= max_size (default 2)"

@@ -63,7 +63,8 @@ def test_gateway_component_resources_and_security_posture():
     assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     repo = r.one("aws:ecr/repository:Repository", "gw-repo")
     assert repo.inputs["imageTagMutability"] == "IMMUTABLE" and repo.inputs["tags"]["team"] == "ml"
-    assert c["image"].endswith(":0.1.0")
+    built = r.one("docker-build:index:Image", "gw-image")
+    assert c["image"] == built.outputs["ref"] and ":0.1.0-" in c["image"]  # built here, pulled by digest
 
 
 def test_secrets_are_pulumi_secrets_and_keys_file_holds_digests_only():

@@ -114,3 +114,16 @@ def test_secure_values_are_never_read_offline(tmp_path):
         load(config_file=p)
     assert "genai-scale:apiKey: unknown key" in str(exc.value)
     assert "v1:abc" not in str(exc.value)
+
+
+def test_one_bad_value_never_hides_another_rule(tmp_path):
+    msg = error_for(tmp_path, {"genai-scale:tier": "scale", "genai-scale:alb": {"enabled": False},
+                               "genai-scale:bedrock": {"modelUnits": 0, "modelId": "amazon.nova-lite-v1:0"},
+                               "genai-scale:nodeGroups": {"a10g": {"minSise": 1}, "x": {"instanceType": "x9.huge"}}})
+    assert "genai-scale:bedrock.modelUnits = 0: expected a number >= 1" in msg
+    assert "genai-scale:bedrock.modelId = 'amazon.nova-lite-v1:0': a contextual variant id" in msg
+    assert "genai-scale:nodeGroups.a10g.minSise: unknown key" in msg
+    assert "genai-scale:nodeGroups.x.instanceType = 'x9.huge': not in the accelerator catalogue" in msg
+    # the typo'd group still exists for the rules that reference it (no spurious "a10g is not a node group")
+    assert "nodeGroup = 'a10g'" not in msg
+    assert "4 problems" in msg.splitlines()[0]
