@@ -206,7 +206,8 @@ class SemanticCache(pulumi.ComponentResource):
             snapshot_window=args.snapshot_window if args.snapshot_retention_days else None,
             maintenance_window=args.maintenance_window, auto_minor_version_upgrade=True,
             apply_immediately=args.apply_immediately,
-            final_snapshot_identifier=f"{name}-final" if args.final_snapshot else None,
+            # unique per stack: a second stack (or a re-created cache) must not collide with an old final snapshot
+            final_snapshot_identifier=f"{pulumi.get_stack()}-{name}-final" if args.final_snapshot else None,
             log_delivery_configurations=[{"destination": slow_log.name, "destination_type": "cloudwatch-logs",
                                           "log_format": "json", "log_type": "slow-log"}],
             tags=tags, opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["authToken"]))

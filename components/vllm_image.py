@@ -7,7 +7,7 @@ pinned upstream image (vllm/vllm-openai for NVIDIA, the AWS Neuron vLLM DLC for 
 ``pulumi up`` publishes it. The tag is ``<engine version>-<hash of the build context>``: a changed entrypoint gets a new
 tag (tags are immutable), an unchanged one re-uses the pushed image. Pods pull it by digest (:attr:`image_ref`).
 
-Defaults: repository ``genai-scale/vllm-<vendor>``, a new KMS key, 10 tagged images kept, untagged ones expire after
+Defaults: repository ``genai-scale/<stack>/vllm-<vendor>`` (stacks in one account never collide), a new KMS key, 10 tagged images kept, untagged ones expire after
 7 days, built for linux/amd64, pushed on ``pulumi up`` and never built on ``pulumi preview``.
 
 The image holds no model weights: its entrypoint fetches them from S3 at start. Security: non-root user, private
@@ -49,7 +49,7 @@ class VllmImageArgs(ArgsModel):
     vendor: Vendor
     """nvidia (Dockerfile.nvidia on vllm/vllm-openai) or neuron (Dockerfile.neuron on the Neuron vLLM DLC)."""
     repository_name: str | None = Field(default=None, pattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
-    """ECR repository name. Default: ``genai-scale/vllm-<vendor>``."""
+    """ECR repository name. Default: ``genai-scale/<stack>/vllm-<vendor>``."""
     base_image: str | None = None
     """Upstream image to build on. Default: the pinned one for the vendor (components/versions.py)."""
     kms_key_arn: PulumiInput = None
@@ -128,7 +128,7 @@ class VllmImage(pulumi.ComponentResource):
                               enable_key_rotation=True, deletion_window_in_days=30, tags=args.tags, opts=child)
             kms_key = key.arn
         self.repository = aws.ecr.Repository(
-            f"{name}-repo", name=args.repository_name or f"genai-scale/vllm-{args.vendor}",
+            f"{name}-repo", name=args.repository_name or f"genai-scale/{pulumi.get_stack()}/vllm-{args.vendor}",
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS", "kms_key": kms_key}],

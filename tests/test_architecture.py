@@ -91,3 +91,12 @@ def test_every_component_and_args_class_is_importable_from_the_package(module, n
     if module.startswith("_"):
         pytest.skip("internal module")
     assert getattr(components, name) is getattr(__import__(f"components.{module}", fromlist=[name]), name)
+
+
+def test_vllm_extra_pins_the_same_version_as_the_image_and_the_test_parser():
+    import tomllib
+
+    from components import versions
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["vllm"] == [f"vllm=={versions.VLLM.version}"]

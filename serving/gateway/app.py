@@ -10,11 +10,12 @@ reported usage -> write the caches (streams only once complete).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import re
+import secrets
 import time
-import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -42,6 +43,8 @@ _SAMPLING = ("temperature", "top_p", "top_k", "min_p", "n", "stop", "seed", "pre
              "repetition_penalty", "logit_bias", "logprobs", "top_logprobs", "response_format", "tools",
              "tool_choice", "parallel_tool_calls", "echo", "suffix", "best_of", "user")
 _WS = re.compile(r"\s+")
+_RID_PREFIX = secrets.token_hex(8)  # request ids: a random per-process prefix and a counter (unique across replicas)
+_RID_SEQ = itertools.count(1)
 
 
 def error(status: int, message: str, type_: str, *, code: str | None = None, param: str | None = None,
@@ -226,7 +229,7 @@ class Gateway:
 
     async def _handle(self, request: Request, kind: str) -> Response:
         t0 = time.perf_counter()
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        rid = request.headers.get("x-request-id") or f"{_RID_PREFIX}{next(_RID_SEQ):08x}"
         tenant = self.keys.authenticate(request.headers.get("authorization"))
         if tenant is None:
             return error(401, "Invalid or missing API key.", "authentication_error", code="invalid_api_key")

@@ -2,9 +2,44 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as _Counter
+from prometheus_client import Gauge as _Gauge
+from prometheus_client import Histogram as _Histogram
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class _MemoLabels:
+    """``labels(*values)`` remembered per value tuple: the request path calls it several times per request, and
+    prometheus_client validates and locks on every call. The label sets here are bounded by the config (routes,
+    tenants, upstreams, status codes)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self._memo: dict[tuple, Any] = {}
+
+    def labels(self, *values: Any, **kw: Any):  # type: ignore[override]
+        if kw:
+            return super().labels(*values, **kw)  # type: ignore[misc]
+        child = self._memo.get(values)
+        if child is None:
+            child = self._memo[values] = super().labels(*values)  # type: ignore[misc]
+        return child
+
+
+class Counter(_MemoLabels, _Counter):
+    pass
+
+
+class Gauge(_MemoLabels, _Gauge):
+    pass
+
+
+class Histogram(_MemoLabels, _Histogram):
+    pass
 
 
 class Metrics:

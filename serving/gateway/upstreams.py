@@ -20,6 +20,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 import aiohttp
 import orjson
+import yarl
 
 from serving.gateway.config import BedrockUpstream, CircuitBreakerConfig, OpenAIUpstream, SageMakerUpstream
 
@@ -124,7 +125,8 @@ class OpenAIUpstreamClient(UpstreamClient):
         self.cfg = cfg
         self.model = cfg.model
         self.supports_logprobs = cfg.supports_logprobs
-        self._base = cfg.base_url.rstrip("/")
+        base = cfg.base_url.rstrip("/")
+        self._urls = {"chat": yarl.URL(base + "/chat/completions"), "completion": yarl.URL(base + "/completions")}
         headers = {"content-type": "application/json"}
         if cfg.api_key_env:
             headers["authorization"] = f"Bearer {os.environ.get(cfg.api_key_env, '')}"
@@ -143,13 +145,10 @@ class OpenAIUpstreamClient(UpstreamClient):
                                                       timeout=self._timeout, skip_auto_headers=("User-Agent",))
         return s
 
-    def _url(self, kind: str) -> str:
-        return self._base + ("/chat/completions" if kind == "chat" else "/completions")
-
     async def _send(self, kind: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
         payload = dict(body, model=self.model)
         try:
-            resp = await self._client().post(self._url(kind), data=orjson.dumps(payload))
+            resp = await self._client().post(self._urls[kind], data=orjson.dumps(payload))
         except TimeoutError as exc:  # aiohttp's connect/read timeouts subclass TimeoutError
             raise UpstreamError(504, f"timeout ({type(exc).__name__})", retryable=True) from exc
         except aiohttp.ClientError as exc:

@@ -84,7 +84,7 @@ def test_snapshots_maintenance_and_slow_log_delivery():
     rg = result.one(RG).inputs
     assert rg["snapshotRetentionLimit"] == 7 and rg["snapshotWindow"] == "03:00-04:00"
     assert rg["maintenanceWindow"] == "sun:05:00-sun:06:00"
-    assert rg["finalSnapshotIdentifier"] == "cache-final"
+    assert rg["finalSnapshotIdentifier"] == "prod-cache-final"  # unique per stack (this plan runs as prod)
     log = result.one("aws:cloudwatch/logGroup:LogGroup")
     assert rg["logDeliveryConfigurations"] == [{"destination": log.outputs["name"], "destinationType": "cloudwatch-logs",
                                                 "logFormat": "json", "logType": "slow-log"}]

@@ -111,7 +111,7 @@ def test_scale_commits_protects_the_purchase_and_turns_on_deletion_protection(pl
     assert ":provisioned-model/" in result.outputs["bedrockModelArn"]
     assert one(result, "aws:lb/loadBalancer:LoadBalancer").inputs["enableDeletionProtection"] is True
     rg = one(result, "aws:elasticache/replicationGroup:ReplicationGroup").inputs
-    assert rg["numCacheClusters"] == 3 and rg["finalSnapshotIdentifier"] == "cache-final"
+    assert rg["numCacheClusters"] == 3 and rg["finalSnapshotIdentifier"] == "prod-cache-final"
 
 
 def test_scale_endpoints_gpu_lmi_and_inferentia_neuron(plans):

@@ -36,7 +36,7 @@ def test_image_build_and_push_inputs():
     assert img.inputs["dockerfile"]["location"].endswith("serving/vllm/Dockerfile.neuron")
     assert not img.inputs["context"]["location"].startswith("/")  # relative to the project, no machine paths
     tag = img.inputs["tags"][0]
-    assert tag.endswith(f"/genai-scale/vllm-neuron:{image_tag('neuron')}")
+    assert tag.endswith(f"/genai-scale/{result.stack}/vllm-neuron:{image_tag('neuron')}")
     assert "[secret]" in json.dumps(img.inputs["registries"]) or "value" in img.inputs["registries"]
 
 
