@@ -143,7 +143,7 @@ def check_fit(f: FitInput) -> FitReport:
     capacity = f.unit_memory_gib * f.gpu_memory_utilization * tp
     report = FitReport(round(weights, 2), round(kv, 2), round(overhead, 2), round(need, 2), round(min_need, 2),
                        round(capacity, 2))
-    where = f"{tp} x {f.unit_name}" + (f" on {f.instance_type}" if f.instance_type else "")
+    where = f"{tp} x {f.unit_name}" + (f" of the {f.units_per_node} on one {f.instance_type}" if f.instance_type else "")
     cap = (f"{capacity:.1f} GiB ({where}, {f.unit_memory_gib:.1f} GiB each x gpu_memory_utilization "
            f"{f.gpu_memory_utilization:g})")
     advice = f"seeds' sizing: {sizing_advice(f.parameters_billion)}"
@@ -153,7 +153,8 @@ def check_fit(f: FitInput) -> FitReport:
                              f"{f.max_context} tokens")
     if f.attention_heads % tp:
         report.errors.append(f"{f.model}: tensor_parallel_size {tp} must divide the {f.attention_heads} attention "
-                             f"heads (divisors: {_divisors(f.attention_heads, f.units_per_node)})")
+                             f"heads (sizes that do, up to the {f.units_per_node} per node: "
+                             f"{_divisors(f.attention_heads, f.units_per_node)})")
     elif f.kv_heads % tp and tp % f.kv_heads:
         report.errors.append(f"{f.model}: tensor_parallel_size {tp} must divide the {f.kv_heads} KV heads or be a "
                              f"multiple of them")

@@ -232,12 +232,22 @@ class VllmServiceArgs(ArgsModel):
             out.append(Problem("mig_profile", self.mig_profile, "only with gpu_sharing mig"))
         if not out:
             for msg in self.fit().errors:
-                out.append(Problem("model", self.model.model_id, msg))
+                out.append(_fit_problem(self, msg))
         return out
 
     def fit(self) -> FitReport:
         """The model fit check for these settings on this placement."""
         return check_fit(fit_input(self))
+
+
+def _fit_problem(args: "VllmServiceArgs", msg: str) -> Problem:
+    """A fit-check error at the setting it is about (tensor parallel size, context length), else the model."""
+    m = args.model
+    if "tensor_parallel_size" in msg and "does not fit" not in msg:
+        return Problem("model.tensor_parallel_size", m.tensor_parallel_size, msg)
+    if "exceeds the model's context" in msg:
+        return Problem("model.max_model_len", m.max_model_len, msg)
+    return Problem("model", m.model_id, msg)
 
 
 # --- component ---

@@ -40,7 +40,7 @@ def test_70b_on_one_a10g_is_an_error_naming_model_need_and_capacity():
     assert len(r.errors) == 1
     msg = r.errors[0]
     assert msg.startswith("meta-llama/Llama-3.1-70B-Instruct does not fit: weights 131.5 GiB")
-    assert "= 134.3 GiB, capacity 20.1 GiB (1 x A10G GPU on g5.2xlarge, 22.4 GiB each x gpu_memory_utilization 0.9)" in msg
+    assert "= 134.3 GiB, capacity 20.1 GiB (1 x A10G GPU of the 1 on one g5.2xlarge, 22.4 GiB each x gpu_memory_utilization 0.9)" in msg
     assert "seeds' sizing: 70-180B" in msg
 
 
@@ -49,7 +49,7 @@ def test_too_many_full_length_sequences_is_an_error_with_what_fits():
                       unit_name="A10G GPU", instance_type="g5.xlarge"))
     assert r.errors == [
         "meta-llama/Llama-3.1-8B-Instruct does not fit at max_num_seqs 8: weights 15.0 GiB + KV cache 8.0 GiB "
-        "(8 x 8192 tokens) + runtime 1.5 GiB = 24.5 GiB, capacity 20.1 GiB (1 x A10G GPU on g5.xlarge, 22.4 GiB "
+        "(8 x 8192 tokens) + runtime 1.5 GiB = 24.5 GiB, capacity 20.1 GiB (1 x A10G GPU of the 1 on one g5.xlarge, 22.4 GiB "
         "each x gpu_memory_utilization 0.9); at most 3 sequences of 8192 tokens fit (lower max_num_seqs, set "
         "kv_tokens_per_sequence to the typical length, or use more memory)"]
 
@@ -59,8 +59,8 @@ def test_8b_on_8_h100_is_a_warning():
                       units_per_node=8, unit_name="H100 GPU", instance_type="p5.48xlarge"))
     assert r.errors == []
     assert len(r.warnings) == 1
-    assert r.warnings[0].startswith("meta-llama/Llama-3.1-8B-Instruct uses 35.0 GiB of 576.0 GiB (8 x H100 GPU on "
-                                    "p5.48xlarge")
+    assert r.warnings[0].startswith("meta-llama/Llama-3.1-8B-Instruct uses 35.0 GiB of 576.0 GiB (8 x H100 GPU of "
+                                    "the 8 on one p5.48xlarge")
     assert "far more accelerator memory than it needs" in r.warnings[0]
     assert "seeds' sizing: 7-13B: one A10G" in r.warnings[0]
 
@@ -83,7 +83,7 @@ def test_tensor_parallel_must_divide_heads_and_fit_on_a_node():
     r = check_fit(fit(models.lookup("meta-llama/Llama-3.2-3B-Instruct"), tensor_parallel_size=16,
                       unit_memory_gib=80, units_per_node=8, unit_name="H100 GPU", instance_type="p5.48xlarge"))
     assert ("meta-llama/Llama-3.2-3B-Instruct: tensor_parallel_size 16 must divide the 24 attention heads "
-            "(divisors: 1, 2, 3, 4, 6, 8)") in r.errors
+            "(sizes that do, up to the 8 per node: 1, 2, 3, 4, 6, 8)") in r.errors
     assert "meta-llama/Llama-3.2-3B-Instruct: tensor_parallel_size 16 exceeds the 8 H100 GPU(s) of one p5.48xlarge" \
         in r.errors
 
@@ -168,3 +168,15 @@ def test_manifest_warnings():
     args = ["/m", "--max-model-len", "4096", "--max-num-seqs", "8", "--tensor-parallel-size", "8"]
     assert fit_problems_from_manifest(args, ann) == []
     assert "far more accelerator memory" in fit_warnings_from_manifest(args, ann)[0]
+
+
+def test_fit_errors_point_at_the_setting_they_are_about():
+    from components._errors import ArgsError
+
+    from tests.serving.conftest import placement
+    from tests.serving.test_vllm_service import args as service_args, model
+
+    with pytest.raises(ArgsError) as exc:  # Llama 3.1 8B has 32 heads; 3 does not divide them (g5.12xlarge: 4 GPUs)
+        service_args(model=model(tensor_parallel_size=3), placement=placement("a10g", "g5.12xlarge"))
+    paths = [p.path for p in exc.value.problems]
+    assert "model.tensor_parallel_size" in paths and "model" not in paths

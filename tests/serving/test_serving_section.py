@@ -146,7 +146,7 @@ def test_model_too_big_for_its_node_group_is_a_config_error():
                                                         "modelId": "meta-llama/Llama-3.1-70B-Instruct"}}}))
     assert "genai-scale:serving.models.big.modelId = 'meta-llama/Llama-3.1-70B-Instruct': " \
            "meta-llama/Llama-3.1-70B-Instruct does not fit" in text
-    assert "capacity 20.1 GiB (1 x A10G GPU on g5.xlarge" in text
+    assert "capacity 20.1 GiB (1 x A10G GPU of the 1 on one g5.xlarge" in text
 
 
 def test_replica_and_sharing_rules_use_config_names():

@@ -244,7 +244,7 @@ def test_model_that_does_not_fit_is_a_construction_error():
     with pytest.raises(ArgsError) as exc:
         args(model=model(model_id="meta-llama/Llama-3.1-70B-Instruct"))
     assert "model = 'meta-llama/Llama-3.1-70B-Instruct': meta-llama/Llama-3.1-70B-Instruct does not fit" in str(exc.value)
-    assert "capacity 20.1 GiB (1 x A10G GPU on g5.2xlarge" in str(exc.value)
+    assert "capacity 20.1 GiB (1 x A10G GPU of the 1 on one g5.2xlarge" in str(exc.value)
 
 
 def test_banded_query_rejects_inverted_thresholds():
