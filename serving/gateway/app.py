@@ -98,7 +98,9 @@ class Gateway:
         self.metrics = Metrics()
         self.keys = load_keys(cfg, config_dir)
         self.redis = redis_client if redis_client is not None else make_redis(cfg, config_dir)
-        self.limiter = Limiter(self.redis, timeout_s=cfg.limiter.timeout_ms / 1000)
+        self.limiter = Limiter(self.redis, timeout_s=cfg.limiter.timeout_ms / 1000,
+                               refund_delay_s=cfg.limiter.refund_delay_ms / 1000,
+                               on_error=lambda op: self.metrics.limiter_errors.labels(op).inc())
         self.exact = ExactCache(self.redis, timeout_s=cfg.semantic_cache.timeout_ms / 1000)
         self.upstreams = upstreams or {n: build_upstream(n, u) for n, u in cfg.upstreams.items()}
         self.router = Router(self.metrics)
@@ -121,6 +123,12 @@ class Gateway:
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     async def startup(self) -> None:
+        if self.cfg.limiter.enabled and self.cfg.limiter.warm_connections:
+            try:  # before the server accepts requests: uvicorn opens the listener after the lifespan startup
+                await self.limiter.warm(self.cfg.limiter.warm_connections)
+            except LimiterUnavailable as exc:  # not fatal: requests fail closed (or open) until the store answers
+                self.metrics.limiter_errors.labels("warm-up").inc()
+                log.warning(orjson.dumps({"msg": "limiter store not reachable at startup", "error": str(exc)}).decode())
         if any(r.cache.semantic.enabled for r in self.cfg.routes.values()):
             emb = self._embedder or make_embedder(self.cfg)
             index = None
@@ -138,6 +146,7 @@ class Gateway:
     async def shutdown(self) -> None:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
+        await self.limiter.aclose()  # pending refunds
         for u in self.upstreams.values():
             await u.aclose()
         try:
@@ -278,7 +287,7 @@ class Gateway:
         try:
             return await self._serve(request, ctx)
         except Exception as exc:
-            await self._settle(ctx, None)
+            self._settle(ctx, None)
             log.error(orjson.dumps({"msg": "internal error", "request_id": rid, "error": repr(exc)}).decode())
             self._finish(ctx, 500)
             return error(500, "Internal gateway error.", "api_error", code="internal_error")
@@ -329,7 +338,7 @@ class Gateway:
             return await self._upstream_failed(ctx, exc)
 
     async def _upstream_failed(self, ctx: "_Ctx", exc: Exception) -> Response:
-        await self._settle(ctx, 0)
+        self._settle(ctx, 0)
         if isinstance(exc, NoUpstream):
             resp = error(503, str(exc), "api_error", code="no_upstream_available", headers={"retry-after": "1"})
         elif not exc.retryable and exc.body:
@@ -407,7 +416,7 @@ class Gateway:
     def _replay(self, ctx: "_Ctx", hit: tuple[bytes, str]) -> Response:
         raw, kind = hit
         completion = orjson.loads(raw)
-        self._background(self._settle(ctx, 0))
+        self._settle(ctx, 0)
         headers = {"x-gateway-cache": ctx.cache_status, "x-request-id": ctx.rid}
         if ctx.similarity is not None:
             headers["x-gateway-cache-similarity"] = f"{ctx.similarity:.4f}"
@@ -424,7 +433,7 @@ class Gateway:
         used = _used(usage)
         if extra_usage:
             used = None if used is None else used + extra_usage["total"]
-        self._background(self._settle(ctx, used))  # off the latency path: admissions already made do not depend on it
+        self._settle(ctx, used)  # off the latency path: admissions already made do not depend on it
         self._count_tokens(ctx, usage)
         if strip_logprobs:
             for c in resp.get("choices") or []:
@@ -484,20 +493,26 @@ class Gateway:
                 if not complete and status == 200:
                     status = 499  # client went away
                 if settle:
-                    self._background(self._settle(ctx, _used(usage)))
+                    self._settle(ctx, _used(usage))
                     self._count_tokens(ctx, usage)
                 if complete and collect is not None and collect.ok and usage is not None:
                     self._background(self._store(ctx, collect.completion(usage)))
                 self._finish(ctx, status)
 
-    async def _settle(self, ctx: "_Ctx", used: int | None) -> None:
-        """Settle the reservation: to ``used`` tokens, or to the whole reservation when usage is unknown."""
+    def _settle(self, ctx: "_Ctx", used: int | None) -> None:
+        """Settle the reservation: to ``used`` tokens, or to the whole reservation when usage is unknown. Never on
+        the response path: a refund is queued in the limiter (no Redis call here), a charge runs in the
+        background."""
         res = ctx.reservation
         if res is None or res.settled:
             return
         total = res.reserved if used is None else used + ctx.extra_used
         if used is not None and total > res.reserved:
             self.metrics.limiter_underestimates.labels(ctx.route.name).inc()
+        if not self.limiter.settle_later(res, total):
+            self._background(self._settle_now(res, total))
+
+    async def _settle_now(self, res: Reservation, total: int) -> None:
         try:
             await self.limiter.settle(res, total)
         except LimiterUnavailable:
@@ -549,7 +564,7 @@ class Gateway:
                         for c in resp.get("choices") or []:
                             c["logprobs"] = None
                     usage = resp.get("usage")
-                    await self._settle(ctx, _used(usage))
+                    self._settle(ctx, _used(usage))
                     self._count_tokens(ctx, usage)
                     if ctx.cache_status == "miss":
                         self._background(self._store(ctx, resp))

@@ -92,6 +92,15 @@ class LimiterConfig(_Model):
     closed (budgets hold even during an outage)."""
     timeout_ms: PositiveInt = 200
     """Per-call timeout talking to the limiter store. Default: 200 ms."""
+    refund_delay_ms: int = Field(5, ge=0, le=1000)
+    """Longest time the unused part of a reservation is held before it is given back to the tenant's budget: it
+    travels inside the tenant's next reservation from this replica, or in one pipelined call for all tenants when
+    none comes in time. Holding it can only make admission briefly stricter, never looser. 0: one Redis call per
+    response, right after it. Default: 5 ms (one Redis round trip per request instead of two)."""
+    warm_connections: int = Field(16, ge=0, le=512)
+    """Redis connections opened (and Lua scripts loaded) at startup, before the server accepts requests, so a new
+    replica's first burst does not open connections inside ``timeoutMs`` and fail closed. 0: open them on demand.
+    Default: 16."""
 
 
 class CircuitBreakerConfig(_Model):

@@ -174,11 +174,11 @@ class GatewayHandle:
         return self.client.post(path, json=body, headers=h)
 
     def settle(self, timeout: float = 10.0) -> None:
-        """Wait until the gateway's background work (cache writes, budget settling) is done."""
+        """Wait until the gateway's background work (cache writes, budget settling, held refunds) is done."""
         deadline = time.monotonic() + timeout
-        while self.gw._tasks and time.monotonic() < deadline:
+        while (self.gw._tasks or not self.gw.limiter.idle) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not self.gw._tasks, "background tasks did not finish"
+        assert not self.gw._tasks and self.gw.limiter.idle, "background tasks did not finish"
 
     def metric(self, name: str, **labels) -> float:
         v = self.gw.metrics.registry.get_sample_value(name, labels)
