@@ -88,8 +88,9 @@ class GatewayArgs(ArgsModel):
     """Memory request and limit per pod. Default: 1Gi (embedding weights ~90 MB plus the shared-log matrix)."""
     drain_timeout_seconds: int = Field(30, ge=1, le=3600)
     """How long a terminating pod keeps serving in-flight streams. Default: 30 s."""
-    pre_stop_seconds: int = Field(5, ge=0, le=60)
-    """Pause before SIGTERM so the ALB and endpoints stop sending new requests first. Default: 5 s."""
+    pre_stop_seconds: int = Field(15, ge=0, le=120)
+    """Pause before SIGTERM so the ALB (through the Load Balancer Controller's deregistration) and the endpoints stop
+    sending new requests first. Default: 15 s."""
     redis_auth_token: PulumiInput | None = None
     """Cache AUTH token (a secret Output). Default: none (no AUTH; only for caches without it)."""
     upstream_api_keys: dict[str, PulumiInput] = Field(default_factory=dict)

@@ -46,8 +46,8 @@ def test_gateway_component_resources_and_security_posture():
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz" and c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["resources"]["requests"]["memory"] == c["resources"]["limits"]["memory"] == "1Gi"
     assert c["ports"][0] == {"name": "http", "containerPort": 8080}
-    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
-    assert pod["terminationGracePeriodSeconds"] == 40 >= 5 + 30  # covers preStop + drain
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "15"]  # ALB deregistration first
+    assert pod["terminationGracePeriodSeconds"] == 50 >= 15 + 30  # covers preStop + drain
     assert c["args"] == ["serve", "--config", "/etc/gateway/config/gateway.yaml"]
     env = {e["name"]: e for e in c["env"]}
     assert env["GATEWAY_REDIS_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "gateway-redis-auth"
