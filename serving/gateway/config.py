@@ -8,10 +8,14 @@ for a commented example; ``examples/local.yaml`` runs against the local stub ups
 
 from __future__ import annotations
 
+import copy
+import difflib
 import os
 import re
+import types
+import typing
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -384,11 +388,106 @@ def parse_config(data: object, *, base_dir: str | Path = ".", source: str = "gat
     try:
         cfg = GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(problems_from_validation(exc), source=source) from None
+        problems = [_explain(p, data) for p in problems_from_validation(exc)]
+        # Check the rest too: drop the bad values (their defaults apply) and run the cross-checks on what is left,
+        # leaving out those about a dropped value (they would judge a default, not the user's setting).
+        bad = [_split(p.path) for p in problems]
+        repaired = _without(data, bad)
+        for _ in range(3):  # a dropped required value takes its whole entry (an upstream, a route) with it
+            try:
+                partial = GatewayConfig.model_validate(repaired)
+            except ValidationError as again:
+                gone = [_split(e.path)[:-1] for e in problems_from_validation(again)]
+                if not all(gone):
+                    break
+                bad += gone
+                repaired = _without(repaired, gone)
+                continue
+            dropped = {".".join(b) for b in bad}
+            names = {b[-1] for b in bad}
+            problems += [p for p in _cross_checks(partial, Path(base_dir))
+                         if not any(p.path == d or p.path.startswith(d + ".") for d in dropped)
+                         and not (isinstance(p.value, str) and p.value in names)]
+            break
+        raise ConfigError(problems, source=source) from None
     problems = _cross_checks(cfg, Path(base_dir))
     if problems:
         raise ConfigError(problems, source=source)
     return cfg
+
+
+_UPSTREAM_KINDS = {"openai": OpenAIUpstream, "bedrock": BedrockUpstream, "sagemaker": SageMakerUpstream}
+
+
+def _split(path: str) -> list[str]:
+    return [x for x in path.replace("[", ".").replace("]", "").split(".") if x]
+
+
+def _explain(p: ConfigProblem, data: dict) -> ConfigProblem:
+    """Drop pydantic's union tag from upstream paths and add 'did you mean' to unknown keys."""
+    parts = _split(p.path)
+    if len(parts) >= 3 and parts[0] == "upstreams" and parts[2] in _UPSTREAM_KINDS:
+        kind = parts.pop(2)
+        cls: Any = _UPSTREAM_KINDS[kind]
+        rest = parts[2:]
+    else:
+        cls, rest = GatewayConfig, parts
+    path = ".".join(parts)
+    if p.expected != "unknown key" or not rest:
+        return ConfigProblem(path, p.value, p.expected)
+    for part in rest[:-1]:
+        cls = _child(cls, part)
+        if cls is None:
+            return ConfigProblem(path, p.value, p.expected)
+    allowed = [f.alias or n for n, f in getattr(cls, "model_fields", {}).items()]
+    close = difflib.get_close_matches(rest[-1], allowed, n=1, cutoff=0.6)
+    hint = f' (did you mean "{close[0]}"?)' if close else (f"; expected one of: {', '.join(sorted(allowed))}"
+                                                           if allowed else "")
+    return ConfigProblem(path, p.value, "unknown key" + hint)
+
+
+def _child(cls: Any, part: str) -> Any:
+    """The model class under ``part`` of ``cls`` (through dict values and Optionals), or None."""
+    if isinstance(cls, _MapOf):
+        return cls.value
+    for name, f in getattr(cls, "model_fields", {}).items():
+        if part in (name, f.alias):
+            return _unwrap(f.annotation)
+    return None
+
+
+class _MapOf:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _unwrap(tp: Any) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is dict and len(args) == 2:
+        return _MapOf(_unwrap(args[1]))
+    if origin is typing.Annotated:
+        return _unwrap(args[0])
+    if origin in (typing.Union, types.UnionType):
+        models = [a for a in args if a is not type(None)]
+        return _unwrap(models[0]) if len(models) == 1 else None
+    return tp
+
+
+def _without(data: Any, paths: list[list[str]]) -> Any:
+    """A copy of ``data`` without the values at ``paths`` (None when a required one would be missing)."""
+    doc = copy.deepcopy(data)
+    for parts in paths:
+        if not parts:
+            return None
+        cur = doc
+        for part in parts[:-1]:
+            cur = cur.get(part) if isinstance(cur, dict) else (
+                cur[int(part)] if isinstance(cur, list) and part.isdigit() and int(part) < len(cur) else None)
+            if cur is None:
+                break
+        if isinstance(cur, dict):
+            cur.pop(parts[-1], None)
+    return doc
 
 
 def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
