@@ -128,7 +128,8 @@ class Gateway:
                 await self.limiter.warm(self.cfg.limiter.warm_connections)
             except LimiterUnavailable as exc:  # not fatal: requests fail closed (or open) until the store answers
                 self.metrics.limiter_errors.labels("warm-up").inc()
-                log.warning(orjson.dumps({"msg": "limiter store not reachable at startup", "error": str(exc)}).decode())
+                log.warning(orjson.dumps({"msg": "limiter store not reachable at startup",
+                                          "error": str(exc)}).decode())
         if any(r.cache.semantic.enabled for r in self.cfg.routes.values()):
             emb = self._embedder or make_embedder(self.cfg)
             index = None
@@ -695,7 +696,10 @@ def make_redis(cfg: GatewayConfig, config_dir: str | Path = "."):
         token = os.environ.get(cfg.redis.auth_token_env)
     elif cfg.redis.auth_token_file:
         token = (Path(config_dir) / cfg.redis.auth_token_file).read_text().strip()
-    kw: dict[str, Any] = {"password": token, "socket_connect_timeout": 1.0, "socket_timeout": 2.0,
+    # No socket_timeout: every call the gateway makes is already bounded by its caller (limiter.timeoutMs,
+    # semanticCache.timeoutMs), and redis-py implements socket_timeout with an extra task (asyncio.wait_for) per
+    # command sent plus a timer per reply read: 13 us of CPU per reservation (of 73) on the development machine.
+    kw: dict[str, Any] = {"password": token, "socket_connect_timeout": 1.0, "socket_timeout": None,
                           "health_check_interval": 30, "max_connections": 512}
     if cfg.redis.tls_ca_file:
         kw["ssl_ca_certs"] = cfg.redis.tls_ca_file

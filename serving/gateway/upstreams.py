@@ -115,7 +115,7 @@ class OpenAIUpstreamClient(UpstreamClient):
     """An OpenAI-compatible server over one pooled aiohttp session (HTTP/1.1 keep-alive, TCP_NODELAY).
 
     aiohttp rather than httpx: on the 2-core development machine an httpx ``AsyncClient`` round trip to the local
-    stub took about 0.6 ms against 0.15 ms for aiohttp (``bench/gateway/README.md``; upstream report:
+    stub took about 0.65 ms against 0.15 ms for aiohttp (see "Measured" in ``README.md``; the upstream report is
     encode/httpx#3215), and that difference was most of the gateway's added latency. The session is created on first
     use, inside the event loop that serves requests.
     """
@@ -141,8 +141,10 @@ class OpenAIUpstreamClient(UpstreamClient):
         s = self._session
         if s is None or s.closed:
             connector = aiohttp.TCPConnector(limit=self.cfg.max_connections, limit_per_host=0, keepalive_timeout=60)
+            # no Accept-Encoding: a compressing proxy in front of an upstream would otherwise buffer SSE chunks
             s = self._session = aiohttp.ClientSession(connector=connector, headers=self._headers,
-                                                      timeout=self._timeout, skip_auto_headers=("User-Agent",))
+                                                      timeout=self._timeout,
+                                                      skip_auto_headers=("User-Agent", "Accept-Encoding"))
         return s
 
     async def _send(self, kind: str, body: dict[str, Any]) -> aiohttp.ClientResponse:

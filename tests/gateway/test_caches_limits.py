@@ -104,6 +104,7 @@ def test_limiter_store_down_fails_closed_or_open(make_gateway, stubs):
     r = closed.post(chat(), key="tiny")
     assert r.status_code == 503 and r.json()["error"]["code"] == "limiter_unavailable"
     assert stubs["a"].state.requests == 0
+    assert closed.metric("gateway_limiter_errors_total", mode="warm-up") == 1  # started anyway
     opened = make_gateway(lambda c: (c["redis"].update(url=dead), c["limiter"].update(failMode="open")))
     assert opened.post(chat(), key="tiny").status_code == 200
     assert opened.metric("gateway_limiter_errors_total", mode="open") == 1

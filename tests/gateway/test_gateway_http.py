@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from tests.gateway.conftest import KEYS, chat, sse_events
+from tests.gateway.conftest import KEYS, chat, free_port, sse_events
 
 
 def test_chat_completion_passes_through_and_counts_tokens(make_gateway, stubs):
@@ -106,6 +106,25 @@ def test_fallback_on_timeout(make_gateway, stubs):
     r = g.post(chat(model="failover"))
     assert r.status_code == 200 and r.headers["x-gateway-upstream"] == "b"
     assert g.metric("gateway_upstream_errors_total", upstream="a", reason="timeout") == 1
+
+
+def test_fallback_when_the_upstream_refuses_connections(make_gateway, stubs):
+    g = make_gateway(lambda c: c["upstreams"]["a"].update(baseUrl=f"http://127.0.0.1:{free_port()}/v1"))
+    r = g.post(chat(model="failover"))
+    assert r.status_code == 200 and r.headers["x-gateway-upstream"] == "b"
+    assert g.metric("gateway_upstream_errors_total", upstream="a", reason="connection error") == 1
+
+
+def test_stream_stalled_mid_way_ends_with_an_error_event_and_the_pool_recovers(make_gateway, stubs):
+    g = make_gateway(lambda c: c["upstreams"]["a"]["timeouts"].update(readSeconds=0.3))
+    stubs["a"].state.delay_ms = 1000  # the role chunk comes at once, the next one after the read timeout
+    r = g.post(chat(stream=True))
+    events = sse_events(r.text)
+    assert orjson.loads(events[-1])["error"]["code"] == "upstream_error" and "timeout" in events[-1]
+    assert g.metric("gateway_requests_total", route="plain", tenant="acme", status="504") == 1
+    stubs["a"].state.delay_ms = 0
+    assert sse_events(g.post(chat(stream=True)).text)[-1] == "[DONE]"
+    assert g.post(chat()).status_code == 200
 
 
 def test_stream_falls_back_before_first_byte(make_gateway, stubs):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,9 +27,10 @@ def _start(cfg: dict, tmp_path, name: str) -> tuple[subprocess.Popen, int]:
     path = tmp_path / f"{name}.yaml"
     cfg = dict(cfg, server=dict(cfg["server"], port=port, host="127.0.0.1"))
     path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.Popen([sys.executable, "-m", "serving.gateway.cli", "serve", "--config", str(path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    with open(tmp_path / f"{name}.stderr", "wb") as err:  # kept for a failing run; a pipe nobody reads could fill
+        proc = subprocess.Popen([sys.executable, "-m", "serving.gateway.cli", "serve", "--config", str(path)],
+                                stdout=subprocess.DEVNULL, stderr=err,
+                                cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     return proc, port
 
 
@@ -71,7 +73,9 @@ def _server_ms(url: str) -> int:
 def test_token_budget_holds_across_three_replicas(replicas, redis_server, stubs):
     def cfg(c):
         c["tenants"]["limits"].update({"tiny": {"tokensPerMinute": TPM, "maxTokens": 50}})
-        c["limiter"]["timeoutMs"] = 5000  # a loaded 2-core CI machine can stall Redis calls past 200 ms
+        # This test proves the budget across replicas, not the timeout: a CI machine that stalls a process for a
+        # moment must not turn a reservation into a fail-closed 503. (Warm-up at startup is tested on its own.)
+        c["limiter"]["timeoutMs"] = 2000
 
     ports = replicas(3, cfg)
     stubs["a"].state.chunks = 50  # every answer uses all of max_tokens
@@ -79,18 +83,24 @@ def test_token_budget_holds_across_three_replicas(replicas, redis_server, stubs)
     headers = {"authorization": f"Bearer {KEYS['tiny']}"}
     t0 = _server_ms(redis_server.url)
 
+    unexpected: list[str] = []
+
     def one(i: int) -> int:
         with httpx.Client(timeout=20) as c:
-            return c.post(f"http://127.0.0.1:{ports[i % 3]}/v1/chat/completions", json=body, headers=headers).status_code
+            r = c.post(f"http://127.0.0.1:{ports[i % 3]}/v1/chat/completions", json=body, headers=headers)
+        if r.status_code not in (200, 429):
+            unexpected.append(f"{r.status_code} {r.text[:200]}")
+        return r.status_code
 
     with cf.ThreadPoolExecutor(24) as pool:  # phase 1: a concurrent burst spread over the replicas
         codes = list(pool.map(one, range(120)))
     assert codes.count(429) > 0 and codes.count(200) > 0
-    assert set(codes) <= {200, 429}
+    assert set(codes) <= {200, 429}, unexpected
     i = 0
-    while one(i) == 200:  # phase 2: round-robin until the budget is spent
+    while (code := one(i)) == 200:  # phase 2: round-robin until the budget is spent
         i += 1
         assert i < 200
+    assert code == 429, unexpected
     elapsed_ms = _server_ms(redis_server.url) - t0
     served = stubs["a"].state.tokens_served
     bound = TPM + TPM * elapsed_ms / 60_000
@@ -142,5 +152,5 @@ def _procs_of(port: int):
     for obj in gc.get_objects():
         if isinstance(obj, subprocess.Popen) and obj.args and "serve" in obj.args and obj.poll() is None:
             cfg = obj.args[-1]
-            if f"port: {port}" in open(cfg).read():
+            if f"port: {port}" in Path(cfg).read_text():
                 yield obj

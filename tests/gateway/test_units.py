@@ -68,6 +68,19 @@ def test_bad_config_lists_every_problem_with_its_path():
     assert text.startswith("invalid gateway config: 6 problems")
 
 
+def test_limiter_refund_delay_and_warm_connections_are_bounded():
+    with pytest.raises(ConfigError) as e:
+        parse_config(_minimal(limiter={"refundDelayMs": -1, "warmConnections": 513}))
+    text = str(e.value)
+    assert "limiter.refundDelayMs = -1: expected a number >= 0" in text
+    assert "limiter.warmConnections = 513: expected a number <= 512" in text
+    with pytest.raises(ConfigError) as e:
+        parse_config(_minimal(limiter={"refundDelayMs": 1001}))
+    assert "limiter.refundDelayMs = 1001: expected a number <= 1000" in str(e.value)
+    cfg = parse_config(_minimal()).limiter
+    assert (cfg.refund_delay_ms, cfg.warm_connections) == (5, 16)
+
+
 def test_unknown_key_and_missing_file(tmp_path):
     with pytest.raises(ConfigError) as e:
         parse_config(_minimal(routes={"r": {"targets": [{"upstream": "u"}], "maxToken": 5,

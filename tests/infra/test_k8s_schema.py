@@ -7,7 +7,7 @@ import pytest
 
 from components import versions
 from infra.plan import jsonable
-from infra.program import plan_stack
+from tests.stack_plans import planned
 
 SCHEMA_VERSION = f"{versions.KUBERNETES_VERSION}.0"
 BUILTIN_GROUPS = ("kubernetes:core/", "kubernetes:apps/", "kubernetes:policy/", "kubernetes:autoscaling/",
@@ -16,7 +16,7 @@ BUILTIN_GROUPS = ("kubernetes:core/", "kubernetes:apps/", "kubernetes:policy/", 
 
 
 def manifests(stack):
-    result, _ = plan_stack(stack=stack)
+    result, _ = planned(stack)
     for r in result.resources:
         if r.custom and r.type.startswith(BUILTIN_GROUPS):
             body = jsonable(r.inputs, reveal_secrets=True)

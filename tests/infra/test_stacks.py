@@ -8,14 +8,10 @@ import pytest
 from infra import program
 from infra.config import ConfigError, read_stack_file, stack_file
 from infra.plan import run_program
-
-PLANS = {}
-
+from tests.stack_plans import planned
 
 def plan(stack):
-    if stack not in PLANS:
-        PLANS[stack] = program.plan_stack(stack=stack)
-    return PLANS[stack]
+    return planned(stack)
 
 
 def accel_groups(result):

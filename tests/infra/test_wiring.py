@@ -4,16 +4,11 @@ import pytest
 import yaml
 
 from infra.plan import jsonable
-from infra.program import plan_stack
+from tests.stack_plans import planned
 from serving.gateway.metrics import Metrics
 
-PLANS = {}
-
-
 def plan(stack):
-    if stack not in PLANS:
-        PLANS[stack] = plan_stack(stack=stack)[0]
-    return PLANS[stack]
+    return planned(stack)[0]
 
 
 def gateway_config(result):
