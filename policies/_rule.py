@@ -184,11 +184,8 @@ def resource_policy(rule: Rule, types: Collection[str] | None) -> Callable[[Reso
                 return
             cfg = effective_config(rule, args.get_config())
             tier = cfg.get("tier") or tier_of_props(args.props)
-            if rule.tiers != TIERS:
-                if tier is None:
-                    args.not_applicable("tier unknown: set the policy's `tier` config or a `tier` tag")
-                if tier not in rule.tiers:
-                    return
+            if not _applies(rule, tier, args):
+                return
             cfg["tier"] = tier
             subject = Subject(args.resource_type, args.name, args.urn, args.props, tier, args.provider)
             for message in check(subject, cfg):
@@ -199,6 +196,15 @@ def resource_policy(rule: Rule, types: Collection[str] | None) -> Callable[[Reso
         return check
 
     return deco
+
+
+def _applies(rule: Rule, tier: str | None, args: Any) -> bool:
+    """Tier-specific rules run only in their tiers; with no known tier they are reported not applicable."""
+    if rule.tiers == TIERS:
+        return True
+    if tier is None:
+        args.not_applicable("tier unknown: set the policy's `tier` config or a `tier` tag")
+    return tier in rule.tiers
 
 
 def stack_tier(resources: Sequence[Any]) -> str | None:
@@ -223,11 +229,8 @@ def stack_policy(rule: Rule) -> Callable[[StackCheck], StackCheck]:
         def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
             cfg = effective_config(rule, args.get_config())
             tier = cfg.get("tier") or stack_tier(args.resources)
-            if rule.tiers != TIERS:
-                if tier is None:
-                    args.not_applicable("tier unknown: set the policy's `tier` config or a `tier` tag")
-                if tier not in rule.tiers:
-                    return
+            if not _applies(rule, tier, args):
+                return
             cfg["tier"] = tier
             for message, urn in check(args.resources, cfg):
                 report_violation(message, urn)
