@@ -310,8 +310,6 @@ def _aliases(cls: Any) -> list[str]:
 
 def _child_model(cls: Any, part: str) -> Any:
     """The model class at ``part`` under ``cls`` (through dict values and Optionals)."""
-    import typing
-
     if isinstance(cls, _DictOf):
         return cls.value
     fields = getattr(cls, "model_fields", {})

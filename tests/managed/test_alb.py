@@ -7,9 +7,9 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components import _alb
-from components._errors import ArgsError
 from components.alb import Alb, AlbArgs, AlbTargetArgs, target_group_binding
 from infra.plan import run_program
+from tests.managed.kit import errors_of, plan_component
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 WIRING = {"vpc_id": "vpc-0abc", "subnet_ids": ["subnet-pub-a", "subnet-pub-b"], "node_security_group_id": "sg-nodes",
@@ -21,15 +21,11 @@ def args(**kw):
 
 
 def errors(**kw) -> str:
-    with pytest.raises(ArgsError) as exc:
-        args(**kw)
-    return str(exc.value)
+    return errors_of(args, **kw)
 
 
 def plan(**kw):
-    holder = {}
-    result = run_program(lambda: holder.setdefault("alb", Alb("edge", args(**kw))))
-    return result, holder["alb"]
+    return plan_component(lambda: Alb("edge", args(**kw)))
 
 
 def listeners(result):

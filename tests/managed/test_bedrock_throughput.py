@@ -5,10 +5,10 @@ import json
 import pytest
 
 from components import _bedrock as br
-from components._errors import ArgsError
 from components.bedrock_throughput import BedrockProvisionedThroughput, BedrockProvisionedThroughputArgs
 from components.catalog import bedrock_models
 from infra.plan import run_program
+from tests.managed.kit import errors_of, plan_component
 
 PT = "aws:bedrock/provisionedModelThroughput:ProvisionedModelThroughput"
 PROFILE = "aws:bedrock/inferenceProfile:InferenceProfile"
@@ -19,16 +19,11 @@ def args(**kw):
 
 
 def errors(**kw) -> str:
-    with pytest.raises(ArgsError) as exc:
-        args(**kw)
-    return str(exc.value)
+    return errors_of(args, **kw)
 
 
 def plan(**kw):
-    holder = {}
-    result = run_program(lambda: holder.setdefault("c", BedrockProvisionedThroughput("bedrock", args(**kw))),
-                         stack="prod")
-    return result, holder["c"]
+    return plan_component(lambda: BedrockProvisionedThroughput("bedrock", args(**kw)), stack="prod")
 
 
 def test_catalogue_rows_are_contextual_variants_with_their_base_ids():

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from components import _sagemaker as sm
-from components._errors import ArgsError
 from components.catalog import lmi_images
 from components.sagemaker_endpoint import SageMakerLmiEndpoint, SageMakerLmiEndpointArgs
 from infra.plan import run_program
+from tests.managed.kit import errors_of, plan_component
 
 BASE = {"instance_type": "ml.g6.12xlarge", "model": "Qwen/Qwen2.5-32B-Instruct", "region": "us-east-1"}
 
@@ -18,15 +18,11 @@ def args(**kw):
 
 
 def errors(**kw) -> str:
-    with pytest.raises(ArgsError) as exc:
-        args(**kw)
-    return str(exc.value)
+    return errors_of(args, **kw)
 
 
 def plan(**kw):
-    holder = {}
-    result = run_program(lambda: holder.setdefault("ep", SageMakerLmiEndpoint("llm", args(**kw))))
-    return result, holder["ep"]
+    return plan_component(lambda: SageMakerLmiEndpoint("llm", args(**kw)))
 
 
 # --- pure resolution --------------------------------------------------------------------------------------------

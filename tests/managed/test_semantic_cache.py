@@ -6,9 +6,9 @@ import pulumi
 import pytest
 
 from components import _cache
-from components._errors import ArgsError
 from components.semantic_cache import SemanticCache, SemanticCacheArgs
 from infra.plan import run_program
+from tests.managed.kit import errors_of
 
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
 WIRING = {"vpc_id": "vpc-0abc", "subnet_ids": ["subnet-a", "subnet-b"], "node_security_group_id": "sg-nodes"}
@@ -19,9 +19,7 @@ def args(**kw):
 
 
 def errors(**kw) -> str:
-    with pytest.raises(ArgsError) as exc:
-        args(**kw)
-    return str(exc.value)
+    return errors_of(args, **kw)
 
 
 def plan(**kw):

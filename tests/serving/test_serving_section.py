@@ -4,7 +4,6 @@ parser, the tier behaviour (scale to zero, warm minimum, warm pools), and the co
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from components.catalog.accelerators import lookup
 from infra import program
