@@ -171,6 +171,12 @@ def containers(pod_spec: Mapping[str, Any], *, init: bool = True) -> list[Mappin
     return out
 
 
+def workload_containers(type_token: str, props: Any, *, init: bool = True) -> list[Mapping[str, Any]]:
+    """The containers of a workload's pod template (none for other resource types)."""
+    pod = pod_template(type_token, props)
+    return containers(pod[1], init=init) if pod is not None else []
+
+
 def container_name(container: Mapping[str, Any]) -> str:
     name = get(container, "name")
     return str(name) if name else "<unnamed>"

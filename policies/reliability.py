@@ -170,6 +170,12 @@ def serving_pod(type_token: str, props: Mapping[str, Any]) -> tuple[Mapping[str,
     return pod
 
 
+def serving_containers(type_token: str, props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The app containers of a serving workload (none for anything else)."""
+    pod = serving_pod(type_token, props)
+    return containers(pod[1], init=False) if pod is not None else []
+
+
 def is_vllm(c: Mapping[str, Any]) -> bool:
     image = str(get(c, "image") or "").lower()
     argv = [a.lower() for a in container_argv(c)]
@@ -186,10 +192,7 @@ def is_vllm(c: Mapping[str, Any]) -> bool:
     checkov=("CKV_K8S_9",),
 ), types=SERVING_WORKLOAD_TYPES)
 def readiness_probe(s: Subject, cfg: dict) -> Iterable[str]:
-    pod = serving_pod(s.type, s.props)
-    if pod is None:
-        return
-    for c in containers(pod[1], init=False):
+    for c in serving_containers(s.type, s.props):
         if _ports(c) and get(c, "readinessProbe") is None:
             yield f"container {container_name(c)} exposes a port but has no readinessProbe"
 
@@ -211,10 +214,7 @@ def _probe_budget(probe: Mapping[str, Any]) -> int:
                                   "description": "Smallest acceptable startup-probe budget, in seconds."}},
 ), types=SERVING_WORKLOAD_TYPES)
 def startup_probe(s: Subject, cfg: dict) -> Iterable[str]:
-    pod = serving_pod(s.type, s.props)
-    if pod is None:
-        return
-    for c in containers(pod[1], init=False):
+    for c in serving_containers(s.type, s.props):
         if not (_ports(c) and _requests_accelerator(c)):
             continue
         probe = get(c, "startupProbe")

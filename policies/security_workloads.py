@@ -18,6 +18,7 @@ from policies._props import (
     split_image,
     to_int,
     truthy,
+    workload_containers,
 )
 from policies._rule import Rule, Subject, resource_policy
 
@@ -86,10 +87,7 @@ def k8s_non_root(s: Subject, cfg: dict) -> Iterable[str]:
     checkov=("CKV_K8S_14",),
 ), types=WORKLOAD_TYPES)
 def k8s_image_pinned(s: Subject, cfg: dict) -> Iterable[str]:
-    pod = pod_template(s.type, s.props)
-    if pod is None:
-        return
-    for c in containers(pod[1]):
+    for c in workload_containers(s.type, s.props):
         image = get(c, "image")
         if not isinstance(image, str) or not image:
             yield f"container {container_name(c)} has no image"
