@@ -89,6 +89,12 @@ def bedrock_commitment(s: Subject, cfg: dict) -> Iterable[str]:
 H100_CAP_DEFAULT = {"prototype": 1, "growth": 2, "scale": 4}
 
 
+def _tier_cap(cfg: dict, key: str, defaults: dict[str, int]) -> int | None:
+    """This tier's value of a per-tier cap setting (configured values over the defaults; unknown tier: scale's)."""
+    caps = {**defaults, **as_map(cfg[key])}
+    return to_int(caps.get(cfg.get("tier") or "scale", caps["scale"]))
+
+
 @stack_policy(Rule(
     id="on-demand-h100-max-size-cap",
     title="On-demand H100/H200 node groups capped",
@@ -101,8 +107,7 @@ H100_CAP_DEFAULT = {"prototype": 1, "growth": 2, "scale": 4}
                          "description": "Largest maxSize per tier for on-demand H100-class node groups."}},
 ))
 def h100_cap(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
-    caps = {**H100_CAP_DEFAULT, **as_map(cfg["maxNodes"])}
-    cap = to_int(caps.get(cfg.get("tier") or "scale", caps["scale"]))
+    cap = _tier_cap(cfg, "maxNodes", H100_CAP_DEFAULT)
     for r in resources:
         if r.resource_type != NODE_GROUP or (get(r.props, "capacityType") or "ON_DEMAND") != "ON_DEMAND":
             continue
@@ -199,9 +204,8 @@ def _workload_name(r: Any) -> str:
                         "description": "Largest warm replica/instance count per workload, per tier."}},
 ))
 def warm_pool(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
-    caps = {**WARM_DEFAULT, **as_map(cfg["maxWarm"])}
     tier = cfg.get("tier") or "scale"
-    cap = to_int(caps.get(tier, caps["scale"])) or 0
+    cap = _tier_cap(cfg, "maxWarm", WARM_DEFAULT) or 0
     low_priority = {str(get(p.props, "metadata.name") or p.name) for p in resources
                     if p.resource_type == PRIORITY_CLASS and (to_int(get(p.props, "value")) or 0) < 0}
     workloads = {}
