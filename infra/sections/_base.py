@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+
+from components._errors import ArgsError, Problem
 
 
 class SettingsModel(BaseModel):
@@ -50,3 +53,23 @@ class BuildContext:
         """Export a stack output (and remember it for later sections)."""
         self.exported[name] = value
         pulumi.export(name, value)
+
+
+_SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+
+
+def translate(err: ArgsError, prefix: str, renames: dict[str, str] | None = None) -> list[Problem]:
+    """Component-args problems in config terms: camelCase key paths under ``prefix`` (args fields that have another
+    name in config are renamed through ``renames``)."""
+    renames = renames or {}
+
+    def camel(text: str) -> str:
+        return _SNAKE.sub(lambda m: to_camel(renames.get(m.group(0), m.group(0))), text)
+
+    out = []
+    for p in err.problems:
+        head, _, rest = p.path.partition(".")
+        head = renames.get(head, head)
+        path = to_camel(head) + (f".{rest}" if rest else "")
+        out.append(Problem(f"{prefix}.{camel(path)}" if p.path else prefix, p.value, camel(p.expected)))
+    return out

@@ -7,19 +7,17 @@ Config keys: ``genai-scale:alb`` and ``genai-scale:cache``. ``build`` puts ``ctx
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 import pulumi
 from pydantic import Field
-from pydantic.alias_generators import to_camel
 
 from components import _alb, versions
 from components._errors import ArgsError, Problem, missing
 from components.alb import Alb, AlbArgs, AlbTargetArgs
 from components.lb_controller import LbController, LbControllerArgs
 from components.semantic_cache import MaxmemoryPolicy, SemanticCache, SemanticCacheArgs
-from infra.sections._base import BuildContext, SettingsModel
+from infra.sections._base import BuildContext, SettingsModel, translate
 
 
 class AlbTargetSettings(SettingsModel):
@@ -114,25 +112,7 @@ class CacheSettings(SettingsModel):
 KEYS = {"alb": AlbSettings, "cache": CacheSettings}
 """Top-level `genai-scale:<key>` config keys this section owns, each with its settings model."""
 
-_SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
 _CERT_PLACEHOLDER = "arn:aws:acm:us-east-1:000000000000:certificate/00000000-0000-0000-0000-000000000000"
-
-
-def translate(err: ArgsError, prefix: str, renames: dict[str, str] | None = None) -> list[Problem]:
-    """Component-args problems in config terms: camelCase key paths under ``prefix`` (args fields that have another
-    name in config are renamed through ``renames``)."""
-    renames = renames or {}
-
-    def camel(text: str) -> str:
-        return _SNAKE.sub(lambda m: to_camel(renames.get(m.group(0), m.group(0))), text)
-
-    out = []
-    for p in err.problems:
-        head, _, rest = p.path.partition(".")
-        head = renames.get(head, head)
-        path = to_camel(head) + (f".{rest}" if rest else "")
-        out.append(Problem(f"{prefix}.{camel(path)}" if p.path else prefix, p.value, camel(p.expected)))
-    return out
 
 
 def _alb_args(a: AlbSettings, **wiring) -> AlbArgs:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field
-from pydantic.alias_generators import to_camel
 
 from components import versions
 from components._errors import ArgsError, Problem
@@ -16,7 +14,7 @@ from components.gpu_node_group import AcceleratorFacts, GpuNodeGroup, GpuNodeGro
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.network import ExistingVpc, Network, NetworkArgs
 from components.neuron_device_plugin import NeuronDevicePlugin, NeuronDevicePluginArgs
-from infra.sections._base import BuildContext, SettingsModel
+from infra.sections._base import BuildContext, SettingsModel, translate
 
 
 class TargetsSettings(SettingsModel):
@@ -188,17 +186,6 @@ def _cluster_args(c: ClusterSettings, **wiring) -> EksClusterArgs:
                           system_min_size=c.system_min_size, system_max_size=c.system_max_size, **wiring)
 
 
-_SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
-
-
-def _translate(err: ArgsError, prefix: str) -> list[Problem]:
-    """Component-args problems in config terms: camelCase key paths under ``prefix`` and in the message."""
-    def camel(text: str) -> str:
-        return _SNAKE.sub(lambda m: to_camel(m.group(0)), text)
-    return [Problem(f"{prefix}.{camel(pr.path)}" if pr.path else prefix, pr.value, camel(pr.expected))
-            for pr in err.problems]
-
-
 def problems(cfg) -> list[Problem]:
     """Cross-field rules, checked by building each component's args with placeholder wiring."""
     out: list[Problem] = []
@@ -206,7 +193,7 @@ def problems(cfg) -> list[Problem]:
         try:
             _node_group_args(name, ng, **_PLACEHOLDER)
         except ArgsError as err:
-            out.extend(_translate(err, f"nodeGroups.{name}"))
+            out.extend(translate(err, f"nodeGroups.{name}"))
         if cfg.gpu_operator.time_slicing_replicas and ng.time_slicing_replicas and \
                 ng.time_slicing_replicas != cfg.gpu_operator.time_slicing_replicas:
             out.append(Problem(f"nodeGroups.{name}.timeSlicingReplicas", ng.time_slicing_replicas,
@@ -220,7 +207,7 @@ def problems(cfg) -> list[Problem]:
     try:
         _cluster_args(cfg.cluster, vpc_id="vpc", subnet_ids=["subnet"])
     except ArgsError as err:
-        out.extend(_translate(err, "cluster"))
+        out.extend(translate(err, "cluster"))
     if "team" not in cfg.tags:
         out.append(Problem("tags", dict(cfg.tags), "must include a team tag (cost allocation: team, environment, tier)"))
     return out

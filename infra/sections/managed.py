@@ -18,8 +18,7 @@ from pydantic import Field
 from components._errors import ArgsError, Problem, missing
 from components.bedrock_throughput import BedrockProvisionedThroughput, BedrockProvisionedThroughputArgs
 from components.sagemaker_endpoint import SageMakerLmiEndpoint, SageMakerLmiEndpointArgs
-from infra.sections._base import BuildContext, SettingsModel
-from infra.sections.edge import translate
+from infra.sections._base import BuildContext, SettingsModel, translate
 
 
 class BedrockSettings(SettingsModel):
