@@ -210,7 +210,8 @@ def run_program(fn: Callable[[], Any], *, project: str = "genai-scale", stack: s
 
         _run()
     finally:
-        _settings.configure(saved) if saved is not None else None
+        if saved is not None:
+            _settings.configure(saved)
         _reset_runtime()
     records = sorted(monitor.records, key=lambda r: r.urn)  # registration order varies between runs
     return PlanResult(project=project, stack=stack, resources=records, outputs=outputs,
