@@ -10,25 +10,28 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     # foundation
-    "Network": "network", "NetworkArgs": "network", "ExistingVpc": "network",
-    "EksCluster": "eks_cluster", "EksClusterArgs": "eks_cluster",
-    "GpuNodeGroup": "gpu_node_group", "GpuNodeGroupArgs": "gpu_node_group", "AcceleratorFacts": "gpu_node_group",
-    "GpuOperator": "gpu_operator", "GpuOperatorArgs": "gpu_operator",
-    "NeuronDevicePlugin": "neuron_device_plugin", "NeuronDevicePluginArgs": "neuron_device_plugin",
-    "ClusterAutoscaler": "cluster_autoscaler", "ClusterAutoscalerArgs": "cluster_autoscaler",
+    "Network": "foundation.network", "NetworkArgs": "foundation.network", "ExistingVpc": "foundation.network",
+    "EksCluster": "foundation.eks_cluster", "EksClusterArgs": "foundation.eks_cluster",
+    "GpuNodeGroup": "foundation.gpu_node_group", "GpuNodeGroupArgs": "foundation.gpu_node_group", "AcceleratorFacts": "foundation.gpu_node_group",
+    "GpuOperator": "foundation.gpu_operator", "GpuOperatorArgs": "foundation.gpu_operator",
+    "NeuronDevicePlugin": "foundation.neuron_device_plugin", "NeuronDevicePluginArgs": "foundation.neuron_device_plugin",
+    "ClusterAutoscaler": "foundation.cluster_autoscaler", "ClusterAutoscalerArgs": "foundation.cluster_autoscaler",
     # edge and managed inference
-    "Alb": "alb", "AlbArgs": "alb", "AlbTargetArgs": "alb", "LbController": "lb_controller", "LbControllerArgs": "lb_controller",
-    "SemanticCache": "semantic_cache", "SemanticCacheArgs": "semantic_cache",
-    "BedrockProvisionedThroughput": "bedrock_throughput",
-    "BedrockProvisionedThroughputArgs": "bedrock_throughput",
-    "SageMakerLmiEndpoint": "sagemaker_endpoint", "SageMakerLmiEndpointArgs": "sagemaker_endpoint",
+    "Alb": "edge.alb", "AlbArgs": "edge.alb", "AlbTargetArgs": "edge.alb", "LbController": "edge.lb_controller", "LbControllerArgs": "edge.lb_controller",
+    "SemanticCache": "edge.semantic_cache", "SemanticCacheArgs": "edge.semantic_cache",
+    "BedrockProvisionedThroughput": "managed.bedrock_throughput",
+    "BedrockProvisionedThroughputArgs": "managed.bedrock_throughput",
+    "SageMakerLmiEndpoint": "managed.sagemaker_endpoint", "SageMakerLmiEndpointArgs": "managed.sagemaker_endpoint",
     # serving
-    "VllmImage": "vllm_image", "VllmImageArgs": "vllm_image",
-    "VllmService": "vllm_service", "VllmServiceArgs": "vllm_service",
-    "Keda": "keda", "KedaArgs": "keda", "Monitoring": "monitoring", "MonitoringArgs": "monitoring",
-    "Gateway": "gateway", "GatewayArgs": "gateway", "TenantSpec": "gateway",
+    "VllmImage": "serving.vllm.image", "VllmImageArgs": "serving.vllm.image",
+    "VllmService": "serving.vllm.service", "VllmServiceArgs": "serving.vllm.args",
+    "VllmModelSettings": "serving.vllm.args", "ModelFacts": "serving.vllm.args",
+    "AutoscalingSettings": "serving.vllm.args", "NodeGroupPlacement": "serving.vllm.args",
+    "placement_from_node_group": "serving.vllm.args", "AcceleratorSpec": "catalog.accelerators",
+    "Keda": "serving.keda", "KedaArgs": "serving.keda", "Monitoring": "serving.monitoring", "MonitoringArgs": "serving.monitoring",
+    "Gateway": "gateway.gateway", "GatewayArgs": "gateway.gateway", "TenantSpec": "gateway.gateway",
     # shared
-    "ArgsError": "_errors", "Problem": "_errors",
+    "ArgsError": "errors", "Problem": "errors",
 }
 
 __all__ = sorted(_EXPORTS)

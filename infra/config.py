@@ -18,9 +18,10 @@ import yaml
 from pydantic import ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from components._errors import _MISSING as _MISSING_VALUE
-from components._errors import ArgsError, Problem, did_you_mean, missing, problems_from_pydantic
-from infra.sections._base import SettingsModel
+from components.errors import _MISSING as _MISSING_VALUE
+from components.errors import ArgsError, Problem, did_you_mean, missing, problems_from_pydantic
+from infra.sections import SECTIONS
+from infra.sections.base import SettingsModel
 
 NAMESPACE = "genai-scale"
 TIERS = ("prototype", "growth", "scale")
@@ -125,7 +126,6 @@ def load_tier_preset(tier: str) -> dict[str, Any]:
 
 
 def _sections():
-    from infra.program import SECTIONS
     return SECTIONS
 
 

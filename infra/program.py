@@ -10,10 +10,9 @@ from typing import Any
 
 import pulumi
 
-from infra.sections import edge, foundation, gateway, managed, serving
-from infra.sections._base import BuildContext
+from infra.sections import SECTIONS
+from infra.sections.base import BuildContext
 
-SECTIONS = [foundation, edge, managed, serving, gateway]
 PROJECT = "genai-scale"
 
 

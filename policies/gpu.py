@@ -341,7 +341,7 @@ def scale_from_zero_tags(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[
 
 def _fit_checker():
     try:
-        from components._model_fit import fit_problems_from_manifest  # type: ignore[import-not-found]
+        from components.serving.vllm.fit import fit_problems_from_manifest  # type: ignore[import-not-found]
     except Exception:  # noqa: BLE001 - published pack without the repository, or not built yet
         return None
     return fit_problems_from_manifest

@@ -1,8 +1,8 @@
 """Stack section: edge. The Application Load Balancer (+ AWS Load Balancer Controller) and the Valkey semantic cache.
 
-Config keys: ``genai-scale:alb`` and ``genai-scale:cache``. ``build`` puts ``ctx.alb`` (:class:`components.alb.Alb`),
+Config keys: ``genai-scale:alb`` and ``genai-scale:cache``. ``build`` puts ``ctx.alb`` (:class:`components.edge.alb.Alb`),
 ``ctx.lb_controller`` (the controller's Helm release: TargetGroupBindings ``depends_on`` it) and ``ctx.cache``
-(:class:`components.semantic_cache.SemanticCache`) on the context, or leaves them None when switched off.
+(:class:`components.edge.semantic_cache.SemanticCache`) on the context, or leaves them None when switched off.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from typing import Literal
 import pulumi
 from pydantic import Field
 
-from components import _alb, versions
-from components._errors import ArgsError, Problem, missing
-from components.alb import Alb, AlbArgs, AlbTargetArgs
-from components.lb_controller import LbController, LbControllerArgs
-from components.semantic_cache import MaxmemoryPolicy, SemanticCache, SemanticCacheArgs
-from infra.sections._base import BuildContext, SettingsModel, translate
+from components import versions
+
+from components.errors import ArgsError, Problem, missing
+from components.edge.alb import DEFAULT_SSL_POLICY, Alb, AlbArgs, AlbTargetArgs
+from components.edge.lb_controller import LbController, LbControllerArgs
+from components.edge.semantic_cache import MaxmemoryPolicy, SemanticCache, SemanticCacheArgs
+from infra.sections.base import BuildContext, SettingsModel, translate
 
 
 class AlbTargetSettings(SettingsModel):
@@ -48,7 +49,7 @@ class AlbSettings(SettingsModel):
     """Internal ALB in the private subnets instead of internet-facing in the public ones. Default: internet-facing."""
     ingress_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
     """Client CIDRs allowed on 443/80. Default: anywhere."""
-    ssl_policy: str = _alb.DEFAULT_SSL_POLICY
+    ssl_policy: str = DEFAULT_SSL_POLICY
     """TLS 1.3 listener policy. Default: ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09."""
     idle_timeout_seconds: int = 600
     """Idle timeout (300-4000 s). Default: 600."""

@@ -7,14 +7,14 @@ from typing import Literal
 from pydantic import Field
 
 from components import versions
-from components._errors import ArgsError, Problem
-from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
-from components.eks_cluster import EksCluster, EksClusterArgs
-from components.gpu_node_group import AcceleratorFacts, GpuNodeGroup, GpuNodeGroupArgs
-from components.gpu_operator import GpuOperator, GpuOperatorArgs
-from components.network import ExistingVpc, Network, NetworkArgs
-from components.neuron_device_plugin import NeuronDevicePlugin, NeuronDevicePluginArgs
-from infra.sections._base import BuildContext, SettingsModel, translate
+from components.errors import ArgsError, Problem
+from components.foundation.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.foundation.eks_cluster import EksCluster, EksClusterArgs
+from components.foundation.gpu_node_group import AcceleratorFacts, GpuNodeGroup, GpuNodeGroupArgs
+from components.foundation.gpu_operator import GpuOperator, GpuOperatorArgs
+from components.foundation.network import ExistingVpc, Network, NetworkArgs
+from components.foundation.neuron_device_plugin import NeuronDevicePlugin, NeuronDevicePluginArgs
+from infra.sections.base import BuildContext, SettingsModel, translate
 
 
 class TargetsSettings(SettingsModel):

@@ -16,9 +16,9 @@ from typing import Any, Literal
 import pulumi
 from pydantic import Field
 
-from components._errors import ArgsError, Problem
-from components.gateway import Gateway, GatewayArgs, TenantSpec
-from infra.sections._base import BuildContext, SettingsModel
+from components.errors import ArgsError, Problem
+from components.gateway.gateway import Gateway, GatewayArgs, TenantSpec
+from infra.sections.base import BuildContext, SettingsModel
 
 TITAN_EMBED_V2 = "amazon.titan-embed-text-v2:0"
 

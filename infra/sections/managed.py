@@ -1,8 +1,8 @@
 """Stack section: managed inference. Bedrock (on demand or Provisioned Throughput) and SageMaker LMI endpoints.
 
 Config keys: ``genai-scale:bedrock`` and ``genai-scale:sagemaker``. ``build`` puts ``ctx.bedrock``
-(:class:`components.bedrock_throughput.BedrockProvisionedThroughput`, or None when ``bedrock.enabled`` is false) and
-``ctx.sagemaker`` (endpoint name -> :class:`components.sagemaker_endpoint.SageMakerLmiEndpoint`) on the context.
+(:class:`components.managed.bedrock_throughput.BedrockProvisionedThroughput`, or None when ``bedrock.enabled`` is false) and
+``ctx.sagemaker`` (endpoint name -> :class:`components.managed.sagemaker_endpoint.SageMakerLmiEndpoint`) on the context.
 
 Tier rules checked here: the prototype tier buys no Provisioned Throughput and runs no SageMaker endpoint (a real-time
 endpoint keeps at least one GPU instance running; scale to zero needs inference components, which pulumi-aws 7.51.1
@@ -15,10 +15,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from components._errors import ArgsError, Problem, missing
-from components.bedrock_throughput import BedrockProvisionedThroughput, BedrockProvisionedThroughputArgs
-from components.sagemaker_endpoint import SageMakerLmiEndpoint, SageMakerLmiEndpointArgs
-from infra.sections._base import BuildContext, SettingsModel, translate
+from components.errors import ArgsError, Problem, missing
+from components.managed.bedrock_throughput import BedrockProvisionedThroughput, BedrockProvisionedThroughputArgs
+from components.managed.sagemaker_endpoint import SageMakerLmiEndpoint, SageMakerLmiEndpointArgs
+from infra.sections.base import BuildContext, SettingsModel, translate
 
 
 class BedrockSettings(SettingsModel):

@@ -23,15 +23,16 @@ import pulumi_kubernetes as k8s
 from pydantic import Field
 
 from components import versions
-from components._errors import ArgsError, Problem
-from components._vllm_args import Dtype, KvCacheDtype, ModelFacts, Quantization, VllmModelSettings
+from components.errors import ArgsError, Problem
+from components.serving.vllm.args import Dtype, KvCacheDtype, ModelFacts, Quantization, VllmModelSettings
 from components.catalog import accelerators
-from components.keda import Keda, KedaArgs
-from components.monitoring import Monitoring, MonitoringArgs
-from components.vllm_image import VllmImage, VllmImageArgs
-from components.vllm_service import (AutoscalingSettings, NodeGroupPlacement, VllmService, VllmServiceArgs,
+from components.serving.keda import Keda, KedaArgs
+from components.serving.monitoring import Monitoring, MonitoringArgs
+from components.serving.vllm.image import VllmImage, VllmImageArgs
+from components.serving.vllm.service import VllmService
+from components.serving.vllm.args import (AutoscalingSettings, NodeGroupPlacement, VllmServiceArgs,
                                      placement_from_node_group)
-from infra.sections._base import BuildContext, SettingsModel
+from infra.sections.base import BuildContext, SettingsModel
 
 _MODEL = VllmModelSettings.model_fields
 _AUTO = AutoscalingSettings.model_fields
@@ -218,7 +219,7 @@ def service_args(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGrou
 
 def placement_from_settings(name: str, ng) -> NodeGroupPlacement | None:
     """Placement computed from node-group settings (for checks before anything is built)."""
-    from components import _gpu
+    from components.foundation.gpu_node_group import node_labels, node_taints
     spec = accelerators.lookup(ng.instance_type)
     if spec is None and ng.accelerator is not None:
         a = ng.accelerator
@@ -227,8 +228,8 @@ def placement_from_settings(name: str, ng) -> NodeGroupPlacement | None:
     if spec is None:
         return None
     return NodeGroupPlacement(name=name, accelerator=spec,
-                              labels=_gpu.labels(name, spec, efa=ng.efa, mig_config=ng.mig_config, extra=ng.labels),
-                              taints=_gpu.taints(spec), mig_config=ng.mig_config,
+                              labels=node_labels(name, spec, efa=ng.efa, mig_config=ng.mig_config, extra=ng.labels),
+                              taints=node_taints(spec), mig_config=ng.mig_config,
                               time_slicing_replicas=ng.time_slicing_replicas)
 
 
@@ -292,7 +293,7 @@ def problems(cfg) -> list[Problem]:
 
 
 def _accelerators_per_replica(args: VllmServiceArgs) -> int:
-    from components.vllm_service import accelerator_request
+    from components.serving.vllm.manifests import accelerator_request
     req = accelerator_request(args)
     return sum(int(v) for k, v in req.items() if k in (accelerators.NVIDIA_RESOURCE, accelerators.NEURON_RESOURCE))
 

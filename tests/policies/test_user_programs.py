@@ -11,8 +11,8 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components.eks_cluster import EksCluster, EksClusterArgs
-from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
+from components.foundation.eks_cluster import EksCluster, EksClusterArgs
+from components.foundation.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from infra.plan import run_program
 from policies.engine import evaluate
 from policies.pack import pack_config
@@ -122,7 +122,7 @@ CERT = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-4000-8000-0
 
 
 def alb(tier="growth", opts=None, **kw):
-    from components.alb import Alb, AlbArgs
+    from components.edge.alb import Alb, AlbArgs
 
     args = dict(vpc_id="vpc-1", subnet_ids=["subnet-a", "subnet-b"], node_security_group_id="sg-1",
                 certificate_arn=CERT, region="us-east-1", tags={**TAGS, "tier": tier})
@@ -131,7 +131,7 @@ def alb(tier="growth", opts=None, **kw):
 
 
 def cache(tier="growth", opts=None, **kw):
-    from components.semantic_cache import SemanticCache, SemanticCacheArgs
+    from components.edge.semantic_cache import SemanticCache, SemanticCacheArgs
 
     args = dict(vpc_id="vpc-1", subnet_ids=["subnet-a", "subnet-b"], node_security_group_id="sg-1",
                 tags={**TAGS, "tier": tier})
@@ -203,7 +203,7 @@ class TestEdgeComponents:
 
 class TestManagedComponents:
     def bedrock(self, tier, **kw):
-        from components.bedrock_throughput import BedrockProvisionedThroughput, BedrockProvisionedThroughputArgs
+        from components.managed.bedrock_throughput import BedrockProvisionedThroughput, BedrockProvisionedThroughputArgs
 
         return lambda: BedrockProvisionedThroughput("bedrock", BedrockProvisionedThroughputArgs(
             model_id="amazon.nova-lite-v1:0:24k", region="us-east-1", tags={**TAGS, "tier": tier}, **kw))
@@ -248,14 +248,14 @@ class TestServingComponents:
     """VllmService output (Deployment, placeholders, ScaledObject, PDB) against the serving and GPU rules."""
 
     def service(self, tier="growth", opts=None, instance="g5.xlarge", placeholders=1, min_replicas=1, **kw):
-        from components import _gpu
-        from components._vllm_args import VllmModelSettings
+        from components.foundation.gpu_node_group import node_labels, node_taints
+        from components.serving.vllm.args import VllmModelSettings
         from components.catalog.accelerators import lookup
-        from components.vllm_service import AutoscalingSettings, NodeGroupPlacement, VllmService, VllmServiceArgs
+        from components import AutoscalingSettings, NodeGroupPlacement, VllmService, VllmServiceArgs
 
         spec = lookup(instance)
-        placement = NodeGroupPlacement(name="gpu", accelerator=spec, labels=_gpu.labels("gpu", spec),
-                                       taints=_gpu.taints(spec))
+        placement = NodeGroupPlacement(name="gpu", accelerator=spec, labels=node_labels("gpu", spec),
+                                       taints=node_taints(spec))
         issuer = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"
         args = VllmServiceArgs(
             model=VllmModelSettings(model_id="Qwen/Qwen2.5-7B-Instruct", weights_uri="s3://models/qwen7b/",

@@ -1,0 +1,1 @@
+"""Edge: the ALB and its controller, the semantic cache."""

@@ -1,0 +1,1 @@
+"""Foundation: network, EKS cluster, accelerator node groups, device operators and plugins, the cluster autoscaler."""

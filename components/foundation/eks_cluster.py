@@ -1,0 +1,291 @@
+"""EksCluster: an EKS control plane with secure defaults, a CPU system node group and a Kubernetes provider.
+
+Creates
+  - ``aws.kms.Key`` ``<name>-secrets`` (rotation on) for envelope encryption of Kubernetes secrets.
+  - ``aws.iam.Role`` ``<name>-cluster`` (AmazonEKSClusterPolicy) and ``<name>-node`` (worker, ECR pull-only).
+  - ``aws.cloudwatch.LogGroup`` ``<name>-logs`` (``/aws/eks/<cluster>/cluster``, retention set) before the cluster,
+    so control-plane logs never land in a never-expiring group.
+  - ``aws.eks.Cluster`` ``<name>``: API authentication mode with access entries, private endpoint on, public endpoint
+    off (or limited to listed CIDRs), api/audit/authenticator/controllerManager/scheduler logs, STANDARD support
+    (no extended-support charges), self-managed add-ons not bootstrapped (the managed ones below replace them).
+  - ``aws.iam.OpenIdConnectProvider`` ``<name>-oidc`` for IRSA; an IRSA role for the VPC CNI.
+  - ``aws.eks.Addon`` ``<name>-<addon>`` for vpc-cni (NetworkPolicy enforcement on), kube-proxy,
+    eks-pod-identity-agent, coredns and aws-ebs-csi-driver (IRSA role), pinned; a default ``gp3`` StorageClass
+    (encrypted) for persistent volumes such as Prometheus's.
+  - ``aws.ec2.LaunchTemplate`` + ``aws.eks.NodeGroup`` ``<name>-system``: CPU nodes for operators and gateways.
+  - ``aws.eks.AccessEntry`` + ``aws.eks.AccessPolicyAssociation`` per admin principal.
+  - ``pulumi_kubernetes.Provider`` ``<name>-k8s`` from the cluster's outputs (token via ``aws eks get-token``).
+
+Defaults: Kubernetes 1.35, private endpoint only, 2-4 m7i.large system nodes, 90-day log retention.
+Security: secrets encrypted with a rotating KMS key, no public endpoint unless CIDRs are listed (never 0.0.0.0/0 by
+default), IMDSv2-only system nodes with encrypted volumes, IRSA for add-ons instead of node-role permissions.
+Cost drivers: cluster hour ($0.10/h standard support), system nodes, CloudWatch log ingestion, KMS key ($1/month).
+Quotas: EKS clusters per Region (100), managed node groups per cluster (30), nodes per node group (450).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+from pydantic import Field
+
+from components import versions
+
+from components.foundation import irsa as _irsa
+from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
+from components.errors import Problem
+
+LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+GP3_STORAGE_CLASS = "gp3"
+REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
+
+
+def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """A kubeconfig that authenticates with ``aws eks get-token`` (no long-lived credentials)."""
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "eks",
+        "clusters": [{"name": "eks", "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": "eks", "context": {"cluster": "eks", "user": "eks"}}],
+        "users": [{"name": "eks", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
+            "interactiveMode": "Never"}}}],
+    })
+
+
+class EksClusterArgs(ArgsModel):
+    """Arguments of :class:`EksCluster`."""
+
+    vpc_id: PulumiInput
+    """VPC of the cluster."""
+    cluster_name: str | None = Field(default=None, pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
+    """Physical EKS cluster name. Default: ``<stack>-<component name>``, unique per stack."""
+    subnet_ids: PulumiInput
+    """Private subnets for the control-plane network interfaces and the system node group."""
+    version: str = Field(default=versions.KUBERNETES_VERSION, pattern=r"^1\.\d{2}$")
+    """Kubernetes minor version. Default: the pinned version (in EKS standard support)."""
+    endpoint_public_access: bool = False
+    """Expose the API endpoint publicly (limited to ``public_access_cidrs``). Default: private only."""
+    public_access_cidrs: list[str] = Field(default_factory=list)
+    """CIDRs allowed to reach a public endpoint. Required when the public endpoint is on. Default: none."""
+    log_types: list[str] = Field(default_factory=lambda: list(LOG_TYPES))
+    """Control-plane log types sent to CloudWatch. Default: all five."""
+    log_retention_days: int = Field(default=90, ge=1, le=3653)
+    """Retention of the control-plane log group. Default: 90 days."""
+    admin_principal_arns: list[str] = Field(default_factory=list)
+    """IAM roles/users granted cluster-admin through access entries. Default: only the creator."""
+    system_instance_type: str = "m7i.large"
+    """Instance type of the CPU system node group. Default: m7i.large."""
+    system_min_size: int = Field(default=2, ge=1, le=100)
+    """Fewest system nodes. Default: 2 (operators survive one node loss)."""
+    system_max_size: int = Field(default=4, ge=1, le=100)
+    """Most system nodes. Default: 4."""
+    system_disk_size_gib: int = Field(default=50, ge=20, le=1000)
+    """System node volume size in GiB. Default: 50."""
+    addon_versions: dict[str, str] = Field(default_factory=dict)
+    """Override pinned EKS add-on versions by add-on name. Default: the pinned versions for ``version``."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Tags for every taggable child. Default: none."""
+
+    def problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        if self.endpoint_public_access and not self.public_access_cidrs:
+            out.append(Problem("public_access_cidrs", [], "list the CIDRs allowed to reach the public endpoint "
+                               "(the endpoint is never opened to the world by default)"))
+        for i, cidr in enumerate(self.public_access_cidrs):
+            if cidr in ("0.0.0.0/0", "::/0"):
+                out.append(Problem(f"public_access_cidrs[{i}]", cidr,
+                                   "the API endpoint must not be open to the whole internet; list your CIDRs"))
+        for i, lt in enumerate(self.log_types):
+            if lt not in LOG_TYPES:
+                out.append(Problem(f"log_types[{i}]", lt, f"one of {', '.join(LOG_TYPES)}"))
+        missing_logs = [t for t in REQUIRED_LOG_TYPES if t not in self.log_types]
+        if missing_logs:
+            out.append(Problem("log_types", self.log_types, f"must include {', '.join(missing_logs)}"))
+        if self.system_min_size > self.system_max_size:
+            out.append(Problem("system_min_size", self.system_min_size,
+                               f"must be <= system_max_size ({self.system_max_size})"))
+        for addon in versions.EKS_ADDONS:
+            if addon not in self.addon_versions and self.version not in versions.EKS_ADDONS[addon]:
+                out.append(Problem("version", self.version,
+                                   f"no pinned {addon} version for Kubernetes {self.version}; pinned: "
+                                   f"{', '.join(versions.EKS_ADDONS[addon])} (or set addon_versions)"))
+                break
+        return out
+
+
+def _managed(name: str) -> str:
+    return f"arn:aws:iam::aws:policy/{name}"
+
+
+def _service_role(name: str, service: str, policies: list[str], tags: dict, parent) -> aws.iam.Role:
+    role = aws.iam.Role(name, assume_role_policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": ["sts:AssumeRole", "sts:TagSession"]
+                       if service == "eks.amazonaws.com" else "sts:AssumeRole"}]}),
+        tags=tags, opts=pulumi.ResourceOptions(parent=parent))
+    for p in policies:
+        aws.iam.RolePolicyAttachment(f"{name}-{p.lower()}", role=role.name, policy_arn=_managed(p),
+                                     opts=pulumi.ResourceOptions(parent=parent))
+    return role
+
+
+class EksCluster(pulumi.ComponentResource):
+    """EKS control plane, system nodes, add-ons and a Kubernetes provider. See the module docstring."""
+
+    cluster: aws.eks.Cluster
+    cluster_name: pulumi.Output[str]
+    """Name of the EKS cluster."""
+    endpoint: pulumi.Output[str]
+    """API server endpoint."""
+    certificate_authority: pulumi.Output[str]
+    """Base64 CA data of the API server."""
+    oidc_provider_arn: pulumi.Output[str]
+    """ARN of the IAM OIDC provider (for IRSA)."""
+    oidc_issuer: pulumi.Output[str]
+    """OIDC issuer host and path (no ``https://``), as IRSA trust conditions use it."""
+    cluster_security_group_id: pulumi.Output[str]
+    """Security group EKS created for the control plane and managed nodes."""
+    node_security_group_id: pulumi.Output[str]
+    """Security group on every managed node (the cluster security group)."""
+    node_role_arn: pulumi.Output[str]
+    """IAM role of the nodes; pass it to GpuNodeGroup."""
+    secrets_kms_key_arn: pulumi.Output[str]
+    """KMS key that encrypts Kubernetes secrets."""
+    k8s_provider: k8s.Provider
+    """Kubernetes provider for this cluster; pass it to every Kubernetes child."""
+    storage_class: k8s.storage.v1.StorageClass
+    """Default StorageClass ``gp3`` (encrypted EBS gp3 through the EBS CSI driver)."""
+    system_node_group: aws.eks.NodeGroup
+    version: str
+    """Kubernetes minor version."""
+    kubeconfig: pulumi.Output[str]
+    """Kubeconfig (exec-based, no credentials inside)."""
+
+    def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TYPE_PREFIX}EksCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        self.version = args.version
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+
+        key = aws.kms.Key(f"{name}-secrets", description=f"EKS secrets encryption for {name}",
+                          enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child)
+        cluster_role = _service_role(f"{name}-cluster", "eks.amazonaws.com", ["AmazonEKSClusterPolicy"], tags, self)
+        node_role = _service_role(f"{name}-node", "ec2.amazonaws.com",
+                                  ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"], tags, self)
+        cluster_name = args.cluster_name or f"{pulumi.get_stack()}-{name}"[:100]
+        log_group = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws/eks/{cluster_name}/cluster",
+                                            retention_in_days=args.log_retention_days, tags=tags, opts=child)
+
+        self.cluster = aws.eks.Cluster(
+            name,
+            name=cluster_name,
+            version=args.version,
+            role_arn=cluster_role.arn,
+            access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": True},
+            vpc_config={"subnet_ids": args.subnet_ids, "endpoint_private_access": True,
+                        "endpoint_public_access": args.endpoint_public_access,
+                        "public_access_cidrs": list(args.public_access_cidrs) if args.endpoint_public_access else None},
+            encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
+            enabled_cluster_log_types=list(args.log_types),
+            upgrade_policy={"support_type": "STANDARD"},
+            bootstrap_self_managed_addons=False,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+        )
+        self.cluster_name = self.cluster.name
+        self.endpoint = self.cluster.endpoint
+        self.certificate_authority = self.cluster.certificate_authority.apply(lambda ca: ca["data"])
+        issuer_url = self.cluster.identities.apply(lambda ids: ids[0]["oidcs"][0]["issuer"])
+        self.oidc_issuer = issuer_url.apply(lambda u: u.replace("https://", ""))
+        oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer_url, client_id_lists=["sts.amazonaws.com"],
+                                             tags=tags, opts=child)
+        self.oidc_provider_arn = oidc.arn
+        self.cluster_security_group_id = self.cluster.vpc_config.apply(lambda v: v["cluster_security_group_id"])
+        self.node_security_group_id = self.cluster_security_group_id
+        self.node_role_arn = node_role.arn
+        self.secrets_kms_key_arn = key.arn
+
+        for i, principal in enumerate(args.admin_principal_arns):
+            entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=self.cluster.name, principal_arn=principal,
+                                        type="STANDARD", tags=tags, opts=child)
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{i}", cluster_name=self.cluster.name, principal_arn=principal,
+                policy_arn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                access_scope={"type": "cluster"}, opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]))
+
+        def addon_version(addon: str) -> str:
+            return args.addon_versions.get(addon) or versions.EKS_ADDONS[addon][args.version]
+
+        cni_role = _irsa.irsa_role(
+            f"{name}-vpc-cni", oidc_provider_arn=oidc.arn, oidc_issuer=self.oidc_issuer, namespace="kube-system",
+            service_account="aws-node", tags=tags, parent=self,
+            managed_policy_arns=[_managed("AmazonEKS_CNI_Policy")])
+        pre_nodes = [
+            aws.eks.Addon(f"{name}-{addon}", cluster_name=self.cluster.name, addon_name=addon,
+                          addon_version=addon_version(addon), resolve_conflicts_on_create="OVERWRITE",
+                          resolve_conflicts_on_update="OVERWRITE",
+                          service_account_role_arn=cni_role.arn if addon == "vpc-cni" else None,
+                          # the VPC CNI enforces Kubernetes NetworkPolicies (the serving namespaces use them)
+                          configuration_values=json.dumps({"enableNetworkPolicy": "true"})
+                          if addon == "vpc-cni" else None,
+                          tags=tags, opts=child)
+            for addon in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+        ]
+
+        lt = aws.ec2.LaunchTemplate(
+            f"{name}-system",
+            description=f"genai-scale {name} system nodes",
+            update_default_version=True,
+            metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1},
+            block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
+                "volume_size": args.system_disk_size_gib, "volume_type": "gp3", "encrypted": "true",
+                "delete_on_termination": "true"}}],
+            tag_specifications=[{"resource_type": "instance", "tags": {**tags, "genai-scale/node-group": "system"}},
+                                {"resource_type": "volume", "tags": {**tags, "genai-scale/node-group": "system"}}],
+            tags=tags, opts=child)
+        self.system_node_group = aws.eks.NodeGroup(
+            f"{name}-system",
+            cluster_name=self.cluster.name, node_role_arn=node_role.arn, subnet_ids=args.subnet_ids,
+            ami_type="AL2023_x86_64_STANDARD", capacity_type="ON_DEMAND", instance_types=[args.system_instance_type],
+            scaling_config={"min_size": args.system_min_size, "max_size": args.system_max_size,
+                            "desired_size": args.system_min_size},
+            update_config={"max_unavailable": 1},
+            launch_template={"id": lt.id, "version": lt.latest_version.apply(str)},
+            labels={"genai-scale/node-group": "system"},
+            node_repair_config={"enabled": True},
+            tags={**tags, "genai-scale/node-group": "system"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=pre_nodes, ignore_changes=["scalingConfig.desiredSize"]),
+        )
+        aws.eks.Addon(f"{name}-coredns", cluster_name=self.cluster.name, addon_name="coredns",
+                      addon_version=addon_version("coredns"), resolve_conflicts_on_create="OVERWRITE",
+                      resolve_conflicts_on_update="OVERWRITE", tags=tags,
+                      opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]))
+        ebs_role = _irsa.irsa_role(
+            f"{name}-ebs-csi", oidc_provider_arn=oidc.arn, oidc_issuer=self.oidc_issuer, namespace="kube-system",
+            service_account="ebs-csi-controller-sa", tags=tags, parent=self,
+            managed_policy_arns=[_managed("service-role/AmazonEBSCSIDriverPolicy")])
+        ebs_csi = aws.eks.Addon(f"{name}-aws-ebs-csi-driver", cluster_name=self.cluster.name,
+                                addon_name="aws-ebs-csi-driver", addon_version=addon_version("aws-ebs-csi-driver"),
+                                service_account_role_arn=ebs_role.arn, resolve_conflicts_on_create="OVERWRITE",
+                                resolve_conflicts_on_update="OVERWRITE", tags=tags,
+                                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]))
+
+        self.kubeconfig = pulumi.Output.all(self.cluster.name, self.endpoint, self.certificate_authority, region).apply(
+            lambda a: kubeconfig(a[0], a[1], a[2], a[3]))
+        self.k8s_provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
+                                         enable_server_side_apply=True,
+                                         opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]))
+        # Persistent volumes (Prometheus, ...) get encrypted gp3 by default.
+        self.storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-gp3", metadata={"name": GP3_STORAGE_CLASS, "annotations": {
+                "storageclass.kubernetes.io/is-default-class": "true"}},
+            provisioner="ebs.csi.aws.com", parameters={"type": "gp3", "encrypted": "true", "fsType": "ext4"},
+            volume_binding_mode="WaitForFirstConsumer", allow_volume_expansion=True, reclaim_policy="Delete",
+            opts=pulumi.ResourceOptions(parent=self, provider=self.k8s_provider, depends_on=[ebs_csi]))
+        self.register_outputs({"cluster_name": self.cluster_name, "endpoint": self.endpoint,
+                               "oidc_provider_arn": self.oidc_provider_arn, "node_role_arn": self.node_role_arn})

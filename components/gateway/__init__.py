@@ -1,0 +1,1 @@
+"""The OpenAI-compatible gateway as a cluster workload."""

@@ -1,0 +1,1 @@
+"""Managed inference: Bedrock provisioned throughput, SageMaker LMI endpoints."""

@@ -1,0 +1,1 @@
+"""Serving on the cluster: vLLM images and services, KEDA, monitoring."""

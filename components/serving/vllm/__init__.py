@@ -1,0 +1,1 @@
+"""vLLM on EKS: model and engine args, manifests, autoscaling, the fit check, the image and the service."""

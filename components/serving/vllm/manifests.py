@@ -1,0 +1,410 @@
+"""The Kubernetes objects of a :class:`components.serving.vllm.service.VllmService`, rendered from its args. Pure: no Pulumi.
+
+:func:`render_manifests` returns every object by kind; the component creates one resource per entry, and the tests
+snapshot them. Besides the bodies (Deployment, Service, PodDisruptionBudget, NetworkPolicy, ServiceMonitor, KEDA
+ScaledObject, warm-pool PriorityClass and placeholder Deployment) this module holds what they are derived from:
+
+- GPU sharing: the extended resources one replica asks for (whole GPUs, a time-slice, a MIG slice, Neuron devices),
+  its share of the node's CPU and memory, and the fit-check input (:func:`fit_input`) for the chosen accelerators;
+- placement: node selector and tolerations from the node group, so pods and placeholders never drift from it;
+- the weights' IAM policy document (read-only on the S3 prefix).
+
+The autoscaling signals (metric names, PromQL, HPA behaviour) live in :mod:`components.serving.vllm.autoscaling`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from components import versions
+from components.serving.vllm.args import (PORT, NodeGroupPlacement, VllmServiceArgs, engine_drains, fit_input,
+                                          neuron_cores_per_device, render_args)
+from components.serving.vllm.autoscaling import (banded_trigger, gateway_demand_query, gpu_util_query, hpa_behavior,
+                                          latency_p95_ms_query, prometheus_trigger, queue_query, tokens_query)
+from components.catalog.accelerators import NEURON_RESOURCE, NVIDIA_RESOURCE
+
+
+MODEL_DIR = "/models/weights"
+CACHE_DIR = "/cache"
+RUN_AS_USER = 10001
+"""UID of the non-root user the images create (serving/vllm/Dockerfile.*)."""
+
+RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+PLACEHOLDER_PRIORITY = -10
+"""Below every serving pod (default priority 0), so the scheduler preempts placeholders first."""
+
+
+# --- names and labels ---
+
+def served_name(name: str, args: VllmServiceArgs) -> str:
+    return args.model.served_model_name or name
+
+
+def object_meta(name: str, args: VllmServiceArgs) -> dict[str, Any]:
+    """``metadata`` of the service's namespaced objects: its name, namespace and labels."""
+    return {"name": name, "namespace": args.namespace, "labels": labels(name, served_name(name, args))}
+
+
+def labels(name: str, served_model_name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": name,
+            "app.kubernetes.io/component": "serving", "app.kubernetes.io/part-of": "genai-scale",
+            "genai-scale/model": _label_value(served_model_name)}
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": name}
+
+
+def _label_value(v: str) -> str:
+    out = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in v)[:63]
+    return out.strip("-_.") or "model"
+
+
+# --- accelerators: GPU sharing, node share, fit-check input, placement ---
+
+def accelerator_request(args: VllmServiceArgs) -> dict[str, str]:
+    """Extended resources one replica requests (and limits to)."""
+    spec, tp = args.placement.accelerator, args.model.tensor_parallel_size
+    if spec.vendor == "neuron":
+        per_device = max(neuron_cores_per_device(spec), 1)
+        return {NEURON_RESOURCE: str(math.ceil(tp / per_device))}
+    if args.gpu_sharing == "mig" and args.mig_strategy == "mixed":
+        return {f"nvidia.com/mig-{args.mig_profile}": "1"}
+    if args.gpu_sharing in ("mig", "time-sliced"):
+        return {NVIDIA_RESOURCE: "1"}
+    return {NVIDIA_RESOURCE: str(tp)}
+
+
+def node_share(args: VllmServiceArgs) -> float:
+    """Share of one node's CPU and memory that goes with one replica's accelerators."""
+    spec = args.placement.accelerator
+    if spec.vendor == "neuron":
+        return int(accelerator_request(args)[NEURON_RESOURCE]) / spec.count
+    if args.gpu_sharing == "time-sliced":
+        return 1 / (spec.count * (args.placement.time_slicing_replicas or 1))
+    if args.gpu_sharing == "mig":
+        compute_slices = int((args.mig_profile or "1g").split("g", 1)[0])
+        return compute_slices / (7 * spec.count)
+    return args.model.tensor_parallel_size / spec.count
+
+
+def shm_gib(args: VllmServiceArgs) -> float:
+    return args.shm_size_gib or float(min(2 * args.model.tensor_parallel_size, 16))
+
+
+def container_resources(args: VllmServiceArgs) -> dict[str, dict[str, str]]:
+    """Requests and limits: the accelerators, and 75 % of their share of the node's CPU and memory (the rest is for
+    the node's daemons). Memory is limited (plus the memory-backed /dev/shm); CPU is not (no throttling)."""
+    spec, share = args.placement.accelerator, node_share(args)
+    cpu = max(1, int(spec.vcpus * share * 0.75)) if spec.vcpus else 2
+    mem = max(4, int(spec.memory_gib_host * share * 0.75)) if spec.memory_gib_host else 16
+    accel = accelerator_request(args)
+    return {"requests": {"cpu": str(cpu), "memory": f"{mem}Gi", **accel},
+            "limits": {"memory": f"{mem + math.ceil(shm_gib(args))}Gi", **accel}}
+
+
+def tolerations(placement: NodeGroupPlacement) -> list[dict[str, str]]:
+    return [{"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}
+            for t in placement.taints]
+
+
+def scheduling(placement: NodeGroupPlacement) -> dict[str, Any]:
+    """Node selector and tolerations of the node group; serving pods and warm-pool placeholders share them."""
+    return {"nodeSelector": dict(placement.labels), "tolerations": tolerations(placement)}
+
+
+# --- the serving pod ---
+
+def annotations(args: VllmServiceArgs) -> dict[str, str]:
+    """Self-describing Deployment: what the fit check (and the policy pack) needs besides the container args."""
+    fi = fit_input(args)
+    out = {
+        "genai-scale/model": args.model.model_id,
+        "genai-scale/model-parameters-billion": f"{fi.parameters_billion:g}",
+        "genai-scale/model-layers": str(fi.layers),
+        "genai-scale/model-attention-heads": str(fi.attention_heads),
+        "genai-scale/model-kv-heads": str(fi.kv_heads),
+        "genai-scale/model-head-dim": str(fi.head_dim),
+        "genai-scale/model-max-context": str(fi.max_context),
+        "genai-scale/node-group": args.placement.name,
+        "genai-scale/instance-type": args.placement.instance_type,
+        "genai-scale/accelerator": args.placement.accelerator.accelerator,
+        "genai-scale/accelerator-count": str(fi.units_per_node),
+        "genai-scale/accelerator-memory-gib": f"{fi.unit_memory_gib:g}",
+        "genai-scale/gpu-sharing": args.gpu_sharing if args.gpu_sharing != "mig" else f"mig-{args.mig_profile}",
+    }
+    if fi.time_slicing_replicas:
+        out["genai-scale/time-slicing-replicas"] = str(fi.time_slicing_replicas)
+    if args.model.kv_tokens_per_sequence:
+        out["genai-scale/kv-tokens-per-sequence"] = str(args.model.kv_tokens_per_sequence)
+    return out
+
+
+def grace_period_seconds(args: VllmServiceArgs) -> int:
+    """preStop + drain (``--shutdown-timeout``) + 15 s for the process to exit."""
+    return args.pre_stop_seconds + args.model.shutdown_timeout_seconds + 15
+
+
+def vllm_args(name: str, args: VllmServiceArgs) -> list[str]:
+    model_path = MODEL_DIR if args.model.weights_uri else args.model.model_id
+    return render_args(args.model, served_model_name=served_name(name, args), model_path=model_path,
+                       engine_version=args.engine_version)
+
+
+def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_account: str,
+                 api_key_secret: str | None) -> dict[str, Any]:
+    """The serving pod: probes on /health, preStop + drain, /dev/shm in memory, caches on emptyDirs."""
+    neuron = args.placement.accelerator.vendor == "neuron"
+    env: list[dict[str, Any]] = [
+        {"name": "HOME", "value": CACHE_DIR},
+        {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
+        {"name": "HF_HOME", "value": f"{CACHE_DIR}/huggingface"},
+        {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_DIR}/vllm"},
+        {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+        {"name": "DO_NOT_TRACK", "value": "1"},
+        {"name": "MODEL_DIR", "value": MODEL_DIR},
+    ]
+    if args.model.weights_uri:
+        env.append({"name": "MODEL_SOURCE", "value": args.model.weights_uri})
+    else:
+        env.append({"name": "HF_HUB_OFFLINE", "value": "0"})
+    if neuron:
+        env.append({"name": "NEURON_COMPILED_ARTIFACTS", "value": f"{CACHE_DIR}/neuron-compiled"})
+    if not engine_drains(args.engine_version):
+        # the engine predates --shutdown-timeout: the entrypoint drains before passing SIGTERM on
+        env.append({"name": "GENAI_SCALE_DRAIN_IN_ENTRYPOINT", "value": "1"})
+    if api_key_secret:
+        env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": api_key_secret, "key": "api-key"}}})
+    # writable paths under a read-only root filesystem: (volume, mount path, emptyDir)
+    volumes = [("dshm", "/dev/shm", {"medium": "Memory", "sizeLimit": f"{shm_gib(args):g}Gi"}),
+               ("weights", "/models", {"sizeLimit": f"{weights_volume_gib(args)}Gi"}),
+               ("cache", CACHE_DIR, {"sizeLimit": "20Gi"}),
+               ("tmp", "/tmp", {"sizeLimit": "4Gi"})]
+    probe = {"httpGet": {"path": "/health", "port": "http"}}
+    period = 10
+    container = {
+        "name": "vllm",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/usr/local/bin/genai-scale-vllm"],
+        "args": vllm_args(name, args),
+        "env": env,
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "resources": container_resources(args),
+        "startupProbe": {**probe, "periodSeconds": period, "timeoutSeconds": 5,
+                         "failureThreshold": math.ceil(args.startup_timeout_seconds / period)},
+        "readinessProbe": {**probe, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
+        "livenessProbe": {**probe, "periodSeconds": 15, "timeoutSeconds": 10, "failureThreshold": 4},
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(args.pre_stop_seconds)]}}},
+        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": not neuron},
+        "volumeMounts": [{"name": volume, "mountPath": path} for volume, path, _ in volumes],
+    }
+    pod: dict[str, Any] = {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": grace_period_seconds(args),
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": 0, "fsGroup": 0,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        **scheduling(args.placement),
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector_labels(name)}}],
+        "containers": [container],
+        "volumes": [{"name": volume, "emptyDir": empty_dir} for volume, _, empty_dir in volumes],
+    }
+    return {"metadata": {"labels": labels(name, served_name(name, args)),
+                         "annotations": {"kubectl.kubernetes.io/default-container": "vllm"}},
+            "spec": pod}
+
+
+def weights_volume_gib(args: VllmServiceArgs) -> int:
+    """Node-local space for the weights: the checkpoint's bf16 size (quantized checkpoints are smaller) + 20 %."""
+    facts = args.model.facts()
+    size = (facts.parameters_billion if facts else 10) * 2e9 / 1024 ** 3
+    return max(10, math.ceil(size * 1.2))
+
+
+# --- objects ---
+
+def deployment_manifest(name: str, args: VllmServiceArgs, *, image: Any, service_account: str,
+                        api_key_secret: str | None) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {**object_meta(name, args), "annotations": annotations(args)},
+        "spec": {
+            "replicas": args.autoscaling.min_replicas,
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": selector_labels(name)},
+            # a new replica must be ready before an old one goes: accelerators are scarce, so surge by one
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": pod_template(name, args, image=image, service_account=service_account,
+                                     api_key_secret=api_key_secret),
+        },
+    }
+
+
+def service_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": object_meta(name, args),
+            "spec": {"type": "ClusterIP", "selector": selector_labels(name),
+                     "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]}}
+
+
+def pdb_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": object_meta(name, args),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(name)}}}
+
+
+def service_monitor_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
+    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+            "metadata": object_meta(name, args),
+            "spec": {"selector": {"matchLabels": selector_labels(name)},
+                     "namespaceSelector": {"matchNames": [args.namespace]},
+                     "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}]}}
+
+
+def network_policy_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
+    """Ingress to the serving port only from the service's namespace, the client namespaces and monitoring."""
+    namespaces = sorted({args.namespace, args.monitoring_namespace, *args.client_namespaces})
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": object_meta(name, args),
+            "spec": {"podSelector": {"matchLabels": selector_labels(name)}, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [
+                         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}]}}],
+                         "ports": [{"port": PORT, "protocol": "TCP"}]}]}}
+
+
+def triggers(name: str, args: VllmServiceArgs) -> list[dict[str, Any]]:
+    """The KEDA Prometheus triggers; the HPA follows the one that wants the most replicas."""
+    a, ns, served, server = args.autoscaling, args.namespace, served_name(name, args), args.prometheus_url
+    out = [prometheus_trigger("queue-depth", server, queue_query(ns, served), a.queue_depth_per_replica,
+                              activation=0)]
+    if a.p95_latency_ms:
+        out.append(banded_trigger(f"p95-{a.latency_signal}-latency", server,
+                                  latency_p95_ms_query(ns, served, a.latency_signal), upper=a.p95_latency_ms,
+                                  lower=a.p95_latency_ms / 2, namespace=ns, deployment=name))
+    if a.tokens_per_second_per_replica:
+        out.append(prometheus_trigger("tokens-per-second", server, tokens_query(ns, served),
+                                      round(a.tokens_per_second_per_replica * a.target_utilization, 2), activation=0))
+    if a.gpu_utilization_up_percent and args.placement.accelerator.vendor == "nvidia":
+        out.append(banded_trigger("gpu-utilization", server, gpu_util_query(ns, name),
+                                  upper=a.gpu_utilization_up_percent, lower=a.gpu_utilization_down_percent,
+                                  namespace=ns, deployment=name))
+    if a.min_replicas == 0:
+        out.append(prometheus_trigger("gateway-demand", server,
+                                      gateway_demand_query(args.gateway_upstream or f"vllm-{name}"),
+                                      a.scale_from_zero_rps, activation=0))
+    return out
+
+
+def scaled_object_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
+    a = args.autoscaling
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "pollingInterval": a.polling_interval_seconds,
+        "minReplicaCount": a.min_replicas,
+        "maxReplicaCount": a.max_replicas,
+        "advanced": {"restoreToOriginalReplicaCount": False,
+                     "horizontalPodAutoscalerConfig": {"name": f"{name}-hpa", "behavior": hpa_behavior(a)}},
+        "triggers": triggers(name, args),
+    }
+    if a.min_replicas == 0:
+        # scale to zero only after this much idle time, and never before the first replica could have loaded
+        spec["cooldownPeriod"] = a.cooldown_seconds
+        spec["initialCooldownPeriod"] = args.startup_timeout_seconds
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": object_meta(name, args),
+            "spec": spec}
+
+
+# --- warm pool ---
+
+def placeholder_names(name: str) -> tuple[str, str]:
+    """(PriorityClass name, placeholder Deployment name)."""
+    return f"{name}-warm-pool", f"{name}-warm"
+
+
+def priority_class_manifest(name: str) -> dict[str, Any]:
+    pc, _ = placeholder_names(name)
+    return {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": pc, "labels": {"app.kubernetes.io/part-of": "genai-scale",
+                                                "app.kubernetes.io/component": "warm-pool"}},
+            "value": PLACEHOLDER_PRIORITY, "globalDefault": False, "preemptionPolicy": "Never",
+            "description": f"Warm-pool placeholders for {name}: evicted first when a serving pod needs the node."}
+
+
+def placeholder_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
+    """pause pods that request exactly one replica's resources on the same node group."""
+    pc, deploy = placeholder_names(name)
+    sel = {"app.kubernetes.io/name": "vllm-warm-pool", "app.kubernetes.io/instance": name}
+    res = container_resources(args)
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": deploy, "namespace": args.namespace,
+                     "labels": {**sel, "app.kubernetes.io/component": "warm-pool",
+                                "app.kubernetes.io/part-of": "genai-scale"},
+                     "annotations": {"genai-scale/warm-pool-for": name}},
+        "spec": {
+            "replicas": args.warm_pool_placeholders,
+            "selector": {"matchLabels": sel},
+            "template": {
+                "metadata": {"labels": {**sel, "app.kubernetes.io/component": "warm-pool"}},
+                "spec": {
+                    "priorityClassName": pc,
+                    "terminationGracePeriodSeconds": 0,
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65535,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    **scheduling(args.placement),
+                    "containers": [{
+                        "name": "placeholder",
+                        "image": f"{versions.PAUSE_IMAGE.repository}:{versions.PAUSE_IMAGE.version}",
+                        "resources": {"requests": dict(res["requests"]),
+                                      "limits": {k: v for k, v in res["limits"].items() if k != "memory"}},
+                        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
+                    }],
+                },
+            },
+        },
+    }
+
+
+# --- IAM (the IRSA role of the service account) ---
+
+def weights_policy(weights_uri: str, kms_key_arn: str | None = None) -> dict[str, Any]:
+    """Read-only access to the weights prefix (and decrypt with its KMS key, if any)."""
+    bucket, _, prefix = weights_uri[len("s3://"):].partition("/")
+    prefix = prefix.rstrip("/")
+    objects = f"arn:aws:s3:::{bucket}/{prefix}/*" if prefix else f"arn:aws:s3:::{bucket}/*"
+    statements: list[dict[str, Any]] = [
+        {"Sid": "ReadWeights", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [objects]},
+        {"Sid": "ListWeights", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"],
+         **({"Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", prefix]}}} if prefix else {})},
+    ]
+    if kms_key_arn:
+        statements.append({"Sid": "DecryptWeights", "Effect": "Allow", "Action": ["kms:Decrypt"],
+                           "Resource": [kms_key_arn]})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def render_manifests(name: str, args: VllmServiceArgs, *, image: Any | None = None) -> dict[str, dict[str, Any]]:
+    """Every Kubernetes object of the service, by kind (tests and `genai-scale plan` read these)."""
+    sa = name
+    secret = f"{name}-api-key" if args.api_key else None
+    out = {
+        "Deployment": deployment_manifest(name, args, image=args.image if image is None else image,
+                                          service_account=sa, api_key_secret=secret),
+        "Service": service_manifest(name, args),
+        "PodDisruptionBudget": pdb_manifest(name, args),
+        "NetworkPolicy": network_policy_manifest(name, args),
+        "ServiceMonitor": service_monitor_manifest(name, args),
+    }
+    if args.keda:
+        out["ScaledObject"] = scaled_object_manifest(name, args)
+    if args.warm_pool_placeholders:
+        out["PriorityClass"] = priority_class_manifest(name)
+        out["PlaceholderDeployment"] = placeholder_manifest(name, args)
+    return out

@@ -1,0 +1,131 @@
+"""VllmService: one served model on the vLLM OpenAI-compatible server, on a GPU or Inferentia2 node group.
+
+Creates (all in the service's namespace, named after the service): a ServiceAccount (with an IRSA role that may only
+read the weights' S3 prefix), a Secret holding a random API key (vLLM reads it as ``VLLM_API_KEY``), a Deployment, a
+ClusterIP Service, a PodDisruptionBudget, a NetworkPolicy, a Prometheus ServiceMonitor, a KEDA ScaledObject (with
+HPA ``behavior``), and, when ``warm_pool_placeholders`` > 0, a PriorityClass below the serving pods plus a placeholder
+Deployment of ``pause`` pods that hold accelerator nodes warm (a burst preempts them and is served in seconds, while the
+cluster autoscaler brings a node up for the evicted placeholder).
+
+Defaults: one replica (KEDA keeps 1-2), weights fetched from S3 at start, prefix caching on, 60 s drain on SIGTERM
+(``--shutdown-timeout``) after a 15 s preStop delay, a 20-minute startup budget for image pull and model load.
+The model must fit: :mod:`components.serving.vllm.fit` runs at construction and a model that does not fit the node
+group's accelerators is an error naming the need and the capacity; far too much hardware is a warning.
+
+Security: non-root user, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root
+filesystem on the NVIDIA image (writable caches are emptyDirs), no service-account token mounted, API key from a
+Secret (never an argument), ingress only from the listed client namespaces and monitoring (vLLM's ``/metrics`` and
+``/invocations`` are not behind its API key), IRSA limited to ``s3:GetObject``/``s3:ListBucket`` on the weights prefix.
+
+Cost drivers: accelerator nodes (the replicas x tensor parallel size GPUs/NeuronCores, plus warm placeholders, which
+keep a node running while idle), the node's ephemeral storage for the weights. Quotas: EC2 "Running On-Demand G and
+VT / P / Inf instances" vCPU quotas for the node group's instance type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.base import TYPE_PREFIX
+from components.foundation.irsa import irsa_role
+from components.serving.vllm.args import PORT, VllmServiceArgs
+from components.serving.vllm.fit import FitReport
+from components.serving.vllm.manifests import object_meta, render_manifests, served_name, weights_policy
+
+# --- component ---
+
+class VllmService(pulumi.ComponentResource):
+    """One served model on vLLM. See the module docstring for what it creates, defaults, security and cost."""
+
+    deployment: k8s.apps.v1.Deployment
+    """The serving Deployment (KEDA owns its replica count)."""
+    service: k8s.core.v1.Service
+    """ClusterIP Service on port 8000."""
+    scaled_object: k8s.apiextensions.CustomResource | None
+    """KEDA ScaledObject (None without keda)."""
+    placeholders: k8s.apps.v1.Deployment | None
+    """Warm-pool placeholder Deployment (None without placeholders)."""
+    service_url: str
+    """In-cluster base URL, ``http://<name>.<namespace>.svc.cluster.local:8000`` (OpenAI API under ``/v1``)."""
+    served_model_name: str
+    """The ``model`` clients send."""
+    namespace: str
+    api_key: pulumi.Output[str] | None
+    """The API key (secret Output), for clients such as the gateway. None when ``api_key`` is off."""
+    api_key_secret_name: str | None
+    """Secret (in ``namespace``) holding the key under ``api-key``."""
+    fit: FitReport
+    """The fit check's numbers and warnings."""
+    manifests: dict[str, dict[str, Any]]
+    """The rendered objects (image left as given)."""
+
+    def __init__(self, name: str, args: VllmServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TYPE_PREFIX}VllmService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
+        self.namespace = args.namespace
+        self.served_model_name = served_name(name, args)
+        self.service_url = f"http://{name}.{args.namespace}.svc.cluster.local:{PORT}"
+        self.fit = args.fit()
+        for w in self.fit.warnings:
+            pulumi.log.warn(f"VllmService {name}: {w}", resource=self)
+        self.manifests = m = render_manifests(name, args)
+
+        sa_meta = object_meta(name, args)
+        if args.model.weights_uri:
+            role = irsa_role(f"{name}-weights", oidc_provider_arn=args.oidc_provider_arn,
+                             oidc_issuer=args.oidc_issuer, namespace=args.namespace, service_account=name,
+                             policy_document=weights_policy(args.model.weights_uri, args.weights_kms_key_arn),
+                             tags=args.tags, parent=self, description=f"vLLM {name}: read model weights from S3")
+            sa_meta["annotations"] = {"eks.amazonaws.com/role-arn": role.arn}
+        sa = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=sa_meta, automount_service_account_token=False,
+                                        opts=child)
+        deps: list[pulumi.Resource] = [sa]
+        self.api_key = None
+        self.api_key_secret_name = None
+        if args.api_key:
+            key = random.RandomPassword(f"{name}-api-key", length=48, special=False, opts=child)
+            self.api_key = pulumi.Output.secret(key.result)
+            self.api_key_secret_name = f"{name}-api-key"
+            deps.append(k8s.core.v1.Secret(
+                f"{name}-api-key", metadata={**object_meta(name, args), "name": self.api_key_secret_name},
+                type="Opaque", string_data={"api-key": self.api_key}, opts=child))
+
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment", **_body(m["Deployment"]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=deps, ignore_changes=["spec.replicas"]))
+        self.service = k8s.core.v1.Service(f"{name}-service", **_body(m["Service"]), opts=child)
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **_body(m["PodDisruptionBudget"]), opts=child)
+        k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **_body(m["NetworkPolicy"]), opts=child)
+        _custom_resource(f"{name}-servicemonitor", m["ServiceMonitor"], opts=after)
+        self.scaled_object = None
+        if "ScaledObject" in m:
+            self.scaled_object = _custom_resource(
+                f"{name}-scaledobject", m["ScaledObject"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.after]))
+        self.placeholders = None
+        if "PlaceholderDeployment" in m:
+            pc = m["PriorityClass"]
+            prio = k8s.scheduling.v1.PriorityClass(
+                f"{name}-warm-pool", metadata=pc["metadata"], value=pc["value"], global_default=False,
+                preemption_policy=pc["preemptionPolicy"], description=pc["description"], opts=child)
+            self.placeholders = k8s.apps.v1.Deployment(
+                f"{name}-warm", **_body(m["PlaceholderDeployment"]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[prio]))
+
+        self.register_outputs({"service_url": self.service_url, "served_model_name": self.served_model_name})
+
+
+def _body(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``metadata`` and ``spec`` of a rendered object, as keyword arguments of its typed Kubernetes resource."""
+    return {"metadata": manifest["metadata"], "spec": manifest["spec"]}
+
+
+def _custom_resource(resource_name: str, manifest: dict[str, Any],
+                     opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(resource_name, api_version=manifest["apiVersion"], kind=manifest["kind"],
+                                            metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
