@@ -9,29 +9,30 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
+    # public name -> the module that defines it (imported on first use)
     # foundation
-    "Network": "foundation.network", "NetworkArgs": "foundation.network", "ExistingVpc": "foundation.network",
-    "EksCluster": "foundation.eks_cluster", "EksClusterArgs": "foundation.eks_cluster",
-    "GpuNodeGroup": "foundation.gpu_node_group", "GpuNodeGroupArgs": "foundation.gpu_node_group", "AcceleratorFacts": "foundation.gpu_node_group",
-    "GpuOperator": "foundation.gpu_operator", "GpuOperatorArgs": "foundation.gpu_operator",
-    "NeuronDevicePlugin": "foundation.neuron_device_plugin", "NeuronDevicePluginArgs": "foundation.neuron_device_plugin",
-    "ClusterAutoscaler": "foundation.cluster_autoscaler", "ClusterAutoscalerArgs": "foundation.cluster_autoscaler",
+    "Network": "components.foundation.network", "NetworkArgs": "components.foundation.network", "ExistingVpc": "components.foundation.network",
+    "EksCluster": "components.foundation.eks_cluster", "EksClusterArgs": "components.foundation.eks_cluster",
+    "GpuNodeGroup": "components.foundation.gpu_node_group", "GpuNodeGroupArgs": "components.foundation.gpu_node_group", "AcceleratorFacts": "components.foundation.gpu_node_group",
+    "GpuOperator": "components.foundation.gpu_operator", "GpuOperatorArgs": "components.foundation.gpu_operator",
+    "NeuronDevicePlugin": "components.foundation.neuron_device_plugin", "NeuronDevicePluginArgs": "components.foundation.neuron_device_plugin",
+    "ClusterAutoscaler": "components.foundation.cluster_autoscaler", "ClusterAutoscalerArgs": "components.foundation.cluster_autoscaler",
     # edge and managed inference
-    "Alb": "edge.alb", "AlbArgs": "edge.alb", "AlbTargetArgs": "edge.alb", "LbController": "edge.lb_controller", "LbControllerArgs": "edge.lb_controller",
-    "SemanticCache": "edge.semantic_cache", "SemanticCacheArgs": "edge.semantic_cache",
-    "BedrockProvisionedThroughput": "managed.bedrock_throughput",
-    "BedrockProvisionedThroughputArgs": "managed.bedrock_throughput",
-    "SageMakerLmiEndpoint": "managed.sagemaker_endpoint", "SageMakerLmiEndpointArgs": "managed.sagemaker_endpoint",
+    "Alb": "components.edge.alb", "AlbArgs": "components.edge.alb", "AlbTargetArgs": "components.edge.alb", "LbController": "components.edge.lb_controller", "LbControllerArgs": "components.edge.lb_controller",
+    "SemanticCache": "components.edge.semantic_cache", "SemanticCacheArgs": "components.edge.semantic_cache",
+    "BedrockProvisionedThroughput": "components.managed.bedrock_throughput",
+    "BedrockProvisionedThroughputArgs": "components.managed.bedrock_throughput",
+    "SageMakerLmiEndpoint": "components.managed.sagemaker_endpoint", "SageMakerLmiEndpointArgs": "components.managed.sagemaker_endpoint",
     # serving
-    "VllmImage": "serving.vllm.image", "VllmImageArgs": "serving.vllm.image",
-    "VllmService": "serving.vllm.service", "VllmServiceArgs": "serving.vllm.args",
-    "VllmModelSettings": "serving.vllm.args", "ModelFacts": "serving.vllm.args",
-    "AutoscalingSettings": "serving.vllm.args", "NodeGroupPlacement": "serving.vllm.args",
-    "placement_from_node_group": "serving.vllm.args", "AcceleratorSpec": "catalog.accelerators",
-    "Keda": "serving.keda", "KedaArgs": "serving.keda", "Monitoring": "serving.monitoring", "MonitoringArgs": "serving.monitoring",
-    "Gateway": "gateway.gateway", "GatewayArgs": "gateway.gateway", "TenantSpec": "gateway.gateway",
+    "VllmImage": "components.serving.vllm.image", "VllmImageArgs": "components.serving.vllm.image",
+    "VllmService": "components.serving.vllm.service", "VllmServiceArgs": "components.serving.vllm.args",
+    "VllmModelSettings": "components.serving.vllm.args", "ModelFacts": "components.serving.vllm.args",
+    "AutoscalingSettings": "components.serving.vllm.args", "NodeGroupPlacement": "components.serving.vllm.args",
+    "placement_from_node_group": "components.serving.vllm.args", "AcceleratorSpec": "components.catalog.accelerators",
+    "Keda": "components.serving.keda", "KedaArgs": "components.serving.keda", "Monitoring": "components.serving.monitoring", "MonitoringArgs": "components.serving.monitoring",
+    "Gateway": "components.gateway.gateway", "GatewayArgs": "components.gateway.gateway", "TenantSpec": "components.gateway.gateway",
     # shared
-    "ArgsError": "errors", "Problem": "errors",
+    "ArgsError": "components.errors", "Problem": "problems",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -41,7 +42,7 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'components' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

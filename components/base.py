@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from components.errors import ArgsError, Problem, problems_from_pydantic
+from components.errors import ArgsError
+
+from problems import Problem, from_pydantic as problems_from_pydantic
 
 _PARTIAL: ContextVar[bool] = ContextVar("genai_scale_partial_args", default=False)
 

@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK if argv else EXIT_CONFIG
     cmd, rest = argv[0], argv[1:]
     if cmd not in commands:
-        from components.errors import did_you_mean
+        from problems import did_you_mean
 
         print(f"genai-scale: unknown command {cmd!r}{did_you_mean(cmd, commands)}; "
               f"expected one of: {', '.join(commands)}", file=sys.stderr)

@@ -18,8 +18,9 @@ import yaml
 from pydantic import ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from components.errors import _MISSING as _MISSING_VALUE
-from components.errors import ArgsError, Problem, did_you_mean, missing, problems_from_pydantic
+from problems import MISSING as _MISSING_VALUE
+from components.errors import ArgsError
+from problems import Problem, did_you_mean, missing, from_pydantic as problems_from_pydantic
 from infra.sections import SECTIONS
 from infra.sections.base import SettingsModel
 

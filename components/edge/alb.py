@@ -38,7 +38,7 @@ from pydantic import Field
 
 from components.edge import _alb
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput, merge_tags
-from components.errors import Problem
+from problems import Problem
 
 DEFAULT_SSL_POLICY = _alb.DEFAULT_SSL_POLICY
 """TLS policy of the HTTPS listener (TLS 1.3 with 1.2 fallback, no 1.0/1.1)."""

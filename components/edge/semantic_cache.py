@@ -41,7 +41,7 @@ from components import versions
 
 from components.edge import _cache
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput, merge_tags
-from components.errors import Problem
+from problems import Problem
 
 MaxmemoryPolicy = Literal["volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-ttl", "noeviction"]
 

@@ -26,7 +26,7 @@ from components import versions
 
 from components.foundation import irsa as _irsa
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
-from components.errors import Problem
+from problems import Problem
 
 SERVICE_ACCOUNT = "cluster-autoscaler"
 NAMESPACE = "kube-system"

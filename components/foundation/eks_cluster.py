@@ -36,7 +36,7 @@ from components import versions
 
 from components.foundation import irsa as _irsa
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
-from components.errors import Problem
+from problems import Problem
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 GP3_STORAGE_CLASS = "gp3"

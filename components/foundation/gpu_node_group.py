@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from components.foundation import _gpu
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
-from components.errors import Problem, did_you_mean, missing
+from problems import Problem, did_you_mean, missing
 from components.catalog import accelerators as catalog
 from components.catalog.accelerators import AcceleratorSpec
 

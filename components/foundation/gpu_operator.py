@@ -26,7 +26,7 @@ from pydantic import Field
 
 from components import versions
 from components.base import TYPE_PREFIX, ArgsModel
-from components.errors import Problem
+from problems import Problem
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 TIME_SLICING_KEY = "any"

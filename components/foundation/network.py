@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from components.foundation import _network
 from components.base import TYPE_PREFIX, ArgsModel
-from components.errors import Problem
+from problems import Problem
 
 NatMode = Literal["none", "single", "per_az"]
 

@@ -40,7 +40,7 @@ from components import versions
 
 from components.foundation import irsa as _irsa
 from components.base import ArgsModel, PulumiInput, TYPE_PREFIX, merge_tags
-from components.errors import Problem
+from problems import Problem
 from components.serving.vllm.image import context_digest, lifecycle_policy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

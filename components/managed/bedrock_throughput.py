@@ -34,7 +34,7 @@ from pydantic import Field
 
 from components.managed import _bedrock as br
 from components.base import TYPE_PREFIX, ArgsModel, merge_tags
-from components.errors import Problem, did_you_mean
+from problems import Problem, did_you_mean
 from components.catalog import bedrock_models as catalog
 
 Commitment = Literal["none", "OneMonth", "SixMonths"]

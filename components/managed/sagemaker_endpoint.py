@@ -42,7 +42,7 @@ from pydantic import Field
 
 from components.managed import _sagemaker as sm
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput, merge_tags
-from components.errors import Problem, did_you_mean
+from problems import Problem, did_you_mean
 from components.catalog.accelerators import AcceleratorSpec
 from components.versions import LMI_RELEASE
 

@@ -10,7 +10,9 @@ import pulumi
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from components.errors import ArgsError, Problem
+from components.errors import ArgsError
+
+from problems import Problem
 
 
 class SettingsModel(BaseModel):

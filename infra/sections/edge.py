@@ -14,7 +14,9 @@ from pydantic import Field
 
 from components import versions
 
-from components.errors import ArgsError, Problem, missing
+from components.errors import ArgsError
+
+from problems import Problem, missing
 from components.edge.alb import DEFAULT_SSL_POLICY, Alb, AlbArgs, AlbTargetArgs
 from components.edge.lb_controller import LbController, LbControllerArgs
 from components.edge.semantic_cache import MaxmemoryPolicy, SemanticCache, SemanticCacheArgs

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from components import versions
-from components.errors import ArgsError, Problem
+from components.errors import ArgsError
+from problems import Problem
 from components.foundation.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.foundation.eks_cluster import EksCluster, EksClusterArgs
 from components.foundation.gpu_node_group import AcceleratorFacts, GpuNodeGroup, GpuNodeGroupArgs

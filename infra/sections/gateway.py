@@ -16,7 +16,9 @@ from typing import Any, Literal
 import pulumi
 from pydantic import Field
 
-from components.errors import ArgsError, Problem
+from components.errors import ArgsError
+
+from problems import Problem
 from components.gateway.gateway import Gateway, GatewayArgs, TenantSpec
 from infra.sections.base import BuildContext, SettingsModel
 

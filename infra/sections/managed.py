@@ -15,7 +15,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from components.errors import ArgsError, Problem, missing
+from components.errors import ArgsError
+
+from problems import Problem, missing
 from components.managed.bedrock_throughput import BedrockProvisionedThroughput, BedrockProvisionedThroughputArgs
 from components.managed.sagemaker_endpoint import SageMakerLmiEndpoint, SageMakerLmiEndpointArgs
 from infra.sections.base import BuildContext, SettingsModel, translate

@@ -23,7 +23,8 @@ import pulumi_kubernetes as k8s
 from pydantic import Field
 
 from components import versions
-from components.errors import ArgsError, Problem
+from components.errors import ArgsError
+from problems import Problem
 from components.serving.vllm.args import Dtype, KvCacheDtype, ModelFacts, Quantization, VllmModelSettings
 from components.catalog import accelerators
 from components.serving.keda import Keda, KedaArgs

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from serving.gateway.config import GatewayConfig, TenantLimits
-from serving.gateway.errors import ConfigError, ConfigProblem
+from serving.gateway.errors import ConfigError, Problem
 
 
 def hash_key(key: str) -> str:
@@ -53,7 +53,7 @@ def _digest(d: str) -> str:
 def load_keys(cfg: GatewayConfig, base_dir: str | Path = ".") -> TenantKeys:
     """Merge inline digests with the keys file (the mounted Kubernetes secret). Raises ConfigError."""
     pairs: dict[str, str] = {}
-    problems: list[ConfigProblem] = []
+    problems: list[Problem] = []
     sources: list[tuple[str, dict]] = [("tenants.keys", cfg.tenants.keys)]
     if cfg.tenants.keys_file:
         path = Path(base_dir) / cfg.tenants.keys_file
@@ -61,23 +61,23 @@ def load_keys(cfg: GatewayConfig, base_dir: str | Path = ".") -> TenantKeys:
             text = path.read_text(encoding="utf-8")
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise ConfigError([ConfigProblem("tenants.keysFile", str(path), f"cannot read tenant keys ({exc})")])
+            raise ConfigError([Problem("tenants.keysFile", str(path), f"cannot read tenant keys ({exc})")])
         if not isinstance(data, dict):
-            raise ConfigError([ConfigProblem("tenants.keysFile", str(path),
+            raise ConfigError([Problem("tenants.keysFile", str(path),
                                              "expected a mapping tenant -> list of SHA-256 digests")])
         sources.append((f"keysFile({path.name})", data))
     for label, mapping in sources:
         for tenant, digests in mapping.items():
             if not isinstance(digests, list):
-                problems.append(ConfigProblem(f"{label}.{tenant}", type(digests).__name__, "expected a list"))
+                problems.append(Problem(f"{label}.{tenant}", type(digests).__name__, "expected a list"))
                 continue
             for i, d in enumerate(digests):
                 d = _digest(str(d))
                 if len(d) != 64 or any(c not in "0123456789abcdef" for c in d):
-                    problems.append(ConfigProblem(f"{label}.{tenant}[{i}]", d[:12] + "...",
+                    problems.append(Problem(f"{label}.{tenant}[{i}]", d[:12] + "...",
                                                   "expected a SHA-256 hex digest"))
                 elif d in pairs and pairs[d] != tenant:
-                    problems.append(ConfigProblem(f"{label}.{tenant}[{i}]", d[:12] + "...",
+                    problems.append(Problem(f"{label}.{tenant}[{i}]", d[:12] + "...",
                                                   f"the same key is also assigned to tenant {pairs[d]!r}"))
                 else:
                     pairs[d] = str(tenant)

@@ -9,7 +9,6 @@ for a commented example; ``examples/local.yaml`` runs against the local stub ups
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import re
 import types
@@ -21,7 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from serving.gateway.errors import ConfigError, ConfigProblem, missing, problems_from_validation
+from problems import unknown_key
+from serving.gateway.errors import ConfigError, Problem, missing, problems_from_validation
 
 _SHA256 = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
@@ -324,67 +324,67 @@ class GatewayConfig(_Model):
     """Public model name -> route."""
 
 
-def _cross_checks(cfg: GatewayConfig, base: Path) -> list[ConfigProblem]:
-    out: list[ConfigProblem] = []
+def _cross_checks(cfg: GatewayConfig, base: Path) -> list[Problem]:
+    out: list[Problem] = []
     ups = set(cfg.upstreams)
     for name in list(cfg.upstreams) + list(cfg.routes):
         if not _NAME.match(name):
-            out.append(ConfigProblem(name, name, "names are 1-128 characters: letters, digits and . _ : / -"))
+            out.append(Problem(name, name, "names are 1-128 characters: letters, digits and . _ : / -"))
     for rname, r in cfg.routes.items():
         p = f"routes.{rname}"
         if r.cascade is None and not r.targets:
             out.append(missing(f"{p}.targets", "required: at least one target (or a cascade)"))
         if r.cascade is not None and (r.targets or r.fallbacks):
-            out.append(ConfigProblem(f"{p}.cascade", "cascade", "a cascade route has no targets or fallbacks of "
+            out.append(Problem(f"{p}.cascade", "cascade", "a cascade route has no targets or fallbacks of "
                                      "its own: put them on the stage routes"))
         for i, t in enumerate(r.targets):
             if t.upstream not in ups:
-                out.append(ConfigProblem(f"{p}.targets[{i}].upstream", t.upstream,
+                out.append(Problem(f"{p}.targets[{i}].upstream", t.upstream,
                                          f"unknown upstream; expected one of: {', '.join(sorted(ups))}"))
         for i, f in enumerate(r.fallbacks):
             if f not in ups:
-                out.append(ConfigProblem(f"{p}.fallbacks[{i}]", f,
+                out.append(Problem(f"{p}.fallbacks[{i}]", f,
                                          f"unknown upstream; expected one of: {', '.join(sorted(ups))}"))
             elif f in {t.upstream for t in r.targets}:
-                out.append(ConfigProblem(f"{p}.fallbacks[{i}]", f, "already a target of this route"))
+                out.append(Problem(f"{p}.fallbacks[{i}]", f, "already a target of this route"))
         if r.cascade is not None:
             for i, s in enumerate(r.cascade.stages):
                 sp = f"{p}.cascade.stages[{i}]"
                 if s not in cfg.routes:
-                    out.append(ConfigProblem(sp, s, "unknown route"))
+                    out.append(Problem(sp, s, "unknown route"))
                 elif s == rname or cfg.routes[s].cascade is not None:
-                    out.append(ConfigProblem(sp, s, "a stage must be a plain route (not a cascade)"))
+                    out.append(Problem(sp, s, "a stage must be a plain route (not a cascade)"))
             for i, pat in enumerate(r.cascade.escalate_when.refusal_patterns):
                 try:
                     re.compile(pat)
                 except re.error as exc:
-                    out.append(ConfigProblem(f"{p}.cascade.escalateWhen.refusalPatterns[{i}]", pat,
+                    out.append(Problem(f"{p}.cascade.escalateWhen.refusalPatterns[{i}]", pat,
                                              f"not a regular expression ({exc})"))
         if r.tokenizer is not None and not (base / r.tokenizer.file).is_file():
-            out.append(ConfigProblem(f"{p}.tokenizer.file", r.tokenizer.file, "file not found"))
+            out.append(Problem(f"{p}.tokenizer.file", r.tokenizer.file, "file not found"))
     for tenant, digests in cfg.tenants.keys.items():
         for i, d in enumerate(digests):
             if not _SHA256.match(d):
-                out.append(ConfigProblem(f"tenants.keys.{tenant}[{i}]", d[:12] + "...",
+                out.append(Problem(f"tenants.keys.{tenant}[{i}]", d[:12] + "...",
                                          "expected a SHA-256 hex digest of the key (64 lowercase hex characters; "
                                          "`genai-scale gateway hash-key` prints one), never the key itself"))
     if cfg.tenants.keys_file is None and not cfg.tenants.keys:
         out.append(missing("tenants", "no API keys: set tenants.keysFile or tenants.keys"))
     for tenant in cfg.tenants.limits:
         if not _NAME.match(tenant):
-            out.append(ConfigProblem(f"tenants.limits.{tenant}", tenant, "not a valid tenant name"))
+            out.append(Problem(f"tenants.limits.{tenant}", tenant, "not a valid tenant name"))
     if cfg.redis.auth_token_env and cfg.redis.auth_token_file:
-        out.append(ConfigProblem("redis.authTokenFile", cfg.redis.auth_token_file,
+        out.append(Problem("redis.authTokenFile", cfg.redis.auth_token_file,
                                  "set either authTokenEnv or authTokenFile, not both"))
     if not re.match(r"^rediss?://", cfg.redis.url):
-        out.append(ConfigProblem("redis.url", cfg.redis.url, "expected redis://HOST:PORT[/DB] or rediss://..."))
+        out.append(Problem("redis.url", cfg.redis.url, "expected redis://HOST:PORT[/DB] or rediss://..."))
     return out
 
 
 def parse_config(data: object, *, base_dir: str | Path = ".", source: str = "gateway config") -> GatewayConfig:
     """Validate a parsed YAML document. Raises :class:`ConfigError` listing every problem."""
     if not isinstance(data, dict):
-        raise ConfigError([ConfigProblem("", data, "expected a mapping at the top level")], source=source)
+        raise ConfigError([Problem("", data, "expected a mapping at the top level")], source=source)
     try:
         cfg = GatewayConfig.model_validate(data)
     except ValidationError as exc:
@@ -423,7 +423,7 @@ def _split(path: str) -> list[str]:
     return [x for x in path.replace("[", ".").replace("]", "").split(".") if x]
 
 
-def _explain(p: ConfigProblem, data: dict) -> ConfigProblem:
+def _explain(p: Problem, data: dict) -> Problem:
     """Drop pydantic's union tag from upstream paths and add 'did you mean' to unknown keys."""
     parts = _split(p.path)
     if len(parts) >= 3 and parts[0] == "upstreams" and parts[2] in _UPSTREAM_KINDS:
@@ -434,16 +434,13 @@ def _explain(p: ConfigProblem, data: dict) -> ConfigProblem:
         cls, rest = GatewayConfig, parts
     path = ".".join(parts)
     if p.expected != "unknown key" or not rest:
-        return ConfigProblem(path, p.value, p.expected)
+        return Problem(path, p.value, p.expected)
     for part in rest[:-1]:
         cls = _child(cls, part)
         if cls is None:
-            return ConfigProblem(path, p.value, p.expected)
+            return Problem(path, p.value, p.expected)
     allowed = [f.alias or n for n, f in getattr(cls, "model_fields", {}).items()]
-    close = difflib.get_close_matches(rest[-1], allowed, n=1, cutoff=0.6)
-    hint = f' (did you mean "{close[0]}"?)' if close else (f"; expected one of: {', '.join(sorted(allowed))}"
-                                                           if allowed else "")
-    return ConfigProblem(path, p.value, "unknown key" + hint)
+    return unknown_key(path, allowed) if allowed else Problem(path, p.value, p.expected)
 
 
 def _child(cls: Any, part: str) -> Any:
@@ -497,14 +494,14 @@ def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigProblem("", str(p), f"cannot read the file ({exc.strerror})")],
+        raise ConfigError([Problem("", str(p), f"cannot read the file ({exc.strerror})")],
                           source=source) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise ConfigError([ConfigProblem("", str(p), f"not valid YAML at {where}")], source=source) from None
+        raise ConfigError([Problem("", str(p), f"not valid YAML at {where}")], source=source) from None
     return parse_config(data, base_dir=p.parent, source=source)
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from components import versions
 from components.base import ArgsModel
-from components.errors import Problem
+from problems import Problem
 from components.base import PulumiInput
 from components.catalog import models as model_catalog
 from components.catalog.accelerators import AcceleratorSpec
