@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup plan test policy bench clean
+.PHONY: setup plan test policy bench reference clean
 
 # Idempotent: (re)installs only when pyproject.toml or the setup script changed.
 setup: $(STAMP)
@@ -20,6 +20,9 @@ plan: setup
 
 test: setup
 	@bash scripts/test.sh
+
+reference: setup
+	@$(BIN)/python scripts/gen_reference.py
 
 bench: setup
 	@$(BIN)/python bench/plan.py

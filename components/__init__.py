@@ -13,7 +13,7 @@ _EXPORTS: dict[str, str] = {
     # foundation
     "Network": "components.foundation.network", "NetworkArgs": "components.foundation.network", "ExistingVpc": "components.foundation.network",
     "EksCluster": "components.foundation.eks_cluster", "EksClusterArgs": "components.foundation.eks_cluster",
-    "GpuNodeGroup": "components.foundation.gpu_node_group", "GpuNodeGroupArgs": "components.foundation.gpu_node_group", "AcceleratorFacts": "components.foundation.gpu_node_group",
+    "GpuNodeGroup": "components.foundation.gpu_node_group", "GpuNodeGroupArgs": "components.foundation.gpu_node_group", "AcceleratorFacts": "components.catalog.accelerators", "NodeTaint": "components.foundation.gpu_node_group",
     "GpuOperator": "components.foundation.gpu_operator", "GpuOperatorArgs": "components.foundation.gpu_operator",
     "NeuronDevicePlugin": "components.foundation.neuron_device_plugin", "NeuronDevicePluginArgs": "components.foundation.neuron_device_plugin",
     "ClusterAutoscaler": "components.foundation.cluster_autoscaler", "ClusterAutoscalerArgs": "components.foundation.cluster_autoscaler",
@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     # serving
     "VllmImage": "components.serving.vllm.image", "VllmImageArgs": "components.serving.vllm.image",
     "VllmService": "components.serving.vllm.service", "VllmServiceArgs": "components.serving.vllm.args",
-    "VllmModelSettings": "components.serving.vllm.args", "ModelFacts": "components.serving.vllm.args",
+    "VllmModelSettings": "components.serving.vllm.args", "ModelFacts": "components.catalog.models",
     "AutoscalingSettings": "components.serving.vllm.args", "NodeGroupPlacement": "components.serving.vllm.args",
     "placement_from_node_group": "components.serving.vllm.args", "AcceleratorSpec": "components.catalog.accelerators",
     "Keda": "components.serving.keda", "KedaArgs": "components.serving.keda", "Monitoring": "components.serving.monitoring", "MonitoringArgs": "components.serving.monitoring",

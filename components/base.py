@@ -47,7 +47,8 @@ class ArgsModel(BaseModel):
     @classmethod
     def _rules_without(cls, data: dict[str, Any], exc: ValidationError) -> list[Problem]:
         """The cross-field rules over the fields that did validate (bad ones at their defaults), so one bad field
-        never hides another rule; rules about a bad field are left out (they would judge its default)."""
+        never hides another rule. Rules about a bad field, or that read one (``Problem.related``), are left out: they
+        would judge its default."""
         bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
         token = _PARTIAL.set(True)
         try:
@@ -57,8 +58,7 @@ class ArgsModel(BaseModel):
             return []
         finally:
             _PARTIAL.reset(token)
-        return [p for p in rules if p.path.split(".")[0].split("[")[0] not in bad
-                and not any(b in p.expected for b in bad)]
+        return [p for p in rules if not any(p.concerns(b) for b in bad)]
 
 
 def merge_tags(*maps: dict[str, str] | None) -> dict[str, str]:

@@ -1,7 +1,10 @@
 """Every pinned version in one place: Helm charts, container images, engine versions.
 
-Each entry carries where it was checked and when. Stack config can override any of them
-(`genai-scale:versions.<name>`); components take versions as args with these as defaults.
+Each entry carries where it was checked and when. Components take versions as args with these as defaults, and the
+stack settings are derived from those args, so a stack overrides a version where the component takes it, e.g.
+``genai-scale:gpuOperator.chartVersion``, ``genai-scale:clusterAutoscaler.imageTag``,
+``genai-scale:alb.lbController.chartVersion`` (validated like every other key). There is no separate
+``genai-scale:versions`` map: a version belongs to the component that runs it.
 """
 
 from __future__ import annotations
@@ -115,7 +118,7 @@ KUBE_PROMETHEUS_STACK_CHART = Pin(
 GATEWAY_IMAGE = Pin(
     "genai-scale-gateway", "0.1.0", repository="",
     source="built from serving/gateway/Dockerfile and pushed to the ECR repository the Gateway component creates "
-           "(tag = this version); the base image is pinned in the Dockerfile", checked="2026-11")
+           "(tag = <this version>-<digest of the image context>); the base image is pinned in the Dockerfile", checked="2026-11")
 GATEWAY_BASE_IMAGE = Pin(
     "python", "3.11.14-slim-bookworm", repository="docker.io/library/python",
     source="Docker Official Images python tags (3.11 slim on Debian 12, matching the CI machine)", checked="2026-11")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import ValidationError, create_model
@@ -20,16 +20,16 @@ from pydantic.fields import FieldInfo
 
 from problems import MISSING as _MISSING_VALUE
 from components.errors import ArgsError
-from problems import Problem, did_you_mean, missing, from_pydantic as problems_from_pydantic
+from problems import Problem, did_you_mean, from_pydantic as problems_from_pydantic
 from infra.sections import SECTIONS
 from infra.sections.base import SettingsModel
+from infra.tiers import TIER_FILE, TIERS_DIR, TierError, load_tier, unknown_tier
 
 NAMESPACE = "genai-scale"
-TIERS = ("prototype", "growth", "scale")
-Tier = Literal["prototype", "growth", "scale"]
+Tier = str
+"""A tier is a folder under ``stacks/tiers/`` (see ``infra.tiers``): its name, checked against the folders."""
 ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = ROOT / "stacks"
-TIERS_DIR = STACKS_DIR / "tiers"
 SECRET_VALUE = "[secret]"
 
 
@@ -114,9 +114,12 @@ def deep_merge(base: Any, override: Any) -> Any:
 
 
 def load_tier_preset(tier: str) -> dict[str, Any]:
-    """Merge every ``stacks/tiers/<tier>/*.yaml`` (one file per section) into one mapping."""
+    """Merge every ``stacks/tiers/<tier>/*.yaml`` (one file per section) into one mapping; the tier's facts file
+    (``tier.yaml``) is not stack config and is skipped."""
     preset: dict[str, Any] = {}
     for f in sorted((TIERS_DIR / tier).glob("*.yaml")):
+        if f.name == TIER_FILE:
+            continue
         data = yaml.safe_load(f.read_text()) or {}
         overlap = set(data) & set(preset)
         if overlap:
@@ -135,7 +138,7 @@ def settings_model() -> type[SettingsModel]:
     global _MODEL
     if _MODEL is None:
         fields: dict[str, Any] = {
-            "tier": (Tier, FieldInfo(description="Scale tier: prototype, growth or scale.")),
+            "tier": (Tier, FieldInfo(description="Scale tier: a folder under stacks/tiers/ (see infra.tiers).")),
             "region": (str, FieldInfo(default="us-east-1", description="AWS Region (aws:region).")),
         }
         for section in _sections():
@@ -161,12 +164,15 @@ def build_settings(raw: dict[str, Any], *, source: str) -> Any:
         if key.startswith(prefix):
             ns[key[len(prefix):]] = value
     tier = ns.pop("tier", None)
-    if tier is None:
-        problems.append(missing("tier", f"required: one of {', '.join(TIERS)}"))
-    elif tier not in TIERS:
-        problems.append(Problem("tier", tier, f"one of {', '.join(TIERS)}" + did_you_mean(str(tier), TIERS)))
+    problem = unknown_tier(tier, TIERS_DIR)  # tiers are the folders under stacks/tiers
+    if problem is not None:
+        problems.append(problem)
     if problems:
         raise ConfigError(problems, title=f"{source}: invalid configuration", prefix=prefix)
+    try:
+        load_tier(tier, TIERS_DIR)  # the tier's facts, which the sections' rules read: reported before them
+    except TierError as err:
+        raise ConfigError(err.problems, title=err.title) from None
 
     merged = deep_merge(load_tier_preset(tier), ns)
     merged["tier"] = tier
@@ -258,16 +264,9 @@ def _delete(doc: Any, loc: list[Any]) -> None:
 
 
 def _about_repaired(p: Problem, repaired: list[str]) -> bool:
-    """A cross-field problem that concerns a value already reported (and replaced by its default)."""
-    for path in repaired:
-        if p.path == path or p.path.startswith(path + ".") or p.path.startswith(path + "["):
-            return True
-        parent, _, leaf = path.rpartition(".")
-        if parent and p.path.startswith(parent) and leaf and leaf in p.expected:
-            return True
-        if not parent and path in p.expected.split():
-            return True
-    return False
+    """A cross-field problem about a value already reported (and replaced by its default), or whose rule read one
+    (its ``related`` paths): it would judge the default, not the user's value."""
+    return any(p.concerns(path) for path in repaired)
 
 
 def _prefixed(exc: ValidationError, model: type[SettingsModel], prefix: str) -> list[Problem]:

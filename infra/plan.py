@@ -2,13 +2,17 @@
 
 This is the engine of the offline plan (`genai-scale plan`), the policy runner and the tests. Every registration is
 recorded with its type token, logical name, parent URN, the inputs the provider would receive (camelCase wire names)
-and its resource options.
+and its resource options, aliases included: a renamed child names its old logical name there. The plan JSON lists
+those renaming aliases under ``aliases`` on the resources that have any (the SDKs' own type aliases, the same on every
+run, stay out of it). A renamed child gets the id and computed outputs of its old name, as under the engine, where
+the alias maps it onto the state, and the physical resource, it had.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -40,6 +44,13 @@ class RecordedResource:
     """Input name -> URNs that input's value came from (as CrossGuard sees them)."""
     delete_before_replace: bool = False
     retain_on_delete: bool = False
+    aliases: list[dict[str, Any]] = field(default_factory=list)
+    """The resource's aliases as the engine receives them: ``{"name": old_name}`` for ``pulumi.Alias(name=...)``
+    (plus ``type``, ``parentUrn``, ``noParent``, ``stack``, ``project`` when set), or ``{"urn": ...}``."""
+
+    def alias_names(self) -> list[str]:
+        """The old logical names this resource is aliased to (same type and parent)."""
+        return [a["name"] for a in self.aliases if "name" in a]
 
     def get(self, dotted: str, default: Any = None) -> Any:
         """Read a nested input by dotted path (``vpcConfig.endpointPublicAccess``; list items by index)."""
@@ -93,7 +104,8 @@ class PlanResult:
             "stack": self.stack,
             "tier": tier,
             "resources": [
-                {"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "inputs": jsonable(r.inputs)}
+                {"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "inputs": jsonable(r.inputs),
+                 **({"aliases": renames} if (renames := [a for a in r.aliases if "name" in a]) else {})}
                 for r in self.resources
             ],
             "outputs": {k: (SECRET_MARK if k in self.secret_outputs else jsonable(v))
@@ -121,6 +133,18 @@ def jsonable(value: Any, *, reveal_secrets: bool = False) -> Any:
     return str(value)
 
 
+def _alias(alias: Any) -> dict[str, Any]:
+    """One ``pulumirpc.Alias`` as a dict of the fields that are set."""
+    if alias.HasField("spec"):
+        spec = alias.spec
+        out: dict[str, Any] = {k: getattr(spec, k) for k in ("name", "type", "stack", "project", "parentUrn")
+                               if getattr(spec, k)}
+        if spec.noParent:
+            out["noParent"] = True
+        return out
+    return {"urn": alias.urn}
+
+
 def _is_secret(value: Any) -> bool:
     return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
 
@@ -133,14 +157,47 @@ def _sync_urn(res: pulumi.Resource) -> str:
         return "<resource>"
 
 
+class _AliasedIdentity:
+    """The mocks as the recorder calls them: a resource registered with a name alias is mocked under its old name, so
+    it keeps the id and computed outputs it had (the engine maps it onto its old state, it is not a new resource)."""
+
+    def __init__(self, inner: GenaiMocks) -> None:
+        self._inner = inner
+        self._local = threading.local()
+
+    def identity(self, name: str | None) -> None:
+        self._local.name = name
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        old = getattr(self._local, "name", None)
+        if old:
+            args.name = old
+        return self._inner.new_resource(args)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._inner, attr)
+
+
+def _old_name(aliases: list[dict[str, Any]]) -> str | None:
+    """The old logical name a resource was renamed from (a name-only alias), if any."""
+    names = [a["name"] for a in aliases if set(a) == {"name"}]
+    return names[0] if names else None
+
+
 class _RecordingMonitor(_pmocks.MockMonitor):
     def __init__(self, mocks: GenaiMocks) -> None:
-        super().__init__(mocks)
+        self._identity = _AliasedIdentity(mocks)
+        super().__init__(self._identity)
         self.records: list[RecordedResource] = []
         self._gm = mocks
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC name)
-        resp = super().RegisterResource(request)
+        aliases = [_alias(a) for a in request.aliases] + [{"urn": u} for u in request.aliasURNs]
+        self._identity.identity(_old_name(aliases))
+        try:
+            resp = super().RegisterResource(request)
+        finally:
+            self._identity.identity(None)
         if request.type == "pulumi:pulumi:Stack":
             return resp
         reg = self.resources.get(resp.urn)
@@ -162,6 +219,7 @@ class _RecordingMonitor(_pmocks.MockMonitor):
             property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             delete_before_replace=bool(request.deleteBeforeReplace),
             retain_on_delete=bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
+            aliases=aliases,
         ))
         return resp
 

@@ -1,9 +1,10 @@
 """`genai-scale policy [--stack NAME | --config-file PATH] [--policy-config PATH] [--json]`.
 
 Builds the offline plan exactly as `genai-scale plan` does, then runs every policy of the CrossGuard pack
-(``policies/``) over every recorded resource and the whole stack, with the pack config of the stack's tier
-(``policies/config/<tier>.json``, optionally overridden by ``--policy-config``, a file in the format of
-``pulumi preview --policy-pack-config``).
+(``policies/``) over every recorded resource and the whole stack, with the pack config of the stack's tier, built from
+the tier's facts (``stacks/tiers/<tier>/tier.yaml``, :func:`infra.tiers.pack_config_for`): the config
+``policies/config/<tier>.json`` holds for a shipped tier, and the same for a tier folder that has no file yet.
+Optionally overridden by ``--policy-config``, a file in the format of ``pulumi preview --policy-pack-config``.
 
 Exit codes: 0 no mandatory violation (advisory ones are printed), 1 at least one mandatory violation,
 2 bad stack config, bad policy config or bad arguments.
@@ -76,23 +77,29 @@ def main(argv: Sequence[str]) -> int:
 
     from infra.config import ConfigError
     from infra.program import plan_stack
+    from infra.tiers import TierError, pack_config_for
     from policies.engine import PolicyConfigError, evaluate, validate_config
     from policies.pack import pack_config
 
     try:
         overrides = _read_policy_config(args.policy_config) if args.policy_config else None
-        validate_config(pack_config(None, overrides))  # fail fast, before planning
+        validate_config(pack_config(None, overrides=overrides))  # fail fast, before planning
     except (ValueError, PolicyConfigError) as err:
         where = f"{args.policy_config}: " if isinstance(err, PolicyConfigError) else ""
         print(where + str(err), file=sys.stderr)
         return EXIT_CONFIG
     try:
         plan, settings = plan_stack(stack=args.stack, config_file=args.config_file)
-    except ConfigError as err:
+    except (ConfigError, TierError) as err:
         print(str(err), file=sys.stderr)
         return EXIT_CONFIG
     try:
-        report = evaluate(plan.resources, config=pack_config(settings.tier, overrides))
+        config = pack_config_for(settings.tier, overrides=overrides)
+    except TierError as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        report = evaluate(plan.resources, config=config)
     except PolicyConfigError as err:
         where = f"{args.policy_config}: " if args.policy_config else ""
         print(where + str(err), file=sys.stderr)

@@ -1,29 +1,30 @@
-"""Which accelerator an instance type carries.
+"""Which accelerator an instance type carries, and what its vendor's nodes and pods look like.
 
-The project's accelerator catalogue (``components.catalog.accelerators``) is used when the pack runs inside the
-repository (offline runner, ``pulumi preview --policy-pack policies`` from a checkout). A pack published on its own
-does not ship ``components``; it then falls back to the instance-family table below, which knows the vendor (and so
-the AMI family, taint and resource name) but not the per-size GPU count, so count-dependent checks become
-"not applicable" there.
+Vendor facts (device resources, taints, node labels, accepted AMI types, instance families) come from the project's
+vendor registry, ``components.catalog.vendors``. A pack published on its own does not ship ``components``; it then
+reads ``vendors.json`` beside this file, the same records exported as JSON (``python -m components.catalog.vendors >
+policies/vendors.json``; tests/policies/test_facts.py fails when the two differ). Either way the rules see the same
+plain data, so they behave identically in and out of the repository.
 
-Family table source: AWS EKS user guide, "Use EKS-optimized accelerated AMIs for GPU instances"
-(https://docs.aws.amazon.com/eks/latest/userguide/ml-eks-optimized-ami.html), AL2023 NVIDIA / Neuron variant
-instance lists, checked 2026-11. ``trn1n`` is the network-optimised trn1 variant (same Trainium chip).
+The project's accelerator catalogue (``components.catalog.accelerators``) gives per-size GPU counts when the pack
+runs inside the repository. Published alone, the pack knows an instance's vendor from its family (the registry's
+instance families) but not the per-size count, so count-dependent checks become "not applicable" there.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
-Vendor = Literal["nvidia", "neuron"]
+VENDOR_LABEL = "genai-scale/accelerator-vendor"
+"""Node label with the vendor's name (``components.catalog.vendors.VENDOR_LABEL``; a test keeps them equal)."""
+ACCELERATOR_PLACEHOLDER = "{accelerator}"
+"""The accelerator model in a node-label value template (``components.catalog.vendors.ACCELERATOR_PLACEHOLDER``)."""
+SNAPSHOT = Path(__file__).resolve().parent / "vendors.json"
 
-NVIDIA_FAMILIES_X86: frozenset[str] = frozenset({
-    "p6-b300", "p6-b200", "p5", "p5e", "p5en", "p4d", "p4de", "p3", "p3dn",
-    "g7e", "gr6", "g6", "g6e", "g6f", "gr6f", "g5", "g4dn",
-})
-NVIDIA_FAMILIES_ARM: frozenset[str] = frozenset({"p6e-gb200", "p6e-gb300", "g5g"})
-NEURON_FAMILIES: frozenset[str] = frozenset({"inf1", "inf2", "trn1", "trn1n", "trn2"})
 H100_CLASS_FAMILIES: frozenset[str] = frozenset({"p5", "p5e", "p5en"})
 """H100 (p5) and H200 (p5e, p5en): the most expensive on-demand GPU capacity most accounts can launch."""
 
@@ -32,11 +33,62 @@ NEURON_CORES_PER_DEVICE: dict[str, int] = {"inf1": 4, "inf2": 2, "trn1": 2, "trn
 Trainium2 has 8 NeuronCore-v3, Inferentia1 has 4 NeuronCore-v1)."""
 
 
+def _vendor_data() -> dict[str, dict[str, Any]]:
+    try:
+        from components.catalog.vendors import export  # type: ignore[import-not-found]
+    except Exception:  # noqa: BLE001 - the pack may run without the repository (published pack)
+        return json.loads(SNAPSHOT.read_text())
+    return export()
+
+
+VENDORS: dict[str, SimpleNamespace] = {name: SimpleNamespace(**facts) for name, facts in _vendor_data().items()}
+"""Every vendor's record as plain data (lists for sets), by name."""
+
+
+def pod_resources(vendor: SimpleNamespace) -> tuple[str, ...]:
+    """Extended resources that give a pod the vendor's devices: device, core (if any), aliases."""
+    return (vendor.device_resource, *([vendor.core_resource] if vendor.core_resource else []),
+            *vendor.resource_aliases)
+
+
+ACCELERATOR_RESOURCES: tuple[str, ...] = tuple(r for v in VENDORS.values() for r in pod_resources(v))
+"""Every extended resource that gives a pod an accelerator, of every vendor."""
+
+
+def accepted_ami_types(vendor: SimpleNamespace, arm: bool) -> frozenset[str]:
+    """EKS AMI types that carry the vendor's driver for the instance's architecture."""
+    return frozenset(vendor.accepted_ami_types_arm if arm else vendor.accepted_ami_types_x86)
+
+
+def _label_matches(template: str, value: Any) -> bool:
+    if ACCELERATOR_PLACEHOLDER not in template:
+        return str(value) == template
+    prefix, suffix = template.split(ACCELERATOR_PLACEHOLDER, 1)
+    text = str(value)
+    return text.startswith(prefix) and text.endswith(suffix) and len(text) > len(prefix) + len(suffix)
+
+
+def vendor_of_label(key: str, value: Any) -> str | None:
+    """The vendor a node label (``key=value``) marks: ours, a device-plugin / autoscaler label, or a discovery label."""
+    if key == VENDOR_LABEL:
+        return str(value) if str(value) in VENDORS else None
+    for name, v in VENDORS.items():
+        template = {**v.node_labels, **v.discovery_labels}.get(key)
+        if template is not None and _label_matches(template, value):
+            return name
+    return None
+
+
+def vendor_label_keys() -> frozenset[str]:
+    """Every node-label key that can mark a vendor's nodes."""
+    return frozenset({VENDOR_LABEL, *(k for v in VENDORS.values() for k in (*v.node_labels, *v.discovery_labels))})
+
+
 @dataclass(frozen=True)
 class Accel:
     instance_type: str
     family: str
-    vendor: Vendor
+    vendor: str
     arm: bool
     accelerator: str | None = None
     count: int | None = None
@@ -44,8 +96,13 @@ class Accel:
     neuron_cores: int | None = None
 
     @property
+    def facts(self) -> SimpleNamespace:
+        """The vendor's record (:data:`VENDORS`)."""
+        return VENDORS[self.vendor]
+
+    @property
     def k8s_resource(self) -> str:
-        return "nvidia.com/gpu" if self.vendor == "nvidia" else "aws.amazon.com/neuron"
+        return self.facts.device_resource
 
     @property
     def h100_class(self) -> bool:
@@ -57,6 +114,16 @@ def family_of(instance_type: str) -> str:
     if it.startswith("ml."):
         it = it[3:]
     return it.split(".", 1)[0]
+
+
+def _family_vendor(family: str) -> tuple[str, bool] | None:
+    """(vendor, arm) of an instance family, from the registry's instance families."""
+    for name, v in VENDORS.items():
+        if family in v.instance_families_x86:
+            return name, False
+        if family in v.instance_families_arm:
+            return name, True
+    return None
 
 
 def _catalog_lookup(instance_type: str):
@@ -77,23 +144,14 @@ def accelerator_for(instance_type: str | None) -> Accel | None:
     bare = instance_type.strip().lower()
     bare = bare[3:] if bare.startswith("ml.") else bare
     fam = family_of(bare)
+    by_family = _family_vendor(fam)
     spec = _catalog_lookup(bare)
     if spec is not None:
         vendor = getattr(spec, "vendor", None)
-        if vendor in ("nvidia", "neuron"):
-            return Accel(bare, fam, vendor, fam in NVIDIA_FAMILIES_ARM, getattr(spec, "accelerator", None),
+        if vendor in VENDORS:
+            arm = fam in VENDORS[vendor].instance_families_arm
+            return Accel(bare, fam, vendor, arm, getattr(spec, "accelerator", None),
                          getattr(spec, "count", None), getattr(spec, "neuron_cores", None) or None)
-    if fam in NVIDIA_FAMILIES_X86 or fam in NVIDIA_FAMILIES_ARM:
-        return Accel(bare, fam, "nvidia", fam in NVIDIA_FAMILIES_ARM)
-    if fam in NEURON_FAMILIES:
-        return Accel(bare, fam, "neuron", False)
+    if by_family is not None:
+        return Accel(bare, fam, by_family[0], by_family[1])
     return None
-
-
-# EKS managed node group AMI types that carry each vendor's stack (AWS EKS API `AMITypes`; see the module docstring
-# source for which AMI variant supports which family).
-NVIDIA_AMI_TYPES_X86 = frozenset({
-    "AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA_FIPS", "AL2_x86_64_GPU",
-})
-NVIDIA_AMI_TYPES_ARM = frozenset({"AL2023_ARM_64_NVIDIA", "BOTTLEROCKET_ARM_64_NVIDIA", "BOTTLEROCKET_ARM_64_NVIDIA_FIPS"})
-NEURON_AMI_TYPES = frozenset({"AL2023_x86_64_NEURON", "BOTTLEROCKET_x86_64", "BOTTLEROCKET_x86_64_FIPS", "AL2_x86_64_GPU"})

@@ -1,14 +1,22 @@
 """How a rule is declared once and registered as a CrossGuard policy.
 
 A :class:`Rule` holds the metadata every policy carries (id, title, description, concern, severity, remediation,
-checkov ids, the tiers it applies to, its config schema with defaults). :func:`resource_policy` and
+checkov ids, the tier facts it reads, its config schema with defaults). :func:`resource_policy` and
 :func:`stack_policy` turn a rule plus a plain check function into a ``pulumi_policy`` policy object. The same policy
 objects are registered by ``policies/__main__.py`` (under ``pulumi preview --policy-pack``) and called by
 ``policies.engine`` (offline, over the recorded plan), so there is one code path for both.
 
-Tier: every policy accepts a ``tier`` config value (``prototype`` | ``growth`` | ``scale``). When it is not set, a
-rule reads the tier from the resource itself (the ``tier`` cost-allocation tag, or the ``genai-scale/tier`` /
-``tier`` Kubernetes label). A tier-specific rule whose tier cannot be determined reports "not applicable".
+Tiers: the pack knows no tier by name. What differs between tiers (may a stack buy Bedrock throughput, must the
+cache fail over, how many on-demand H100 nodes, ...) reaches a rule as values of its own config, each property
+mapped to a *tier fact* (``Rule.facts``: property -> fact path in ``stacks/tiers/<tier>/tier.yaml``). The stack
+program turns a tier's facts into the pack config (``policies.pack.pack_config(tier, facts=...)``; the generated
+``policies/config/<tier>.json``). Every fact property has a strict default, used when a tier's facts are unknown.
+
+Every policy also accepts a ``tier`` config value (free text: the tier's name, shown in messages). When it is not
+set, a rule reads the tier from the resource itself (the ``tier`` cost-allocation tag, or the ``genai-scale/tier`` /
+``tier`` Kubernetes label), but only a tier the pack ships a config for (``policies/config/<tier>.json``): its facts
+then replace the strict defaults. Any other value (a ``tier: frontend`` label, a tier the pack has no file for) is
+ignored, and the rule judges with the strict defaults.
 
 Config defaults: the Python policy SDK does not apply JSON-schema defaults (the Pulumi CLI does, the SDK does not);
 :func:`effective_config` applies them here so a policy behaves the same with and without the CLI.
@@ -16,8 +24,10 @@ Config defaults: the Python policy SDK does not apply JSON-schema defaults (the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Collection, Iterable
 
 from pulumi_policy import (
@@ -33,17 +43,23 @@ from pulumi_policy import (
 
 from policies._props import get, labels_of, tags_of
 
-TIERS: tuple[str, ...] = ("prototype", "growth", "scale")
 CONCERNS: tuple[str, ...] = ("security", "reliability", "cost", "gpu")
 TIER_KEYS: tuple[str, ...] = ("tier", "genai-scale/tier", "genai-scale.io/tier")
 """Tag / label keys that carry a resource's tier (cost-allocation tag ``tier``; Kubernetes label variants)."""
+
+COST_ENFORCEMENT_FACT = "policy.costEnforcement"
+"""The tier fact that sets the enforcement level of cost rules (``advisory`` | ``mandatory``)."""
+
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+"""The pack configs the pack ships, one per tier (generated from the tier folders by the stack program)."""
 
 CHECKOV_URL = "https://github.com/bridgecrewio/checkov"
 
 TIER_SCHEMA: dict[str, Any] = {
     "type": "string",
-    "enum": list(TIERS),
-    "description": "The stack's tier. When unset, the rule reads the `tier` tag or label of each resource.",
+    "minLength": 1,
+    "description": "The stack's tier (its folder name under stacks/tiers). When unset, the rule reads the `tier` "
+                   "tag or label of each resource.",
 }
 
 
@@ -58,23 +74,21 @@ class Rule:
     severity: Severity
     remediation: str
     checkov: tuple[str, ...] = ()
-    tiers: tuple[str, ...] = TIERS
-    """Tiers the rule applies to (all by default)."""
     config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Extra JSON-schema properties (camelCase), each with a ``default``."""
-    prototype_level: EnforcementLevel | None = None
-    """Overrides the concern's default level in the prototype tier (see :meth:`default_level`)."""
+    facts: Mapping[str, str] = field(default_factory=dict)
+    """Config properties that carry a tier fact: property -> fact path in the tier file (``caps.warmAccelerators``).
+    Each property is in ``config``, and its default is the strict reading, used when the tier's facts are unknown."""
+    fixed_level: EnforcementLevel | None = None
+    """A level that holds in every tier, whatever the tier's ``policy.costEnforcement`` says (see :meth:`level`)."""
 
-    def default_level(self, tier: str | None) -> EnforcementLevel:
-        """Mandatory for security, reliability and GPU correctness; cost is advisory in the prototype tier.
-
-        With no tier known, every rule is mandatory (the strict reading).
-        """
-        if tier == "prototype":
-            if self.prototype_level is not None:
-                return self.prototype_level
-            if self.concern == "cost":
-                return EnforcementLevel.ADVISORY
+    def level(self, cost_enforcement: str | None = None) -> EnforcementLevel:
+        """Mandatory for security, reliability and GPU correctness; cost rules take the tier's
+        ``policy.costEnforcement``. With no tier facts known, every rule is mandatory (the strict reading)."""
+        if self.fixed_level is not None:
+            return self.fixed_level
+        if self.concern == "cost" and cost_enforcement is not None:
+            return EnforcementLevel(cost_enforcement)
         return EnforcementLevel.MANDATORY
 
     def schema_properties(self) -> dict[str, dict[str, Any]]:
@@ -105,19 +119,67 @@ def effective_config(rule: Rule, given: Mapping[str, Any] | None) -> dict[str, A
     return out
 
 
+_SHIPPED: dict[str, dict[str, Any]] | None = None
+
+
+def shipped_configs() -> dict[str, dict[str, Any]]:
+    """The pack configs the pack ships (``policies/config/<tier>.json``), by tier; read once."""
+    global _SHIPPED
+    if _SHIPPED is None:
+        _SHIPPED = {p.stem: json.loads(p.read_text()) for p in sorted(CONFIG_DIR.glob("*.json"))}
+    return _SHIPPED
+
+
+def forget_shipped_configs() -> None:
+    """Read ``policies/config/`` again on the next lookup (after the files were rewritten)."""
+    global _SHIPPED
+    _SHIPPED = None
+
+
+def _with_tier_facts(rule: Rule, cfg: dict[str, Any], tier: str) -> dict[str, Any]:
+    """``cfg`` with the facts the pack ships for ``tier`` in place of fact values left at their strict default.
+
+    Under the Pulumi CLI every unset property arrives with its schema default, so a value equal to the default cannot
+    be told from an unset one; a value that differs from it was configured, and stays."""
+    entry = shipped_configs().get(tier, {}).get(rule.id)
+    if not isinstance(entry, Mapping):
+        return cfg
+    defaults = rule.defaults()
+    out = dict(cfg)
+    for prop in rule.facts:
+        if prop in entry and out.get(prop) == defaults.get(prop):
+            out[prop] = entry[prop]
+    return out
+
+
 def tier_of_props(props: Mapping[str, Any] | None) -> str | None:
-    """The tier recorded on a resource: AWS tags, or Kubernetes labels on the object or its pod template."""
+    """The tier recorded on a resource (AWS tags, or Kubernetes labels on the object or its pod template), when it
+    names a tier the pack ships a config for; any other value is not taken for a tier."""
     if not isinstance(props, Mapping):
         return None
+    known = shipped_configs()
     for source in (tags_of(props), labels_of(props), get(props, "spec.template.metadata.labels")):
         if isinstance(source, Mapping):
             keys = list(source)
             for key in TIER_KEYS:
                 if key in keys:
                     value = source[key]
-                    if value in TIERS:
+                    if isinstance(value, str) and value in known:
                         return value
     return None
+
+
+def _configured(rule: Rule, given: Mapping[str, Any] | None, recorded: Callable[[], str | None]) -> dict[str, Any]:
+    """The config a check sees: defaults, the given values, and ``tier`` (configured, else the recorded one, whose
+    shipped facts then stand in for the strict defaults)."""
+    cfg = effective_config(rule, given)
+    if cfg.get("tier"):
+        return cfg
+    tier = recorded()
+    if tier is not None:
+        cfg = _with_tier_facts(rule, cfg, tier)
+    cfg["tier"] = tier
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -154,7 +216,7 @@ def _policy_kwargs(rule: Rule) -> dict[str, Any]:
     return dict(
         name=rule.id,
         description=rule.description,
-        enforcement_level=rule.default_level(None),
+        enforcement_level=rule.level(),
         config_schema=rule.config_schema(),
         display_name=rule.title,
         severity=rule.severity,
@@ -182,12 +244,8 @@ def resource_policy(rule: Rule, types: Collection[str] | None) -> Callable[[Reso
         def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
             if wanted is not None and args.resource_type not in wanted:
                 return
-            cfg = effective_config(rule, args.get_config())
-            tier = cfg.get("tier") or tier_of_props(args.props)
-            if not _applies(rule, tier, args):
-                return
-            cfg["tier"] = tier
-            subject = Subject(args.resource_type, args.name, args.urn, args.props, tier, args.provider)
+            cfg = _configured(rule, args.get_config(), lambda: tier_of_props(args.props))
+            subject = Subject(args.resource_type, args.name, args.urn, args.props, cfg["tier"], args.provider)
             for message in check(subject, cfg):
                 report_violation(message, None)
 
@@ -196,15 +254,6 @@ def resource_policy(rule: Rule, types: Collection[str] | None) -> Callable[[Reso
         return check
 
     return deco
-
-
-def _applies(rule: Rule, tier: str | None, args: Any) -> bool:
-    """Tier-specific rules run only in their tiers; with no known tier they are reported not applicable."""
-    if rule.tiers == TIERS:
-        return True
-    if tier is None:
-        args.not_applicable("tier unknown: set the policy's `tier` config or a `tier` tag")
-    return tier in rule.tiers
 
 
 def stack_tier(resources: Sequence[Any]) -> str | None:
@@ -222,16 +271,12 @@ def stack_policy(rule: Rule) -> Callable[[StackCheck], StackCheck]:
 
     ``resources`` are ``pulumi_policy.PolicyResource`` objects (``resource_type``, ``props``, ``urn``, ``name``,
     ``parent``, ``dependencies``, ``property_dependencies``). ``config["tier"]`` holds the configured tier or the
-    tier the resources record.
+    tier the resources record (None when neither is known).
     """
 
     def deco(check: StackCheck) -> StackCheck:
         def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-            cfg = effective_config(rule, args.get_config())
-            tier = cfg.get("tier") or stack_tier(args.resources)
-            if not _applies(rule, tier, args):
-                return
-            cfg["tier"] = tier
+            cfg = _configured(rule, args.get_config(), lambda: stack_tier(args.resources))
             for message, urn in check(args.resources, cfg):
                 report_violation(message, urn)
 

@@ -1,9 +1,10 @@
-"""Cost rules: idle accelerators in the prototype tier, Bedrock commitments, on-demand H100 caps, cost-allocation tags,
-warm-pool size per tier.
+"""Cost rules: idle accelerators where the tier requires scale to zero, Bedrock purchases and commitments, on-demand
+H100 caps, cost-allocation tags, warm-pool size, each judged against the tier's facts (see ``policies._rule``).
 
-Cost rules are advisory in the prototype tier and mandatory in growth and scale, except
-``accelerator-scale-to-zero-in-prototype``, which stays mandatory in prototype: "no idle GPUs in the prototype tier"
-is the project's frugal default, and that rule has nothing to check in any other tier.
+Cost rules take the tier's ``policy.costEnforcement`` (advisory in the shipped prototype tier, mandatory in growth
+and scale), except ``accelerator-scale-to-zero-in-prototype``, which is mandatory wherever it checks anything: "no
+idle GPUs" is the frugal default of a tier that asks for it, and an advisory finding would never stop a warm g5 from
+billing around the clock. The rule keeps its id (users' pack configs name it); what it checks is a tier fact.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Iterable
 
 from pulumi_policy import EnforcementLevel, Severity
 
-from policies._accel import accelerator_for
+from policies._accel import ACCELERATOR_RESOURCES, accelerator_for
 from policies._props import (
     as_list,
     as_map,
@@ -43,17 +44,28 @@ def node_group_instance_types(ng: Any) -> list[str]:
     return types
 
 
+def _tier(cfg: dict) -> str:
+    """The tier as messages name it (``default`` when no tier is known)."""
+    return str(cfg.get("tier") or "default")
+
+
 @stack_policy(Rule(
     id="accelerator-scale-to-zero-in-prototype",
-    title="No idle accelerators in the prototype tier",
-    description="In the prototype tier every GPU/Inferentia node group must scale to zero (minSize 0, desiredSize 0).",
+    title="No idle accelerators where the tier requires scale to zero",
+    description="In a tier that requires it (tier fact acceleratorsScaleToZero) every GPU/Inferentia "
+                "node group must scale to zero (minSize 0, desiredSize 0).",
     concern="cost", severity=Severity.HIGH,
-    remediation="Set minSize: 0 (and desiredSize: 0) for the node group in the prototype stack; the cluster "
-                "autoscaler brings a node up when a pod asks for the accelerator.",
-    tiers=("prototype",),
-    prototype_level=EnforcementLevel.MANDATORY,
+    remediation="Set minSize: 0 (and desiredSize: 0) for the node group in the stack; the cluster autoscaler brings "
+                "a node up when a pod asks for the accelerator.",
+    config={"required": {"type": "boolean", "default": True,
+                         "description": "Every accelerator node group must scale to zero (the tier's "
+                                        "acceleratorsScaleToZero)."}},
+    facts={"required": "acceleratorsScaleToZero"},
+    fixed_level=EnforcementLevel.MANDATORY,
 ))
 def scale_to_zero(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    if not cfg["required"]:
+        return
     for r in resources:
         if r.resource_type != NODE_GROUP:
             continue
@@ -70,44 +82,44 @@ def scale_to_zero(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, st
 @resource_policy(Rule(
     id="bedrock-commitment-outside-scale",
     title="Bedrock provisioned throughput only where the tier buys it",
-    description="Bedrock provisioned throughput with a commitment term belongs to the scale tier only, and the "
-                "prototype tier buys no provisioned throughput at all.",
+    description="Bedrock provisioned throughput needs a tier that may buy it (tier fact "
+                "bedrock.provisionedThroughput), and a commitment term a tier that may commit (bedrock.commitment).",
     concern="cost", severity=Severity.HIGH,
-    remediation="Use on-demand inference or a cross-Region inference profile below the scale tier; commit "
-                "(OneMonth/SixMonths) only in scale, where the load targets justify it.",
-    tiers=("prototype", "growth"),
+    remediation="Use on-demand inference or a cross-Region inference profile in tiers that do not buy throughput; "
+                "commit (OneMonth/SixMonths) only in a tier that may commit, where the load targets justify it.",
+    config={"allowProvisionedThroughput": {
+                "type": "boolean", "default": False,
+                "description": "The tier may buy provisioned throughput (the tier's bedrock.provisionedThroughput)."},
+            "allowCommitment": {
+                "type": "boolean", "default": False,
+                "description": "The tier may buy it with a commitment term (the tier's bedrock.commitment)."}},
+    facts={"allowProvisionedThroughput": "bedrock.provisionedThroughput", "allowCommitment": "bedrock.commitment"},
 ), types={BEDROCK_PT})
 def bedrock_commitment(s: Subject, cfg: dict) -> Iterable[str]:
     term = get(s.props, "commitmentDuration")
-    if term:
-        yield f"commitmentDuration is {term!r} in the {s.tier} tier: a committed purchase cannot be cancelled before its term"
-    elif s.tier == "prototype":
+    if term and not cfg["allowCommitment"]:
+        yield (f"commitmentDuration is {term!r} in the {_tier(cfg)} tier: a committed purchase cannot be cancelled "
+               "before its term")
+    elif not cfg["allowProvisionedThroughput"]:
         units = get(s.props, "modelUnits")
-        yield f"{units} model unit(s) of provisioned throughput in the prototype tier, billed every hour it exists"
-
-
-H100_CAP_DEFAULT = {"prototype": 1, "growth": 2, "scale": 4}
-
-
-def _tier_cap(cfg: dict, key: str, defaults: dict[str, int]) -> int | None:
-    """This tier's value of a per-tier cap setting (configured values over the defaults; unknown tier: scale's)."""
-    caps = {**defaults, **as_map(cfg[key])}
-    return to_int(caps.get(cfg.get("tier") or "scale", caps["scale"]))
+        yield f"{units} model unit(s) of provisioned throughput in the {_tier(cfg)} tier, billed every hour it exists"
 
 
 @stack_policy(Rule(
     id="on-demand-h100-max-size-cap",
     title="On-demand H100/H200 node groups capped",
-    description="An on-demand H100 or H200 node group (p5, p5e, p5en) must have a maxSize within the tier's cap.",
+    description="An on-demand H100 or H200 node group (p5, p5e, p5en) must have a maxSize within the tier's cap "
+                "(tier fact caps.onDemandH100Nodes).",
     concern="cost", severity=Severity.HIGH,
     remediation="Lower maxSize, use a capacity block (capacityType CAPACITY_BLOCK) for planned capacity, or raise "
-                "this policy's maxNodes for the tier deliberately.",
-    config={"maxNodes": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
-                         "default": H100_CAP_DEFAULT,
-                         "description": "Largest maxSize per tier for on-demand H100-class node groups."}},
+                "the tier's caps.onDemandH100Nodes (or this policy's maxNodes) deliberately.",
+    config={"maxNodes": {"type": "integer", "minimum": 0, "default": 0,
+                         "description": "Largest maxSize of an on-demand H100-class node group (the tier's "
+                                        "caps.onDemandH100Nodes)."}},
+    facts={"maxNodes": "caps.onDemandH100Nodes"},
 ))
 def h100_cap(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
-    cap = _tier_cap(cfg, "maxNodes", H100_CAP_DEFAULT)
+    cap = to_int(cfg["maxNodes"])
     for r in resources:
         if r.resource_type != NODE_GROUP or (get(r.props, "capacityType") or "ON_DEMAND") != "ON_DEMAND":
             continue
@@ -117,7 +129,7 @@ def h100_cap(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | N
         hi = to_int(get(r.props, "scalingConfig.maxSize"))
         if hi is None or (cap is not None and hi > cap):
             yield (f"{r.name}: on-demand {accel.instance_type} node group maxSize {hi} exceeds the "
-                   f"{cfg.get('tier') or 'default'} tier cap of {cap}"), r.urn
+                   f"{_tier(cfg)} tier cap of {cap}"), r.urn
 
 
 BILLABLE_TYPES: frozenset[str] = frozenset({
@@ -172,8 +184,7 @@ def cost_tags(s: Subject, cfg: dict) -> Iterable[str]:
 PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
-WARM_DEFAULT = {"prototype": 0, "growth": 2, "scale": 4}
-_ACCEL = ("nvidia.com/gpu", "aws.amazon.com/neuron", "aws.amazon.com/neuroncore")
+_ACCEL = ACCELERATOR_RESOURCES
 
 
 def _accelerator_pod(type_token: str, props: Mapping[str, Any]) -> tuple[Mapping, Mapping] | None:
@@ -194,18 +205,19 @@ def _workload_name(r: Any) -> str:
     id="warm-pool-within-tier",
     title="Warm accelerator capacity within the tier's allowance",
     description="Accelerator capacity kept warm while idle (placeholder pods below the serving priority, KEDA/HPA "
-                "minimum replicas of accelerator workloads, ASG warm pools) must not exceed the tier's allowance, "
-                "per workload.",
+                "minimum replicas of accelerator workloads, ASG warm pools) must not exceed the tier's allowance "
+                "(tier fact caps.warmAccelerators), per workload.",
     concern="cost", severity=Severity.MEDIUM,
-    remediation="Lower the warm minimum (warm pool replicas / autoscaling minReplicas) for this tier, or raise this "
-                "policy's maxWarm for the tier deliberately.",
-    config={"maxWarm": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
-                        "default": WARM_DEFAULT,
-                        "description": "Largest warm replica/instance count per workload, per tier."}},
+    remediation="Lower the warm minimum (warm pool replicas / autoscaling minReplicas) for this tier, or raise the "
+                "tier's caps.warmAccelerators (or this policy's maxWarm) deliberately.",
+    config={"maxWarm": {"type": "integer", "minimum": 0, "default": 0,
+                        "description": "Largest warm replica/instance count per workload (the tier's "
+                                       "caps.warmAccelerators)."}},
+    facts={"maxWarm": "caps.warmAccelerators"},
 ))
 def warm_pool(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
-    tier = cfg.get("tier") or "scale"
-    cap = _tier_cap(cfg, "maxWarm", WARM_DEFAULT) or 0
+    tier = _tier(cfg)
+    cap = to_int(cfg["maxWarm"]) or 0
     low_priority = {str(get(p.props, "metadata.name") or p.name) for p in resources
                     if p.resource_type == PRIORITY_CLASS and (to_int(get(p.props, "value")) or 0) < 0}
     workloads = {}

@@ -1,11 +1,11 @@
 """Run the pack offline: every policy against every recorded resource and the whole stack, without the Pulumi CLI.
 
-``evaluate(resources, config=pack_config("prototype"))`` calls the very policy objects ``policies/__main__.py``
-registers, the way the CrossGuard analyzer does: props are deserialized (secrets unwrapped) and wrapped in
-``pulumi_policy``'s unknown-checking proxy, resource policies get ``ResourceValidationArgs`` with the resource's
-provider, stack policies get ``PolicyResource`` objects linked to their parent and dependencies, and the per-policy
-config goes through the same ``get_config()``. The pack config is validated against each policy's JSON schema first,
-as the CLI validates a ``--policy-pack-config`` file.
+``evaluate(resources, config=<a tier's pack config, e.g. policies/config/prototype.json>)`` calls the very policy
+objects ``policies/__main__.py`` registers, the way the CrossGuard analyzer does: props are deserialized (secrets
+unwrapped) and wrapped in ``pulumi_policy``'s unknown-checking proxy, resource policies get
+``ResourceValidationArgs`` with the resource's provider, stack policies get ``PolicyResource`` objects linked to their
+parent and dependencies, and the per-policy config goes through the same ``get_config()``. The pack config is
+validated against each policy's JSON schema first, as the CLI validates a ``--policy-pack-config`` file.
 """
 
 from __future__ import annotations

@@ -9,13 +9,14 @@ from typing import Any, Iterable
 from pulumi_policy import Severity
 
 from policies._accel import (
-    NEURON_AMI_TYPES,
     NEURON_CORES_PER_DEVICE,
-    NVIDIA_AMI_TYPES_ARM,
-    NVIDIA_AMI_TYPES_X86,
+    VENDORS,
     Accel,
+    accepted_ami_types,
     accelerator_for,
     family_of,
+    pod_resources,
+    vendor_of_label,
 )
 from policies._props import (
     as_list,
@@ -36,18 +37,6 @@ from policies.reliability import is_vllm
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 ASG_TAG = "aws:autoscaling/tag:Tag"
-NVIDIA_GPU = "nvidia.com/gpu"
-NEURON_DEVICE = "aws.amazon.com/neuron"
-NEURON_CORE = "aws.amazon.com/neuroncore"
-NEURON_DEVICE_ALT = "aws.amazon.com/neurondevice"
-VENDOR_RESOURCES = {"nvidia": (NVIDIA_GPU,), "neuron": (NEURON_DEVICE, NEURON_CORE, NEURON_DEVICE_ALT)}
-VENDOR_TAINT = {"nvidia": NVIDIA_GPU, "neuron": NEURON_DEVICE}
-VENDOR_LABEL_KEYS = {
-    "genai-scale/accelerator-vendor": lambda v: v if v in ("nvidia", "neuron") else None,
-    "k8s.amazonaws.com/accelerator": lambda v: "nvidia" if str(v).startswith("nvidia") else None,
-    "aws.amazon.com/neuron.present": lambda v: "neuron" if str(v) == "true" else None,
-    "nvidia.com/gpu.present": lambda v: "nvidia" if str(v) == "true" else None,
-}
 CA_TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 EKS_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 
@@ -67,10 +56,10 @@ def _ami_rule(vendor: str, resources: Sequence[Any]) -> Iterable[tuple[str, str 
             ami = get(r.props, "amiType")
             if ami == "CUSTOM":
                 continue  # the AMI comes from the launch template's imageId; not judged here
-            allowed = (NVIDIA_AMI_TYPES_ARM if accel.arm else NVIDIA_AMI_TYPES_X86) if vendor == "nvidia" else NEURON_AMI_TYPES
+            allowed = accepted_ami_types(accel.facts, accel.arm)
             if ami not in allowed:
                 shown = repr(ami) if ami else "unset (EKS picks a standard AMI without the drivers)"
-                yield (f"{r.name}: {it} is a {'NVIDIA GPU' if vendor == 'nvidia' else 'Neuron'} instance but amiType is "
+                yield (f"{r.name}: {it} is a {accel.facts.display_name} instance but amiType is "
                        f"{shown}; expected one of {', '.join(sorted(allowed))}"), r.urn
                 break
 
@@ -102,8 +91,8 @@ def neuron_ami(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str |
 # --- Pods ---------------------------------------------------------------------------------------------------------------
 
 def _vendor_of_resource(name: str) -> str | None:
-    for vendor, names in VENDOR_RESOURCES.items():
-        if name in names:
+    for vendor, facts in VENDORS.items():
+        if name in pod_resources(facts):
             return vendor
     return None
 
@@ -119,9 +108,7 @@ def _selector_vendors(pod_spec: Mapping[str, Any]) -> set[str]:
             if get(e, "operator") in ("In", "Exists"):
                 selectors.append((str(get(e, "key")), as_list(get(e, "values")) or ["true"]))
     for key, values in selectors:
-        judge = VENDOR_LABEL_KEYS.get(key)
-        if judge is not None:
-            found |= {v for v in (judge(x) for x in values) if v}
+        found |= {v for v in (vendor_of_label(key, x) for x in values) if v}
     return found
 
 
@@ -135,21 +122,23 @@ def pod_accelerator_intent(pod_spec: Mapping[str, Any]) -> set[str]:
                 if v:
                     vendors.add(v)
     for t in as_list(get(pod_spec, "tolerations")):
-        for vendor, key in VENDOR_TAINT.items():
-            if get(t, "key") == key:
+        for vendor, facts in VENDORS.items():
+            if get(t, "key") == facts.taint_key:
                 vendors.add(vendor)
     return vendors | _selector_vendors(pod_spec)
 
 
-def _tolerates(pod_spec: Mapping[str, Any], key: str) -> bool:
+def _tolerates(pod_spec: Mapping[str, Any], vendor: str) -> bool:
+    """Whether the pod tolerates the vendor's node taint (any value with Exists, or the taint's value)."""
+    facts = VENDORS[vendor]
     for t in as_list(get(pod_spec, "tolerations")):
         op = get(t, "operator") or "Equal"
         effect = get(t, "effect")
-        if effect not in (None, "", "NoSchedule"):
+        if effect not in (None, "", facts.taint_effect):
             continue
         if get(t, "key") in (None, "") and op == "Exists":
             return True
-        if get(t, "key") == key and (op == "Exists" or str(get(t, "value")) == "true"):
+        if get(t, "key") == facts.taint_key and (op == "Exists" or str(get(t, "value")) == facts.taint_value):
             return True
     return False
 
@@ -174,14 +163,15 @@ def accelerator_pods(s: Subject, cfg: dict) -> Iterable[str]:
         return
     spec = pod[1]
     for vendor in sorted(pod_accelerator_intent(spec)):
-        names = VENDOR_RESOURCES[vendor]
+        names = pod_resources(VENDORS[vendor])
         limited = any(_positive(resource_quantity(c, "limits", r)) for c in containers(spec, init=False) for r in names)
         if not limited:
             yield (f"the pod targets {vendor} nodes but no container sets a limit for "
                    f"{' or '.join(names[:2])}: it would be scheduled without a device")
-        if not _tolerates(spec, VENDOR_TAINT[vendor]):
-            yield (f"the pod targets {vendor} nodes but does not tolerate the {VENDOR_TAINT[vendor]}=true:NoSchedule "
-                   "taint: it stays Pending")
+        if not _tolerates(spec, vendor):
+            facts = VENDORS[vendor]
+            yield (f"the pod targets {vendor} nodes but does not tolerate the {facts.taint_key}={facts.taint_value}:"
+                   f"{facts.taint_effect} taint: it stays Pending")
 
 
 def _pod_family(spec: Mapping[str, Any]) -> str | None:
@@ -193,17 +183,21 @@ def _pod_family(spec: Mapping[str, Any]) -> str | None:
 
 
 def parallel_units(c: Mapping[str, Any], spec: Mapping[str, Any]) -> tuple[int | None, str]:
-    """Accelerator units a container gets: GPUs, or NeuronCores (devices x cores per device)."""
-    gpus = to_int(resource_quantity(c, "limits", NVIDIA_GPU))
-    if gpus:
-        return gpus, f"{gpus} x {NVIDIA_GPU}"
-    cores = to_int(resource_quantity(c, "limits", NEURON_CORE))
-    if cores:
-        return cores, f"{cores} x {NEURON_CORE}"
-    devices = to_int(resource_quantity(c, "limits", NEURON_DEVICE)) or to_int(resource_quantity(c, "limits", NEURON_DEVICE_ALT))
-    if devices:
-        per = NEURON_CORES_PER_DEVICE.get(_pod_family(spec) or "inf2", 2)
-        return devices * per, f"{devices} x {NEURON_DEVICE} ({devices * per} NeuronCores)"
+    """Accelerator units a container gets: GPUs, or NeuronCores (cores, or devices x cores per device)."""
+    for v in VENDORS.values():
+        if v.shards_over == "devices":
+            devices = to_int(resource_quantity(c, "limits", v.device_resource))
+            if devices:
+                return devices, f"{devices} x {v.device_resource}"
+            continue
+        cores = to_int(resource_quantity(c, "limits", v.core_resource)) if v.core_resource else None
+        if cores:
+            return cores, f"{cores} x {v.core_resource}"
+        devices = next((n for n in (to_int(resource_quantity(c, "limits", r)) for r in (v.device_resource,
+                                                                                       *v.resource_aliases)) if n), None)
+        if devices:
+            per = NEURON_CORES_PER_DEVICE.get(_pod_family(spec) or "inf2", 2)
+            return devices * per, f"{devices} x {v.device_resource} ({devices * per} {v.unit_name}s)"
     return None, "no accelerator"
 
 
@@ -269,7 +263,7 @@ def sagemaker_tp(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str
             accel = accelerator_for(get(v, "instanceType"))
             if accel is None:
                 continue
-            units = accel.count if accel.vendor == "nvidia" else (
+            units = accel.count if accel.facts.shards_over == "devices" else (
                 accel.neuron_cores or (accel.count * NEURON_CORES_PER_DEVICE.get(accel.family, 2) if accel.count else None))
             for m in models:
                 found = _model_tp(m)
@@ -282,7 +276,7 @@ def sagemaker_tp(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str
                     continue
                 if to_int(value) != units:
                     yield (f"{m.name}: {key}={value} but {get(v, 'instanceType')} has {units} "
-                           f"{'GPUs' if accel.vendor == 'nvidia' else 'NeuronCores'}"), m.urn
+                           f"{accel.facts.unit_name}s"), m.urn
 
 
 # --- Scale from zero ---------------------------------------------------------------------------------------------------

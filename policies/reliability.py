@@ -1,5 +1,8 @@
 """Reliability rules: availability zones, cache failover, serving probes, disruption budgets, graceful drain,
-load-balancer deregistration and autoscaler bounds."""
+load-balancer deregistration and autoscaler bounds.
+
+The availability-zone and failover rules check what the stack's tier requires (tier facts ``multiAz.*``, read from the
+policy config; see ``policies._rule``)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any, Iterable
 
 from pulumi_policy import Severity
 
-from policies._accel import accelerator_for
+from policies._accel import ACCELERATOR_RESOURCES, accelerator_for
 from policies._props import (
     SERVING_WORKLOAD_TYPES,
     as_list,
@@ -38,8 +41,7 @@ PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 SERVICE = "kubernetes:core/v1:Service"
 TARGET_GROUP_TYPES = frozenset({"aws:lb/targetGroup:TargetGroup", "aws:alb/targetGroup:TargetGroup"})
 TARGET_GROUP_BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
-ACCEL_RESOURCES = ("nvidia.com/gpu", "aws.amazon.com/neuron", "aws.amazon.com/neuroncore",
-                   "aws.amazon.com/neurondevice")
+ACCEL_RESOURCES = ACCELERATOR_RESOURCES
 DEFAULT_GRACE_SECONDS = 30  # Kubernetes default terminationGracePeriodSeconds
 DEFAULT_DEREGISTRATION_DELAY = 300  # ELBv2 target group default deregistration_delay.timeout_seconds
 
@@ -64,17 +66,21 @@ def _node_group_instance_types(ng: Any) -> list[str]:
 
 @stack_policy(Rule(
     id="eks-multi-az",
-    title="Cluster and system nodes span several AZs (growth, scale)",
-    description="In growth and scale, the EKS cluster's subnets and every CPU node group's subnets must span at "
-                "least two availability zones.",
+    title="Cluster and system nodes span several AZs where the tier requires it",
+    description="In a tier that requires it (tier fact multiAz.cluster), the EKS cluster's subnets and every CPU "
+                "node group's subnets must span at least two availability zones.",
     concern="reliability", severity=Severity.HIGH,
     remediation="Give the cluster and the system node group private subnets in two or more AZs (Network with "
                 "az_count >= 2). Accelerator groups may stay in one AZ (EFA placement groups, capacity blocks).",
-    tiers=("growth", "scale"),
-    config={"minZones": {"type": "integer", "minimum": 2, "default": 2,
+    config={"required": {"type": "boolean", "default": True,
+                         "description": "The cluster must span several AZs (the tier's multiAz.cluster)."},
+            "minZones": {"type": "integer", "minimum": 2, "default": 2,
                          "description": "Distinct AZs required."}},
+    facts={"required": "multiAz.cluster"},
 ))
 def eks_multi_az(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    if not cfg["required"]:
+        return
     need = cfg["minZones"]
     for r in resources:
         if r.resource_type == EKS_CLUSTER:
@@ -106,15 +112,20 @@ def _cache_nodes(props: Mapping[str, Any]) -> int:
 
 @stack_policy(Rule(
     id="cache-multi-az",
-    title="Cache has a replica in another AZ (growth, scale)",
-    description="In growth and scale the ElastiCache replication group must have at least one replica and its "
-                "subnet group must span two or more AZs.",
+    title="Cache has a replica in another AZ where the tier requires it",
+    description="In a tier that requires it (tier fact multiAz.cacheReplica) the ElastiCache replication group "
+                "must have at least one replica and its subnet group must span two or more AZs.",
     concern="reliability", severity=Severity.HIGH,
     remediation="Set numCacheClusters >= 2 (or replicasPerNodeGroup >= 1) and a subnet group over private subnets in "
                 "two or more AZs.",
-    tiers=("growth", "scale"),
+    config={"required": {"type": "boolean", "default": True,
+                         "description": "The cache must keep a replica in another AZ (the tier's "
+                                        "multiAz.cacheReplica)."}},
+    facts={"required": "multiAz.cacheReplica"},
 ))
 def cache_multi_az(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    if not cfg["required"]:
+        return
     for r in resources:
         if r.resource_type != REPLICATION_GROUP:
             continue
@@ -133,14 +144,20 @@ def cache_multi_az(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, s
 
 @resource_policy(Rule(
     id="cache-automatic-failover",
-    title="Cache fails over automatically across AZs (scale)",
-    description="In the scale tier the replication group must have automatic failover and Multi-AZ on.",
+    title="Cache fails over automatically across AZs where the tier requires it",
+    description="In a tier that requires it (tier fact multiAz.cacheAutoFailover) the replication group must have "
+                "automatic failover and Multi-AZ on.",
     concern="reliability", severity=Severity.HIGH,
     remediation="Set automaticFailoverEnabled=true and multiAzEnabled=true (needs numCacheClusters >= 2).",
     checkov=("CKV2_AWS_50",),
-    tiers=("scale",),
+    config={"required": {"type": "boolean", "default": True,
+                         "description": "The cache must fail over automatically (the tier's "
+                                        "multiAz.cacheAutoFailover)."}},
+    facts={"required": "multiAz.cacheAutoFailover"},
 ), types={REPLICATION_GROUP})
 def cache_failover(s: Subject, cfg: dict) -> Iterable[str]:
+    if not cfg["required"]:
+        return
     off = [k for k in ("automaticFailoverEnabled", "multiAzEnabled") if not truthy(get(s.props, k))]
     if off:
         yield f"{' and '.join(off)} not true: a primary failure means minutes of cache outage"

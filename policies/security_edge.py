@@ -129,15 +129,20 @@ WAF_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
 
 @stack_policy(Rule(
     id="alb-waf-on-public",
-    title="Public ALB protected by WAF (growth, scale)",
-    description="In the growth and scale tiers an internet-facing ALB must have a WAFv2 web ACL associated.",
+    title="Public ALB protected by WAF where the tier requires it",
+    description="In a tier that requires it (tier fact publicAlbWaf) an internet-facing ALB must have a WAFv2 web "
+                "ACL associated.",
     concern="security", severity=Severity.HIGH,
     remediation="Create an aws.wafv2.WebAcl (AWS managed common rules plus a rate-based rule) and an "
                 "aws.wafv2.WebAclAssociation with resourceArn=<alb arn> (Ingress: alb.ingress.kubernetes.io/wafv2-acl-arn).",
     checkov=("CKV2_AWS_28",),
-    tiers=("growth", "scale"),
+    config={"required": {"type": "boolean", "default": True,
+                         "description": "Internet-facing ALBs must have a WAFv2 web ACL (the tier's publicAlbWaf)."}},
+    facts={"required": "publicAlbWaf"},
 ))
 def alb_waf(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    if not cfg["required"]:
+        return
     assocs = [r for r in resources if r.resource_type == WAF_ASSOCIATION]
     for r in resources:
         if r.resource_type in LB_TYPES:

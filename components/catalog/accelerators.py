@@ -3,30 +3,27 @@
 Source: EC2 DescribeInstanceTypes (GpuInfo / NeuronInfo / VCpuInfo / MemoryInfo / NetworkInfo.EfaInfo), as shipped
 in moto 5.2.5's instance-type data, cross-checked 2026-11 against the AWS EKS accelerated-AMI page
 (https://docs.aws.amazon.com/eks/latest/userguide/ml-eks-optimized-ami.html), the Neuron Inferentia2 architecture page
-(2 NeuronCore-v2 and 32 GiB per chip) and torchx `named_resources_aws.py`. `tests/components/test_accelerators.py`
+(2 NeuronCore-v2 and 32 GiB per chip) and torchx `named_resources_aws.py`. `tests/components/catalog/test_accelerators.py`
 re-checks every row against DescribeInstanceTypes and fails on any disagreement.
 
 Memory is what EC2 reports per accelerator (A10G and L4: 22,888 MiB, marketed as "24 GB"). An instance type outside
-this table is usable when the caller states its accelerator facts (see :func:`custom`).
+this table is usable when the caller states its accelerator facts (:class:`AcceleratorFacts`, or :func:`custom`).
+What follows from the vendor (resources, taints, labels, AMI types, MIG) is in :mod:`components.catalog.vendors`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-Vendor = Literal["nvidia", "neuron"]
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.catalog.vendors import Vendor, VendorFacts, facts_for
 
 SOURCE = "EC2 DescribeInstanceTypes (moto 5.2.5 data), AWS EKS accelerated AMI docs, AWS Neuron docs"
 CHECKED = "2026-11-23"
 
-NVIDIA_RESOURCE = "nvidia.com/gpu"
-NEURON_RESOURCE = "aws.amazon.com/neuron"
-NEURONCORE_RESOURCE = "aws.amazon.com/neuroncore"
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
 
-# GPUs that support Multi-Instance GPU partitioning (NVIDIA MIG user guide, supported GPUs).
-MIG_CAPABLE = frozenset({"A100", "H100", "H200"})
 
 
 @dataclass(frozen=True)
@@ -63,14 +60,29 @@ class AcceleratorSpec:
         return self.memory_gib * self.count
 
     @property
+    def vendor_facts(self) -> VendorFacts:
+        """The vendor's record: device resources, taint, labels, AMI types, GPU sharing, image family."""
+        return facts_for(self.vendor)
+
+    @property
     def k8s_resource(self) -> str:
         """The extended resource a pod requests for this accelerator."""
-        return NVIDIA_RESOURCE if self.vendor == "nvidia" else NEURON_RESOURCE
+        return self.vendor_facts.device_resource
+
+    @property
+    def shards_over_cores(self) -> bool:
+        """Whether models shard over the cores of a device (NeuronCores) rather than whole devices (GPUs)."""
+        return self.vendor_facts.shards_over == "cores"
 
     @property
     def parallel_units(self) -> int:
         """Units a tensor-parallel model shards over: GPUs, or NeuronCores."""
-        return self.count if self.vendor == "nvidia" else self.neuron_cores
+        return self.neuron_cores if self.shards_over_cores else self.count
+
+    @property
+    def cores_per_device(self) -> int:
+        """Cores on one device (NeuronCores per Neuron device; pods get whole devices); 0 when not known."""
+        return self.neuron_cores // max(self.count, 1)
 
     @property
     def efa_supported(self) -> bool:
@@ -78,7 +90,12 @@ class AcceleratorSpec:
 
     @property
     def mig_capable(self) -> bool:
-        return self.vendor == "nvidia" and self.accelerator in MIG_CAPABLE
+        return self.vendor_facts.mig_capable(self.accelerator)
+
+    @property
+    def time_slicing_supported(self) -> bool:
+        """Whether the device plugin can time-slice these devices among pods."""
+        return self.vendor_facts.time_slicing
 
 
 def _row(instance_type: str, vendor: Vendor, accelerator: str, count: int, memory_mib: int, neuron_cores: int,
@@ -138,3 +155,28 @@ def custom(instance_type: str, *, vendor: Vendor, accelerator: str, count: int, 
     return AcceleratorSpec(instance_type, instance_type.split(".")[0], vendor, accelerator, count,
                            int(round(memory_gib * 1024)), neuron_cores, vcpus, int(round(memory_gib_host * 1024)),
                            efa_interfaces)
+
+
+class AcceleratorFacts(BaseModel):
+    """Accelerator facts for an instance type outside the catalogue, as a user states them (stack config, args)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    vendor: Vendor
+    """Who makes the accelerator: ``nvidia`` (GPU) or ``neuron`` (Inferentia/Trainium)."""
+    accelerator: str = Field(min_length=1)
+    """Accelerator model, e.g. ``L40S`` or ``Inferentia2``."""
+    count: int = Field(ge=1, le=64)
+    """GPUs or Neuron devices per instance."""
+    memory_gib: float = Field(gt=0, le=1024)
+    """Memory per GPU or Neuron device, in GiB."""
+    neuron_cores: int = Field(default=0, ge=0)
+    """NeuronCores per instance (Neuron only). Default: 0."""
+    efa_interfaces: int = Field(default=0, ge=0)
+    """Maximum EFA interfaces. Default: 0 (no EFA)."""
+
+    def spec(self, instance_type: str) -> AcceleratorSpec:
+        """The catalogue-shaped record of ``instance_type`` with these facts (host vCPUs and memory unknown: 0)."""
+        return custom(instance_type, vendor=self.vendor, accelerator=self.accelerator, count=self.count,
+                      memory_gib=self.memory_gib, neuron_cores=self.neuron_cores,
+                      efa_interfaces=self.efa_interfaces)

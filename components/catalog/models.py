@@ -8,31 +8,46 @@ when its facts are stated in the stack config (``serving.models.<name>.modelFact
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import BaseModel, ConfigDict, Field
 
 CHECKED = "2026-11"
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """Architecture facts of one decoder-only model."""
+class ModelFacts(BaseModel):
+    """Architecture facts of one decoder-only model: what the fit check and the vLLM settings need.
+
+    Catalogue rows are :class:`ModelSpec` (these facts plus their source); a model outside the catalogue is described
+    by these facts alone (its ``config.json`` and model card).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    parameters_billion: float = Field(gt=0, le=5000)
+    """Total parameters, in billions (model card)."""
+    layers: int = Field(ge=1)
+    """Transformer blocks (``num_hidden_layers``)."""
+    attention_heads: int = Field(ge=1)
+    """Query heads (``num_attention_heads``); tensor parallelism must divide it."""
+    kv_heads: int = Field(ge=1)
+    """Key/value heads (``num_key_value_heads``; fewer than query heads with grouped-query attention)."""
+    head_dim: int = Field(ge=1)
+    """Dimension of one attention head (``head_dim``, or ``hidden_size / num_attention_heads``)."""
+    max_context: int = Field(ge=1)
+    """Longest context the model was trained for (``max_position_embeddings``)."""
+
+
+class ModelSpec(ModelFacts):
+    """A catalogue row: a model's facts with its id and where they were read."""
 
     model_id: str
     """Hugging Face repository id, e.g. ``meta-llama/Llama-3.1-8B-Instruct``."""
-    parameters_billion: float
-    """Total parameters, in billions (model card)."""
-    layers: int
-    """Transformer blocks (``num_hidden_layers``)."""
-    attention_heads: int
-    """Query heads (``num_attention_heads``); tensor parallelism must divide it."""
-    kv_heads: int
-    """Key/value heads (``num_key_value_heads``; fewer than query heads with grouped-query attention)."""
-    head_dim: int
-    """Dimension of one attention head."""
-    max_context: int
-    """Longest context the model was trained for (``max_position_embeddings``)."""
     source: str
     checked: str = CHECKED
+
+    @property
+    def facts(self) -> ModelFacts:
+        """Just the architecture facts (without id and source)."""
+        return ModelFacts(**self.model_dump(include=set(ModelFacts.model_fields)))
 
 
 def _hf(model_id: str) -> str:
@@ -55,7 +70,8 @@ _ROWS = (
 )
 
 CATALOG: dict[str, ModelSpec] = {
-    r[0]: ModelSpec(r[0], r[1], r[2], r[3], r[4], r[5], r[6], source=_hf(r[0])) for r in _ROWS
+    r[0]: ModelSpec(model_id=r[0], parameters_billion=r[1], layers=r[2], attention_heads=r[3], kv_heads=r[4],
+                    head_dim=r[5], max_context=r[6], source=_hf(r[0])) for r in _ROWS
 }
 
 
@@ -68,5 +84,6 @@ def lookup(model_id: str) -> ModelSpec | None:
 def custom(model_id: str, *, parameters_billion: float, layers: int, attention_heads: int, kv_heads: int,
            head_dim: int, max_context: int) -> ModelSpec:
     """Facts for a model outside the catalogue, as stated by the caller."""
-    return ModelSpec(model_id, parameters_billion, layers, attention_heads, kv_heads, head_dim, max_context,
+    return ModelSpec(model_id=model_id, parameters_billion=parameters_billion, layers=layers,
+                     attention_heads=attention_heads, kv_heads=kv_heads, head_dim=head_dim, max_context=max_context,
                      source="stated in the stack config")

@@ -1,8 +1,9 @@
 """Alb: the Application Load Balancer in front of the serving tier, plus ``target_group_binding``.
 
 Creates
-    A security group for the load balancer (HTTPS 443 and HTTP 80 in from ``ingress_cidrs``; out only to the
-    serving ports of the node security group) and the matching ingress rules on the node security group; the
+    A security group for the load balancer (HTTPS 443 and HTTP 80 in from ``ingress_cidrs``, one rule per port and
+    CIDR named ``<name>-in-https-<cidr>``/``<name>-in-http-redirect-<cidr>`` with ``/`` written ``-``, aliased to the
+    positional ``...-<i>`` names they had before; out only to the serving ports of the node security group) and the matching ingress rules on the node security group; the
     ``aws.lb.LoadBalancer`` in the public (internet-facing) or private (internal) subnets; one IP target group per
     entry of ``targets`` (HTTP health check on the readiness path, least-outstanding-requests routing); an HTTPS
     listener on 443 with the ACM certificate and a TLS 1.3 policy forwarding to ``default_target``; an HTTP
@@ -128,6 +129,9 @@ class AlbArgs(ArgsModel):
         for i, cidr in enumerate(self.ingress_cidrs):
             if not _is_ipv4_cidr(cidr):
                 out.append(Problem(f"ingress_cidrs[{i}]", cidr, "an IPv4 CIDR such as 203.0.113.0/24"))
+            elif cidr in self.ingress_cidrs[:i]:
+                out.append(Problem(f"ingress_cidrs[{i}]", cidr,
+                                   f"listed already as ingress_cidrs[{self.ingress_cidrs.index(cidr)}]"))
         if not self.ingress_cidrs:
             out.append(Problem("ingress_cidrs", [], "at least one CIDR (an ALB nobody can reach serves nothing)"))
         for tname, t in self.targets.items():
@@ -150,16 +154,21 @@ class Alb(pulumi.ComponentResource):
     """The serving tier's Application Load Balancer; see the module docstring."""
 
     load_balancer: aws.lb.LoadBalancer
+    """The Application Load Balancer (HTTPS listener, HTTP redirect, access logs)."""
     dns_name: pulumi.Output[str]
     """DNS name to point the API's CNAME/alias record at."""
     arn: pulumi.Output[str]
+    """ARN of the load balancer (for WAF associations and CloudWatch alarms)."""
     security_group_id: pulumi.Output[str]
     """The ALB's own security group."""
     target_groups: dict[str, aws.lb.TargetGroup]
     """IP target groups by name (``gateway`` at least); bind pods with :func:`target_group_binding`."""
     https_listener: aws.lb.Listener
+    """The HTTPS (443) listener with the TLS 1.3 policy; its default action forwards to the default target group."""
     web_acl: aws.wafv2.WebAcl | None
+    """The WAFv2 web ACL in front of the ALB (``waf``). None when WAF is off."""
     log_bucket: aws.s3.Bucket | None
+    """The S3 bucket receiving the access logs (``access_logs``). None when access logs are off."""
 
     def __init__(self, name: str, args: AlbArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{TYPE_PREFIX}Alb", name, None, opts)
@@ -170,9 +179,12 @@ class Alb(pulumi.ComponentResource):
                                    "ports to the nodes out", tags=tags, opts=child)
         for i, cidr in enumerate(args.ingress_cidrs):
             for port, what in ((443, "https"), (80, "http-redirect")):
-                aws.vpc.SecurityGroupIngressRule(f"{name}-in-{what}-{i}", security_group_id=sg.id, ip_protocol="tcp",
+                rule = f"{name}-in-{what}-{cidr.replace('/', '-')}"
+                aws.vpc.SecurityGroupIngressRule(rule, security_group_id=sg.id, ip_protocol="tcp",
                                                  from_port=port, to_port=port, cidr_ipv4=cidr,
-                                                 description=f"clients ({what})", tags=tags, opts=child)
+                                                 description=f"clients ({what})", tags=tags,
+                                                 opts=pulumi.ResourceOptions(parent=self, aliases=[
+                                                     pulumi.Alias(name=f"{name}-in-{what}-{i}")]))
         for port in sorted({t.port for t in args.targets.values()}):
             aws.vpc.SecurityGroupEgressRule(f"{name}-out-{port}", security_group_id=sg.id, ip_protocol="tcp",
                                             from_port=port, to_port=port,

@@ -26,6 +26,9 @@ Source
     kubernetes-sigs/aws-load-balancer-controller tag v3.5.0 (2026-08-03): ``docs/install/iam_policy.json`` (last
     changed 2025-03-27), ``docs/deploy/installation.md`` (IMDSv2, scoping), ``helm/aws-load-balancer-controller``
     ``values.yaml``. Checked 2026-11.
+Cluster inputs
+    Give ``cluster=<EksCluster>`` and the cluster name, OIDC provider and VPC come from it (explicit inputs win), and
+    its Kubernetes provider when ``opts`` names none.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from pydantic import Field
 
 from components import versions
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput, merge_tags
+from components.foundation.eks_cluster import cluster_input_problems, from_cluster, with_cluster_provider
 from components.foundation.irsa import irsa_role
+from problems import Problem
 
 POLICY_SOURCE = ("kubernetes-sigs/aws-load-balancer-controller v3.5.0 docs/install/iam_policy.json "
                  "(last changed 2025-03-27)")
@@ -107,16 +112,21 @@ def controller_policy(vpc_arn: str) -> dict[str, Any]:
 class LbControllerArgs(ArgsModel):
     """Typed arguments of :class:`LbController`."""
 
-    cluster_name: PulumiInput
-    """EKS cluster name (tags and discovery)."""
-    oidc_provider_arn: PulumiInput
-    """ARN of the cluster's IAM OIDC provider."""
-    oidc_issuer: PulumiInput
-    """OIDC issuer host/path without ``https://``."""
-    vpc_id: PulumiInput
-    """VPC of the cluster (passed to the controller and used to scope its security-group permissions)."""
     region: str
     """Cluster Region (passed to the controller so it does not need IMDS)."""
+    cluster: PulumiInput = None
+    """The :class:`~components.foundation.eks_cluster.EksCluster` the controller runs in: ``cluster_name``,
+    ``oidc_provider_arn``, ``oidc_issuer`` and ``vpc_id`` default from it (explicit values win), and its Kubernetes
+    provider is used when ``opts`` names none. Default: none (give those inputs explicitly)."""
+    cluster_name: PulumiInput = None
+    """EKS cluster name (tags and discovery). Default: ``cluster.cluster_name`` (required without ``cluster``)."""
+    oidc_provider_arn: PulumiInput = None
+    """ARN of the cluster's IAM OIDC provider. Default: ``cluster.oidc_provider_arn`` (required without ``cluster``)."""
+    oidc_issuer: PulumiInput = None
+    """OIDC issuer host/path without ``https://``. Default: ``cluster.oidc_issuer`` (required without ``cluster``)."""
+    vpc_id: PulumiInput = None
+    """VPC of the cluster (passed to the controller and used to scope its security-group permissions). Default:
+    ``cluster.vpc_id`` (required without ``cluster``)."""
     replicas: int = Field(default=2, ge=1, le=5)
     """Controller replicas (leader election keeps one active). Default: 2."""
     chart_version: str = versions.LB_CONTROLLER_CHART.version
@@ -127,6 +137,14 @@ class LbControllerArgs(ArgsModel):
     """Namespace of the release. Default: ``kube-system`` (where the chart's webhook expects it)."""
     tags: dict[str, str] = Field(default_factory=dict)
     """Cost-allocation tags for the IAM resources and, through ``defaultTags``, AWS resources the controller makes."""
+
+    def problems(self) -> list[Problem]:
+        return cluster_input_problems(self, CLUSTER_INPUTS, required=CLUSTER_INPUTS)
+
+
+CLUSTER_INPUTS = {"cluster_name": "cluster_name", "oidc_provider_arn": "oidc_provider_arn",
+                  "oidc_issuer": "oidc_issuer", "vpc_id": "vpc_id"}
+"""LbControllerArgs fields -> the EksCluster attribute each defaults from."""
 
 
 def render_values(args: LbControllerArgs, *, cluster_name: str, vpc_id: str, role_arn: str) -> dict[str, Any]:
@@ -157,19 +175,24 @@ class LbController(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
     """The Helm release (TargetGroupBindings should ``depends_on`` it)."""
     role: aws.iam.Role
+    """IRSA role of the controller."""
     values: pulumi.Output[dict[str, Any]]
+    """Rendered Helm values."""
 
     def __init__(self, name: str, args: LbControllerArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(f"{TYPE_PREFIX}LbController", name, None, opts)
+        super().__init__(f"{TYPE_PREFIX}LbController", name, None, with_cluster_provider(opts, args.cluster))
+        c = args.cluster
+        cluster_name, vpc_id = from_cluster(args.cluster_name, c, "cluster_name"), from_cluster(args.vpc_id, c, "vpc_id")
         tags = merge_tags(args.tags, {"genai-scale/component": "lb-controller"})
         identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        doc = pulumi.Output.all(partition.partition, identity.account_id, args.vpc_id).apply(
+        doc = pulumi.Output.all(partition.partition, identity.account_id, vpc_id).apply(
             lambda a: controller_policy(f"arn:{a[0]}:ec2:{args.region}:{a[1]}:vpc/{a[2]}"))
-        self.role = irsa_role(name, oidc_provider_arn=args.oidc_provider_arn, oidc_issuer=args.oidc_issuer,
+        self.role = irsa_role(name, oidc_provider_arn=from_cluster(args.oidc_provider_arn, c, "oidc_provider_arn"),
+                              oidc_issuer=from_cluster(args.oidc_issuer, c, "oidc_issuer"),
                               namespace=args.namespace, service_account=SERVICE_ACCOUNT, policy_document=doc,
                               tags=tags, parent=self, description="AWS Load Balancer Controller")
-        self.values = pulumi.Output.all(args.cluster_name, args.vpc_id, self.role.arn).apply(
+        self.values = pulumi.Output.all(cluster_name, vpc_id, self.role.arn).apply(
             lambda a: render_values(args, cluster_name=a[0], vpc_id=a[1], role_arn=a[2]))
         self.release = k8s.helm.v3.Release(
             name, chart=versions.LB_CONTROLLER_CHART.name, version=args.chart_version,

@@ -122,11 +122,13 @@ class SemanticCache(pulumi.ComponentResource):
     """The Valkey cache behind the gateway's semantic cache. See the module docstring."""
 
     replication_group: aws.elasticache.ReplicationGroup
+    """The ElastiCache for Valkey replication group (TLS, KMS at rest, AUTH)."""
     primary_endpoint: pulumi.Output[str]
     """Writer endpoint host (TLS on ``port``)."""
     reader_endpoint: pulumi.Output[str]
     """Reader endpoint host, spreading reads over replicas (the primary when there are none)."""
     port: pulumi.Output[int]
+    """The port the cache listens on (TLS)."""
     auth_secret_arn: pulumi.Output[str]
     """Secrets Manager secret holding ``{"host","reader_host","port","username","password","tls"}``."""
     auth_token: pulumi.Output[str]
@@ -134,10 +136,12 @@ class SemanticCache(pulumi.ComponentResource):
     username: str
     """User to authenticate as: ``default`` with an AUTH token, the application user with RBAC."""
     engine_version: str
+    """The Valkey engine version (vector search needs 8.2 or newer)."""
     limits: dict[str, int]
     """Vector search limits of the engine version: max_indexes, max_fields_per_index, max_vector_dimensions,
     max_search_timeout_ms."""
     security_group_id: pulumi.Output[str]
+    """The cache's security group: it admits the cluster's node security group on the cache port only."""
 
     def __init__(self, name: str, args: SemanticCacheArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{TYPE_PREFIX}SemanticCache", name, None, opts)

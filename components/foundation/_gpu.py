@@ -6,54 +6,25 @@ pieces. No Pulumi here: everything is unit-tested directly.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from components.catalog.accelerators import (
-    EFA_RESOURCE,
-    NEURON_RESOURCE,
-    NEURONCORE_RESOURCE,
-    NVIDIA_RESOURCE,
-    AcceleratorSpec,
-)
-
-NodeOs = Literal["al2023", "bottlerocket"]
-
-# EKS AMI types (EKS API `amiType`), per the AWS EKS accelerated-AMI page (checked 2026-11):
-# AL2023 x86_64 NVIDIA and Bottlerocket aws-k8s-nvidia serve p/g NVIDIA families; AL2023 x86_64 Neuron and the
-# standard Bottlerocket variant serve inf1/inf2/trn1/trn2.
-AMI_TYPES: dict[tuple[str, NodeOs], str] = {
-    ("nvidia", "al2023"): "AL2023_x86_64_NVIDIA",
-    ("nvidia", "bottlerocket"): "BOTTLEROCKET_x86_64_NVIDIA",
-    ("neuron", "al2023"): "AL2023_x86_64_NEURON",
-    ("neuron", "bottlerocket"): "BOTTLEROCKET_x86_64",
-}
-NVIDIA_AMI_TYPES = frozenset({"AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA",
-                              "BOTTLEROCKET_ARM_64_NVIDIA"})
-NEURON_AMI_TYPES = frozenset({"AL2023_x86_64_NEURON", "BOTTLEROCKET_x86_64"})
+from components.catalog.accelerators import EFA_RESOURCE, AcceleratorSpec
+from components.catalog.vendors import VENDOR_LABEL, NodeOs
 
 NODE_GROUP_LABEL = "genai-scale/node-group"
 ACCELERATOR_LABEL = "genai-scale/accelerator"
-VENDOR_LABEL = "genai-scale/accelerator-vendor"
 COUNT_LABEL = "genai-scale/accelerator-count"
-# Cluster autoscaler reads this label to know a node will bring a GPU before the device plugin advertises it
-# (kubernetes/autoscaler cloudprovider/aws README, "GPU node groups").
-CA_GPU_LABEL = "k8s.amazonaws.com/accelerator"
-NEURON_PRESENT_LABEL = "aws.amazon.com/neuron.present"
-MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 EFA_PRESENT_LABEL = "vpc.amazonaws.com/efa.present"
 
 CA_PREFIX = "k8s.io/cluster-autoscaler"
 
 
 def ami_type(spec: AcceleratorSpec, node_os: NodeOs = "al2023") -> str:
-    """The EKS AMI type for an accelerator and OS: NVIDIA drivers for GPUs, the Neuron driver for Inferentia/Trainium."""
-    return AMI_TYPES[(spec.vendor, node_os)]
+    """The EKS AMI type for an accelerator and OS: the vendor's driver stack (NVIDIA, Neuron) on that OS."""
+    return spec.vendor_facts.ami_type(node_os)
 
 
 def taints(spec: AcceleratorSpec) -> list[dict[str, str]]:
     """Kubernetes taints that keep non-accelerator pods off the node (``key=value:effect``)."""
-    key = NVIDIA_RESOURCE if spec.vendor == "nvidia" else NEURON_RESOURCE
-    return [{"key": key, "value": "true", "effect": "NoSchedule"}]
+    return [spec.vendor_facts.taint()]
 
 
 _EKS_EFFECT = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
@@ -67,18 +38,16 @@ def eks_taints(k8s_taints: list[dict[str, str]]) -> list[dict[str, str]]:
 def labels(name: str, spec: AcceleratorSpec, *, efa: bool = False, mig_config: str | None = None,
            extra: dict[str, str] | None = None) -> dict[str, str]:
     """Node labels: node group, accelerator kind/vendor/count, and the ones the autoscaler and device plugins read."""
+    vendor = spec.vendor_facts
     out = {
         NODE_GROUP_LABEL: name,
         ACCELERATOR_LABEL: spec.accelerator.lower(),
         VENDOR_LABEL: spec.vendor,
         COUNT_LABEL: str(spec.count),
+        **vendor.labels_for(spec.accelerator),
     }
-    if spec.vendor == "nvidia":
-        out[CA_GPU_LABEL] = f"nvidia-{spec.accelerator.lower()}"
-        if mig_config:
-            out[MIG_CONFIG_LABEL] = mig_config
-    else:
-        out[NEURON_PRESENT_LABEL] = "true"
+    if mig_config and vendor.mig_config_label:
+        out[vendor.mig_config_label] = mig_config
     if efa:
         out[EFA_PRESENT_LABEL] = "true"
     out.update(extra or {})
@@ -87,12 +56,13 @@ def labels(name: str, spec: AcceleratorSpec, *, efa: bool = False, mig_config: s
 
 def extended_resources(spec: AcceleratorSpec, *, efa: bool = False,
                        time_slicing_replicas: int | None = None) -> dict[str, str]:
-    """Extended resources one node advertises once its device plugins run."""
-    if spec.vendor == "nvidia":
-        gpus = spec.count * (time_slicing_replicas or 1)
-        res = {NVIDIA_RESOURCE: str(gpus)}
-    else:
-        res = {NEURON_RESOURCE: str(spec.count), NEURONCORE_RESOURCE: str(spec.neuron_cores)}
+    """Extended resources one node advertises once its device plugins run: every device (times the time-slicing
+    replicas, where the vendor time-slices), and every core where the device plugin advertises cores too."""
+    vendor = spec.vendor_facts
+    shares = (time_slicing_replicas or 1) if vendor.time_slicing else 1
+    res = {vendor.device_resource: str(spec.count * shares)}
+    if vendor.core_resource:
+        res[vendor.core_resource] = str(spec.neuron_cores)
     if efa:
         res[EFA_RESOURCE] = str(spec.efa_interfaces)
     return res

@@ -8,6 +8,9 @@ Creates
     cluster's minor version, auto-discovery by cluster name, an expander, balance-similar-node-groups, and scale-down
     timing per tier (the seeds: scale down after 10-15 minutes of sustained low use).
 
+Give ``cluster=<EksCluster>`` and the cluster name, Kubernetes version and OIDC provider come from it (explicit inputs
+win), and its Kubernetes provider when ``opts`` names none.
+
 Defaults: expander ``least-waste``, scale-down after 15 min unneeded, utilization threshold 0.5.
 Security: IRSA scoped to one service account; mutating actions conditioned on the cluster's ASG tag.
 Cost drivers: one small pod on the system nodes; its decisions drive GPU node hours.
@@ -25,6 +28,7 @@ from pydantic import Field
 from components import versions
 
 from components.foundation import irsa as _irsa
+from components.foundation.eks_cluster import cluster_input_problems, from_cluster, with_cluster_provider
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
 from problems import Problem
 
@@ -68,16 +72,22 @@ def iam_policy(cluster_name: str) -> dict[str, Any]:
 class ClusterAutoscalerArgs(ArgsModel):
     """Arguments of :class:`ClusterAutoscaler`."""
 
-    cluster_name: PulumiInput
-    """Name of the EKS cluster (auto-discovery and the IAM condition)."""
-    kubernetes_version: str
-    """Cluster minor version, e.g. ``1.35``; picks the matching autoscaler image."""
     region: PulumiInput
     """AWS Region of the cluster."""
-    oidc_provider_arn: PulumiInput
-    """IAM OIDC provider of the cluster (IRSA)."""
-    oidc_issuer: PulumiInput
-    """OIDC issuer host/path of the cluster (IRSA)."""
+    cluster: PulumiInput = None
+    """The :class:`~components.foundation.eks_cluster.EksCluster` to scale: ``cluster_name``, ``kubernetes_version``,
+    ``oidc_provider_arn`` and ``oidc_issuer`` default from it (explicit values win), and its Kubernetes provider is used
+    when ``opts`` names none. Default: none (give those inputs explicitly)."""
+    cluster_name: PulumiInput = None
+    """Name of the EKS cluster (auto-discovery and the IAM condition). Default: ``cluster.cluster_name`` (required
+    without ``cluster``)."""
+    kubernetes_version: str | None = None
+    """Cluster minor version, e.g. ``1.35``; picks the matching autoscaler image. Default: ``cluster.version``
+    (required without ``cluster``)."""
+    oidc_provider_arn: PulumiInput = None
+    """IAM OIDC provider of the cluster (IRSA). Default: ``cluster.oidc_provider_arn`` (required without ``cluster``)."""
+    oidc_issuer: PulumiInput = None
+    """OIDC issuer host/path of the cluster (IRSA). Default: ``cluster.oidc_issuer`` (required without ``cluster``)."""
     chart_version: str = versions.CLUSTER_AUTOSCALER_CHART.version
     """Chart version. Default: the pinned version."""
     image_tag: str | None = None
@@ -100,14 +110,25 @@ class ClusterAutoscalerArgs(ArgsModel):
     """Where the autoscaler pod runs. Default: the system node group."""
 
     def problems(self) -> list[Problem]:
-        out = []
-        if self.image_tag is None and self.kubernetes_version not in versions.CLUSTER_AUTOSCALER_IMAGE_TAGS:
-            out.append(Problem("kubernetes_version", self.kubernetes_version,
+        out = cluster_input_problems(self, CLUSTER_INPUTS, required=CLUSTER_INPUTS)
+        version = self.resolved_kubernetes_version()
+        if self.image_tag is None and version is not None and version not in versions.CLUSTER_AUTOSCALER_IMAGE_TAGS:
+            out.append(Problem("kubernetes_version", version,
                                "no pinned cluster-autoscaler image for this minor; pinned: "
-                               + ", ".join(versions.CLUSTER_AUTOSCALER_IMAGE_TAGS) + " (or set image_tag)"))
+                               + ", ".join(versions.CLUSTER_AUTOSCALER_IMAGE_TAGS) + " (or set image_tag)",
+                               ("cluster",) if self.kubernetes_version is None else ()))
         if self.expander == "priority" and not self.expander_priorities:
             out.append(Problem("expander_priorities", {}, "required when expander is priority"))
         return out
+
+    def resolved_kubernetes_version(self) -> str | None:
+        """``kubernetes_version``, else the cluster's version."""
+        return from_cluster(self.kubernetes_version, self.cluster, "version")
+
+
+CLUSTER_INPUTS = {"cluster_name": "cluster_name", "kubernetes_version": "version",
+                  "oidc_provider_arn": "oidc_provider_arn", "oidc_issuer": "oidc_issuer"}
+"""ClusterAutoscalerArgs fields -> the EksCluster attribute each defaults from."""
 
 
 def render_values(args: ClusterAutoscalerArgs, *, cluster_name: str, region: str, role_arn: str) -> dict[str, Any]:
@@ -116,7 +137,7 @@ def render_values(args: ClusterAutoscalerArgs, *, cluster_name: str, region: str
         "cloudProvider": "aws",
         "awsRegion": region,
         "autoDiscovery": {"clusterName": cluster_name},
-        "image": {"tag": args.image_tag or versions.CLUSTER_AUTOSCALER_IMAGE_TAGS[args.kubernetes_version]},
+        "image": {"tag": args.image_tag or versions.CLUSTER_AUTOSCALER_IMAGE_TAGS[args.resolved_kubernetes_version()]},
         "rbac": {"serviceAccount": {"create": True, "name": SERVICE_ACCOUNT,
                                     "annotations": {"eks.amazonaws.com/role-arn": role_arn}}},
         "extraArgs": {
@@ -143,16 +164,20 @@ class ClusterAutoscaler(pulumi.ComponentResource):
     """Cluster autoscaler with auto-discovery and IRSA. See the module docstring."""
 
     release: k8s.helm.v3.Release
+    """The cluster-autoscaler Helm release."""
     role: Any
     """IRSA role of the autoscaler."""
 
     def __init__(self, name: str, args: ClusterAutoscalerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(f"{TYPE_PREFIX}ClusterAutoscaler", name, None, opts)
-        policy = pulumi.Output.from_input(args.cluster_name).apply(iam_policy)
-        self.role = _irsa.irsa_role(name, oidc_provider_arn=args.oidc_provider_arn, oidc_issuer=args.oidc_issuer,
+        super().__init__(f"{TYPE_PREFIX}ClusterAutoscaler", name, None, with_cluster_provider(opts, args.cluster))
+        c = args.cluster
+        cluster_name = from_cluster(args.cluster_name, c, "cluster_name")
+        policy = pulumi.Output.from_input(cluster_name).apply(iam_policy)
+        self.role = _irsa.irsa_role(name, oidc_provider_arn=from_cluster(args.oidc_provider_arn, c, "oidc_provider_arn"),
+                                    oidc_issuer=from_cluster(args.oidc_issuer, c, "oidc_issuer"),
                                     namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, policy_document=policy,
                                     tags=dict(args.tags), parent=self)
-        values = pulumi.Output.all(args.cluster_name, args.region, self.role.arn).apply(
+        values = pulumi.Output.all(cluster_name, args.region, self.role.arn).apply(
             lambda a: render_values(args, cluster_name=a[0], region=a[1], role_arn=a[2]))
         self.release = k8s.helm.v3.Release(
             name, chart=versions.CLUSTER_AUTOSCALER_CHART.name, version=args.chart_version,

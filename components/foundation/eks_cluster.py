@@ -13,8 +13,15 @@ Creates
     eks-pod-identity-agent, coredns and aws-ebs-csi-driver (IRSA role), pinned; a default ``gp3`` StorageClass
     (encrypted) for persistent volumes such as Prometheus's.
   - ``aws.ec2.LaunchTemplate`` + ``aws.eks.NodeGroup`` ``<name>-system``: CPU nodes for operators and gateways.
-  - ``aws.eks.AccessEntry`` + ``aws.eks.AccessPolicyAssociation`` per admin principal.
+  - ``aws.eks.AccessEntry`` + ``aws.eks.AccessPolicyAssociation`` ``<name>-admin-<principal>`` per admin principal,
+    named after the principal (``arn:aws:iam::111122223333:role/ops/Admin`` -> ``<name>-admin-role-ops-Admin``; they
+    were ``<name>-admin-<i>`` by position before and carry that name as an alias).
   - ``pulumi_kubernetes.Provider`` ``<name>-k8s`` from the cluster's outputs (token via ``aws eks get-token``).
+
+Components that join the cluster (GpuNodeGroup, ClusterAutoscaler, LbController, VllmService, Gateway, Keda,
+Monitoring) take ``cluster=<EksCluster>`` and read its name, node role, subnets, VPC, version and OIDC provider from it
+(:func:`from_cluster`; explicit inputs win), and its Kubernetes provider when their ``opts`` name none
+(:func:`with_cluster_provider`).
 
 Defaults: Kubernetes 1.35, private endpoint only, 2-4 m7i.large system nodes, 90-day log retention.
 Security: secrets encrypted with a rotating KMS key, no public endpoint unless CIDRs are listed (never 0.0.0.0/0 by
@@ -26,6 +33,8 @@ Quotas: EKS clusters per Region (100), managed node groups per cluster (30), nod
 from __future__ import annotations
 
 import json
+import re
+from typing import Any, Iterable, Mapping
 
 import pulumi
 import pulumi_aws as aws
@@ -35,12 +44,58 @@ from pydantic import Field
 from components import versions
 
 from components.foundation import irsa as _irsa
+from components.foundation._names import duplicates, name_part, renamed
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
-from problems import Problem
+from problems import Problem, missing
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 GP3_STORAGE_CLASS = "gp3"
 REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d+:(?P<resource>(role|user)/.+)$")
+
+
+def admin_child_name(name: str, principal_arn: str) -> str:
+    """Logical name of the access entry (and policy association) of one admin principal: the ARN's resource part
+    (``role/<path>/<name>`` or ``user/...``), e.g. ``<name>-admin-role-ops-Admin``."""
+    m = _PRINCIPAL_ARN.match(principal_arn)
+    return f"{name}-admin-{name_part(m['resource'] if m else principal_arn)}"
+
+
+CLUSTER_REQUIRED = "required (or pass cluster=EksCluster)"
+"""What a component says about a cluster input that is neither given nor taken from ``cluster=``."""
+
+
+def from_cluster(explicit: Any, cluster: Any, attribute: str) -> Any:
+    """``explicit`` when given (explicit inputs always win), else ``cluster.<attribute>``; None without either."""
+    if explicit is not None or cluster is None:
+        return explicit
+    return getattr(cluster, attribute, None)
+
+
+def cluster_input_problems(args: Any, inputs: Mapping[str, str], required: Iterable[str] = ()) -> list[Problem]:
+    """Problems of the inputs a component may take from its ``cluster`` field.
+
+    ``inputs`` maps an args field to the :class:`EksCluster` attribute it defaults from. A given cluster must have the
+    attributes of every field left unset; without a cluster, each ``required`` field must be given.
+    """
+    cluster = getattr(args, "cluster", None)
+    if cluster is None:
+        return [missing(f, CLUSTER_REQUIRED, related=("cluster",)) for f in required if getattr(args, f) is None]
+    lacking = [attr for f, attr in inputs.items() if getattr(args, f) is None and not hasattr(cluster, attr)]
+    if not lacking:
+        return []
+    shown = cluster if isinstance(cluster, (str, int, float, bool, list, dict)) else f"<{type(cluster).__name__}>"
+    return [Problem("cluster", shown, f"an EksCluster (an object with {', '.join(lacking)}), or give "
+                    + ", ".join(f for f, attr in inputs.items() if attr in lacking) + " explicitly")]
+
+
+def with_cluster_provider(opts: pulumi.ResourceOptions | None, cluster: Any) -> pulumi.ResourceOptions | None:
+    """``opts`` plus the cluster's Kubernetes provider, for a Kubernetes component given ``cluster=`` whose ``opts``
+    name no provider (a provider in ``opts`` wins)."""
+    provider = getattr(cluster, "k8s_provider", None)
+    if provider is None or (opts is not None and (opts.provider is not None or opts.providers)):
+        return opts
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=provider))
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -99,6 +154,20 @@ class EksClusterArgs(ArgsModel):
             if cidr in ("0.0.0.0/0", "::/0"):
                 out.append(Problem(f"public_access_cidrs[{i}]", cidr,
                                    "the API endpoint must not be open to the whole internet; list your CIDRs"))
+        for i, arn in enumerate(self.admin_principal_arns):
+            if not _PRINCIPAL_ARN.match(arn):
+                out.append(Problem(f"admin_principal_arns[{i}]", arn,
+                                   "an IAM role or user ARN, e.g. arn:aws:iam::111122223333:role/Admin"))
+        arns = self.admin_principal_arns
+        for n, idx in duplicates([admin_child_name("", a) for a in arns]).items():
+            first = idx[0]
+            for i in idx[1:]:
+                out.append(Problem(f"admin_principal_arns[{i}]", arns[i],
+                                   f"listed already as admin_principal_arns[{first}] (one access entry per principal)"
+                                   if arns[i] == arns[first] else
+                                   f"a principal whose access entry name (<cluster>{n}) differs from that of "
+                                   f"admin_principal_arns[{first}] ({arns[first]}); entries are named after the "
+                                   "ARN's role/user part", related=(f"admin_principal_arns[{first}]",)))
         for i, lt in enumerate(self.log_types):
             if lt not in LOG_TYPES:
                 out.append(Problem(f"log_types[{i}]", lt, f"one of {', '.join(LOG_TYPES)}"))
@@ -137,6 +206,7 @@ class EksCluster(pulumi.ComponentResource):
     """EKS control plane, system nodes, add-ons and a Kubernetes provider. See the module docstring."""
 
     cluster: aws.eks.Cluster
+    """The EKS control plane."""
     cluster_name: pulumi.Output[str]
     """Name of the EKS cluster."""
     endpoint: pulumi.Output[str]
@@ -160,16 +230,23 @@ class EksCluster(pulumi.ComponentResource):
     storage_class: k8s.storage.v1.StorageClass
     """Default StorageClass ``gp3`` (encrypted EBS gp3 through the EBS CSI driver)."""
     system_node_group: aws.eks.NodeGroup
+    """CPU node group for operators and gateways (label ``genai-scale/node-group=system``)."""
     version: str
     """Kubernetes minor version."""
     kubeconfig: pulumi.Output[str]
     """Kubeconfig (exec-based, no credentials inside)."""
+    subnet_ids: pulumi.Output[list[str]]
+    """Private subnets of the control plane and the system nodes (node groups default to them)."""
+    vpc_id: pulumi.Output[str]
+    """VPC of the cluster."""
 
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
         self.version = args.version
+        self.subnet_ids = pulumi.Output.from_input(args.subnet_ids)
+        self.vpc_id = pulumi.Output.from_input(args.vpc_id)
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
 
         key = aws.kms.Key(f"{name}-secrets", description=f"EKS secrets encryption for {name}",
@@ -211,12 +288,14 @@ class EksCluster(pulumi.ComponentResource):
         self.secrets_kms_key_arn = key.arn
 
         for i, principal in enumerate(args.admin_principal_arns):
-            entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=self.cluster.name, principal_arn=principal,
-                                        type="STANDARD", tags=tags, opts=child)
+            admin = admin_child_name(name, principal)
+            entry = aws.eks.AccessEntry(admin, cluster_name=self.cluster.name, principal_arn=principal,
+                                        type="STANDARD", tags=tags, opts=renamed(self, f"{name}-admin-{i}", admin))
             aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{i}", cluster_name=self.cluster.name, principal_arn=principal,
+                admin, cluster_name=self.cluster.name, principal_arn=principal,
                 policy_arn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
-                access_scope={"type": "cluster"}, opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]))
+                access_scope={"type": "cluster"},
+                opts=renamed(self, f"{name}-admin-{i}", admin, depends_on=[entry]))
 
         def addon_version(addon: str) -> str:
             return args.addon_versions.get(addon) or versions.EKS_ADDONS[addon][args.version]

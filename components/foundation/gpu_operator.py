@@ -26,9 +26,11 @@ from pydantic import Field
 
 from components import versions
 from components.base import TYPE_PREFIX, ArgsModel
+from components.catalog.vendors import NVIDIA
 from problems import Problem
 
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+GPU_TOLERATION = NVIDIA.toleration()
+"""Tolerates the taint of NVIDIA node groups (components.catalog.vendors)."""
 TIME_SLICING_KEY = "any"
 
 
@@ -63,7 +65,8 @@ class GpuOperatorArgs(ArgsModel):
 def time_slicing_config(replicas: int) -> str:
     """Device-plugin sharing config (NVIDIA GPU sharing docs): every GPU advertised ``replicas`` times."""
     return yaml.safe_dump({"version": "v1", "flags": {"migStrategy": "none"},
-                           "sharing": {"timeSlicing": {"resources": [{"name": "nvidia.com/gpu", "replicas": replicas}]}}},
+                           "sharing": {"timeSlicing": {"resources": [{"name": NVIDIA.device_resource,
+                                                                      "replicas": replicas}]}}},
                           sort_keys=False)
 
 
@@ -106,7 +109,9 @@ class GpuOperator(pulumi.ComponentResource):
     values: dict[str, Any]
     """Rendered Helm values."""
     mig_strategy: str
+    """The MIG strategy the operator runs with (``none``, ``single`` or ``mixed``): how pods request MIG slices."""
     time_slicing_replicas: int | None
+    """GPU time-slicing replicas per GPU configured on the device plugin; None when time-slicing is off."""
 
     def __init__(self, name: str, args: GpuOperatorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}GpuOperator", name, None, opts)

@@ -2,10 +2,16 @@
 
 Creates (new VPC)
   - ``aws.ec2.Vpc`` ``<name>`` with DNS support and hostnames.
-  - per AZ: a private subnet ``<name>-private-<i>`` (tag ``kubernetes.io/role/internal-elb=1``) and a public subnet
-    ``<name>-public-<i>`` (tag ``kubernetes.io/role/elb=1``, no public IPs on launch).
-  - ``aws.ec2.InternetGateway``, a public route table, NAT gateways (none, one, or one per AZ) with Elastic IPs, and
-    private route tables (one per AZ; each routes to its AZ's NAT, or the single NAT).
+  - per AZ: a private subnet ``<name>-private-<cidr>`` (tag ``kubernetes.io/role/internal-elb=1``) and a public subnet
+    ``<name>-public-<cidr>`` (tag ``kubernetes.io/role/elb=1``, no public IPs on launch), each with its route-table
+    association of the same name.
+  - ``aws.ec2.InternetGateway``, a public route table, NAT gateways ``<name>-nat-<public cidr>`` (none, one, or one per
+    AZ; each in that public subnet) with Elastic IPs of the same name, and private route tables
+    ``<name>-private-<cidr>`` (one per AZ; each routes to its AZ's NAT, or the single NAT).
+  Per-AZ children are named after their subnet's role and CIDR, ``/`` written ``-`` (``network-private-10.0.0.0-19``):
+  the AZ names are only known once the stack runs (a lookup), and a subnet's CIDR is what identifies it (changing it
+  replaces the subnet anyway). They were named by AZ position (``<name>-private-0``) before and carry that name as an
+  alias, so existing stacks update in place; the ``Name`` tags keep the positional form.
   - optional: an S3 gateway endpoint (on by default: image layers and model weights from S3 stay off the NAT) and
     interface endpoints (``ecr.api``, ``ecr.dkr``, ``sts``, ...) with a security group admitting 443 from the VPC.
 Adopting (``existing``): nothing is created; the given ids are exposed as the same outputs. The subnets must already
@@ -26,6 +32,7 @@ import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.foundation import _network
+from components.foundation._names import name_part, renamed
 from components.base import TYPE_PREFIX, ArgsModel
 from problems import Problem
 
@@ -115,35 +122,42 @@ class Network(pulumi.ComponentResource):
         vpc = aws.ec2.Vpc(name, cidr_block=args.cidr_block, enable_dns_hostnames=True, enable_dns_support=True,
                           tags={**tags, "Name": name}, opts=child)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={**tags, "Name": f"{name}-igw"}, opts=child)
-        public = [aws.ec2.Subnet(f"{name}-public-{i}", vpc_id=vpc.id, cidr_block=public_cidrs[i], availability_zone=az[i],
+        public_names = [f"{name}-public-{name_part(c)}" for c in public_cidrs]
+        private_names = [f"{name}-private-{name_part(c)}" for c in private_cidrs]
+        public = [aws.ec2.Subnet(public_names[i], vpc_id=vpc.id, cidr_block=public_cidrs[i], availability_zone=az[i],
                                  map_public_ip_on_launch=False,
                                  tags={**tags, **k8s_tag, "Name": f"{name}-public-{i}", "kubernetes.io/role/elb": "1"},
-                                 opts=child) for i in range(n)]
-        private = [aws.ec2.Subnet(f"{name}-private-{i}", vpc_id=vpc.id, cidr_block=private_cidrs[i],
+                                 opts=renamed(self, f"{name}-public-{i}", public_names[i])) for i in range(n)]
+        private = [aws.ec2.Subnet(private_names[i], vpc_id=vpc.id, cidr_block=private_cidrs[i],
                                   availability_zone=az[i],
                                   tags={**tags, **k8s_tag, "Name": f"{name}-private-{i}",
-                                        "kubernetes.io/role/internal-elb": "1"}, opts=child) for i in range(n)]
+                                        "kubernetes.io/role/internal-elb": "1"},
+                                  opts=renamed(self, f"{name}-private-{i}", private_names[i])) for i in range(n)]
         public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id,
                                        routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
                                        tags={**tags, "Name": f"{name}-public"}, opts=child)
         for i, sn in enumerate(public):
-            aws.ec2.RouteTableAssociation(f"{name}-public-{i}", subnet_id=sn.id, route_table_id=public_rt.id,
-                                          opts=child)
+            aws.ec2.RouteTableAssociation(public_names[i], subnet_id=sn.id, route_table_id=public_rt.id,
+                                          opts=renamed(self, f"{name}-public-{i}", public_names[i]))
 
         nat_count = {"none": 0, "single": 1, "per_az": n}[args.nat_gateways]
         self.nat_gateway_count = nat_count
         nats = []
         for i in range(nat_count):
-            eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags={**tags, "Name": f"{name}-nat-{i}"}, opts=child)
-            nats.append(aws.ec2.NatGateway(f"{name}-nat-{i}", allocation_id=eip.id, subnet_id=public[i].id,
+            nat = f"{name}-nat-{name_part(public_cidrs[i])}"
+            eip = aws.ec2.Eip(nat, domain="vpc", tags={**tags, "Name": f"{name}-nat-{i}"},
+                              opts=renamed(self, f"{name}-nat-{i}", nat))
+            nats.append(aws.ec2.NatGateway(nat, allocation_id=eip.id, subnet_id=public[i].id,
                                            tags={**tags, "Name": f"{name}-nat-{i}"},
-                                           opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
+                                           opts=renamed(self, f"{name}-nat-{i}", nat, depends_on=[igw])))
         private_rts = []
         for i, sn in enumerate(private):
             routes = [{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nats[i % nat_count].id}] if nat_count else []
-            rt = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=vpc.id, routes=routes,
-                                    tags={**tags, "Name": f"{name}-private-{i}"}, opts=child)
-            aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=sn.id, route_table_id=rt.id, opts=child)
+            rt = aws.ec2.RouteTable(private_names[i], vpc_id=vpc.id, routes=routes,
+                                    tags={**tags, "Name": f"{name}-private-{i}"},
+                                    opts=renamed(self, f"{name}-private-{i}", private_names[i]))
+            aws.ec2.RouteTableAssociation(private_names[i], subnet_id=sn.id, route_table_id=rt.id,
+                                          opts=renamed(self, f"{name}-private-{i}", private_names[i]))
             private_rts.append(rt)
 
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region

@@ -20,9 +20,10 @@ from pydantic import Field
 
 from components import versions
 from components.base import TYPE_PREFIX, ArgsModel
-from components.foundation._gpu import NEURON_PRESENT_LABEL
+from components.catalog.vendors import NEURON
 
-NEURON_TOLERATION = {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}
+NEURON_TOLERATION = NEURON.toleration()
+"""Tolerates the taint of Neuron node groups (components.catalog.vendors)."""
 
 
 class NeuronDevicePluginArgs(ArgsModel):
@@ -34,7 +35,7 @@ class NeuronDevicePluginArgs(ArgsModel):
     """Chart version. Default: the pinned version."""
     scheduler_extension: bool = True
     """Install the Neuron scheduler extension (contiguous NeuronCore allocation). Default: on."""
-    node_selector: dict[str, str] = Field(default_factory=lambda: {NEURON_PRESENT_LABEL: "true"})
+    node_selector: dict[str, str] = Field(default_factory=lambda: NEURON.labels_for(""))
     """Nodes the device plugin runs on. Default: nodes labelled as Neuron nodes by GpuNodeGroup."""
 
 
@@ -52,7 +53,9 @@ class NeuronDevicePlugin(pulumi.ComponentResource):
     """AWS Neuron device plugin and scheduler extension. See the module docstring."""
 
     release: k8s.helm.v3.Release
+    """The ``neuron-helm-chart`` Helm release (device plugin, and the scheduler extension when on)."""
     values: dict[str, Any]
+    """The Helm values the release was rendered with (what ``render_values(args)`` returned)."""
 
     def __init__(self, name: str, args: NeuronDevicePluginArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}NeuronDevicePlugin", name, None, opts)

@@ -2,8 +2,11 @@
 
 Creates (children named ``<name>-<suffix>``):
 - unless ``image`` is given: an ECR repository for the gateway image (immutable tags, scan on push, KMS-encrypted,
-  lifecycle policy) and a pulumi-docker-build ``Image`` that builds ``serving/gateway/Dockerfile`` from the
-  repository root and pushes it on ``pulumi up`` (tag = version + digest of the sources it copies);
+  lifecycle policy) and a pulumi-docker-build ``Image`` that builds ``serving/gateway/Dockerfile`` and pushes it on
+  ``pulumi up``. Its context is the repository root narrowed by ``serving/gateway/Dockerfile.dockerignore`` to what
+  the gateway runs (``serving/__init__.py``, ``serving/aws``, ``serving/gateway``, ``problems``); the tag is the
+  version + a digest of the Dockerfile and exactly those files, so editing ``infra``, ``components`` or ``policies``
+  neither rebuilds nor rolls out the gateway;
 - a Namespace (optional), a ServiceAccount with an IRSA role that may invoke only the Bedrock and SageMaker
   resources it routes to (their ``invoke_policy_arns``) and, with Bedrock embeddings, that one embedding model;
 - a ConfigMap with the rendered gateway config, a Secret with the cache AUTH token, a Secret with the SHA-256
@@ -19,6 +22,8 @@ escalation, all capabilities dropped, RuntimeDefault seccomp, no service-account
 never lands on GPU nodes), TLS to the cache (``rediss://``) with AUTH from a Secret, metrics on a port the ALB does
 not forward. Cost drivers: the pods' CPU/memory on the general node group (about 0.5 vCPU and 1 GiB each at the
 defaults), ECR storage. Quotas: none beyond the cluster's; the IAM role counts against the account's role quota.
+Give ``cluster=<EksCluster>`` and the OIDC provider comes from it (explicit inputs win), and its Kubernetes provider
+when ``opts`` names none.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +46,10 @@ from pydantic import Field
 from components import versions
 
 from components.foundation import irsa as _irsa
+from components.foundation.eks_cluster import from_cluster, with_cluster_provider
 from components.base import ArgsModel, PulumiInput, TYPE_PREFIX, merge_tags
 from problems import Problem
-from components.serving.vllm.image import context_digest, lifecycle_policy
+from components.serving.vllm.image import lifecycle_policy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,8 +109,10 @@ class GatewayArgs(ArgsModel):
     ``gateway-upstream-keys``. Default: none."""
     target_group_arn: PulumiInput | None = None
     """ALB target group (IP targets, port 8080) to bind the Service to. Default: none (no TargetGroupBinding)."""
-    invoke_policy_arns: list[PulumiInput] = Field(default_factory=list)
-    """IAM policies that allow invoking the routed Bedrock/SageMaker resources. Default: none."""
+    invoke_policy_arns: dict[str, PulumiInput] | list[PulumiInput] = Field(default_factory=dict)
+    """IAM policies that allow invoking the routed Bedrock/SageMaker resources, keyed by what they allow (each is
+    attached as ``<name>-irsa-managed-<key>``; a plain list of ARNs known only at deploy time is attached by position).
+    Default: none."""
     bedrock_embedding_model_arn: PulumiInput | None = None
     """Foundation-model ARN of the Bedrock embedding model, when the semantic cache embeds with Bedrock. Default:
     none (local CPU embeddings)."""
@@ -110,6 +120,10 @@ class GatewayArgs(ArgsModel):
     """Cluster OIDC provider (IRSA); required when the gateway invokes AWS APIs. Default: none."""
     oidc_issuer: PulumiInput | None = None
     """Cluster OIDC issuer without ``https://`` (IRSA); required with ``oidc_provider_arn``. Default: none."""
+    cluster: PulumiInput = None
+    """The :class:`~components.foundation.eks_cluster.EksCluster` the gateway runs in: ``oidc_provider_arn`` and
+    ``oidc_issuer`` default from it (explicit values win), and its Kubernetes provider is used when ``opts`` names
+    none. Default: none."""
     tags: dict[str, str] = Field(default_factory=dict)
     """Cost-allocation tags for the AWS children. Default: none."""
     depends_on: list[Any] = Field(default_factory=list)
@@ -130,10 +144,10 @@ class GatewayArgs(ArgsModel):
             out.append(Problem("max_replicas", self.max_replicas, f">= min_replicas ({self.min_replicas})"))
         if not self.tenants:
             out.append(Problem("tenants", {}, "at least one tenant (clients need an API key)"))
-        if (self.invoke_policy_arns or self.bedrock_embedding_model_arn is not None) and (
+        if (self.invoke_policy_arns or self.bedrock_embedding_model_arn is not None) and self.cluster is None and (
                 self.oidc_provider_arn is None or self.oidc_issuer is None):
             out.append(Problem("oidc_provider_arn", None, "required (with oidc_issuer) when the gateway invokes "
-                               "Bedrock or SageMaker: its pods get an IRSA role"))
+                               "Bedrock or SageMaker: its pods get an IRSA role (or pass cluster=EksCluster)"))
         for env in self.upstream_api_keys:
             if not env or not (env[0].isalpha() or env[0] == "_") or not all(c.isalnum() or c == "_" for c in env):
                 out.append(Problem(f"upstream_api_keys.{env}", env, "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"))
@@ -209,22 +223,97 @@ def container_spec(args: GatewayArgs, image: Any) -> dict[str, Any]:
     }
 
 
-IMAGE_SOURCES = ("pyproject.toml", "infra", "components", "policies", "serving")
-"""What serving/gateway/Dockerfile copies from the repository root: the image tag hashes exactly these."""
+DOCKERFILE = "serving/gateway/Dockerfile"
+"""The gateway image's Dockerfile, relative to the repository root (the build context)."""
+DOCKERIGNORE = f"{DOCKERFILE}.dockerignore"
+"""Its Dockerfile-specific ignore file. BuildKit (``docker buildx``, pulumi-docker-build) reads
+``<Dockerfile>.dockerignore`` instead of the context root's ``.dockerignore``; it narrows the context to what the
+gateway runs."""
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """An ignore-file pattern as a regex over slash-separated paths: ``*`` and ``?`` stay within one path segment,
+    ``**`` spans any number of segments (even none), ``[...]`` is a character class, ``\\`` escapes."""
+    regex, i = "^", 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            i += 3 if pattern.startswith("**/", i) else 2
+            regex += ".*" if i >= len(pattern) else "(.*/)?"
+            continue
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            i += 1
+            regex += re.escape(pattern[i])
+        else:
+            regex += {"*": "[^/]*", "?": "[^/]", "[": "[", "]": "]"}.get(c, re.escape(c))
+        i += 1
+    return re.compile(regex + "$")
+
+
+def _ignore_rules(text: str) -> list[tuple[bool, str, re.Pattern[str]]]:
+    """(is exception, cleaned pattern, regex) per rule of an ignore file, read as moby/patternmatcher reads it: ``#``
+    in the first column starts a comment, ``!`` puts paths back, a leading ``/`` is the context root."""
+    rules = []
+    for line in text.splitlines():
+        pattern = "" if line.startswith("#") else line.strip()
+        exception = pattern.startswith("!")
+        pattern = pattern[1:].strip() if exception else pattern
+        if pattern:
+            pattern = posixpath.normpath(pattern)
+            pattern = pattern.lstrip("/") if len(pattern) > 1 else pattern
+            rules.append((exception, pattern, _pattern_regex(pattern)))
+    return rules
+
+
+def _excluded(rules, path: str, parent: list[bool] | None) -> tuple[bool, list[bool]]:
+    """Whether ``path`` is left out, and which rules matched it or a parent (fsutil's walk: the last rule that matches
+    the path or one of its parents decides; ``!`` rules put paths back)."""
+    excluded, matched = False, []
+    for i, (exception, _, regex) in enumerate(rules):
+        hit = parent[i] if parent else False
+        if not hit and exception == excluded:  # a rule that could change the verdict so far
+            hit = regex.match(path) is not None
+        matched.append(hit)
+        if hit:
+            excluded = not exception
+    return excluded, matched
+
+
+def context_files(root: Path = REPO_ROOT) -> list[str]:
+    """The files of the gateway image's build context (paths relative to ``root``, sorted): the repository root filtered
+    by :data:`DOCKERIGNORE` as BuildKit filters it."""
+    rules = _ignore_rules((root / DOCKERIGNORE).read_text())
+    exceptions = [pattern for exception, pattern, _ in rules if exception]
+    files: list[str] = []
+
+    def walk(directory: str, parent: list[bool] | None) -> None:
+        for entry in sorted(os.scandir(root / directory), key=lambda e: e.name):
+            rel = f"{directory}/{entry.name}" if directory else entry.name
+            excluded, matched = _excluded(rules, rel, parent)
+            if entry.is_dir(follow_symlinks=False):
+                # An excluded directory is entered only when an exception may put back something below it.
+                if not excluded or any(p.startswith(f"{rel}/") or any(c in p for c in "*?[\\") for p in exceptions):
+                    walk(rel, matched)
+            elif not excluded and entry.is_file():
+                files.append(rel)
+
+    walk("", None)
+    return sorted(files)
 
 
 def image_tag(root: Path = REPO_ROOT) -> str:
-    """Immutable tag: gateway version + first 12 hex digits of a digest of everything the image copies."""
+    """Immutable tag: gateway version + first 12 hex digits of a digest of the Dockerfile and every file of the build
+    context (names and contents): what the image is built from, and nothing else."""
     h = hashlib.sha256()
-    for rel in IMAGE_SOURCES:
-        path = root / rel
-        h.update(rel.encode())
-        h.update((path.read_bytes() if path.is_file() else context_digest(path).encode()))
+    h.update(b"\0Dockerfile\0" + (root / DOCKERFILE).read_bytes() + b"\0")
+    for rel in context_files(root):
+        h.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
     return f"{versions.GATEWAY_IMAGE.version}-{h.hexdigest()[:12]}"
 
 
 def _build_image(name: str, repo: aws.ecr.Repository, parent: pulumi.Resource) -> pulumi.Output[str]:
-    """Build serving/gateway/Dockerfile from the repository root and push it; returns ``repo:tag@digest``."""
+    """Build serving/gateway/Dockerfile (context: the repository root, narrowed by its Dockerfile.dockerignore) and
+    push it; returns ``repo:tag@digest``."""
     import pulumi_docker_build as docker_build
 
     tag = image_tag()
@@ -232,7 +321,7 @@ def _build_image(name: str, repo: aws.ecr.Repository, parent: pulumi.Resource) -
     context = os.path.relpath(REPO_ROOT, os.getcwd())
     built = docker_build.Image(
         f"{name}-image", context={"location": context},
-        dockerfile={"location": os.path.join(context, "serving", "gateway", "Dockerfile")},
+        dockerfile={"location": os.path.join(context, *DOCKERFILE.split("/"))},
         platforms=["linux/amd64"], push=True, build_on_preview=False,
         tags=[repo.repository_url.apply(lambda u: f"{u}:{tag}")],
         registries=[{"address": repo.repository_url.apply(lambda u: u.split("/", 1)[0]),
@@ -262,7 +351,7 @@ class Gateway(pulumi.ComponentResource):
     """ECR repository to push the gateway image to (None when ``image`` was given)."""
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(f"{TYPE_PREFIX}Gateway", name, None, opts)
+        super().__init__(f"{TYPE_PREFIX}Gateway", name, None, with_cluster_provider(opts, args.cluster))
         child = pulumi.ResourceOptions(parent=self)
         ns_name = args.namespace
         labels = {"app.kubernetes.io/name": "genai-gateway", "app.kubernetes.io/instance": name,
@@ -297,7 +386,8 @@ class Gateway(pulumi.ComponentResource):
         kopts = pulumi.ResourceOptions(parent=self, depends_on=deps)
 
         role = None
-        policies: list[Any] = list(args.invoke_policy_arns)
+        policies: Any = (dict(args.invoke_policy_arns) if isinstance(args.invoke_policy_arns, dict)
+                         else list(args.invoke_policy_arns))
         if args.bedrock_embedding_model_arn is not None:
             doc = pulumi.Output.from_input(args.bedrock_embedding_model_arn).apply(lambda arn: {
                 "Version": "2012-10-17",
@@ -306,8 +396,10 @@ class Gateway(pulumi.ComponentResource):
         else:
             doc = None
         if policies or doc is not None:
-            role = _irsa.irsa_role(f"{name}-irsa", oidc_provider_arn=args.oidc_provider_arn,
-                                   oidc_issuer=args.oidc_issuer,
+            role = _irsa.irsa_role(f"{name}-irsa",
+                                   oidc_provider_arn=from_cluster(args.oidc_provider_arn, args.cluster,
+                                                                  "oidc_provider_arn"),
+                                   oidc_issuer=from_cluster(args.oidc_issuer, args.cluster, "oidc_issuer"),
                                    namespace=ns_name, service_account=name, policy_document=doc, tags=tags,
                                    parent=self, managed_policy_arns=policies)
         sa_annotations = {"eks.amazonaws.com/role-arn": role.arn} if role is not None else {}

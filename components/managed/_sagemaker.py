@@ -120,13 +120,23 @@ def ecr_repository_arn(uri: str) -> str | None:
     return f"arn:{partition}:ecr:{m['region']}:{m['account']}:repository/{m['repo']}"
 
 
+def engine_for(spec: AcceleratorSpec, image_uri: str | None = None) -> Engine:
+    """``custom`` for a caller's image, else the serving image family of the accelerator's vendor."""
+    return "custom" if image_uri else spec.vendor_facts.sagemaker_engine
+
+
+def units_name(spec: AcceleratorSpec) -> str:
+    """What the instance's tensor-parallel units are called, plural: "GPUs", "NeuronCores"."""
+    return f"{spec.vendor_facts.unit_name}s"
+
+
 def resolve_image(spec: AcceleratorSpec, region: str, *, lmi: int, image_uri: str | None = None) -> ResolvedImage:
     """The serving image for an accelerator in a Region. Callers check :func:`image_problems` first."""
     if image_uri:
         arn = ecr_repository_arn(image_uri)
         assert arn is not None
         return ResolvedImage(image_uri, "custom", None, arn)
-    if spec.vendor == "neuron":
+    if engine_for(spec) == "neuron-vllm":
         uri = lmi_images.neuron_image_uri(region)
         return ResolvedImage(uri, "neuron-vllm", None, ecr_repository_arn(uri) or "")
     uri = lmi_images.lmi_image_uri(lmi, region)
@@ -142,7 +152,7 @@ def image_problems(spec: AcceleratorSpec, region: str, *, lmi: int, image_uri: s
             out.append(("image_uri", image_uri, "an ECR image URI <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag> "
                                                 "(SageMaker pulls from ECR only)"))
         return out
-    if spec.vendor == "neuron":
+    if engine_for(spec) == "neuron-vllm":
         if region not in lmi_images.NEURON_REGISTRIES:
             out.append(("region", region, "a Region that hosts the Hugging Face vLLM Neuron image: "
                                           + ", ".join(sorted(lmi_images.NEURON_REGISTRIES))

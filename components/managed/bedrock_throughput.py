@@ -119,8 +119,12 @@ class BedrockProvisionedThroughput(pulumi.ComponentResource):
     invoke_policy_arn: pulumi.Output[str]
     """Customer managed policy to attach to serving roles."""
     provisioned: bool
+    """Whether Provisioned Throughput was bought (``purchase``); False means on demand through the application
+    inference profile."""
     committed: bool
+    """Whether the purchase has a commitment term (``OneMonth``/``SixMonths``; protected from ``pulumi destroy``)."""
     model_id: str
+    """The contextual-variant Bedrock model id the component was built for, e.g. ``amazon.nova-lite-v1:0:24k``."""
 
     def __init__(self, name: str, args: BedrockProvisionedThroughputArgs,
                  opts: pulumi.ResourceOptions | None = None):

@@ -73,8 +73,8 @@ class SageMakerLmiEndpointArgs(ArgsModel):
     """Maximum concurrent sequences per model copy. Default: unset (LMI: 256; Neuron vLLM: its own default)."""
     environment: dict[str, str] = Field(default_factory=dict)
     """Extra container variables (e.g. ``OPTION_GPU_MEMORY_UTILIZATION``). May not override the managed ones."""
-    initial_instance_count: int = Field(default=1, ge=1)
-    """Instances at creation. Default: 1. Must lie within ``min_instances``..``max_instances``."""
+    initial_instance_count: int | None = Field(default=None, ge=1)
+    """Instances at creation. Default: ``min_instances``. Must lie within ``min_instances``..``max_instances``."""
     min_instances: int = Field(default=1, ge=1)
     """Autoscaling floor. Default: 1 (a real-time endpoint without inference components cannot go to zero)."""
     max_instances: int = Field(default=1, ge=1)
@@ -143,7 +143,7 @@ class SageMakerLmiEndpointArgs(ArgsModel):
                                                             image_uri=self.image_uri):
                 out.append(Problem(field, value, expected))
             units = spec.parallel_units
-            what = "GPUs" if spec.vendor == "nvidia" else "NeuronCores"
+            what = sm.units_name(spec)
             if self.tensor_parallel_degree is not None and self.tensor_parallel_degree not in sm.valid_tp_degrees(units):
                 out.append(Problem("tensor_parallel_degree", self.tensor_parallel_degree,
                                    f"a divisor of the {units} {what} of {self.instance_type}: "
@@ -156,7 +156,7 @@ class SageMakerLmiEndpointArgs(ArgsModel):
                 out.append(Problem("volume_size_gb", self.volume_size_gb,
                                    f"unset: {self.instance_type} keeps the model on NVMe instance storage, SageMaker "
                                    "attaches no configurable EBS volume to it"))
-            engine = "custom" if self.image_uri else ("neuron-vllm" if spec.vendor == "neuron" else "lmi")
+            engine = sm.engine_for(spec, self.image_uri)
             clash = sorted(set(self.environment) & sm.managed_env_keys(engine))  # type: ignore[arg-type]
             if clash:
                 out.append(Problem("environment", clash, "keys the component sets itself; use the typed fields "
@@ -177,10 +177,13 @@ class SageMakerLmiEndpointArgs(ArgsModel):
         if bad_keys:
             out.append(Problem("environment", bad_keys, "upper-case variable names ([A-Z_][A-Z0-9_]*)"))
         if self.min_instances > self.max_instances:
-            out.append(Problem("min_instances", self.min_instances, f"<= max_instances ({self.max_instances})"))
-        if not self.min_instances <= self.initial_instance_count <= self.max_instances:
+            out.append(Problem("min_instances", self.min_instances, f"<= max_instances ({self.max_instances})",
+                               ("max_instances",)))
+        if self.initial_instance_count is not None and \
+                not self.min_instances <= self.initial_instance_count <= self.max_instances:
             out.append(Problem("initial_instance_count", self.initial_instance_count,
-                               f"between min_instances ({self.min_instances}) and max_instances ({self.max_instances})"))
+                               f"between min_instances ({self.min_instances}) and max_instances ({self.max_instances})",
+                               ("min_instances", "max_instances")))
         if self.routing_strategy not in sm.routing_strategies():
             out.append(Problem("routing_strategy", self.routing_strategy,
                                "one of " + ", ".join(sm.routing_strategies())))
@@ -199,14 +202,17 @@ class SageMakerLmiEndpoint(pulumi.ComponentResource):
     endpoint_name: pulumi.Output[str]
     """Name to call InvokeEndpoint / InvokeEndpointWithResponseStream with."""
     endpoint_arn: pulumi.Output[str]
+    """ARN of the SageMaker endpoint."""
     invoke_policy_arn: pulumi.Output[str]
     """Customer managed policy allowing exactly this endpoint's invoke actions; attach it to serving roles."""
     role_arn: pulumi.Output[str]
     """The execution role SageMaker assumes."""
     image_uri: str
+    """The serving container image the model runs (the LMI or Neuron DLC resolved for the Region, or ``image_uri``)."""
     engine: str
     """``lmi``, ``neuron-vllm`` or ``custom``."""
     tensor_parallel_degree: int
+    """GPUs or NeuronCores one model copy is sharded over (derived from the instance type unless given)."""
     environment: dict[str, str]
     """Container environment as rendered (no secrets in it)."""
 
@@ -269,7 +275,7 @@ class SageMakerLmiEndpoint(pulumi.ComponentResource):
 
         variant: dict[str, Any] = {
             "variant_name": sm.VARIANT_NAME, "model_name": model.name, "instance_type": args.instance_type,
-            "initial_instance_count": args.initial_instance_count, "initial_variant_weight": 1.0,
+            "initial_instance_count": args.initial_instance_count or args.min_instances, "initial_variant_weight": 1.0,
             "container_startup_health_check_timeout_in_seconds": args.startup_health_check_timeout_seconds,
             "model_data_download_timeout_in_seconds": args.model_download_timeout_seconds,
             "routing_configs": [{"routing_strategy": args.routing_strategy}],

@@ -4,7 +4,7 @@ Creates a namespace and the ``keda`` chart release (kedacore/charts, version pin
 Defaults: one operator and one metrics-server replica (two of each with ``high_availability``), operator pods on the
 system node group. Security: the chart's non-root, read-only-root-filesystem pods; no cloud credentials (the
 Prometheus scaler talks to the in-cluster Prometheus only). Cost drivers: two small pods (~0.2 vCPU, ~0.5 GiB) per
-replica. Quotas: none.
+replica. Quotas: none. Give ``cluster=<EksCluster>`` and its Kubernetes provider is used when ``opts`` names none.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import pulumi_kubernetes as k8s
 from pydantic import Field
 
 from components import versions
-from components.base import TYPE_PREFIX, ArgsModel
+from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
+from components.foundation.eks_cluster import with_cluster_provider
 
 
 class KedaArgs(ArgsModel):
@@ -30,6 +31,9 @@ class KedaArgs(ArgsModel):
     """Two replicas of the operator and the metrics API server. Default: one of each."""
     node_selector: dict[str, str] = Field(default_factory=lambda: {"genai-scale/node-group": "system"})
     """Where KEDA's pods run. Default: the system node group."""
+    cluster: PulumiInput = None
+    """The :class:`~components.foundation.eks_cluster.EksCluster` to install into: its Kubernetes provider is used when
+    ``opts`` names none. Default: none (the provider comes from ``opts``)."""
 
 
 def render_values(args: KedaArgs) -> dict[str, Any]:
@@ -56,10 +60,12 @@ class Keda(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
     """The Helm release (ScaledObjects wait for it)."""
     namespace: str
+    """Namespace of the release."""
     values: dict[str, Any]
+    """Rendered Helm values."""
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(f"{TYPE_PREFIX}Keda", name, None, opts)
+        super().__init__(f"{TYPE_PREFIX}Keda", name, None, with_cluster_provider(opts, args.cluster))
         self.namespace = args.namespace
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": args.namespace, "labels": {
             "pod-security.kubernetes.io/enforce": "restricted"}}, opts=pulumi.ResourceOptions(parent=self))

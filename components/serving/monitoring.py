@@ -12,6 +12,7 @@ the system node group; the node exporter also tolerates the accelerator taints (
 Security: Grafana admin password generated (secret Output, never a literal), Grafana and Prometheus are ClusterIP
 only (reach them with ``kubectl port-forward``), the chart's non-root pods. Cost drivers: Prometheus memory (grows
 with series: ~2-4 GiB for a small cluster), the optional gp3 volume. Quotas: none.
+Give ``cluster=<EksCluster>`` and its Kubernetes provider is used when ``opts`` names none.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import yaml
 from pydantic import Field
 
 from components import versions
-from components.base import TYPE_PREFIX, ArgsModel
+from components.catalog.vendors import VENDORS
+from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
+from components.foundation.eks_cluster import with_cluster_provider
 
 ASSETS = Path(__file__).resolve().parents[2] / "serving" / "monitoring"
 """serving/monitoring: dashboards/*.json and alerts/*.yaml (read as files; components never import serving)."""
@@ -36,8 +39,7 @@ FULLNAME = "monitoring"
 """``fullnameOverride`` of the release: services are ``monitoring-prometheus``, ``monitoring-alertmanager``."""
 
 P95_PLACEHOLDER = "__P95_LATENCY_SECONDS__"
-ACCELERATOR_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
-                           {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}]
+ACCELERATOR_TOLERATIONS = [v.toleration() for v in VENDORS.values()]
 
 
 class MonitoringArgs(ArgsModel):
@@ -65,8 +67,11 @@ class MonitoringArgs(ArgsModel):
     """Namespace of the GPU operator's DCGM exporter. Default: gpu-operator."""
     node_selector: dict[str, str] = Field(default_factory=lambda: {"genai-scale/node-group": "system"})
     """Where Prometheus, Grafana and the operator run. Default: the system node group."""
-    prometheus_memory: str = "2Gi"
+    prometheus_memory: str = Field(default="2Gi", pattern=r"^\d+Gi$")
     """Prometheus memory request (and the limit is twice it). Default: 2Gi."""
+    cluster: PulumiInput = None
+    """The :class:`~components.foundation.eks_cluster.EksCluster` to install into: its Kubernetes provider is used when
+    ``opts`` names none. Default: none (the provider comes from ``opts``)."""
 
 
 def render_values(args: MonitoringArgs, *, grafana_secret: str) -> dict[str, Any]:
@@ -138,14 +143,16 @@ class Monitoring(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
     """The Helm release (custom resources of the Prometheus operator wait for it)."""
     namespace: str
+    """Namespace of the release."""
     prometheus_url: str
     """In-cluster Prometheus URL (KEDA's Prometheus triggers query it)."""
     grafana_admin_password: pulumi.Output[str]
     """Grafana admin password (secret)."""
     values: dict[str, Any]
+    """Rendered Helm values."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(f"{TYPE_PREFIX}Monitoring", name, None, opts)
+        super().__init__(f"{TYPE_PREFIX}Monitoring", name, None, with_cluster_provider(opts, args.cluster))
         child = pulumi.ResourceOptions(parent=self)
         self.namespace = args.namespace
         self.prometheus_url = prometheus_url(args)

@@ -19,39 +19,27 @@ from pydantic import Field
 from components.errors import ArgsError
 
 from problems import Problem
-from components.gateway.gateway import Gateway, GatewayArgs, TenantSpec
-from infra.sections.base import BuildContext, SettingsModel
+from components.gateway.gateway import Gateway, GatewayArgs
+from infra.sections.base import BuildContext, args_from, derive_settings
 
 TITAN_EMBED_V2 = "amazon.titan-embed-text-v2:0"
 
 
-class GatewayTenantSettings(SettingsModel):
-    requests_per_minute: int | None = Field(None, gt=0)
-    """Request budget (needs the cache). Default: unlimited."""
-    tokens_per_minute: int | None = Field(None, gt=0)
-    """Token budget (needs the cache). Default: unlimited."""
-    max_tokens: int | None = Field(None, gt=0)
-    """Largest max_tokens per request. Default: the route's cap."""
+WIRING = ("cluster", "config", "redis_auth_token", "upstream_api_keys", "target_group_arn", "invoke_policy_arns",
+          "bedrock_embedding_model_arn", "oidc_provider_arn", "oidc_issuer", "tags", "depends_on", "service_monitor",
+          "monitoring_depends_on")
+"""Args the program supplies from the other sections; never stack config."""
+
+_RUNTIME_DEFAULTS = derive_settings(GatewayArgs, name="_GatewayArgsSettings", exclude=WIRING, module=__name__)
 
 
-class GatewaySettings(SettingsModel):
+class GatewaySettings(_RUNTIME_DEFAULTS):  # type: ignore[misc, valid-type]
+    """The gateway's deployment (derived from GatewayArgs) and the routes' runtime settings."""
+
     enabled: bool = False
     """Deploy the gateway. Default: off (tier presets turn it on)."""
-    namespace: str = "genai-gateway"
-    """Kubernetes namespace. Default: genai-gateway."""
-    image: str | None = None
-    """Gateway image. Default: the ECR repository the component creates, tagged with the pinned version."""
-    min_replicas: int = Field(2, ge=1)
-    """HPA minimum. Default: 2."""
-    max_replicas: int = Field(6, ge=1)
-    """HPA maximum. Default: 6."""
-    cpu_request: str = "500m"
-    """CPU request per pod. Default: 500m."""
-    memory: str = "1Gi"
-    """Memory per pod. Default: 1Gi."""
-    drain_timeout_seconds: int = Field(30, ge=1, le=3600)
-    """Drain on termination. Default: 30 s."""
-    tenants: dict[str, GatewayTenantSettings] = Field(default_factory=lambda: {"default": GatewayTenantSettings()})
+    tenants: _RUNTIME_DEFAULTS.model_fields["tenants"].annotation = Field(  # type: ignore[name-defined]
+        default_factory=lambda: {"default": {}})
     """Tenants (one generated API key each). Default: one tenant ``default`` without budgets."""
     max_tokens: int = Field(4096, gt=0)
     """Per-route max_tokens cap. Default: 4096."""
@@ -182,23 +170,19 @@ def build(ctx: BuildContext, cfg) -> None:
         problems = _check_schema(gcfg, list(s.tenants))
     if problems:
         raise ArgsError(problems, title="invalid gateway settings")
-    policies: list[Any] = []
+    policies: dict[str, Any] = {}  # keyed by the route: attachment names stay stable as routes come and go
     if ctx.bedrock is not None:
-        policies.append(ctx.bedrock.invoke_policy_arn)
-    for _, ep in sorted((ctx.sagemaker or {}).items()):
-        policies.append(ep.invoke_policy_arn)
+        policies["bedrock"] = ctx.bedrock.invoke_policy_arn
+    for ep_name, ep in sorted((ctx.sagemaker or {}).items()):
+        policies[f"sagemaker-{ep_name}"] = ep.invoke_policy_arn
     target_group = None
     if ctx.alb is not None:
         target_group = (getattr(ctx.alb, "target_groups", None) or {}).get("gateway")
     cluster = ctx.cluster
     embed_arn = (f"arn:aws:bedrock:{ctx.region}::foundation-model/{TITAN_EMBED_V2}"
                  if s.embedder == "bedrock" and s.semantic_cache else None)
-    args = GatewayArgs(
-        config=gcfg,
-        tenants={t: TenantSpec(requests_per_minute=v.requests_per_minute, tokens_per_minute=v.tokens_per_minute,
-                               max_tokens=v.max_tokens) for t, v in s.tenants.items()},
-        namespace=s.namespace, image=s.image, min_replicas=s.min_replicas, max_replicas=s.max_replicas,
-        cpu_request=s.cpu_request, memory=s.memory, drain_timeout_seconds=s.drain_timeout_seconds,
+    args = args_from(
+        s, GatewayArgs, config=gcfg,
         redis_auth_token=getattr(ctx.cache, "auth_token", None) if ctx.cache is not None else None,
         upstream_api_keys=upstream_api_keys(ctx),
         service_monitor=ctx.monitoring is not None,

@@ -15,103 +15,49 @@ Config keys (camelCase in YAML):
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import Field
 
-from components import versions
+
 from components.errors import ArgsError
 from problems import Problem
-from components.serving.vllm.args import Dtype, KvCacheDtype, ModelFacts, Quantization, VllmModelSettings
-from components.catalog import accelerators
+from components.serving.vllm.args import VllmModelSettings
+from components.catalog import vendors
 from components.serving.keda import Keda, KedaArgs
 from components.serving.monitoring import Monitoring, MonitoringArgs
-from components.serving.vllm.image import VllmImage, VllmImageArgs
+from components.serving.vllm.image import VllmImage, VllmImageArgs, base_image
+from components.serving.vllm.image import engine_version as image_engine_version
 from components.serving.vllm.service import VllmService
 from components.serving.vllm.args import (AutoscalingSettings, NodeGroupPlacement, VllmServiceArgs,
                                      placement_from_node_group)
-from infra.sections.base import BuildContext, SettingsModel
+from infra.sections.base import BuildContext, SettingsModel, args_from, derive_settings, pick
 
-_MODEL = VllmModelSettings.model_fields
-_AUTO = AutoscalingSettings.model_fields
+ModelAutoscalingSettings = derive_settings(
+    AutoscalingSettings, name="ModelAutoscalingSettings", module=__name__,
+    exclude=("min_replicas", "max_replicas", "p95_latency_ms"),
+    doc="KEDA triggers of one model (replica bounds are on the model; the latency SLO comes from targets).",
+    extra={"latency_slo": (bool, Field(default=True, description=(
+        "Scale on p95 latency against the stack's ``targets.p95LatencyMs``. Default: on.")))})
 
-
-class ModelFactsSettings(SettingsModel):
-    """Architecture facts of a model outside the catalogue (from its config.json and model card)."""
-
-    parameters_billion: float = Field(gt=0)
-    layers: int = Field(ge=1)
-    attention_heads: int = Field(ge=1)
-    kv_heads: int = Field(ge=1)
-    head_dim: int = Field(ge=1)
-    max_context: int = Field(ge=1)
-
-
-class ModelAutoscalingSettings(SettingsModel):
-    """KEDA triggers of one model (replica bounds are on the model)."""
-
-    queue_depth_per_replica: int = Field(default=_AUTO["queue_depth_per_replica"].default, ge=1)
-    """Waiting requests per replica before adding one. Default: 5."""
-    latency_slo: bool = True
-    """Scale on p95 latency against the stack's ``targets.p95LatencyMs``. Default: on."""
-    latency_signal: Literal["e2e", "ttft"] = "e2e"
-    """Latency the SLO is about (end-to-end or time to first token). Default: e2e."""
-    tokens_per_second_per_replica: float | None = Field(default=None, gt=0)
-    """Generated tokens/s one replica sustains (measure with serving/loadtest). Default: no token trigger."""
-    gpu_utilization_up_percent: float | None = Field(default=70, gt=0, le=100)
-    """Add replicas above this mean GPU utilization over 5 min (null: no GPU trigger). Default: 70."""
-    gpu_utilization_down_percent: float = Field(default=30, gt=0, le=100)
-    """Remove replicas below this, after ``scaleDownStabilizationSeconds``. Default: 30."""
-    scale_down_stabilization_seconds: int = Field(default=900, ge=0, le=3600)
-    """Scale-down window (seeds: 15 min). Default: 900."""
-    cooldown_seconds: int = Field(default=600, ge=30)
-    """Idle time before scaling to zero (with minReplicas 0). Default: 600."""
-
-
-class ModelServiceSettings(SettingsModel):
-    """One served model: where it runs, the vLLM settings, replicas and warm pool."""
-
-    node_group: str
-    """Name of a node group in ``nodeGroups`` (its labels and taints place the pods)."""
-    model_id: str
-    """Hugging Face model id (catalogue: components/catalog/models.py; else give ``modelFacts``)."""
-    model_facts: ModelFactsSettings | None = None
-    """Facts for a model outside the catalogue. Default: from the catalogue."""
-    served_model_name: str | None = None
-    """The ``model`` clients send. Default: the map key."""
-    weights_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._\-/]+$")
-    """Prefix of the weights in ``serving.modelsBucket`` (upload them with ``aws s3 sync``). Default: the model id."""
-    weights_uri: str | None = None
-    """Full ``s3://`` URI of the weights elsewhere (overrides ``weightsPrefix``). Default: none."""
-    allow_hub_download: bool = False
-    """Download from the Hugging Face hub instead of S3. Default: off."""
-    tensor_parallel_size: int = Field(default=_MODEL["tensor_parallel_size"].default, ge=1)
-    max_model_len: int = Field(default=_MODEL["max_model_len"].default, ge=128)
-    max_num_seqs: int = Field(default=_MODEL["max_num_seqs"].default, ge=1)
-    kv_tokens_per_sequence: int | None = Field(default=None, ge=1)
-    gpu_memory_utilization: float = Field(default=_MODEL["gpu_memory_utilization"].default, gt=0, le=0.98)
-    dtype: Dtype = "auto"
-    quantization: Quantization | None = None
-    kv_cache_dtype: KvCacheDtype = "auto"
-    enable_prefix_caching: bool = True
-    shutdown_timeout_seconds: int = Field(default=_MODEL["shutdown_timeout_seconds"].default, ge=0, le=3600)
-    extra_args: list[str] = Field(default_factory=list)
-    gpu_sharing: Literal["dedicated", "time-sliced", "mig"] = "dedicated"
-    """dedicated GPUs, a time-slice of one, or a MIG slice (``migProfile``). Default: dedicated."""
-    mig_profile: str | None = None
-    """MIG profile with gpuSharing mig, e.g. 3g.40gb."""
-    min_replicas: int = Field(default=1, ge=0)
-    """Replicas kept ready (0: scale to zero). Default: 1."""
-    max_replicas: int = Field(default=2, ge=1)
-    """Upper bound. Default: 2."""
-    warm_pool_placeholders: int = Field(default=0, ge=0)
-    """Low-priority placeholder pods holding one replica's accelerators each. Default: 0."""
-    autoscaling: ModelAutoscalingSettings = Field(default_factory=ModelAutoscalingSettings)
-    pre_stop_seconds: int = Field(default=15, ge=0, le=300)
-    startup_timeout_seconds: int = Field(default=1200, ge=60, le=7200)
+ModelServiceSettings = derive_settings(
+    VllmModelSettings, name="ModelServiceSettings", module=__name__,
+    doc="One served model: where it runs, the vLLM settings, replicas and warm pool.",
+    extra={
+        "node_group": (str, Field(description=(
+            "Name of a node group in ``nodeGroups`` (its labels and taints place the pods)."))),
+        "weights_prefix": (str | None, Field(default=None, pattern=r"^[A-Za-z0-9._\-/]+$", description=(
+            "Prefix of the weights in ``serving.modelsBucket`` (upload them with ``aws s3 sync``). Default: the "
+            "model id."))),
+        **pick(VllmServiceArgs, "gpu_sharing", "mig_profile", "warm_pool_placeholders", "pre_stop_seconds",
+               "startup_timeout_seconds"),
+        **pick(AutoscalingSettings, "min_replicas", "max_replicas"),
+        "autoscaling": (ModelAutoscalingSettings, Field(default_factory=ModelAutoscalingSettings, description=(
+            "KEDA triggers. Default: queue depth, the latency SLO and GPU utilization."))),
+    })
 
 
 class ModelsBucketSettings(SettingsModel):
@@ -123,11 +69,9 @@ class ModelsBucketSettings(SettingsModel):
     """Bucket name. Default: ``genai-scale-<stack>-models-<region>``."""
 
 
-class KedaSettings(SettingsModel):
-    enabled: bool = True
-    """Run KEDA and autoscale the models. Default: on."""
-    high_availability: bool = False
-    """Two replicas of KEDA's pods. Default: off."""
+KedaSettings = derive_settings(KedaArgs, name="KedaSettings", exclude=("node_selector",), module=__name__,
+                               extra={"enabled": (bool, Field(default=True, description=(
+                                   "Run KEDA and autoscale the models. Default: on.")))})
 
 
 class ServingSettings(SettingsModel):
@@ -148,18 +92,12 @@ class ServingSettings(SettingsModel):
     """Served models keyed by name (the name is the Service, the gateway route and the default served model name)."""
 
 
-class MonitoringSettings(SettingsModel):
-    """kube-prometheus-stack with Grafana, the vLLM dashboards and alerts."""
-
-    enabled: bool = False
-    """Deploy monitoring. Default: off (tier presets turn it on; KEDA's triggers need it)."""
-    namespace: str = "monitoring"
-    retention_days: int = Field(default=15, ge=1, le=3650)
-    storage_gib: int | None = Field(default=None, ge=10)
-    """gp3 volume for Prometheus (null: emptyDir). Default: none."""
-    grafana: bool = True
-    alertmanager: bool = True
-    prometheus_memory: str = Field(default="2Gi", pattern=r"^\d+Gi$")
+MonitoringSettings = derive_settings(
+    MonitoringArgs, name="MonitoringSettings", module=__name__,
+    exclude=("p95_latency_ms", "scrape_dcgm", "gpu_operator_namespace", "node_selector"),
+    doc="kube-prometheus-stack with Grafana, the vLLM dashboards and alerts.",
+    extra={"enabled": (bool, Field(default=False, description=(
+        "Deploy monitoring. Default: off (tier presets turn it on; KEDA's triggers need it).")))})
 
 
 KEYS = {"serving": ServingSettings, "monitoring": MonitoringSettings}
@@ -179,27 +117,16 @@ def weights_uri(m: ModelServiceSettings, bucket: str) -> str | None:
     return f"s3://{bucket}/{prefix}/"
 
 
-def model_settings(name: str, m: ModelServiceSettings, bucket: str) -> VllmModelSettings:
-    return VllmModelSettings(
-        model_id=m.model_id, served_model_name=m.served_model_name or name, weights_uri=weights_uri(m, bucket),
-        allow_hub_download=m.allow_hub_download,
-        model_facts=ModelFacts(**m.model_facts.model_dump()) if m.model_facts else None,
-        tensor_parallel_size=m.tensor_parallel_size, max_model_len=m.max_model_len, max_num_seqs=m.max_num_seqs,
-        kv_tokens_per_sequence=m.kv_tokens_per_sequence, gpu_memory_utilization=m.gpu_memory_utilization,
-        dtype=m.dtype, quantization=m.quantization, kv_cache_dtype=m.kv_cache_dtype,
-        enable_prefix_caching=m.enable_prefix_caching, shutdown_timeout_seconds=m.shutdown_timeout_seconds,
-        extra_args=list(m.extra_args))
+def model_settings(name: str, m, bucket: str) -> VllmModelSettings:
+    data = m.model_dump(by_alias=False, include=set(VllmModelSettings.model_fields))
+    data.update(served_model_name=m.served_model_name or name, weights_uri=weights_uri(m, bucket))
+    return VllmModelSettings(**data)
 
 
-def autoscaling_settings(m: ModelServiceSettings, p95_latency_ms: float | None) -> AutoscalingSettings:
-    a = m.autoscaling
-    return AutoscalingSettings(
-        min_replicas=m.min_replicas, max_replicas=m.max_replicas, queue_depth_per_replica=a.queue_depth_per_replica,
-        p95_latency_ms=p95_latency_ms if a.latency_slo else None, latency_signal=a.latency_signal,
-        tokens_per_second_per_replica=a.tokens_per_second_per_replica,
-        gpu_utilization_up_percent=a.gpu_utilization_up_percent,
-        gpu_utilization_down_percent=a.gpu_utilization_down_percent,
-        scale_down_stabilization_seconds=a.scale_down_stabilization_seconds, cooldown_seconds=a.cooldown_seconds)
+def autoscaling_settings(m, p95_latency_ms: float | None) -> AutoscalingSettings:
+    data = m.autoscaling.model_dump(by_alias=False, exclude={"latency_slo"})
+    return AutoscalingSettings(**data, min_replicas=m.min_replicas, max_replicas=m.max_replicas,
+                               p95_latency_ms=p95_latency_ms if m.autoscaling.latency_slo else None)
 
 
 def service_args(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGroupPlacement, bucket: str,
@@ -210,7 +137,7 @@ def service_args(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGrou
     targets = getattr(cfg, "targets", None)
     return VllmServiceArgs(
         model=model_settings(name, m, bucket), placement=placement, namespace=cfg.serving.namespace,
-        engine_version=versions.VLLM.version if vendor == "nvidia" else versions.VLLM_NEURON_ENGINE_VERSION,
+        engine_version=image_engine_version(vendor),
         gpu_sharing=m.gpu_sharing, mig_profile=m.mig_profile, mig_strategy=cfg.gpu_operator.mig_strategy,
         autoscaling=autoscaling_settings(m, getattr(targets, "p95_latency_ms", None)),
         keda=cfg.serving.keda.enabled, warm_pool_placeholders=m.warm_pool_placeholders,
@@ -219,19 +146,20 @@ def service_args(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGrou
 
 
 def placement_from_settings(name: str, ng) -> NodeGroupPlacement | None:
-    """Placement computed from node-group settings (for checks before anything is built)."""
+    """Placement computed from node-group settings (for checks before anything is built); None when the node group's
+    own settings are invalid (those problems are reported by the foundation section)."""
     from components.foundation.gpu_node_group import node_labels, node_taints
-    spec = accelerators.lookup(ng.instance_type)
-    if spec is None and ng.accelerator is not None:
-        a = ng.accelerator
-        spec = accelerators.custom(ng.instance_type, vendor=a.vendor, accelerator=a.accelerator, count=a.count,
-                                   memory_gib=a.memory_gib, neuron_cores=a.neuron_cores)
-    if spec is None:
+    from infra.sections.foundation import node_group_args
+
+    args = node_group_args(ng)
+    if args is None:
         return None
+    spec = args.spec()
     return NodeGroupPlacement(name=name, accelerator=spec,
-                              labels=node_labels(name, spec, efa=ng.efa, mig_config=ng.mig_config, extra=ng.labels),
-                              taints=node_taints(spec), mig_config=ng.mig_config,
-                              time_slicing_replicas=ng.time_slicing_replicas)
+                              labels=node_labels(name, spec, efa=args.efa, mig_config=args.mig_config,
+                                                 extra=args.extra_labels),
+                              taints=node_taints(spec), mig_config=args.mig_config,
+                              time_slicing_replicas=args.time_slicing_replicas)
 
 
 _PLACEHOLDER_WIRING = {"image": "image", "prometheus_url": "http://prometheus:9090", "oidc_provider_arn": "arn",
@@ -296,7 +224,7 @@ def problems(cfg) -> list[Problem]:
 def _accelerators_per_replica(args: VllmServiceArgs) -> int:
     from components.serving.vllm.manifests import accelerator_request
     req = accelerator_request(args)
-    return sum(int(v) for k, v in req.items() if k in (accelerators.NVIDIA_RESOURCE, accelerators.NEURON_RESOURCE))
+    return sum(int(v) for k, v in req.items() if k in vendors.device_resources())
 
 
 def _models_bucket(name: str, tags: dict[str, str]) -> aws.s3.Bucket:
@@ -317,11 +245,8 @@ def build(ctx: BuildContext, cfg) -> None:
     targets = ctx.targets
     p95 = getattr(targets, "p95_latency_ms", None)
     if mon.enabled:
-        margs = MonitoringArgs(namespace=mon.namespace, retention_days=mon.retention_days, storage_gib=mon.storage_gib,
-                               grafana=mon.grafana, alertmanager=mon.alertmanager,
-                               prometheus_memory=mon.prometheus_memory,
-                               scrape_dcgm=ctx.gpu_operator is not None,
-                               **({"p95_latency_ms": p95} if p95 else {}))
+        margs = args_from(mon, MonitoringArgs, scrape_dcgm=ctx.gpu_operator is not None,
+                          **({"p95_latency_ms": p95} if p95 else {}))
         storage = getattr(ctx.cluster, "storage_class", None)  # Prometheus's volume needs the gp3 class first
         mon_opts = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
             depends_on=[storage] if storage is not None else []))
@@ -332,7 +257,7 @@ def build(ctx: BuildContext, cfg) -> None:
         return
     after: list[pulumi.Resource] = []
     if s.keda.enabled:
-        ctx.keda = Keda("keda", KedaArgs(high_availability=s.keda.high_availability), opts=k8s_opts)
+        ctx.keda = Keda("keda", args_from(s.keda, KedaArgs), opts=k8s_opts)
         after.append(ctx.keda.release)
     if ctx.monitoring is not None:
         after.append(ctx.monitoring.release)
@@ -357,8 +282,7 @@ def build(ctx: BuildContext, cfg) -> None:
             img = VllmImage(f"vllm-{vendor}", VllmImageArgs(vendor=vendor, tags=ctx.tags))
             images[vendor] = img.image_ref
         else:
-            pin = versions.VLLM_OPENAI_IMAGE if vendor == "nvidia" else versions.VLLM_NEURON_DLC
-            images[vendor] = f"{pin.repository}:{pin.version}"
+            images[vendor] = base_image(vendor)
 
     prom = ctx.monitoring.prometheus_url if ctx.monitoring is not None else None
     cluster = ctx.cluster

@@ -32,7 +32,8 @@ def test_json_contract(capsys):
     assert doc["stack"] == "dev" and doc["tier"] == "prototype"
     urns = {r["urn"] for r in doc["resources"]}
     for r in doc["resources"]:
-        assert set(r) == {"urn", "type", "name", "parent", "inputs"}
+        assert set(r) - {"aliases"} == {"urn", "type", "name", "parent", "inputs"}
+        assert all(set(a) == {"name"} for a in r.get("aliases", []))  # a renamed child names its old name
         assert r["parent"] is None or r["parent"] in urns
     types = {r["type"] for r in doc["resources"]}
     assert {"aws:eks/cluster:Cluster", "kubernetes:helm.sh/v3:Release", "aws:eks/nodeGroup:NodeGroup"} <= types
@@ -72,5 +73,5 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "infra.cli", "plan", "--config-file", str(p)],
                           capture_output=True, text=True)
     assert proc.returncode == 2
-    assert "genai-scale:tier = 'huge': one of prototype, growth, scale" in proc.stderr
+    assert "genai-scale:tier = 'huge': one of growth, prototype, scale" in proc.stderr
     assert "Traceback" not in proc.stderr

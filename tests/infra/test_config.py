@@ -45,8 +45,8 @@ def test_deep_merge():
 
 
 @pytest.mark.parametrize("config, fragment", [
-    ({"genai-scale:alb": {"certificateArn": CERT}}, "genai-scale:tier: required: one of prototype, growth, scale"),
-    ({"genai-scale:tier": "protoype"}, "genai-scale:tier = 'protoype': one of prototype, growth, scale (did you mean \"prototype\"?)"),
+    ({"genai-scale:alb": {"certificateArn": CERT}}, "genai-scale:tier: required: one of growth, prototype, scale"),
+    ({"genai-scale:tier": "protoype"}, "genai-scale:tier = 'protoype': one of growth, prototype, scale (did you mean \"prototype\"?)"),
     ({**BASE, "genai-scale:nodeGroup": {}}, "genai-scale:nodeGroup: unknown key (did you mean \"nodeGroups\"?)"),
     ({**BASE, "genai-scale:nodeGroups": {"a10g": {"minSise": 1}}},
      "genai-scale:nodeGroups.a10g.minSise: unknown key (did you mean \"minSize\"?)"),

@@ -1,10 +1,13 @@
-"""Helpers for policy tests: build recorded-resource dicts and run the pack offline (the CrossGuard code path)."""
+"""Helpers for policy tests: build recorded-resource dicts and run the pack offline (the CrossGuard code path) under
+the pack config of a tier, built from the tier's facts (``stacks/tiers/<tier>/tier.yaml``) as ``genai-scale policy``
+builds it."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any, Iterable
 
+from infra.tiers import pack_config_for
 from policies.engine import Report, evaluate
 from policies.pack import pack_config
 
@@ -27,8 +30,16 @@ def res(type_: str, name: str, inputs: dict[str, Any] | None = None, *, deps: It
     }
 
 
+def config_for(tier: str | None, overrides: dict | None = None) -> dict[str, Any]:
+    """The pack config of a shipped tier (from its facts); ``None``: no tier and no facts (the strict defaults, the
+    tier read from tags)."""
+    if tier is None:
+        return pack_config(None, overrides=overrides)
+    return pack_config_for(tier, overrides=overrides)
+
+
 def run(resources: Iterable[dict], *, tier: str | None = "scale", overrides: dict | None = None) -> Report:
-    return evaluate(list(resources), config=pack_config(tier, overrides))
+    return evaluate(list(resources), config=config_for(tier, overrides))
 
 
 def found(report: Report, policy: str) -> list[str]:

@@ -76,8 +76,10 @@ class TestH100Cap:
         assert violations([node_group("a10g", "g5.48xlarge", max_size=16)], self.rule) == []
 
     def test_cap_is_configurable(self):
-        over = {self.rule: {"maxNodes": {"scale": 16}}}
+        over = {self.rule: {"maxNodes": 16}}
         assert violations([node_group("h100", "p5e.48xlarge", max_size=16)], self.rule, overrides=over) == []
+        assert violations([node_group("h100", "p5e.48xlarge", max_size=17)], self.rule, overrides=over) == [
+            "h100: on-demand p5e.48xlarge node group maxSize 17 exceeds the scale tier cap of 16"]
 
 
 class TestCostTags:

@@ -1,8 +1,8 @@
-"""The pack itself: metadata of every rule, the per-tier config, the PolicyPack entry point, and agreement between
-the real CrossGuard analyzer (pulumi_policy's servicer, fed protobuf requests) and the offline engine."""
+"""The pack itself: metadata of every rule, the pack config built from a tier's facts, the PolicyPack entry point, and
+agreement between the real CrossGuard analyzer (pulumi_policy's servicer, fed protobuf requests) and the offline
+engine."""
 
 import ast
-import json
 import re
 import runpy
 import shutil
@@ -19,10 +19,11 @@ from pulumi.runtime import proto
 from pulumi_policy import EnforcementLevel, Severity
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
+from infra.tiers import TierFacts, pack_config_for, tier_names
 from policies.engine import PolicyConfigError, evaluate
-from policies.pack import (ALL_POLICIES, PACK_NAME, REGISTERED, RULES, config_path, config_reference_markdown,
+from policies.pack import (ALL_POLICIES, PACK_NAME, REGISTERED, RULES, config_reference_markdown, fact_schemas,
                            pack_config, rule_table_markdown)
-from policies._rule import CONCERNS, TIERS
+from policies._rule import CONCERNS
 from tests.policies.kit import res, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,10 @@ scale-from-zero-autoscaler-tags security-group-ssh-not-public serving-graceful-d
 serving-readiness-probe serving-startup-probe tensor-parallel-matches-accelerators vllm-model-fits-accelerators
 warm-pool-within-tier
 """.split()
+
+
+def _growth_doc():
+    return yaml.safe_load((ROOT / "stacks" / "tiers" / "growth" / "tier.yaml").read_text())
 
 
 class TestMetadata:
@@ -64,7 +69,33 @@ class TestMetadata:
         assert isinstance(rule.severity, Severity)
         assert all(re.fullmatch(r"CKV2?_(AWS|K8S)_\d+", c) for c in rule.checkov)
         assert policy.tags == [rule.concern, *rule.checkov]
-        assert set(rule.tiers) <= set(TIERS)
+        # a tier-fact property is a config property with a (strict) default
+        assert set(rule.facts) <= set(rule.defaults())
+
+    def test_every_fact_the_pack_reads_is_a_tier_file_key(self):
+        facts = TierFacts.model_json_schema(by_alias=True)
+
+        def has(path):
+            node = facts
+            for part in path.split("."):
+                ref = node.get("$ref")
+                if ref:
+                    node = facts["$defs"][ref.rsplit("/", 1)[-1]]
+                if part not in node.get("properties", {}) or part not in node.get("required", []):
+                    return False
+                node = node["properties"][part]
+            return True
+
+        assert fact_schemas() and all(has(path) for path in fact_schemas()), [p for p in fact_schemas() if not has(p)]
+
+    def test_no_tier_is_named_in_a_schema(self):
+        # the tier is free text: adding a tier folder needs no change here
+        names = set(tier_names())
+        assert names >= {"prototype", "growth", "scale"}
+        for rule in RULES.values():
+            for spec in rule.schema_properties().values():
+                assert not names & set(spec.get("enum", [])), rule.id
+                assert not names & set(spec.get("default") if isinstance(spec.get("default"), dict) else []), rule.id
 
     @pytest.mark.parametrize("rid", sorted(RULES))
     def test_config_schema_is_valid_and_defaults_fit_it(self, rid):
@@ -92,21 +123,43 @@ class TestDocs:
 
 
 class TestEnforcement:
-    def test_cost_is_advisory_in_prototype_only(self):
-        for tier in TIERS:
-            cfg = pack_config(tier)
-            for rid, rule in RULES.items():
-                level = cfg[rid]["enforcementLevel"]
-                if rule.concern == "cost" and tier == "prototype" and rid != "accelerator-scale-to-zero-in-prototype":
-                    assert level == "advisory", rid
-                else:
-                    assert level == "mandatory", (rid, tier)
-                assert cfg[rid]["tier"] == tier
+    def test_cost_level_is_the_tiers_cost_enforcement_fact(self):
+        shipped = pack_config_for("growth")
+        advisory = {**TierFacts.model_validate(_growth_doc()).to_doc(), "policy": {"costEnforcement": "advisory"}}
+        cfg = pack_config("lenient", facts=advisory)
+        for rid, rule in RULES.items():
+            want = "advisory" if rule.concern == "cost" and rule.fixed_level is None else "mandatory"
+            assert cfg[rid]["enforcementLevel"] == want, rid
+            assert shipped[rid]["enforcementLevel"] == "mandatory", rid
+        assert cfg["accelerator-scale-to-zero-in-prototype"]["enforcementLevel"] == "mandatory"  # fixed level
+
+    def test_without_facts_every_rule_is_mandatory_and_keeps_its_strict_defaults(self):
+        cfg = pack_config("unknown")
+        assert {e["enforcementLevel"] for e in cfg.values()} == {"mandatory"}
+        assert cfg["on-demand-h100-max-size-cap"] == {"enforcementLevel": "mandatory", "tier": "unknown"}
+        assert RULES["on-demand-h100-max-size-cap"].defaults() == {"maxNodes": 0}
+        assert RULES["bedrock-commitment-outside-scale"].defaults() == {"allowProvisionedThroughput": False,
+                                                                        "allowCommitment": False}
+        assert all(RULES[r].defaults()["required"] is True for r in (
+            "accelerator-scale-to-zero-in-prototype", "eks-multi-az", "cache-multi-az", "cache-automatic-failover",
+            "alb-waf-on-public"))
+
+    def test_facts_the_pack_needs_are_all_checked(self):
+        doc = _growth_doc()
+        del doc["caps"]["warmAccelerators"]
+        doc["multiAz"]["cluster"] = "yes"
+        with pytest.raises(ValueError) as err:
+            pack_config("growth", facts=doc)
+        text = str(err.value)
+        assert text.startswith("tier 'growth': the facts do not fit the policy pack: 2 problems")
+        assert "  - caps.warmAccelerators: required (a tier fact the policy pack reads)" in text
+        assert "  - multiAz.cluster = 'yes': 'yes' is not of type 'boolean'" in text
 
     def test_overrides(self):
-        cfg = pack_config("scale", {"all": "advisory", "eks-multi-az": {"enforcementLevel": "disabled", "minZones": 3}})
+        cfg = pack_config_for("scale", overrides={"all": "advisory",
+                                                  "eks-multi-az": {"enforcementLevel": "disabled", "minZones": 3}})
         assert cfg["cost-allocation-tags"]["enforcementLevel"] == "advisory"
-        assert cfg["eks-multi-az"] == {"enforcementLevel": "disabled", "tier": "scale", "minZones": 3}
+        assert cfg["eks-multi-az"] == {"enforcementLevel": "disabled", "tier": "scale", "required": True, "minZones": 3}
 
     def test_disabled_policy_does_not_run(self):
         bare = [res("aws:eks/cluster:Cluster", "eks", {})]
@@ -120,10 +173,6 @@ class TestEnforcement:
                      overrides={"cost-allocation-tags": "remediate"})
         assert {v.level for v in report.by_policy("cost-allocation-tags")} == {"mandatory"}
 
-    @pytest.mark.parametrize("tier", TIERS)
-    def test_config_files_are_generated_from_the_rules(self, tier):
-        # `python -m policies.pack` regenerates them; this fails when a rule changes and the files do not
-        assert json.loads(config_path(tier).read_text()) == pack_config(tier)
 
 
 class TestConfigValidation:
@@ -131,7 +180,7 @@ class TestConfigValidation:
         with pytest.raises(PolicyConfigError) as err:
             evaluate([], config={"no-such-policy": "mandatory", "eks-multi-az": {"minZones": 1, "color": "red"},
                                  "imds-hop-limit": "sometimes", "all": {"enforcementLevel": "strict"},
-                                 "cost-allocation-tags": {"tier": "enterprise"}})
+                                 "cost-allocation-tags": {"tier": 3}})
         text = str(err.value)
         assert text.startswith("invalid policy-pack config: 6 problems")
         for expected in ("no-such-policy: unknown policy",
@@ -139,7 +188,7 @@ class TestConfigValidation:
                          "Additional properties are not allowed ('color' was unexpected)",
                          "imds-hop-limit = 'sometimes': expected one of advisory, mandatory, remediate, disabled",
                          "all.enforcementLevel = 'strict'",
-                         "cost-allocation-tags.tier: 'enterprise' is not one of ['prototype', 'growth', 'scale']"):
+                         "cost-allocation-tags.tier: 3 is not of type 'string'"):
             assert expected in text
 
 
@@ -238,7 +287,7 @@ class TestAgreesWithTheCrossGuardAnalyzer:
 
     def test_same_violations(self):
         resources = self.resources()
-        cfg = pack_config("prototype")
+        cfg = pack_config_for("prototype")
         servicer = _PolicyAnalyzerServicer(PACK_NAME, "0.1.0", ALL_POLICIES, EnforcementLevel.MANDATORY)
         request = proto.ConfigureAnalyzerRequest()
         for rid, entry in cfg.items():

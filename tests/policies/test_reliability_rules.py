@@ -61,9 +61,13 @@ class TestMultiAz:
     def test_tier_from_tags_when_not_configured(self):
         bad = res(RG, "c", {"tags": {"tier": "scale"}})
         assert len(violations([bad], "cache-automatic-failover", tier=None)) == 1
-        report = run([res(RG, "c", {})], tier=None)
-        assert found(report, "cache-automatic-failover") == []
-        assert "cache-automatic-failover" in report.not_applicable
+        # growth does not require failover: the facts the pack ships for it replace the strict default
+        assert violations([res(RG, "c", {"tags": {"tier": "growth"}})], "cache-automatic-failover", tier=None) == []
+        # no tier known (or a tag naming no tier the pack knows): the strict default, failover required
+        report = run([res(RG, "c", {"tags": {"tier": "frontend"}})], tier=None)
+        assert found(report, "cache-automatic-failover") == [
+            "automaticFailoverEnabled and multiAzEnabled not true: a primary failure means minutes of cache outage"]
+        assert report.not_applicable == {}
 
 
 DEPLOY = "kubernetes:apps/v1:Deployment"

@@ -6,8 +6,9 @@ import copy
 import pytest
 
 from infra.program import plan_stack
+from infra.tiers import pack_config_for
 from policies.engine import evaluate
-from policies.pack import RULES, pack_config
+from policies.pack import RULES
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def prod():
 
 
 def run(resources, tier):
-    return evaluate(resources, config=pack_config(tier))
+    return evaluate(resources, config=pack_config_for(tier))
 
 
 def names(report, policy):

@@ -15,7 +15,7 @@ from components.foundation.eks_cluster import EksCluster, EksClusterArgs
 from components.foundation.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from infra.plan import run_program
 from policies.engine import evaluate
-from policies.pack import pack_config
+from tests.policies.kit import config_for
 
 TAGS = {"team": "ml", "environment": "test", "tier": "scale", "project": "genai-scale"}
 
@@ -47,7 +47,7 @@ def node_group(name="a10g", *, opts=None, tags=TAGS, **kw):
 
 def report_of(fn, tier=None):
     plan = run_program(fn)
-    return evaluate(plan.resources, config=pack_config(tier)), plan
+    return evaluate(plan.resources, config=config_for(tier)), plan
 
 
 class TestRealComponents:
@@ -231,13 +231,13 @@ def test_first_preview_unknown_outputs_do_not_change_the_verdicts():
         cache("growth")
 
     plan = run_program(program)
-    known = evaluate(plan.resources, config=pack_config(None))
+    known = evaluate(plan.resources, config=config_for(None))
     previewed = []
     for r in plan.resources:
         outputs = {k: (v if k in r.inputs else unknown) for k, v in r.outputs.items()}
         previewed.append({"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "inputs": r.inputs,
                           "outputs": outputs, "dependencies": r.dependencies, "provider": r.provider})
-    preview = evaluate(previewed, config=pack_config(None))
+    preview = evaluate(previewed, config=config_for(None))
     as_set = lambda rep: {(v.policy, v.urn, v.message) for v in rep.violations}  # noqa: E731
     assert as_set(preview) == as_set(known)
     assert {p for p, *_ in as_set(known)} == {"cache-multi-az"}

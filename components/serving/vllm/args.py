@@ -18,7 +18,8 @@ from problems import Problem
 from components.base import PulumiInput
 from components.catalog import models as model_catalog
 from components.catalog.accelerators import AcceleratorSpec
-from components.serving.vllm.fit import FitInput, FitReport, check_fit, mig_memory_gib
+from components.catalog.models import ModelFacts
+from components.serving.vllm.fit import FitInput, FitReport, check_fit, mig_memory_gib, unit_name
 
 Dtype = Literal["auto", "bfloat16", "float16"]
 Quantization = Literal["fp8", "awq", "awq_marlin", "gptq", "gptq_marlin", "moe_wna16", "mxfp4", "modelopt_fp4",
@@ -48,25 +49,6 @@ RENDERED_FLAGS = (
 
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[^\s]*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,127}$")
-
-
-class ModelFacts(BaseModel):
-    """Architecture facts for a model outside the catalogue (its config.json and model card)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-    parameters_billion: float = Field(gt=0, le=5000)
-    """Total parameters in billions."""
-    layers: int = Field(ge=1)
-    """``num_hidden_layers``."""
-    attention_heads: int = Field(ge=1)
-    """``num_attention_heads``."""
-    kv_heads: int = Field(ge=1)
-    """``num_key_value_heads``."""
-    head_dim: int = Field(ge=1)
-    """Dimension of one attention head."""
-    max_context: int = Field(ge=1)
-    """``max_position_embeddings``."""
 
 
 class VllmModelSettings(ArgsModel):
@@ -146,11 +128,7 @@ class VllmModelSettings(ArgsModel):
         if self.model_facts is not None:
             return self.model_facts
         spec = model_catalog.lookup(self.model_id)
-        if spec is None:
-            return None
-        return ModelFacts(parameters_billion=spec.parameters_billion, layers=spec.layers,
-                          attention_heads=spec.attention_heads, kv_heads=spec.kv_heads, head_dim=spec.head_dim,
-                          max_context=spec.max_context)
+        return spec.facts if spec is not None else None
 
 
 def parse_version(version: str) -> tuple[int, ...]:
@@ -332,6 +310,9 @@ class VllmServiceArgs(ArgsModel):
     """Cluster OIDC provider ARN, for the IRSA role that reads the weights. Required with ``model.weights_uri``."""
     oidc_issuer: PulumiInput = None
     """Cluster OIDC issuer (host/path, no scheme). Required with ``model.weights_uri``."""
+    cluster: PulumiInput = None
+    """The EksCluster the service runs in: ``oidc_provider_arn`` and ``oidc_issuer`` default from it (explicit values
+    win), and its Kubernetes provider is used when ``opts`` names none. Default: none."""
     weights_kms_key_arn: str | None = None
     """KMS key of the weights bucket, when it uses SSE-KMS (adds ``kms:Decrypt`` on that key). Default: none."""
     after: list[Any] = Field(default_factory=list)
@@ -352,17 +333,18 @@ class VllmServiceArgs(ArgsModel):
             out.append(Problem("prometheus_url", None, "required with keda (the triggers query Prometheus)"))
         if not self.keda and a.min_replicas == 0:
             out.append(Problem("autoscaling.min_replicas", 0, ">= 1 without keda (nothing would ever start a replica)"))
-        if self.model.weights_uri and (self.oidc_provider_arn is None or self.oidc_issuer is None):
+        if self.model.weights_uri and self.cluster is None and (self.oidc_provider_arn is None or self.oidc_issuer is None):
             out.append(Problem("oidc_provider_arn", self.oidc_provider_arn,
-                               "required with model.weights_uri (with oidc_issuer: the pod reads S3 through IRSA)"))
-        if spec.vendor == "neuron":
-            per_device = neuron_cores_per_device(spec)
-            if self.gpu_sharing != "dedicated":
-                out.append(Problem("gpu_sharing", self.gpu_sharing, "dedicated on Neuron node groups"))
-            if per_device and tp % per_device:
-                out.append(Problem("model.tensor_parallel_size", tp,
-                                   f"a multiple of the {per_device} NeuronCores per {spec.accelerator} device "
-                                   "(pods get whole devices)"))
+                               "required with model.weights_uri (with oidc_issuer: the pod reads S3 through IRSA; "
+                               "or pass cluster=EksCluster)"))
+        vendor = spec.vendor_facts
+        shares = {"time-sliced": vendor.time_slicing, "mig": bool(vendor.mig_accelerators)}
+        if not shares.get(self.gpu_sharing, True):
+            out.append(Problem("gpu_sharing", self.gpu_sharing, f"dedicated on {vendor.display_name} node groups"))
+        if spec.shards_over_cores and spec.cores_per_device and tp % spec.cores_per_device:
+            out.append(Problem("model.tensor_parallel_size", tp,
+                               f"a multiple of the {spec.cores_per_device} {vendor.unit_name}s per {spec.accelerator} "
+                               "device (pods get whole devices)"))
         if self.gpu_sharing != "dedicated" and tp != 1:
             out.append(Problem("model.tensor_parallel_size", tp, f"1 with gpu_sharing {self.gpu_sharing}"))
         if self.gpu_sharing == "time-sliced" and not self.placement.time_slicing_replicas:
@@ -399,31 +381,23 @@ def _fit_problem(args: "VllmServiceArgs", msg: str) -> Problem:
     return Problem("model", m.model_id, msg)
 
 
-def neuron_cores_per_device(spec: AcceleratorSpec) -> int:
-    """NeuronCores on one Neuron device (pods get whole devices); 0 when the catalogue has no NeuronCore count."""
-    return spec.neuron_cores // max(spec.count, 1)
-
-
 def fit_input(args: VllmServiceArgs) -> FitInput:
     """The fit check's input: the model's facts and settings, and the memory unit one shard gets (a GPU, a MIG
     slice, a time-sliced GPU or a NeuronCore) with how many of them one node has."""
     m, spec = args.model, args.placement.accelerator
     facts = m.facts()
     assert facts is not None  # VllmModelSettings rejects unknown models without facts
-    if spec.vendor == "neuron":
-        cores_per_device = max(neuron_cores_per_device(spec), 1)
-        unit_gib, units, unit = spec.memory_gib / cores_per_device, spec.neuron_cores, "NeuronCore"
+    unit = unit_name(spec.accelerator, spec.vendor_facts, args.gpu_sharing, args.mig_profile)
+    if spec.shards_over_cores:
+        unit_gib, units = spec.memory_gib / max(spec.cores_per_device, 1), spec.neuron_cores
     elif args.gpu_sharing == "mig":
         unit_gib, units = mig_memory_gib(args.mig_profile or "") or 0.0, 1
-        unit = f"{spec.accelerator} MIG {args.mig_profile} slice"
     elif args.gpu_sharing == "time-sliced":
-        unit_gib, units, unit = spec.memory_gib, 1, f"{spec.accelerator} GPU (time-sliced)"
+        unit_gib, units = spec.memory_gib, 1
     else:
-        unit_gib, units, unit = spec.memory_gib, spec.count, f"{spec.accelerator} GPU"
+        unit_gib, units = spec.memory_gib, spec.count
     return FitInput(
-        model=m.model_id, parameters_billion=facts.parameters_billion, layers=facts.layers,
-        attention_heads=facts.attention_heads, kv_heads=facts.kv_heads, head_dim=facts.head_dim,
-        max_context=facts.max_context, dtype=m.dtype, quantization=m.quantization, kv_cache_dtype=m.kv_cache_dtype,
+        model=m.model_id, facts=facts, dtype=m.dtype, quantization=m.quantization, kv_cache_dtype=m.kv_cache_dtype,
         max_model_len=m.max_model_len, max_num_seqs=m.max_num_seqs, kv_tokens_per_sequence=m.kv_tokens_per_sequence,
         tensor_parallel_size=m.tensor_parallel_size, gpu_memory_utilization=m.gpu_memory_utilization,
         unit_memory_gib=round(unit_gib, 2), units_per_node=units, unit_name=unit, instance_type=spec.instance_type,

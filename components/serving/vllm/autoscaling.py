@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.catalog.vendors import NVIDIA
 from components.serving.vllm.args import AutoscalingSettings
 
 # vLLM 0.31 metric names (vllm/v1/metrics/loggers.py; labels model_name, engine). Counters get _total on /metrics,
@@ -26,8 +27,9 @@ PROMPT_TOKENS = "vllm:prompt_tokens_total"
 E2E_LATENCY = "vllm:e2e_request_latency_seconds"
 TTFT = "vllm:time_to_first_token_seconds"
 ITL = "vllm:inter_token_latency_seconds"
-# DCGM exporter default counter (NVIDIA/dcgm-exporter etc/default-counters.csv): GPU utilization in percent.
-GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
+# DCGM exporter default counter (NVIDIA/dcgm-exporter etc/default-counters.csv): GPU utilization in percent; the
+# vendor registry holds it (components.catalog.vendors), the default of gpu_util_query.
+GPU_UTIL = NVIDIA.utilization_metric or ""
 # kube-state-metrics (part of kube-prometheus-stack)
 DEPLOYMENT_REPLICAS = "kube_deployment_status_replicas"
 # gateway (serving/gateway/metrics.py): attempts per upstream, counted even when the upstream has no replicas
@@ -57,16 +59,18 @@ def latency_p95_ms_query(namespace: str, served_model_name: str, signal: str = "
             f"[{window}]))) * 1000) > 0")
 
 
-def gpu_util_query(namespace: str, deployment: str, window: str = "5m") -> str:
+def gpu_util_query(namespace: str, deployment: str, window: str = "5m", *, metric: str = GPU_UTIL) -> str:
     """Mean GPU utilization (percent) of the deployment's pods over ``window``; empty when no pod runs.
+
+    ``metric`` is the vendor's per-pod utilization series (``VendorFacts.utilization_metric``), DCGM's by default.
 
     The DCGM exporter labels series with the workload's pod; behind a ServiceMonitor without honorLabels those labels
     become ``exported_namespace``/``exported_pod``, so both spellings are matched. The pod pattern is the
     Deployment's (``<name>-<replicaset>-<pod>``), which leaves out the warm-pool placeholders (``<name>-warm-...``).
     """
     pods = f"{deployment}-[a-z0-9]+-[a-z0-9]+"
-    return (f'avg(avg_over_time({GPU_UTIL}{{exported_namespace="{namespace}",exported_pod=~"{pods}"}}[{window}]) '
-            f'or avg_over_time({GPU_UTIL}{{namespace="{namespace}",pod=~"{pods}"}}[{window}])) > 0')
+    return (f'avg(avg_over_time({metric}{{exported_namespace="{namespace}",exported_pod=~"{pods}"}}[{window}]) '
+            f'or avg_over_time({metric}{{namespace="{namespace}",pod=~"{pods}"}}[{window}])) > 0')
 
 
 def replicas_query(namespace: str, deployment: str) -> str:

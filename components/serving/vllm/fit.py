@@ -9,7 +9,8 @@ Pure functions, no Pulumi. Memory model (per replica, all tensor-parallel shards
 - runtime overhead per accelerator (CUDA context, CUDA graphs, activations): :data:`RUNTIME_OVERHEAD_GIB`.
 
 Capacity = memory per accelerator unit x ``gpu_memory_utilization`` x tensor parallel size. A unit is a GPU, a MIG
-slice, or a NeuronCore (Inferentia2: 32 GiB per chip, 2 NeuronCores per chip).
+slice, or a NeuronCore (Inferentia2: 32 GiB per chip, 2 NeuronCores per chip). The model's facts are
+:class:`components.catalog.models.ModelFacts`; the only imports besides the standard library are the catalogues.
 
 Errors (the model cannot run as configured) and warnings (it runs, but the hardware is far too big) are returned as
 sentences that name the model, the need in GiB and the capacity. :func:`fit_problems_from_manifest` runs the same
@@ -22,6 +23,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal
+
+from pydantic import ValidationError
+
+from components.catalog import accelerators
+from components.catalog.models import ModelFacts
+from components.catalog.vendors import VendorFacts, for_family
 
 GIB = 1024 ** 3
 
@@ -84,15 +91,12 @@ def kv_bytes_per_element(kv_cache_dtype: str, dtype: str) -> float:
 
 @dataclass(frozen=True)
 class FitInput:
-    """Everything the check needs, in plain values."""
+    """Everything the check needs: the model's facts, its vLLM settings and the accelerator unit it shards over."""
 
     model: str
-    parameters_billion: float
-    layers: int
-    attention_heads: int
-    kv_heads: int
-    head_dim: int
-    max_context: int
+    """Model id, as messages name it."""
+    facts: ModelFacts
+    """Architecture facts (catalogue or stated)."""
     dtype: str = "auto"
     quantization: str | None = None
     kv_cache_dtype: str = "auto"
@@ -126,13 +130,14 @@ class FitReport:
 
 
 def kv_cache_bytes_per_token(f: FitInput) -> float:
-    return 2 * f.layers * f.kv_heads * f.head_dim * kv_bytes_per_element(f.kv_cache_dtype, f.dtype)
+    m = f.facts
+    return 2 * m.layers * m.kv_heads * m.head_dim * kv_bytes_per_element(f.kv_cache_dtype, f.dtype)
 
 
 def check_fit(f: FitInput) -> FitReport:
     """Weights plus KV cache against accelerator memory x utilization x tensor parallel size."""
-    tp = f.tensor_parallel_size
-    weights = f.parameters_billion * 1e9 * bytes_per_parameter(f.dtype, f.quantization) / GIB
+    tp, m = f.tensor_parallel_size, f.facts
+    weights = m.parameters_billion * 1e9 * bytes_per_parameter(f.dtype, f.quantization) / GIB
     per_token = kv_cache_bytes_per_token(f)
     tokens_per_seq = f.kv_tokens_per_sequence or f.max_model_len
     kv = per_token * tokens_per_seq * f.max_num_seqs / GIB
@@ -146,17 +151,17 @@ def check_fit(f: FitInput) -> FitReport:
     where = f"{tp} x {f.unit_name}" + (f" of the {f.units_per_node} on one {f.instance_type}" if f.instance_type else "")
     cap = (f"{capacity:.1f} GiB ({where}, {f.unit_memory_gib:.1f} GiB each x gpu_memory_utilization "
            f"{f.gpu_memory_utilization:g})")
-    advice = f"seeds' sizing: {sizing_advice(f.parameters_billion)}"
+    advice = f"seeds' sizing: {sizing_advice(m.parameters_billion)}"
 
-    if f.max_model_len > f.max_context:
+    if f.max_model_len > m.max_context:
         report.errors.append(f"{f.model}: max_model_len {f.max_model_len} exceeds the model's context of "
-                             f"{f.max_context} tokens")
-    if f.attention_heads % tp:
-        report.errors.append(f"{f.model}: tensor_parallel_size {tp} must divide the {f.attention_heads} attention "
+                             f"{m.max_context} tokens")
+    if m.attention_heads % tp:
+        report.errors.append(f"{f.model}: tensor_parallel_size {tp} must divide the {m.attention_heads} attention "
                              f"heads (sizes that do, up to the {f.units_per_node} per node: "
-                             f"{_divisors(f.attention_heads, f.units_per_node)})")
-    elif f.kv_heads % tp and tp % f.kv_heads:
-        report.errors.append(f"{f.model}: tensor_parallel_size {tp} must divide the {f.kv_heads} KV heads or be a "
+                             f"{_divisors(m.attention_heads, f.units_per_node)})")
+    elif m.kv_heads % tp and tp % m.kv_heads:
+        report.errors.append(f"{f.model}: tensor_parallel_size {tp} must divide the {m.kv_heads} KV heads or be a "
                              f"multiple of them")
     if tp > f.units_per_node:
         report.errors.append(f"{f.model}: tensor_parallel_size {tp} exceeds the {f.units_per_node} "
@@ -239,12 +244,13 @@ def fit_input_from_manifest(container_args: list[str], annotations: dict[str, st
         return None, [f"cannot check the model's fit: missing {', '.join(missing)}"]
     try:
         sharing = ann.get("gpu-sharing", "dedicated")
-        fi = FitInput(
-            model=ann.get("model", "model"),
+        facts = ModelFacts(
             parameters_billion=float(ann["model-parameters-billion"]),
             layers=int(ann["model-layers"]), attention_heads=int(ann["model-attention-heads"]),
             kv_heads=int(ann["model-kv-heads"]), head_dim=int(ann["model-head-dim"]),
-            max_context=int(ann["model-max-context"]),
+            max_context=int(ann["model-max-context"]))
+        fi = FitInput(
+            model=ann.get("model", "model"), facts=facts,
             dtype=flags["--dtype"], quantization=flags["--quantization"] or None,
             kv_cache_dtype=flags["--kv-cache-dtype"], max_model_len=int(flags["--max-model-len"]),
             max_num_seqs=int(flags["--max-num-seqs"]),
@@ -252,11 +258,15 @@ def fit_input_from_manifest(container_args: list[str], annotations: dict[str, st
             tensor_parallel_size=int(flags["--tensor-parallel-size"]),
             gpu_memory_utilization=float(flags["--gpu-memory-utilization"]),
             unit_memory_gib=float(ann["accelerator-memory-gib"]), units_per_node=int(ann["accelerator-count"]),
-            unit_name=_unit_name(ann.get("accelerator", "accelerator"), sharing),
+            unit_name=_unit_name(ann.get("accelerator", "accelerator"), sharing, ann.get("instance-type", "")),
             instance_type=ann.get("instance-type", ""),
             time_slicing_replicas=int(ann["time-slicing-replicas"]) if sharing == "time-sliced" and
             ann.get("time-slicing-replicas") else None,
         )
+    except ValidationError as exc:  # a model fact out of range (0 layers, ...)
+        shown = "; ".join(f"{ANNOTATION_PREFIX}model-{str(e['loc'][0]).replace('_', '-')} {e['msg'].lower()}"
+                          for e in exc.errors())
+        return None, [f"cannot check the model's fit: {shown}"]
     except (ValueError, KeyError) as exc:
         return None, [f"cannot check the model's fit: unreadable value ({exc})"]
     if fi.dtype not in BYTES_PER_PARAMETER or (fi.quantization and fi.quantization not in
@@ -266,12 +276,31 @@ def fit_input_from_manifest(container_args: list[str], annotations: dict[str, st
     return fi, []
 
 
-def _unit_name(accelerator: str, sharing: str) -> str:
-    if accelerator.lower().startswith("inferentia") or accelerator.lower() == "trainium":
-        return "NeuronCore"
+def _vendor(accelerator: str, instance_type: str) -> VendorFacts | None:
+    """The vendor of the annotated accelerator: by instance type (catalogue, else its family), else by model name."""
+    spec = accelerators.lookup(instance_type) if instance_type else None
+    if spec is not None:
+        return spec.vendor_facts
+    found = for_family(instance_type.split(".", 1)[0]) if instance_type else None
+    if found is not None:
+        return found
+    known = {s.accelerator.lower(): s for s in accelerators.CATALOG.values()}
+    return known[accelerator.lower()].vendor_facts if accelerator.lower() in known else None
+
+
+def unit_name(accelerator: str, vendor: VendorFacts | None, sharing: str = "dedicated",
+              mig_profile: str | None = None) -> str:
+    """What one tensor-parallel shard runs on, in messages: "A10G GPU", "NeuronCore", "H100 MIG 3g.40gb slice"."""
+    if vendor is not None and vendor.shards_over == "cores":
+        return vendor.unit_name
     if sharing.startswith("mig"):
-        return f"{accelerator} MIG slice"
-    return f"{accelerator} GPU"
+        return f"{accelerator} MIG {mig_profile} slice" if mig_profile else f"{accelerator} MIG slice"
+    device = f"{accelerator} {vendor.unit_name if vendor else 'GPU'}"
+    return f"{device} (time-sliced)" if sharing == "time-sliced" else device
+
+
+def _unit_name(accelerator: str, sharing: str, instance_type: str = "") -> str:
+    return unit_name(accelerator, _vendor(accelerator, instance_type), "mig" if sharing.startswith("mig") else "dedicated")
 
 
 def fit_problems_from_manifest(container_args: list[str], annotations: dict[str, str]) -> list[str]:

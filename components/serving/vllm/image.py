@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -31,23 +31,35 @@ from pydantic import Field
 
 from components import versions
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
+from components.catalog.vendors import Vendor, facts_for
 
-Vendor = Literal["nvidia", "neuron"]
 CONTEXT_DIR = Path(__file__).resolve().parents[3] / "serving" / "vllm"
 """serving/vllm: the Dockerfiles and the entrypoint (the build context; no weights in it)."""
 
-BASE_IMAGES = {
-    "nvidia": f"{versions.VLLM_OPENAI_IMAGE.repository}:{versions.VLLM_OPENAI_IMAGE.version}",
-    "neuron": f"{versions.VLLM_NEURON_DLC.repository}:{versions.VLLM_NEURON_DLC.version}",
-}
-ENGINE_VERSIONS = {"nvidia": versions.VLLM.version, "neuron": versions.VLLM_NEURON_ENGINE_VERSION}
+
+def base_image(vendor: str) -> str:
+    """``<repository>:<tag>`` of the pinned upstream vLLM image for a vendor (its registry record names the pin)."""
+    pin = getattr(versions, facts_for(vendor).vllm_base_image)
+    return f"{pin.repository}:{pin.version}"
+
+
+def engine_version(vendor: str) -> str:
+    """vLLM version inside the vendor's image (flags are rendered for it)."""
+    pin = getattr(versions, facts_for(vendor).vllm_engine_version)
+    return pin.version if isinstance(pin, versions.Pin) else pin
+
+
+def dockerfile(vendor: str) -> str:
+    """File name of the vendor's Dockerfile in :data:`CONTEXT_DIR`."""
+    return facts_for(vendor).vllm_dockerfile
 
 
 class VllmImageArgs(ArgsModel):
     """Arguments of :class:`VllmImage`."""
 
     vendor: Vendor
-    """nvidia (Dockerfile.nvidia on vllm/vllm-openai) or neuron (Dockerfile.neuron on the Neuron vLLM DLC)."""
+    """nvidia (Dockerfile.nvidia on vllm/vllm-openai) or neuron (Dockerfile.neuron on the Neuron vLLM DLC): the
+    image family of the vendor's record in components.catalog.vendors."""
     repository_name: str | None = Field(default=None, pattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
     """ECR repository name. Default: ``genai-scale/<stack>/vllm-<vendor>``."""
     base_image: str | None = None
@@ -77,9 +89,9 @@ def context_digest(directory: Path = CONTEXT_DIR) -> str:
     return h.hexdigest()
 
 
-def image_tag(vendor: Vendor, directory: Path = CONTEXT_DIR) -> str:
+def image_tag(vendor: str, directory: Path = CONTEXT_DIR) -> str:
     """Immutable tag: engine version + first 12 hex digits of the context digest."""
-    return f"{ENGINE_VERSIONS[vendor]}-{context_digest(directory)[:12]}"
+    return f"{engine_version(vendor)}-{context_digest(directory)[:12]}"
 
 
 def _relative(path: Path) -> str:
@@ -111,16 +123,18 @@ class VllmImage(pulumi.ComponentResource):
     image: docker_build.Image
     """The build (and push)."""
     repository_url: pulumi.Output[str]
+    """URL of the ECR repository the image is pushed to."""
     image_ref: pulumi.Output[str]
     """``<repository>:<tag>@sha256:<digest>``, what Deployments pull."""
     engine_version: str
     """vLLM version inside the image (flags are rendered for it)."""
     tag: str
+    """The image tag: the engine version and a digest of the build context, so an unchanged context is not rebuilt."""
 
     def __init__(self, name: str, args: VllmImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}VllmImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.engine_version = ENGINE_VERSIONS[args.vendor]
+        self.engine_version = engine_version(args.vendor)
         self.tag = image_tag(args.vendor)
         kms_key = args.kms_key_arn
         if kms_key is None:
@@ -142,8 +156,8 @@ class VllmImage(pulumi.ComponentResource):
         self.image = docker_build.Image(
             f"{name}-image",
             context={"location": context},
-            dockerfile={"location": f"{context}/Dockerfile.{args.vendor}"},
-            build_args={"BASE_IMAGE": args.base_image or BASE_IMAGES[args.vendor]},
+            dockerfile={"location": f"{context}/{dockerfile(args.vendor)}"},
+            build_args={"BASE_IMAGE": args.base_image or base_image(args.vendor)},
             platforms=["linux/amd64"],
             push=args.push,
             build_on_preview=False,  # a 10 GB build is not a preview

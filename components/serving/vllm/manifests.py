@@ -19,10 +19,9 @@ from typing import Any
 
 from components import versions
 from components.serving.vllm.args import (PORT, NodeGroupPlacement, VllmServiceArgs, engine_drains, fit_input,
-                                          neuron_cores_per_device, render_args)
+                                          render_args)
 from components.serving.vllm.autoscaling import (banded_trigger, gateway_demand_query, gpu_util_query, hpa_behavior,
                                           latency_p95_ms_query, prometheus_trigger, queue_query, tokens_query)
-from components.catalog.accelerators import NEURON_RESOURCE, NVIDIA_RESOURCE
 
 
 MODEL_DIR = "/models/weights"
@@ -64,24 +63,27 @@ def _label_value(v: str) -> str:
 
 # --- accelerators: GPU sharing, node share, fit-check input, placement ---
 
-def accelerator_request(args: VllmServiceArgs) -> dict[str, str]:
-    """Extended resources one replica requests (and limits to)."""
+def devices_requested(args: VllmServiceArgs) -> int:
+    """Whole devices one replica takes: ``tensor_parallel_size`` GPUs, or enough devices for that many cores."""
     spec, tp = args.placement.accelerator, args.model.tensor_parallel_size
-    if spec.vendor == "neuron":
-        per_device = max(neuron_cores_per_device(spec), 1)
-        return {NEURON_RESOURCE: str(math.ceil(tp / per_device))}
-    if args.gpu_sharing == "mig" and args.mig_strategy == "mixed":
-        return {f"nvidia.com/mig-{args.mig_profile}": "1"}
+    return math.ceil(tp / max(spec.cores_per_device, 1)) if spec.shards_over_cores else tp
+
+
+def accelerator_request(args: VllmServiceArgs) -> dict[str, str]:
+    """Extended resources one replica requests (and limits to): the vendor's device resource, or one MIG slice."""
+    vendor = args.placement.accelerator.vendor_facts
+    if args.gpu_sharing == "mig" and args.mig_strategy == "mixed" and vendor.mig_resource_prefix:
+        return {f"{vendor.mig_resource_prefix}{args.mig_profile}": "1"}
     if args.gpu_sharing in ("mig", "time-sliced"):
-        return {NVIDIA_RESOURCE: "1"}
-    return {NVIDIA_RESOURCE: str(tp)}
+        return {vendor.device_resource: "1"}
+    return {vendor.device_resource: str(devices_requested(args))}
 
 
 def node_share(args: VllmServiceArgs) -> float:
     """Share of one node's CPU and memory that goes with one replica's accelerators."""
     spec = args.placement.accelerator
-    if spec.vendor == "neuron":
-        return int(accelerator_request(args)[NEURON_RESOURCE]) / spec.count
+    if spec.shards_over_cores:
+        return devices_requested(args) / spec.count
     if args.gpu_sharing == "time-sliced":
         return 1 / (spec.count * (args.placement.time_slicing_replicas or 1))
     if args.gpu_sharing == "mig":
@@ -122,12 +124,12 @@ def annotations(args: VllmServiceArgs) -> dict[str, str]:
     fi = fit_input(args)
     out = {
         "genai-scale/model": args.model.model_id,
-        "genai-scale/model-parameters-billion": f"{fi.parameters_billion:g}",
-        "genai-scale/model-layers": str(fi.layers),
-        "genai-scale/model-attention-heads": str(fi.attention_heads),
-        "genai-scale/model-kv-heads": str(fi.kv_heads),
-        "genai-scale/model-head-dim": str(fi.head_dim),
-        "genai-scale/model-max-context": str(fi.max_context),
+        "genai-scale/model-parameters-billion": f"{fi.facts.parameters_billion:g}",
+        "genai-scale/model-layers": str(fi.facts.layers),
+        "genai-scale/model-attention-heads": str(fi.facts.attention_heads),
+        "genai-scale/model-kv-heads": str(fi.facts.kv_heads),
+        "genai-scale/model-head-dim": str(fi.facts.head_dim),
+        "genai-scale/model-max-context": str(fi.facts.max_context),
         "genai-scale/node-group": args.placement.name,
         "genai-scale/instance-type": args.placement.instance_type,
         "genai-scale/accelerator": args.placement.accelerator.accelerator,
@@ -156,7 +158,7 @@ def vllm_args(name: str, args: VllmServiceArgs) -> list[str]:
 def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_account: str,
                  api_key_secret: str | None) -> dict[str, Any]:
     """The serving pod: probes on /health, preStop + drain, /dev/shm in memory, caches on emptyDirs."""
-    neuron = args.placement.accelerator.vendor == "neuron"
+    vendor = args.placement.accelerator.vendor_facts
     env: list[dict[str, Any]] = [
         {"name": "HOME", "value": CACHE_DIR},
         {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
@@ -170,8 +172,7 @@ def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_accoun
         env.append({"name": "MODEL_SOURCE", "value": args.model.weights_uri})
     else:
         env.append({"name": "HF_HUB_OFFLINE", "value": "0"})
-    if neuron:
-        env.append({"name": "NEURON_COMPILED_ARTIFACTS", "value": f"{CACHE_DIR}/neuron-compiled"})
+    env += [{"name": k, "value": v.replace("{cache_dir}", CACHE_DIR)} for k, v in vendor.vllm_env.items()]
     if not engine_drains(args.engine_version):
         # the engine predates --shutdown-timeout: the entrypoint drains before passing SIGTERM on
         env.append({"name": "GENAI_SCALE_DRAIN_IN_ENTRYPOINT", "value": "1"})
@@ -198,7 +199,7 @@ def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_accoun
         "readinessProbe": {**probe, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
         "livenessProbe": {**probe, "periodSeconds": 15, "timeoutSeconds": 10, "failureThreshold": 4},
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(args.pre_stop_seconds)]}}},
-        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": not neuron},
+        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": vendor.vllm_read_only_root_filesystem},
         "volumeMounts": [{"name": volume, "mountPath": path} for volume, path, _ in volumes],
     }
     pod: dict[str, Any] = {
@@ -289,8 +290,9 @@ def triggers(name: str, args: VllmServiceArgs) -> list[dict[str, Any]]:
     if a.tokens_per_second_per_replica:
         out.append(prometheus_trigger("tokens-per-second", server, tokens_query(ns, served),
                                       round(a.tokens_per_second_per_replica * a.target_utilization, 2), activation=0))
-    if a.gpu_utilization_up_percent and args.placement.accelerator.vendor == "nvidia":
-        out.append(banded_trigger("gpu-utilization", server, gpu_util_query(ns, name),
+    metric = args.placement.accelerator.vendor_facts.utilization_metric
+    if a.gpu_utilization_up_percent and metric:
+        out.append(banded_trigger("gpu-utilization", server, gpu_util_query(ns, name, metric=metric),
                                   upper=a.gpu_utilization_up_percent, lower=a.gpu_utilization_down_percent,
                                   namespace=ns, deployment=name))
     if a.min_replicas == 0:

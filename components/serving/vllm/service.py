@@ -11,6 +11,8 @@ Defaults: one replica (KEDA keeps 1-2), weights fetched from S3 at start, prefix
 (``--shutdown-timeout``) after a 15 s preStop delay, a 20-minute startup budget for image pull and model load.
 The model must fit: :mod:`components.serving.vllm.fit` runs at construction and a model that does not fit the node
 group's accelerators is an error naming the need and the capacity; far too much hardware is a warning.
+Give ``cluster=<EksCluster>`` (in the args) and the OIDC provider of the weights' IRSA role comes from it (explicit
+inputs win), and its Kubernetes provider when ``opts`` names none.
 
 Security: non-root user, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root
 filesystem on the NVIDIA image (writable caches are emptyDirs), no service-account token mounted, API key from a
@@ -31,6 +33,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.base import TYPE_PREFIX
+from components.foundation.eks_cluster import from_cluster, with_cluster_provider
 from components.foundation.irsa import irsa_role
 from components.serving.vllm.args import PORT, VllmServiceArgs
 from components.serving.vllm.fit import FitReport
@@ -54,6 +57,7 @@ class VllmService(pulumi.ComponentResource):
     served_model_name: str
     """The ``model`` clients send."""
     namespace: str
+    """Kubernetes namespace of the service's workloads."""
     api_key: pulumi.Output[str] | None
     """The API key (secret Output), for clients such as the gateway. None when ``api_key`` is off."""
     api_key_secret_name: str | None
@@ -64,7 +68,7 @@ class VllmService(pulumi.ComponentResource):
     """The rendered objects (image left as given)."""
 
     def __init__(self, name: str, args: VllmServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(f"{TYPE_PREFIX}VllmService", name, None, opts)
+        super().__init__(f"{TYPE_PREFIX}VllmService", name, None, with_cluster_provider(opts, args.cluster))
         child = pulumi.ResourceOptions(parent=self)
         after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         self.namespace = args.namespace
@@ -77,8 +81,10 @@ class VllmService(pulumi.ComponentResource):
 
         sa_meta = object_meta(name, args)
         if args.model.weights_uri:
-            role = irsa_role(f"{name}-weights", oidc_provider_arn=args.oidc_provider_arn,
-                             oidc_issuer=args.oidc_issuer, namespace=args.namespace, service_account=name,
+            role = irsa_role(f"{name}-weights",
+                             oidc_provider_arn=from_cluster(args.oidc_provider_arn, args.cluster, "oidc_provider_arn"),
+                             oidc_issuer=from_cluster(args.oidc_issuer, args.cluster, "oidc_issuer"),
+                             namespace=args.namespace, service_account=name,
                              policy_document=weights_policy(args.model.weights_uri, args.weights_kms_key_arn),
                              tags=args.tags, parent=self, description=f"vLLM {name}: read model weights from S3")
             sa_meta["annotations"] = {"eks.amazonaws.com/role-arn": role.arn}

@@ -65,3 +65,35 @@ def test_derived_properties():
 def test_custom_entry_for_unknown_type():
     spec = cat.custom("g7e.2xlarge", vendor="nvidia", accelerator="RTX PRO 6000", count=1, memory_gib=96)
     assert spec.family == "g7e" and spec.memory_mib == 96 * 1024 and spec.k8s_resource == "nvidia.com/gpu"
+
+
+def test_stated_facts_produce_the_catalogue_record():
+    facts = cat.AcceleratorFacts(vendor="nvidia", accelerator="RTX PRO 6000", count=1, memory_gib=96)
+    spec = facts.spec("g7e.2xlarge")
+    assert spec == cat.custom("g7e.2xlarge", vendor="nvidia", accelerator="RTX PRO 6000", count=1, memory_gib=96)
+    assert isinstance(spec, cat.AcceleratorSpec) and spec.vendor_facts.device_resource == "nvidia.com/gpu"
+    neuron = cat.AcceleratorFacts(vendor="neuron", accelerator="Trainium2", count=16, memory_gib=96, neuron_cores=128,
+                                  efa_interfaces=16).spec("trn2.48xlarge")
+    assert (neuron.family, neuron.parallel_units, neuron.cores_per_device, neuron.efa_supported) == ("trn2", 128, 8, True)
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("vendor", "amd", "Input should be 'nvidia' or 'neuron'"),
+    ("count", 0, "Input should be greater than or equal to 1"),
+    ("memory_gib", 0, "Input should be greater than 0"),
+    ("accelerator", "", "String should have at least 1 character"),
+    ("neuron_cores", -1, "Input should be greater than or equal to 0"),
+])
+def test_stated_facts_are_validated(field, value, expected):
+    from pydantic import ValidationError
+
+    good = {"vendor": "nvidia", "accelerator": "L4", "count": 1, "memory_gib": 24}
+    with pytest.raises(ValidationError) as err:
+        cat.AcceleratorFacts(**{**good, field: value})
+    assert [(e["loc"], e["msg"]) for e in err.value.errors()] == [((field,), expected)]
+
+
+def test_vendor_facts_drive_the_derived_properties():
+    inf2, l4 = cat.lookup("inf2.24xlarge"), cat.lookup("g6.12xlarge")
+    assert inf2.shards_over_cores and inf2.cores_per_device == 2 and not inf2.time_slicing_supported
+    assert not l4.shards_over_cores and l4.parallel_units == 4 and l4.time_slicing_supported and not l4.mig_capable

@@ -1,5 +1,8 @@
 """The model catalogue: facts with source and date, internally consistent."""
 
+import pytest
+from pydantic import ValidationError
+
 from components.catalog import models
 
 
@@ -22,3 +25,31 @@ def test_custom_model():
     s = models.custom("acme/x", parameters_billion=1, layers=2, attention_heads=4, kv_heads=2, head_dim=64,
                       max_context=2048)
     assert s.source == "stated in the stack config"
+
+
+def test_a_catalogue_row_is_model_facts_with_a_source():
+    s = models.lookup("Qwen/Qwen2.5-7B-Instruct")
+    assert isinstance(s, models.ModelFacts)
+    assert s.facts == models.ModelFacts(parameters_billion=7.62, layers=28, attention_heads=28, kv_heads=4,
+                                        head_dim=128, max_context=32768)
+    assert type(s.facts) is models.ModelFacts  # without id and source
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("parameters_billion", 0, "Input should be greater than 0"),
+    ("parameters_billion", 6000, "Input should be less than or equal to 5000"),
+    ("layers", 0, "Input should be greater than or equal to 1"),
+    ("kv_heads", 0, "Input should be greater than or equal to 1"),
+    ("max_context", 0, "Input should be greater than or equal to 1"),
+])
+def test_stated_facts_are_validated(field, value, expected):
+    good = dict(parameters_billion=1, layers=2, attention_heads=4, kv_heads=2, head_dim=64, max_context=2048)
+    with pytest.raises(ValidationError) as err:
+        models.ModelFacts(**{**good, field: value})
+    assert [(e["loc"], e["msg"]) for e in err.value.errors()] == [((field,), expected)]
+
+
+def test_facts_reject_unknown_keys():
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        models.ModelFacts(parameters_billion=1, layers=2, attention_heads=4, kv_heads=2, head_dim=64, max_context=2048,
+                          hidden_size=4096)

@@ -106,3 +106,52 @@ def test_recorded_policy_document_carries_the_vpc_condition():
 def test_replicas_range_is_validated():
     with pytest.raises(ArgsError, match=r"replicas = 0: expected a number >= 1"):
         LbControllerArgs(**ARGS, replicas=0)
+
+
+# --- cluster= -------------------------------------------------------------------------------------------------------
+
+def _cluster():
+    from components.foundation.eks_cluster import EksCluster, EksClusterArgs
+
+    return EksCluster("eks", EksClusterArgs(vpc_id="vpc-0abc", subnet_ids=["subnet-a", "subnet-b"]))
+
+
+def test_controller_from_the_cluster_equals_explicit_inputs_and_uses_its_provider():
+    def with_cluster():
+        LbController("lbc", LbControllerArgs(cluster=_cluster(), region="us-east-1"))
+
+    def explicit():
+        c = _cluster()
+        LbController("lbc", LbControllerArgs(cluster_name=c.cluster_name, oidc_provider_arn=c.oidc_provider_arn,
+                                             oidc_issuer=c.oidc_issuer, vpc_id=c.vpc_id, region="us-east-1"),
+                     opts=pulumi.ResourceOptions(provider=c.k8s_provider))
+
+    def children(r):
+        urn = r.one("genai-scale:index:LbController").urn
+        return [(x.type, x.name, x.inputs, x.provider) for x in r.resources if x.parent == urn]
+
+    a, b = run_program(with_cluster), run_program(explicit)
+    assert children(a) == children(b)
+    release = a.one("kubernetes:helm.sh/v3:Release")
+    assert release.inputs["values"]["clusterName"] == a.one("aws:eks/cluster:Cluster").outputs["name"]
+    assert release.inputs["values"]["vpcId"] == "vpc-0abc"
+    assert release.provider.startswith(a.one("pulumi:providers:kubernetes", "eks-k8s").urn)
+    trust = json.loads(a.one("aws:iam/role:Role", "lbc-role").inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"]["Federated"] == a.one(
+        "aws:iam/openIdConnectProvider:OpenIdConnectProvider").outputs["arn"]
+
+
+def test_explicit_inputs_win_over_the_cluster():
+    r = run_program(lambda: LbController("lbc", LbControllerArgs(cluster=_cluster(), region="us-east-1",
+                                                                 cluster_name="other", vpc_id="vpc-other")))
+    values = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    assert (values["clusterName"], values["vpcId"]) == ("other", "vpc-other")
+
+
+def test_missing_cluster_inputs_name_both_ways():
+    with pytest.raises(ArgsError) as exc:
+        LbControllerArgs(region="us-east-1", vpc_id="vpc-0abc")
+    text = str(exc.value)
+    for field in ("cluster_name", "oidc_provider_arn", "oidc_issuer"):
+        assert f"{field}: required (or pass cluster=EksCluster)" in text
+    assert "vpc_id" not in text

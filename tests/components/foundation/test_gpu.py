@@ -82,3 +82,37 @@ def test_efa_interfaces_one_per_card():
     nics = _gpu.efa_interfaces(H100, ["sg-1"])
     assert len(nics) == 32 and all(n["interfaceType"] == "efa" for n in nics)
     assert nics[0]["deviceIndex"] == 0 and nics[1]["deviceIndex"] == 1 and nics[31]["networkCardIndex"] == 31
+
+
+def test_vendor_specific_labels_and_resources_come_from_the_vendor_registry():
+    from components.catalog.vendors import NEURON, NVIDIA
+
+    # MIG and time-slicing only where the vendor's record has them
+    assert "nvidia.com/mig.config" not in _gpu.labels("inf2", INF2, mig_config="all-1g.10gb")
+    assert _gpu.extended_resources(INF2, time_slicing_replicas=4) == {"aws.amazon.com/neuron": "6",
+                                                                       "aws.amazon.com/neuroncore": "12"}
+    for spec, vendor in ((A10G, NVIDIA), (INF2, NEURON)):
+        assert _gpu.taints(spec) == [vendor.taint()]
+        assert _gpu.ami_type(spec) == vendor.ami_types["al2023"]
+        assert vendor.labels_for(spec.accelerator).items() <= _gpu.labels("g", spec).items()
+        assert _gpu.labels("g", spec)["genai-scale/accelerator-vendor"] == vendor.name
+
+
+def test_a_registered_vendor_gets_node_group_settings(monkeypatch):
+    from tests.components.catalog.test_vendors import register_acme
+
+    acme = register_acme(monkeypatch)  # a third vendor: one record in the registry, nothing else
+    assert _gpu.ami_type(acme, "bottlerocket") == "BOTTLEROCKET_x86_64"
+    assert _gpu.taints(acme) == [{"key": "acme.com/npu", "value": "present", "effect": "NoExecute"}]
+    assert _gpu.eks_taints(_gpu.taints(acme)) == [{"key": "acme.com/npu", "value": "present", "effect": "NO_EXECUTE"}]
+    labels = _gpu.labels("npu", acme, mig_config="ignored")
+    assert labels == {"genai-scale/node-group": "npu", "genai-scale/accelerator": "n1",
+                      "genai-scale/accelerator-vendor": "acme", "genai-scale/accelerator-count": "4",
+                      "acme.com/npu.product": "acme-n1"}  # no MIG label: the vendor has no MIG manager
+    # time-slicing replicas do not multiply devices the vendor cannot time-slice; cores are advertised too
+    assert _gpu.extended_resources(acme, time_slicing_replicas=4) == {"acme.com/npu": "4", "acme.com/npu-core": "16"}
+    tags = _gpu.autoscaler_tags("c", acme, labels, _gpu.taints(acme), disk_size_gib=100)
+    tpl = "k8s.io/cluster-autoscaler/node-template"
+    assert tags[f"{tpl}/resources/acme.com/npu"] == "4" and tags[f"{tpl}/taint/acme.com/npu"] == "present:NoExecute"
+    assert tags[f"{tpl}/label/acme.com/npu.product"] == "acme-n1"
+    assert acme.k8s_resource == "acme.com/npu" and acme.parallel_units == 4 and not acme.mig_capable

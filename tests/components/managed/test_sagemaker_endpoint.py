@@ -209,12 +209,22 @@ def test_environment_may_not_override_managed_keys():
 
 
 def test_instance_bounds_and_routing_and_ami_are_checked_together():
-    msg = errors(min_instances=3, max_instances=2, routing_strategy="ROUND_ROBIN", inference_ami_version="al2-gpu-9")
+    msg = errors(min_instances=3, max_instances=2, initial_instance_count=1, routing_strategy="ROUND_ROBIN",
+                 inference_ami_version="al2-gpu-9")
     assert "min_instances = 3: <= max_instances (2)" in msg
     assert "initial_instance_count = 1: between min_instances (3) and max_instances (2)" in msg
     assert "routing_strategy = 'ROUND_ROBIN': one of LEAST_OUTSTANDING_REQUESTS, RANDOM" in msg
     assert "inference_ami_version = 'al2-gpu-9'" in msg
     assert msg.startswith("invalid SageMakerLmiEndpointArgs: 4 problems")
+
+
+def test_initial_instances_default_to_the_minimum():
+    """One default, in the args: without initial_instance_count the endpoint starts at min_instances."""
+    msg = errors(min_instances=3, max_instances=2)
+    assert "initial_instance_count" not in msg and msg.startswith("invalid SageMakerLmiEndpointArgs: 1 problem")
+    plan, _ = plan_component(lambda: SageMakerLmiEndpoint("ep", args(min_instances=2, max_instances=3)))
+    cfg = plan.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    assert cfg.inputs["productionVariants"][0]["initialInstanceCount"] == 2
 
 
 def test_vpc_and_subnets_go_together():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.serving.vllm.fit import (FitInput, check_fit, fit_problems_from_manifest, fit_warnings_from_manifest,
-                                   kv_cache_bytes_per_token, mig_memory_gib, sizing_advice)
+from components.serving.vllm.fit import (FitInput, check_fit, fit_input_from_manifest, fit_problems_from_manifest,
+                                         fit_warnings_from_manifest, kv_cache_bytes_per_token, mig_memory_gib,
+                                         sizing_advice, unit_name)
 from components.catalog import models
 
 LLAMA8 = models.lookup("meta-llama/Llama-3.1-8B-Instruct")
@@ -13,10 +14,7 @@ LLAMA70 = models.lookup("meta-llama/Llama-3.1-70B-Instruct")
 
 
 def fit(spec, **kw) -> FitInput:
-    base = dict(model=spec.model_id, parameters_billion=spec.parameters_billion, layers=spec.layers,
-                attention_heads=spec.attention_heads, kv_heads=spec.kv_heads, head_dim=spec.head_dim,
-                max_context=spec.max_context)
-    return FitInput(**{**base, **kw})
+    return FitInput(**{"model": spec.model_id, "facts": spec.facts, **kw})
 
 
 def test_kv_cache_per_token_of_llama_8b():
@@ -180,3 +178,39 @@ def test_fit_errors_point_at_the_setting_they_are_about():
         service_args(model=model(tensor_parallel_size=3), placement=placement("a10g", "g5.12xlarge"))
     paths = [p.path for p in exc.value.problems]
     assert "model.tensor_parallel_size" in paths and "model" not in paths
+
+
+def test_manifest_check_rejects_model_facts_out_of_range():
+    ann = {**ANNOTATIONS, "genai-scale/model-layers": "0", "genai-scale/model-kv-heads": "0"}
+    assert fit_problems_from_manifest(["/m", "--max-model-len", "4096"], ann) == [
+        "cannot check the model's fit: genai-scale/model-layers input should be greater than or equal to 1; "
+        "genai-scale/model-kv-heads input should be greater than or equal to 1"]
+    ann = {**ANNOTATIONS, "genai-scale/model-layers": "many"}
+    assert fit_problems_from_manifest(["/m", "--max-model-len", "4096"], ann)[0].startswith(
+        "cannot check the model's fit: unreadable value (")
+
+
+@pytest.mark.parametrize("instance_type,accelerator,unit", [
+    ("inf2.xlarge", "Inferentia2", "NeuronCore"),      # catalogue row
+    ("trn2.48xlarge", "Trainium2", "NeuronCore"),      # not in the catalogue: by the vendor's instance families
+    ("", "Trainium", "NeuronCore"),                    # no instance type: by the catalogue's accelerator names
+    ("g5.xlarge", "A10G", "A10G GPU"),
+    ("", "RTX PRO 6000", "RTX PRO 6000 GPU"),          # unknown: a GPU, as before
+])
+def test_manifest_check_names_the_unit_by_the_vendor(instance_type, accelerator, unit):
+    ann = {**ANNOTATIONS, "genai-scale/instance-type": instance_type, "genai-scale/accelerator": accelerator}
+    fi, _ = fit_input_from_manifest(["/m", "--max-model-len", "4096"], ann)
+    assert fi.unit_name == unit
+
+
+def test_unit_names_for_every_sharing_mode():
+    from components.catalog.vendors import NEURON, NVIDIA
+
+    assert unit_name("H100", NVIDIA, "mig", "3g.40gb") == "H100 MIG 3g.40gb slice"
+    assert unit_name("L4", NVIDIA, "time-sliced") == "L4 GPU (time-sliced)"
+    assert unit_name("Inferentia2", NEURON, "dedicated") == "NeuronCore"
+
+
+def test_fit_input_holds_the_catalogues_model_facts():
+    assert fit(LLAMA8).facts == models.ModelFacts(parameters_billion=8.03, layers=32, attention_heads=32, kv_heads=8,
+                                                  head_dim=128, max_context=131072)

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 from components import versions
-from components.serving.vllm.image import (BASE_IMAGES, CONTEXT_DIR, VllmImage, VllmImageArgs, context_digest, image_tag,
-                                   lifecycle_policy)
+from components.catalog.vendors import VENDORS
+from components.serving.vllm.image import (CONTEXT_DIR, VllmImage, VllmImageArgs, base_image, context_digest, dockerfile,
+                                           engine_version, image_tag, lifecycle_policy)
 from infra.plan import run_program
 
 
@@ -31,8 +32,8 @@ def test_image_build_and_push_inputs():
     assert img.inputs["push"] is True
     assert img.inputs["buildOnPreview"] is False
     assert img.inputs["platforms"] == ["linux/amd64"]
-    assert img.inputs["buildArgs"] == {"BASE_IMAGE": BASE_IMAGES["neuron"]}
-    assert BASE_IMAGES["neuron"] == f"public.ecr.aws/neuron/pytorch-inference-vllm-neuronx:{versions.VLLM_NEURON_DLC.version}"
+    assert img.inputs["buildArgs"] == {"BASE_IMAGE": base_image("neuron")}
+    assert base_image("neuron") == f"public.ecr.aws/neuron/pytorch-inference-vllm-neuronx:{versions.VLLM_NEURON_DLC.version}"
     assert img.inputs["dockerfile"]["location"].endswith("serving/vllm/Dockerfile.neuron")
     assert not img.inputs["context"]["location"].startswith("/")  # relative to the project, no machine paths
     tag = img.inputs["tags"][0]
@@ -51,8 +52,8 @@ def test_tag_follows_the_build_context(tmp_path):
 def test_dockerfiles_pin_the_base_run_non_root_and_bake_no_weights():
     nvidia = (CONTEXT_DIR / "Dockerfile.nvidia").read_text()
     neuron = (CONTEXT_DIR / "Dockerfile.neuron").read_text()
-    assert f"ARG BASE_IMAGE={BASE_IMAGES['nvidia']}" in nvidia
-    assert f"ARG BASE_IMAGE={BASE_IMAGES['neuron']}" in neuron
+    assert f"ARG BASE_IMAGE={base_image('nvidia')}" in nvidia
+    assert f"ARG BASE_IMAGE={base_image('neuron')}" in neuron
     for text in (nvidia, neuron):
         assert "USER ${UID}" in text and "ARG UID=10001" in text
         assert 'ENTRYPOINT ["/usr/local/bin/genai-scale-vllm"]' in text
@@ -61,3 +62,17 @@ def test_dockerfiles_pin_the_base_run_non_root_and_bake_no_weights():
     files = sorted(p.name for p in CONTEXT_DIR.iterdir() if p.is_file())
     assert files == ["Dockerfile.neuron", "Dockerfile.nvidia", "__init__.py", "entrypoint.py"]
     assert Path(CONTEXT_DIR / "entrypoint.py").stat().st_mode & 0o111
+
+
+def test_image_family_comes_from_the_vendor_registry():
+    # each vendor's record names its base image and engine pins and its Dockerfile; the image follows them
+    assert base_image("nvidia") == f"docker.io/vllm/vllm-openai:v{versions.VLLM.version}"
+    assert (engine_version("nvidia"), engine_version("neuron")) == (versions.VLLM.version,
+                                                                    versions.VLLM_NEURON_ENGINE_VERSION)
+    for name in VENDORS:
+        assert (CONTEXT_DIR / dockerfile(name)).is_file(), name
+        assert image_tag(name).startswith(f"{engine_version(name)}-")
+    result = run_program(lambda: VllmImage("vllm-nvidia", VllmImageArgs(vendor="nvidia")))
+    img = result.one("docker-build:index:Image", "vllm-nvidia-image")
+    assert img.inputs["dockerfile"]["location"].endswith("serving/vllm/Dockerfile.nvidia")
+    assert img.inputs["buildArgs"] == {"BASE_IMAGE": base_image("nvidia")}
