@@ -25,7 +25,8 @@ import yaml
 from pydantic import Field
 
 from components import versions
-from components.base import TYPE_PREFIX, ArgsModel
+from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
+from components.foundation.eks_cluster import with_cluster_provider
 from components.catalog.vendors import NVIDIA
 from problems import Problem
 
@@ -37,6 +38,9 @@ TIME_SLICING_KEY = "any"
 class GpuOperatorArgs(ArgsModel):
     """Arguments of :class:`GpuOperator`."""
 
+    cluster: PulumiInput = None
+    """The :class:`~components.foundation.eks_cluster.EksCluster` to install into: its Kubernetes provider is used when
+    ``opts`` names none. Default: none (pass the provider in ``opts``)."""
     namespace: str = "gpu-operator"
     """Namespace of the release. Default: gpu-operator."""
     chart_version: str = versions.GPU_OPERATOR.version
@@ -114,7 +118,7 @@ class GpuOperator(pulumi.ComponentResource):
     """GPU time-slicing replicas per GPU configured on the device plugin; None when time-slicing is off."""
 
     def __init__(self, name: str, args: GpuOperatorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(f"{TYPE_PREFIX}GpuOperator", name, None, opts)
+        super().__init__(f"{TYPE_PREFIX}GpuOperator", name, None, with_cluster_provider(opts, args.cluster))
         child = pulumi.ResourceOptions(parent=self)
         self.mig_strategy, self.time_slicing_replicas = args.mig_strategy, args.time_slicing_replicas
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": args.namespace, "labels": {

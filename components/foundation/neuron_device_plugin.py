@@ -19,7 +19,8 @@ import pulumi_kubernetes as k8s
 from pydantic import Field
 
 from components import versions
-from components.base import TYPE_PREFIX, ArgsModel
+from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
+from components.foundation.eks_cluster import with_cluster_provider
 from components.catalog.vendors import NEURON
 
 NEURON_TOLERATION = NEURON.toleration()
@@ -29,6 +30,9 @@ NEURON_TOLERATION = NEURON.toleration()
 class NeuronDevicePluginArgs(ArgsModel):
     """Arguments of :class:`NeuronDevicePlugin`."""
 
+    cluster: PulumiInput = None
+    """The :class:`~components.foundation.eks_cluster.EksCluster` to install into: its Kubernetes provider is used when
+    ``opts`` names none. Default: none (pass the provider in ``opts``)."""
     namespace: str = "kube-system"
     """Namespace of the release. Default: kube-system."""
     chart_version: str = versions.NEURON_HELM_CHART.version
@@ -58,7 +62,7 @@ class NeuronDevicePlugin(pulumi.ComponentResource):
     """The Helm values the release was rendered with (what ``render_values(args)`` returned)."""
 
     def __init__(self, name: str, args: NeuronDevicePluginArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(f"{TYPE_PREFIX}NeuronDevicePlugin", name, None, opts)
+        super().__init__(f"{TYPE_PREFIX}NeuronDevicePlugin", name, None, with_cluster_provider(opts, args.cluster))
         self.values = render_values(args)
         self.release = k8s.helm.v3.Release(
             name, chart=f"{versions.NEURON_HELM_CHART.repository}/{versions.NEURON_HELM_CHART.name}",

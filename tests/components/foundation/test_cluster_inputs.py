@@ -11,6 +11,7 @@ from components.foundation.eks_cluster import EksCluster, EksClusterArgs, with_c
 from components.foundation.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from components.serving.keda import Keda, KedaArgs
 from components.serving.monitoring import Monitoring, MonitoringArgs
+from components import GpuOperator, GpuOperatorArgs, NeuronDevicePlugin, NeuronDevicePluginArgs
 from infra.plan import run_program
 from tests.kit.plan import errors_of
 
@@ -155,8 +156,10 @@ def test_with_cluster_provider_adds_the_clusters_provider_only_when_opts_name_no
 
 
 @pytest.mark.parametrize("make", [lambda c: Keda("keda", KedaArgs(cluster=c)),
-                                  lambda c: Monitoring("monitoring", MonitoringArgs(cluster=c))],
-                         ids=["keda", "monitoring"])
+                                  lambda c: Monitoring("monitoring", MonitoringArgs(cluster=c)),
+                                  lambda c: GpuOperator("gpu-operator", GpuOperatorArgs(cluster=c)),
+                                  lambda c: NeuronDevicePlugin("neuron", NeuronDevicePluginArgs(cluster=c))],
+                         ids=["keda", "monitoring", "gpu-operator", "neuron"])
 def test_kubernetes_components_install_with_the_clusters_provider(make):
     r = run_program(lambda: make(cluster()))
     provider = r.one("pulumi:providers:kubernetes", "eks-k8s").urn
