@@ -31,10 +31,11 @@ def plan_main(argv: Sequence[str]) -> int:
     args = _plan_parser().parse_args(list(argv))
     from infra.config import ConfigError
     from infra.program import plan_stack
+    from problems import ProblemsError
 
     try:
         result, cfg = plan_stack(stack=args.stack, config_file=args.config_file)
-    except ConfigError as err:
+    except (ConfigError, ProblemsError) as err:  # bad config, or a component's args rejected while building
         print(str(err), file=sys.stderr)
         return EXIT_CONFIG
     if args.json:
@@ -116,7 +117,24 @@ def _gateway(argv: Sequence[str]) -> int:
     return gateway_cli.main(list(argv))
 
 
+def _plain_config_warnings() -> None:
+    """Print a deprecated-key warning as one line (``warning: ...``), without Python's source-line decoration."""
+    import warnings
+
+    from infra.config import ConfigWarning
+
+    default = warnings.formatwarning
+
+    def fmt(message, category, filename, lineno, line=None):  # noqa: ANN001 - warnings' own signature
+        if issubclass(category, ConfigWarning):
+            return f"warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = fmt
+
+
 def run() -> Any:  # pragma: no cover - console script shim
+    _plain_config_warnings()
     sys.exit(main())
 
 

@@ -18,9 +18,9 @@ import yaml
 from pydantic import ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from problems import MISSING as _MISSING_VALUE
 from components.errors import ArgsError
-from problems import Problem, did_you_mean, from_pydantic as problems_from_pydantic
+from problems import Problem, missing, unknown_key
+from problems import from_pydantic as problems_from_pydantic
 from infra.sections import SECTIONS
 from infra.sections.base import SettingsModel
 from infra.tiers import TIER_FILE, TIERS_DIR, TierError, load_tier, unknown_tier
@@ -166,14 +166,18 @@ def build_settings(raw: dict[str, Any], *, source: str) -> Any:
     tier = ns.pop("tier", None)
     problem = unknown_tier(tier, TIERS_DIR)  # tiers are the folders under stacks/tiers
     if problem is not None:
+        # No preset to merge: still check the stack file's own keys and values, so one run lists every mistake.
+        # Absent keys are not reported (the preset would have supplied them), nor the cross-section rules.
+        found, _, _ = _validate_keys(settings_model(), {**ns, "region": raw.get("aws:region", "us-east-1")})
         problems.append(problem)
-    if problems:
+        problems.extend(p for p in found if p.code != "missing")
         raise ConfigError(problems, title=f"{source}: invalid configuration", prefix=prefix)
     try:
         load_tier(tier, TIERS_DIR)  # the tier's facts, which the sections' rules read: reported before them
     except TierError as err:
         raise ConfigError(err.problems, title=err.title) from None
 
+    ns = renamed_keys(ns, source=source)
     merged = deep_merge(load_tier_preset(tier), ns)
     merged["tier"] = tier
     merged["region"] = raw.get("aws:region", "us-east-1")
@@ -187,6 +191,35 @@ def build_settings(raw: dict[str, Any], *, source: str) -> Any:
     if found:
         raise ConfigError(found, title=f"{source}: invalid configuration", prefix=prefix)
     return settings
+
+
+class ConfigWarning(UserWarning):
+    """A stack file uses a deprecated key (still accepted); the message names the new key."""
+
+
+def renamed_keys(ns: dict[str, Any], *, source: str) -> dict[str, Any]:
+    """Deprecated keys (each section's ``RENAMED``: ``"nodeGroups.*.labels": "extraLabels"``) moved to their new
+    names, with a :class:`ConfigWarning` each; a file that sets both keeps the new key's value."""
+    import warnings
+
+    def walk(node: Any, parts: list[str], new: str, where: list[str]) -> None:
+        if not isinstance(node, dict) or not parts:
+            return
+        head, rest = parts[0], parts[1:]
+        keys = list(node) if head == "*" else [head] if head in node else []
+        for key in keys:
+            if rest:
+                walk(node[key], rest, new, [*where, key])
+            elif new not in node:
+                node[new] = node.pop(key)
+                warnings.warn(f"{source}: {NAMESPACE}:{'.'.join([*where, key])} is deprecated; use "
+                              f"{NAMESPACE}:{'.'.join([*where, new])}", ConfigWarning, stacklevel=2)
+
+    out = json.loads(json.dumps(ns, default=str))
+    for section in _sections():
+        for old, new in getattr(section, "RENAMED", {}).items():
+            walk(out, old.split("."), new, [])
+    return out
 
 
 def _validate_keys(model: type[SettingsModel], merged: dict[str, Any]
@@ -204,7 +237,7 @@ def _validate_keys(model: type[SettingsModel], merged: dict[str, Any]
     for key, value in merged.items():
         field = by_alias.get(key)
         if field is None:
-            problems.append(_with_allowed_keys(Problem(key, _MISSING_VALUE, "unknown key"), model))
+            problems.append(_with_allowed_keys(missing(key, "unknown key", code="unknown_key"), model))
             continue
         target = _unwrap(field.annotation)
         if isinstance(target, _DictOf) and isinstance(value, dict):
@@ -273,13 +306,13 @@ def _prefixed(exc: ValidationError, model: type[SettingsModel], prefix: str) -> 
     out = []
     for p in problems_from_pydantic(exc):
         path = f"{prefix}.{p.path}" if p.path else prefix
-        out.append(_with_allowed_keys(Problem(path, p.value, p.expected), model))
+        out.append(_with_allowed_keys(Problem(path, p.value, p.expected, code=p.code), model))
     return out
 
 
 def _with_allowed_keys(p: Problem, model: type[SettingsModel]) -> Problem:
     """Add 'did you mean' / the allowed keys to an unknown-key problem, walking the models along its path."""
-    if not p.expected.startswith("unknown key"):
+    if p.code != "unknown_key":
         return p
     parts = _split(p.path)
     cls: Any = model
@@ -290,11 +323,7 @@ def _with_allowed_keys(p: Problem, model: type[SettingsModel]) -> Problem:
     allowed = _aliases(cls) if cls is not None else []
     if not allowed:
         return p
-    hint = did_you_mean(parts[-1], allowed)
-    text = "unknown key" + hint
-    if not hint:
-        text += f"; expected one of: {', '.join(sorted(allowed))}"
-    return Problem(p.path, p.value, text)
+    return unknown_key(p.path, allowed)
 
 
 def _split(path: str) -> list[str]:

@@ -77,6 +77,7 @@ def main(argv: Sequence[str]) -> int:
 
     from infra.config import ConfigError
     from infra.program import plan_stack
+    from problems import ProblemsError
     from infra.tiers import TierError, pack_config_for
     from policies.engine import PolicyConfigError, evaluate, validate_config
     from policies.pack import pack_config
@@ -90,7 +91,7 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_CONFIG
     try:
         plan, settings = plan_stack(stack=args.stack, config_file=args.config_file)
-    except (ConfigError, TierError) as err:
+    except (ConfigError, TierError, ProblemsError) as err:
         print(str(err), file=sys.stderr)
         return EXIT_CONFIG
     try:

@@ -44,6 +44,9 @@ class Problem:
     """What was expected instead, in the reader's terms."""
     related: tuple[str, ...] = ()
     """Other paths (same root as ``path``) that the rule read, e.g. ``("max_size",)`` for ``min_size <= max_size``."""
+    code: str = ""
+    """What kind of problem, for callers that act on it: ``missing`` (a required key is absent), ``unknown_key``,
+    ``invalid`` (a bad value of a field), or empty (a rule's own finding). Never rendered."""
 
     def render(self, prefix: str = "") -> str:
         where = f"{prefix}{self.path}" if self.path else prefix.rstrip(".:") or "(root)"
@@ -57,7 +60,7 @@ class Problem:
             if not p:
                 return prefix
             return f"{prefix}{p}" if p.startswith("[") else f"{prefix}.{p}"
-        return Problem(join(self.path), self.value, self.expected, tuple(join(r) for r in self.related))
+        return Problem(join(self.path), self.value, self.expected, tuple(join(r) for r in self.related), self.code)
 
     def concerns(self, path: str) -> bool:
         """True when this problem is about ``path`` or something below it, or its rule read it."""
@@ -69,9 +72,9 @@ def is_within(path: str, ancestor: str) -> bool:
     return path == ancestor or path.startswith(ancestor + ".") or path.startswith(ancestor + "[")
 
 
-def missing(path: str, expected: str, related: Iterable[str] = ()) -> Problem:
+def missing(path: str, expected: str, related: Iterable[str] = (), *, code: str = "missing") -> Problem:
     """A problem for a required value that is absent."""
-    return Problem(path, MISSING, expected, tuple(related))
+    return Problem(path, MISSING, expected, tuple(related), code)
 
 
 def show(value: Any) -> str:
@@ -118,7 +121,7 @@ def unknown_key(path: str, allowed: Iterable[str]) -> Problem:
     text = "unknown key" + hint
     if allowed and not hint:
         text += f"; expected one of: {', '.join(allowed)}"
-    return missing(path, text)
+    return missing(path, text, code="unknown_key")
 
 
 def path_of(loc: Iterable[Any]) -> str:
@@ -151,13 +154,13 @@ def from_pydantic(exc: Any, *, known_fields: dict[str, list[str]] | None = None)
         etype = err["type"]
         if etype == "extra_forbidden":
             allowed = (known_fields or {}).get(path_of(loc[:-1]))
-            out.append(unknown_key(path, allowed) if allowed else missing(path, "unknown key"))
+            out.append(unknown_key(path, allowed) if allowed else missing(path, "unknown key", code="unknown_key"))
         elif etype == "missing":
             out.append(missing(path, "required"))
         elif etype == "value_error":
-            out.append(Problem(path, value, str((err.get("ctx") or {}).get("error", err["msg"]))))
+            out.append(Problem(path, value, str((err.get("ctx") or {}).get("error", err["msg"])), code="invalid"))
         else:
-            out.append(Problem(path, value, expected_text(err)))
+            out.append(Problem(path, value, expected_text(err), code="invalid"))
     return out
 
 

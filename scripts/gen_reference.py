@@ -27,8 +27,14 @@ OUT = ROOT / "docs" / "reference"
 sys.path.insert(0, str(ROOT))
 
 
+ONE_WORD = ("SageMaker",)
+"""Product names written in camel case that stay one word in a file name."""
+
+
 def kebab(name: str) -> str:
-    """``GpuNodeGroup`` -> ``gpu-node-group``; ``SageMakerLmiEndpoint`` -> ``sage-maker-lmi-endpoint``."""
+    """``GpuNodeGroup`` -> ``gpu-node-group``; ``SageMakerLmiEndpoint`` -> ``sagemaker-lmi-endpoint``."""
+    for word in ONE_WORD:
+        name = name.replace(word, word.capitalize())
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
 

@@ -32,13 +32,34 @@ def _is_package(path: Path) -> bool:
     return path.name == "__init__.py"
 
 
+def lazy_exports() -> dict[str, str]:
+    """``components``' lazy export map (public name -> defining module), read from its source."""
+    tree = ast.parse((ROOT / "components" / "__init__.py").read_text())
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) else None)
+        if isinstance(target, ast.Name) and target.id == "_EXPORTS":
+            return ast.literal_eval(node.value)
+    return {}
+
+
 def imported_modules(path: Path) -> set[str]:
-    """Every first-party module ``path`` imports, resolved to the deepest module or package that exists."""
+    """Every first-party module ``path`` imports, resolved to the deepest module or package that exists. A name that
+    ``components`` exports lazily counts as an import of its defining module, and so does
+    ``importlib.import_module("<literal>")``."""
     tree = ast.parse(path.read_text())
     own = module_name(path)
     package = own if _is_package(path) else own.rpartition(".")[0]
+    lazy = lazy_exports() if own != "components" else {}
     out: set[str] = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module" \
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            out.add(node.args[0].value)
+        elif isinstance(node, ast.ImportFrom) and node.module == "components" and not node.level:
+            for alias in node.names:
+                if alias.name in lazy:
+                    out.add(lazy[alias.name])
         if isinstance(node, ast.Import):
             for alias in node.names:
                 out.add(alias.name)
@@ -216,6 +237,23 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles():
     assert find_cycles(import_graph()) == []
+
+
+def test_the_cycle_check_sees_through_the_lazy_export_map_and_import_module(monkeypatch):
+    lazy = {**lazy_exports(), "ProbeB": "components._probe_b"}
+    monkeypatch.setitem(globals(), "lazy_exports", lambda: lazy)  # as if ProbeB were in components' _EXPORTS
+    probe_a = ROOT / "components" / "_probe_a.py"
+    probe_b = ROOT / "components" / "_probe_b.py"
+    fake = ROOT / "infra" / "_probe_dyn.py"
+    probe_a.write_text("def f():\n    from components import ProbeB\n")
+    probe_b.write_text("import importlib\nimportlib.import_module('components._probe_a')\n")
+    fake.write_text("import importlib\nimportlib.import_module('components.foundation._gpu')\n")
+    try:
+        assert ["components._probe_a", "components._probe_b"] in find_cycles(import_graph())
+        assert private_violations(fake) == ["components.foundation._gpu"]
+    finally:
+        for f in (probe_a, probe_b, fake):
+            f.unlink()
 
 
 def test_the_cycle_check_finds_a_hidden_cycle():

@@ -51,6 +51,10 @@ ClusterAutoscalerSettings = derive_settings(
     extra={"enabled": (bool, Field(default=True, description="Install the cluster autoscaler. Default: on."))})
 
 
+RENAMED = {"nodeGroups.*.labels": "extraLabels"}
+"""Deprecated config keys -> their new name (accepted with a warning): node-group labels are ``extraLabels`` since
+the settings derive from GpuNodeGroupArgs."""
+
 KEYS = {
     "tags": dict[str, str],
     "targets": TargetsSettings,

@@ -20,7 +20,7 @@ from components.errors import ArgsError
 
 from problems import Problem
 from components.gateway.gateway import Gateway, GatewayArgs
-from infra.sections.base import BuildContext, args_from, derive_settings
+from infra.sections.base import BuildContext, args_from, derive_settings, translate
 
 TITAN_EMBED_V2 = "amazon.titan-embed-text-v2:0"
 
@@ -114,6 +114,32 @@ def gateway_config(ctx: BuildContext, s: GatewaySettings) -> dict[str, Any]:
         port = pulumi.Output.from_input(ctx.cache.port).apply(str)
         cfg["redis"] = {"url": pulumi.Output.concat("rediss://", ctx.cache.primary_endpoint, ":", port, "/0")}
     return cfg
+
+
+def problems(cfg) -> list[Problem]:
+    """Rules over the settings, checked with the other sections' before anything is built."""
+    s = cfg.gateway
+    if not s.enabled:
+        return []
+    out: list[Problem] = []
+    serving, managed = cfg.serving, (cfg.sagemaker, cfg.bedrock)
+    if not ((serving.enabled and serving.models) or managed[0].endpoints or managed[1].enabled):
+        out.append(Problem("gateway.enabled", True, "needs something to route to: a vLLM service (serving.models), "
+                           "a SageMaker endpoint (sagemaker.endpoints) or a Bedrock model (bedrock.enabled)",
+                           ("serving", "sagemaker", "bedrock")))
+    if not cfg.cache.enabled:
+        for t, spec in s.tenants.items():
+            if spec.requests_per_minute or spec.tokens_per_minute:
+                out.append(Problem(f"gateway.tenants.{t}", spec.model_dump(by_alias=True, exclude_none=True),
+                                   "request/token budgets need the shared cache (cache.enabled) to be enforced "
+                                   "across replicas; enable the cache or drop the budgets", ("cache.enabled",)))
+        if s.semantic_cache:
+            out.append(Problem("gateway.semanticCache", True, "needs the cache (cache.enabled)", ("cache.enabled",)))
+    try:
+        args_from(s, GatewayArgs, config={})
+    except ArgsError as err:
+        out.extend(translate(err, "gateway"))
+    return out
 
 
 def _problems(ctx: BuildContext, s: GatewaySettings, cfg: dict[str, Any]) -> list[Problem]:

@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-from pydantic import Field
+from pydantic import Field, create_model
 
 
 from components.errors import ArgsError
@@ -74,22 +74,20 @@ KedaSettings = derive_settings(KedaArgs, name="KedaSettings", exclude=("node_sel
                                    "Run KEDA and autoscale the models. Default: on.")))})
 
 
-class ServingSettings(SettingsModel):
-    """vLLM serving: images, models, autoscaling."""
-
-    enabled: bool = False
-    """Deploy the vLLM models. Default: off (tier presets turn it on)."""
-    namespace: str = "genai-serving"
-    """Namespace of the vLLM workloads. Default: genai-serving."""
-    models_bucket: ModelsBucketSettings = Field(default_factory=ModelsBucketSettings)
-    build_images: bool = True
-    """Build the vLLM images and push them to ECR. Off: run the pinned upstream images. Default: on."""
-    keda: KedaSettings = Field(default_factory=KedaSettings)
-    api_key: bool = True
-    """Require a random API key per model (``VLLM_API_KEY`` from a Secret; clients get it as the service's
-    ``api_key``). Default: on."""
-    models: dict[str, ModelServiceSettings] = Field(default_factory=dict)
-    """Served models keyed by name (the name is the Service, the gateway route and the default served model name)."""
+ServingSettings = create_model(
+    "ServingSettings", __base__=SettingsModel, __module__=__name__,
+    __doc__="vLLM serving: images, models, autoscaling.",
+    enabled=(bool, Field(default=False, description="Deploy the vLLM models. Default: off (tier presets turn it on).")),
+    models_bucket=(ModelsBucketSettings, Field(default_factory=ModelsBucketSettings,
+                                               description="The S3 bucket holding model weights.")),
+    build_images=(bool, Field(default=True, description=(
+        "Build the vLLM images and push them to ECR. Off: run the pinned upstream images. Default: on."))),
+    keda=(KedaSettings, Field(default_factory=KedaSettings, description="KEDA, which autoscales the models.")),
+    **pick(VllmServiceArgs, "namespace", "api_key"),  # for every model: one default, on the service args
+    models=(dict[str, ModelServiceSettings], Field(default_factory=dict, description=(
+        "Served models keyed by name (the name is the Service, the gateway route and the default served model "
+        "name)."))),
+)
 
 
 MonitoringSettings = derive_settings(
@@ -179,11 +177,13 @@ def _config_term(term: str) -> str:
 
 
 def _config_problem(base: str, p: Problem) -> Problem:
-    path = f"{base}.{_config_term(p.path)}" if p.path else base
-    if p.path == "mig_strategy":
-        path = "gpuOperator.migStrategy"  # a cluster-wide GPU operator setting
+    def where(path: str) -> str:
+        if path == "mig_strategy":
+            return "gpuOperator.migStrategy"  # a cluster-wide GPU operator setting
+        return f"{base}.{_config_term(path)}" if path else base
+
     expected = _SNAKE.sub(lambda m: _config_term(m.group(0)) if "_" in m.group(0) else m.group(0), p.expected)
-    return Problem(path, p.value, expected)
+    return Problem(where(p.path), p.value, expected, tuple(where(r) for r in p.related))
 
 
 def problems(cfg) -> list[Problem]:
@@ -194,12 +194,14 @@ def problems(cfg) -> list[Problem]:
         return out
     node_groups = getattr(cfg, "node_groups", {}) or {}
     if s.models and s.keda.enabled and not cfg.monitoring.enabled:
-        out.append(Problem("serving.keda.enabled", True, "needs monitoring.enabled (the triggers query Prometheus)"))
+        out.append(Problem("serving.keda.enabled", True, "needs monitoring.enabled (the triggers query Prometheus)",
+                           ("monitoring.enabled",)))
     for name, m in s.models.items():
         base = f"serving.models.{name}"
         if m.node_group not in node_groups:
             out.append(Problem(f"{base}.nodeGroup", m.node_group,
-                               f"a node group of nodeGroups ({', '.join(sorted(node_groups)) or 'none defined'})"))
+                               f"a node group of nodeGroups ({', '.join(sorted(node_groups)) or 'none defined'})",
+                               (f"nodeGroups.{m.node_group}",)))
             continue
         ng = node_groups[m.node_group]
         placement = placement_from_settings(m.node_group, ng)
@@ -217,7 +219,8 @@ def problems(cfg) -> list[Problem]:
         if per_node and need > ng.max_size * per_node:
             out.append(Problem(f"{base}.warmPoolPlaceholders", m.warm_pool_placeholders,
                                f"minReplicas ({m.min_replicas}) + placeholders hold {need} accelerator(s), more than "
-                               f"node group {m.node_group!r} can have ({ng.max_size} x {per_node})"))
+                               f"node group {m.node_group!r} can have ({ng.max_size} x {per_node})",
+                               (f"{base}.minReplicas", f"nodeGroups.{m.node_group}")))
     return out
 
 

@@ -127,3 +127,62 @@ def test_one_bad_value_never_hides_another_rule(tmp_path):
     # the typo'd group still exists for the rules that reference it (no spurious "a10g is not a node group")
     assert "nodeGroup = 'a10g'" not in msg
     assert "4 problems" in msg.splitlines()[0]
+
+
+# --- every mistake at once, structured filtering, renamed keys, per-stack versions ------------------------------
+
+def test_an_unknown_tier_does_not_hide_the_other_mistakes(tmp_path):
+    msg = error_for(tmp_path, {"genai-scale:tier": "growht", "genai-scale:netwrk": {"azCount": 3},
+                               "genai-scale:nodeGroups": {"a10g": {
+                                   "extraTaints": [{"key": "team", "value": "a", "effect": "Sometimes"}],
+                                   "accelerator": {"vendor": "nvidia", "accelerator": "X", "count": 1,
+                                                   "memoryGib": -1}}}})
+    assert msg.startswith("Pulumi.t.yaml: invalid configuration: 4 problems") or "4 problems" in msg.splitlines()[0]
+    assert "genai-scale:tier = 'growht': one of growth, prototype, scale (did you mean \"growth\"?)" in msg
+    assert "genai-scale:nodeGroups.a10g.accelerator.memoryGib = -1: expected a number > 0" in msg
+    assert "genai-scale:nodeGroups.a10g.extraTaints[0].effect = 'Sometimes'" in msg
+    assert 'genai-scale:netwrk: unknown key (did you mean "network"?)' in msg
+    assert "required" not in msg  # keys the preset would have supplied are not reported
+
+
+def test_a_cross_section_rule_never_judges_a_default_it_read(tmp_path):
+    # maxSize 0 is rejected; the warm-pool rule read maxSize, so it must not judge the default 2 in its place
+    msg = error_for(tmp_path, {**BASE, "genai-scale:nodeGroups": {"a10g": {"maxSize": 0}},
+                               "genai-scale:serving": {"models": {"llama-8b": {"warmPoolPlaceholders": 2}}}})
+    assert "genai-scale:nodeGroups.a10g.maxSize = 0: expected a number >= 1" in msg
+    assert "warmPoolPlaceholders" not in msg
+    # a node group dropped for a bad required value is not reported again as a missing node group
+    msg = error_for(tmp_path, {**BASE, "genai-scale:nodeGroups": {"a10g": {"instanceType": ["g5.2xlarge"]}}})
+    assert "instanceType = ['g5.2xlarge']: expected a string" in msg and ".nodeGroup =" not in msg
+
+
+def test_the_deprecated_labels_key_still_works_with_a_warning(tmp_path):
+    from infra.config import ConfigWarning
+
+    with pytest.warns(ConfigWarning, match=r"nodeGroups\.a10g\.labels is deprecated; use "
+                                           r"genai-scale:nodeGroups\.a10g\.extraLabels"):
+        _, _, cfg = load(config_file=write(tmp_path, {**BASE, "genai-scale:nodeGroups": {
+            "a10g": {"labels": {"team": "search"}}}}))
+    assert cfg.node_groups["a10g"].extra_labels == {"team": "search"}
+
+
+def test_gateway_setting_mistakes_are_config_problems_not_tracebacks(tmp_path, capsys):
+    from infra.cli import main
+
+    path = write(tmp_path, {"genai-scale:tier": "growth", "genai-scale:gateway": {"minReplicas": 5, "maxReplicas": 2},
+                            "genai-scale:alb": {"certificateArn": CERT}})
+    assert main(["plan", "--config-file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "genai-scale:gateway.maxReplicas = 2: >= minReplicas (5)" in err and "Traceback" not in err
+
+
+def test_a_version_is_overridden_where_the_component_takes_it(tmp_path):
+    from infra.program import plan_stack
+
+    path = write(tmp_path, {**BASE, "genai-scale:gpuOperator": {"chartVersion": "v26.3.0"},
+                            "genai-scale:clusterAutoscaler": {"imageTag": "v1.35.1"}})
+    plan, _ = plan_stack(config_file=str(path))
+    assert plan.one("kubernetes:helm.sh/v3:Release", "gpu-operator").inputs["version"] == "v26.3.0"
+    ca = plan.one("kubernetes:helm.sh/v3:Release", "cluster-autoscaler")
+    assert ca.inputs["values"]["image"]["tag"] == "v1.35.1"
+    assert "versions" in error_for(tmp_path, {**BASE, "genai-scale:versions": {"gpuOperator": "v1"}})

@@ -25,6 +25,7 @@ def test_one_page_per_public_component_named_in_kebab_case():
     names = {c.__name__ for c in gen_reference.public_components()}
     assert {"GpuNodeGroup", "EksCluster", "VllmService", "Gateway", "SageMakerLmiEndpoint"} <= names
     assert gen_reference.kebab("GpuNodeGroup") == "gpu-node-group"
+    assert gen_reference.kebab("SageMakerLmiEndpoint") == "sagemaker-lmi-endpoint"
     for name in names:
         assert (ROOT / "docs" / "reference" / f"{gen_reference.kebab(name)}.md").is_file()
 

@@ -3,7 +3,7 @@
 Requests go through ``botocore.stub.Stubber`` (moto has no Converse), so botocore validates every request against the
 service model and the stub asserts the exact parameters. Stubber validates a response dict but cannot produce an
 event stream, so ConverseStream responses are real ``EventStream`` objects decoded by botocore from event-stream
-wire bytes (``tests/managed/eventstream.py``); each event is also validated against the API model's union shape.
+wire bytes (``tests/kit/eventstream.py``); each event is also validated against the API model's union shape.
 """
 
 import base64
