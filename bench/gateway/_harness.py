@@ -40,10 +40,12 @@ def wait_port(port: int, timeout: float = 30) -> None:
 class Procs:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen] = []
+        self.pids: dict[int, int] = {}  # listening port -> PID (stub and gateways)
 
     def start(self, args: list[str], port: int, env: dict[str, str] | None = None,
-              timeout: float = 30, cwd: Path = ROOT) -> subprocess.Popen:
-        p = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+              timeout: float = 30, cwd: Path = ROOT, stdout: Path | None = None) -> subprocess.Popen:
+        out = open(stdout, "ab") if stdout is not None else subprocess.DEVNULL  # noqa: SIM115 (the child owns it)
+        p = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL,
                              env=dict(os.environ, OPENBLAS_NUM_THREADS="1", **(env or {})))
         self.procs.append(p)
         wait_port(port, timeout)
@@ -74,16 +76,21 @@ class Procs:
     def stub(self) -> int:
         port = free_port()
         self.start([PY, "-m", "serving.gateway.cli", "stub", "--port", str(port)], port)
+        self.pids[port] = self.procs[-1].pid
         return port
 
-    def gateway(self, cfg: dict, tmp: Path, tree: Path = ROOT) -> int:
-        """A gateway process; ``tree``: the source tree to run it from (another checkout, to compare versions)."""
+    def gateway(self, cfg: dict, tmp: Path, tree: Path = ROOT, log_level: str = "warning") -> int:
+        """A gateway process; ``tree``: the source tree to run it from (another checkout, to compare versions);
+        ``log_level``: its request log level (``info``, the default of the config, writes one JSON line per request
+        to a file in ``tmp``, as a container runtime would take it from stdout)."""
         port = free_port()
         path = tmp / f"gw-{port}.yaml"
         path.write_text(yaml.safe_dump(dict(cfg, server=dict(cfg.get("server", {}), host="127.0.0.1", port=port,
-                                                              metricsPort=0, logLevel="warning")),
+                                                              metricsPort=0, logLevel=log_level)),
                                        sort_keys=False))
-        self.start([PY, "-m", "serving.gateway.cli", "serve", "--config", str(path)], port, cwd=tree)
+        log = tmp / f"gw-{port}.log" if log_level in ("debug", "info") else None
+        self.start([PY, "-m", "serving.gateway.cli", "serve", "--config", str(path)], port, cwd=tree, stdout=log)
+        self.pids[port] = self.procs[-1].pid
         return port
 
     def stop(self) -> None:
@@ -95,6 +102,12 @@ class Procs:
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def request_bytes(port: int, body: dict, key: str = "sk-bench") -> bytes:

@@ -1,20 +1,22 @@
-"""Semantic-cache quality and lookup latency.
+"""Semantic-cache quality (precision, recall, F1 per category) and lookup latency.
 
-(1) Precision/recall on ``pairs.py`` (paraphrases vs negation/number/entity/role/same-topic traps): for each pair,
-the first prompt is cached alone and the second looked up. Compared, on the same embeddings (all-MiniLM-L6-v2 from
-the bundled weights): this gateway's rule (threshold + guard signature + order check), cosine alone at the same
-threshold, and GPTCache's default similarity (SearchDistanceEvaluation, max_distance 4, similarity_threshold 0.8 ->
-rank = 4 - L2^2 >= 3.2, i.e. cosine >= 0.6 on unit vectors; gptcache/similarity_evaluation/distance.py and
-gptcache/config.py at 0.1.44).
-(2) Lookup p99 of the shared-log index (any Redis) with 100,000 entries in one scope (the worst case: every entry
-is a candidate), against a local redis-server; embedding time reported separately.
+(1) Quality on a labelled pair file (``semantic_eval/dev.jsonl`` by default; ``--pairs FILE`` for another, such as
+the held-out set): for each pair the first prompt is the cached one and the second is looked up, through the same
+functions the gateway's semantic cache calls (:func:`serving.gateway.guard.split` for the context/question split,
+the local embedder on the question, :func:`serving.gateway.guard.decide` at the shipped defaults of
+``serving.gateway.config.SemanticCacheConfig``). Printed: per category the pairs, hits, precision, recall and F1,
+then the totals; for comparison cosine alone at the shipped base threshold and at 0.90.
+(2) ``--latency``: lookup p99 of the shared-log index (any Redis) with 100,000 entries in one scope, against a local
+redis-server.
 
-Run: .venv/bin/python bench/gateway/semantic.py
+Run: .venv/bin/python bench/gateway/semantic.py [--pairs FILE] [--split tune|check] [--latency] [--errors N]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -26,56 +28,93 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from pairs import build  # noqa: E402
 from serving.gateway import guard  # noqa: E402
+from serving.gateway.config import SemanticCacheConfig  # noqa: E402
 from serving.gateway.embed import LocalEmbedder  # noqa: E402
 
-THRESHOLD = 0.85
+DEV = Path(__file__).resolve().parent / "semantic_eval" / "dev.jsonl"
 
 
-def prf(preds, labels):
-    tp = sum(p and l for p, l in zip(preds, labels))
-    fp = sum(p and not l for p, l in zip(preds, labels))
+def shipped_policy() -> guard.Policy:
+    c = SemanticCacheConfig()
+    return guard.Policy(threshold=c.threshold, threshold_reworded=c.threshold_reworded,
+                        max_changed_words=c.max_changed_words)
+
+
+def load(path: Path, split: str | None) -> list[dict]:
+    pairs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [p for p in pairs if split is None or p.get("split") == split]
+
+
+def judge(pairs: list[dict], emb, policy: guard.Policy) -> tuple[list[bool], list[float], list[str]]:
+    """(hit, cosine, reason) per pair, as the cache decides it."""
+    cache: dict[str, np.ndarray] = {}
+
+    def vec(t: str) -> np.ndarray:
+        if t not in cache:
+            cache[t] = emb.embed(t)
+        return cache[t]
+
+    preds, cosines, reasons = [], [], []
+    for p in pairs:
+        qa, qb = guard.split(p["a"]), guard.split(p["b"])
+        if qa.context != qb.context:
+            preds.append(False), cosines.append(float("nan")), reasons.append("context")
+            continue
+        if not qa.question or emb.too_long(qa.question) or emb.too_long(qb.question):
+            preds.append(False), cosines.append(float("nan")), reasons.append("too long")
+            continue
+        cos = float(vec(qa.question) @ vec(qb.question))
+        hit, why = guard.decide(qa.question, qb.question, cos, policy)
+        preds.append(hit), cosines.append(cos), reasons.append(why)
+    return preds, cosines, reasons
+
+
+def prf(preds: list[bool], labels: list[bool]) -> tuple[float, float, float, int, int]:
+    tp = sum(p and lab for p, lab in zip(preds, labels))
+    fp = sum(p and not lab for p, lab in zip(preds, labels))
     pos = sum(labels)
-    return (tp / (tp + fp) if tp + fp else 1.0), tp / pos, fp
+    prec = tp / (tp + fp) if tp + fp else float("nan")
+    rec = tp / pos if pos else float("nan")
+    f1 = 2 * prec * rec / (prec + rec) if pos and tp else (0.0 if pos else float("nan"))
+    return prec, rec, f1, tp, fp
 
 
-def quality() -> None:
-    pairs = build()
+def report(pairs: list[dict], preds: list[bool], title: str) -> None:
+    labels = [bool(p["same"]) for p in pairs]
+    print(f"{title}: {len(pairs)} pairs ({sum(labels)} same, {len(labels) - sum(labels)} different)")
+    print(f"  {'category':22s} {'pairs':>5s} {'same':>5s} {'hits':>5s} {'false':>5s} {'prec':>6s} {'recall':>6s} "
+          f"{'F1':>6s}")
+    cats = sorted({p["category"] for p in pairs})
+    for c in cats + ["ALL"]:
+        idx = [i for i, p in enumerate(pairs) if c == "ALL" or p["category"] == c]
+        pr = [preds[i] for i in idx]
+        lb = [labels[i] for i in idx]
+        prec, rec, f1, tp, fp = prf(pr, lb)
+        fmt = lambda v: "   -  " if v != v else f"{v:6.3f}"  # noqa: E731
+        print(f"  {c:22s} {len(idx):5d} {sum(lb):5d} {sum(pr):5d} {fp:5d} {fmt(prec)} {fmt(rec)} {fmt(f1)}")
+
+
+def quality(path: Path, split: str | None, errors: int) -> None:
+    pairs = load(path, split)
     emb = LocalEmbedder()
+    policy = shipped_policy()
     t = time.perf_counter()
-    va = np.stack([emb.embed(a) for a, _, _, _ in pairs])
-    vb = np.stack([emb.embed(b) for _, b, _, _ in pairs])
-    per_embed_ms = (time.perf_counter() - t) / (2 * len(pairs)) * 1000
-    cos = (va * vb).sum(1)
-    labels = [h for _, _, h, _ in pairs]
-    ours = [c >= THRESHOLD and guard.compatible(a, b) for c, (a, b, _, _) in zip(cos, pairs)]
-    plain = [c >= THRESHOLD for c in cos]
-    gptcache = [4.0 - min(4.0, max(0.0, 2 - 2 * c)) >= 4.0 * 0.8 for c in cos]
-    n_pos = sum(labels)
-    print(f"pairs: {len(pairs)} ({n_pos} paraphrases, {len(pairs) - n_pos} traps); embed {per_embed_ms:.1f} ms/prompt")
-    print(f"{'rule':44s} precision  recall  false hits")
-    for name, preds in ((f"gateway: cosine>={THRESHOLD} + guard", ours), (f"cosine>={THRESHOLD} alone", plain),
-                        ("GPTCache default (cosine>=0.6)", gptcache)):
-        p, r, fp = prf(preds, labels)
-        print(f"{name:44s} {p:9.3f} {r:7.3f} {fp:6d}")
-    best = None
-    for thr in np.arange(0.5, 1.0, 0.01):
-        p, r, _ = prf([c >= thr for c in cos], labels)
-        if r >= 0.8 and (best is None or p > best[1]):
-            best = (thr, p, r)
-    if best:
-        print(f"best cosine-only precision at recall>=0.8: {best[1]:.3f} (threshold {best[0]:.2f})")
-    cats: dict[str, list[int]] = {}
-    for pred, (_, _, h, cat) in zip(ours, pairs):
-        if not h:
-            cats.setdefault(cat, [0, 0])
-            cats[cat][0] += pred
-            cats[cat][1] += 1
-    print("gateway false hits by trap:", {k: f"{v[0]}/{v[1]}" for k, v in cats.items()})
+    preds, cosines, reasons = judge(pairs, emb, policy)
+    took = time.perf_counter() - t
+    report(pairs, preds, f"{path.name}{f' ({split})' if split else ''} at the shipped defaults {policy}")
+    for thr in sorted({policy.threshold, 0.90}):
+        plain = [c == c and c >= thr for c in cosines]
+        report(pairs, plain, f"cosine alone >= {thr:.2f} (same split, no rules)")
+    print(f"judged in {took:.1f} s")
+    if errors:
+        labels = [bool(p["same"]) for p in pairs]
+        wrong = [(p, c, r) for p, pr, c, r, lab in zip(pairs, preds, cosines, reasons, labels) if pr != lab]
+        for p, c, r in wrong[:errors]:
+            qa, qb = guard.split(p["a"]), guard.split(p["b"])
+            print(f"[{p['category']}, same={p['same']}, cos={c:.3f}, {r}] {qa.question!r} | {qb.question!r}")
 
 
 async def lookup_latency(n: int = 100_000) -> None:
@@ -124,6 +163,17 @@ async def lookup_latency(n: int = 100_000) -> None:
         proc.wait(10)
 
 
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=Path, default=DEV)
+    ap.add_argument("--split", choices=["tune", "check"], help="only this part of the dev set")
+    ap.add_argument("--errors", type=int, default=0, help="print up to N wrong decisions")
+    ap.add_argument("--latency", action="store_true", help="also measure the shared-log lookup latency")
+    a = ap.parse_args()
+    quality(a.pairs, a.split, a.errors)
+    if a.latency:
+        asyncio.run(lookup_latency())
+
+
 if __name__ == "__main__":
-    quality()
-    asyncio.run(lookup_latency())
+    main()

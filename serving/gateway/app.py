@@ -23,7 +23,7 @@ import anyio
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route as HttpRoute
 
@@ -32,7 +32,9 @@ from serving.gateway.cache import CacheUnavailable, ExactCache, SemanticCache, d
 from serving.gateway.config import GatewayConfig
 from serving.gateway.limiter import Limiter, LimiterUnavailable, Reservation
 from serving.gateway.metrics import Metrics
-from serving.gateway.routing import NoUpstream, RetryBudget, Route, Router, compile_refusals, escalation_reason
+from serving.gateway.routing import (IncompleteStream, NoUpstream, RetryBudget, Route, Router, compile_refusals,
+                                     escalation_reason)
+from serving.gateway.schema import check_request
 from serving.gateway.tokens import PromptError, TokenCounter
 from serving.gateway.upstreams import DONE, UpstreamClient, UpstreamError, build_upstream
 
@@ -45,6 +47,17 @@ _SAMPLING = ("temperature", "top_p", "top_k", "min_p", "n", "stop", "seed", "pre
 _WS = re.compile(r"\s+")
 _RID_PREFIX = secrets.token_hex(8)  # request ids: a random per-process prefix and a counter (unique across replicas)
 _RID_SEQ = itertools.count(1)
+_RID_OK = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+"""A client's ``x-request-id`` is kept (and echoed) only when it is 1-128 of these characters; otherwise the gateway
+assigns its own, so a log line or a response header never carries an attacker-sized or control-character value."""
+_FINISH = re.compile(rb'"finish_reason":\s*"')
+
+
+def request_id(given: str | None) -> str:
+    """The client's request id when it is well-formed, else a fresh one."""
+    if given and _RID_OK.match(given):
+        return given
+    return f"{_RID_PREFIX}{next(_RID_SEQ):08x}"
 
 
 def error(status: int, message: str, type_: str, *, code: str | None = None, param: str | None = None,
@@ -137,7 +150,8 @@ class Gateway:
                 index = await detect_index(self.redis, self.cfg.semantic_cache, emb.dim)
             except Exception:  # pragma: no cover - detect_index itself falls back
                 pass
-            self.semantic = SemanticCache(index, emb, candidates=self.cfg.semantic_cache.candidates)
+            self.semantic = SemanticCache(index, emb, candidates=self.cfg.semantic_cache.candidates,
+                                          batcher=make_batcher(self.cfg, emb))
             try:
                 await self.semantic.ensure_started()
             except Exception as exc:  # fail open: retried on the next lookup
@@ -173,10 +187,11 @@ class Gateway:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def models(self, request: Request) -> Response:
-        if self.keys.authenticate(request.headers.get("authorization")) is None:
+        tenant = self.keys.authenticate(request.headers.get("authorization"))
+        if tenant is None:
             return error(401, "Invalid or missing API key.", "authentication_error", code="invalid_api_key")
         data = [{"id": n, "object": "model", "created": int(self.started), "owned_by": "genai-scale"}
-                for n in self.routes]
+                for n in self.routes if _allowed(tenant, n)]
         return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
     async def chat(self, request: Request) -> Response:
@@ -204,7 +219,8 @@ class Gateway:
                 raise BadRequest("'messages' must be a non-empty list.", "messages")
         elif "prompt" not in body:
             raise BadRequest("'prompt' is required.", "prompt")
-        n = body.get("n", 1)
+        n = body.get("n")
+        n = 1 if n is None else n
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 16:
             raise BadRequest("'n' must be an integer from 1 to 16.", "n")
         cap, prompt_cap = self._caps(route, tenant)
@@ -239,20 +255,36 @@ class Gateway:
 
     async def _handle(self, request: Request, kind: str) -> Response:
         t0 = time.perf_counter()
-        rid = request.headers.get("x-request-id") or f"{_RID_PREFIX}{next(_RID_SEQ):08x}"
+        rid = request_id(request.headers.get("x-request-id"))
         tenant = self.keys.authenticate(request.headers.get("authorization"))
         if tenant is None:
             return error(401, "Invalid or missing API key.", "authentication_error", code="invalid_api_key")
         try:
-            body = orjson.loads(await request.body())
+            raw = await self._read_body(request)
+        except ClientDisconnect:  # gone while sending (or dropped by server.bodyReadTimeoutSeconds)
+            self.metrics.requests.labels("", tenant.name, "499").inc()
+            return Response(status_code=499)
+        if raw is None:
+            return self._reject(413, f"The request body is larger than {self.cfg.server.max_body_bytes} bytes.",
+                                "invalid_request_error", None, tenant, code="request_too_large")
+        try:
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return self._reject(400, "The request body is not valid JSON.", "invalid_request_error", None, tenant)
+            return self._reject(400, "The request body is not valid JSON (or nests deeper than 1024 levels).",
+                                "invalid_request_error", None, tenant, code="invalid_json")
         if not isinstance(body, dict):
-            return self._reject(400, "The request body must be a JSON object.", "invalid_request_error", None, tenant)
-        route = self.routes.get(body.get("model"))  # type: ignore[arg-type]
-        if route is None:
-            return self._reject(404, f"The model '{body.get('model')}' does not exist. See GET /v1/models.",
-                                "invalid_request_error", None, tenant, code="model_not_found", param="model")
+            return self._reject(400, "The request body must be a JSON object.", "invalid_request_error", None, tenant,
+                                code="invalid_type")
+        invalid = check_request(kind, body)
+        if invalid is not None:
+            return self._reject(400, invalid.message, "invalid_request_error", None, tenant, code=invalid.code,
+                                param=invalid.param)
+        model = body["model"]
+        route = self.routes.get(model)
+        if route is None or not _allowed(tenant, model):
+            return self._reject(404, f"The model '{model[:256]}' does not exist or this API key may not use it. "
+                                     f"See GET /v1/models.", "invalid_request_error", None, tenant,
+                                code="model_not_found", param="model")
         try:
             max_tokens, n, prompt_est, reserve = self._validate(kind, body, route, tenant)
         except BadRequest as exc:
@@ -287,11 +319,30 @@ class Gateway:
         ctx = _Ctx(rid, t0, kind, route, tenant, body, max_tokens, n, prompt_est, reservation)
         try:
             return await self._serve(request, ctx)
+        except asyncio.CancelledError:
+            self._settle(ctx, None)  # cancelled while waiting (shutdown): charged, the upstream may be generating
+            raise
         except Exception as exc:
-            self._settle(ctx, None)
+            # nothing came back from an upstream: nothing was used, so the whole reservation goes back
+            self._settle(ctx, 0 if ctx.upstream is None else None)
             log.error(orjson.dumps({"msg": "internal error", "request_id": rid, "error": repr(exc)}).decode())
             self._finish(ctx, 500)
             return error(500, "Internal gateway error.", "api_error", code="internal_error")
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The request body, or None when it is larger than ``server.maxBodyBytes`` (read no further)."""
+        cap = self.cfg.server.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _reject(self, status: int, message: str, type_: str, route: Route | None, tenant: Tenant | None, *,
                 code: str | None = None, param: str | None = None, headers: dict[str, str] | None = None) -> Response:
@@ -358,6 +409,9 @@ class Gateway:
         b = ctx.body
         prompt = _normalized_messages(b["messages"]) if ctx.kind == "chat" else b.get("prompt")
         params = {k: b[k] for k in _SAMPLING if k in b and k != "user"}
+        if ctx.route.cfg.cache.scope_by_user:
+            return digest("exact/v1", ctx.tenant.name, ctx.route.name, ctx.kind, prompt, params, ctx.max_tokens,
+                          {"user": b.get("user")})
         return digest("exact/v1", ctx.tenant.name, ctx.route.name, ctx.kind, prompt, params, ctx.max_tokens)
 
     async def _lookup(self, ctx: "_Ctx") -> tuple[bytes, str] | None:
@@ -382,13 +436,14 @@ class Gateway:
                 return None
             b = ctx.body
             params = {k: b[k] for k in _SAMPLING if k in b and k != "user"}
+            if c.scope_by_user:
+                params["user"] = b.get("user")  # cache.scopeByUser: end users of a tenant never share entries
             base = digest("semantic/v1", ctx.tenant.name, ctx.route.name, ctx.kind, context, params, ctx.max_tokens)
             try:
                 ctx.sem_vec = await self.semantic.embed(text)
                 ctx.sem_scope = self.semantic.scope(base, text, c.semantic.guard)
                 ctx.sem_text = text
-                hit = await self.semantic.lookup(ctx.sem_scope, text, ctx.sem_vec, c.semantic.threshold,
-                                                 c.semantic.guard)
+                hit = await self.semantic.lookup(ctx.sem_scope, text, ctx.sem_vec, c.semantic, c.semantic.guard)
             except CacheUnavailable:
                 self.metrics.cache_errors.labels("semantic", "get").inc()
                 self.metrics.cache.labels("semantic", "error").inc()
@@ -454,28 +509,36 @@ class Gateway:
 
     def _stream_response(self, ctx: "_Ctx", events: AsyncIterator[bytes], *, headers: dict[str, str] | None = None,
                          settle: bool = True) -> StreamingResponse:
+        """A streamed answer. ``settle``: the events come live from an upstream (settle the reservation at the end,
+        check that the stream is complete); False for replays of a complete answer (cache hits, cascade stages)."""
         h = headers or self._headers(ctx)
         h.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
-        return StreamingResponse(self._relay(ctx, events, settle=settle), media_type="text/event-stream", headers=h)
+        st = _StreamState(events, settle, _Collector(ctx.kind) if ctx.cache_status == "miss" else None)
+        return _GuardedStream(self._relay(ctx, st), lambda: self._end_stream(ctx, st), media_type="text/event-stream",
+                              headers=h)
 
-    async def _relay(self, ctx: "_Ctx", events: AsyncIterator[bytes], *, settle: bool) -> AsyncIterator[bytes]:
-        usage: dict[str, Any] | None = None
+    async def _relay(self, ctx: "_Ctx", st: "_StreamState") -> AsyncIterator[bytes]:
         first = True
-        complete = False
-        collect = _Collector(ctx.kind) if ctx.cache_status == "miss" else None
-        status = 200
+        collect = st.collect
         try:
-            async for ev in events:
+            async for ev in st.events:
                 if ev.startswith(DONE[:12]):
-                    complete = True
+                    if st.live and not st.finished:
+                        raise _Incomplete("no_finish_reason", "the upstream ended the stream without a finish reason")
+                    st.complete = True
                     yield ev
                     continue
                 if first:
                     first = False
                     self.metrics.ttft.labels(ctx.route.name).observe(time.perf_counter() - ctx.t0)
+                if not st.finished and _FINISH.search(ev):
+                    st.finished = True
                 if b'"usage":{' in ev or b'"usage": {' in ev:
-                    obj = orjson.loads(ev[5:])
-                    usage = obj.get("usage") or usage
+                    try:
+                        obj = orjson.loads(ev[5:])
+                    except orjson.JSONDecodeError:
+                        raise _Incomplete("malformed_event", "the upstream sent a malformed event") from None
+                    st.usage = obj.get("usage") or st.usage
                     if not ctx.wants_usage:
                         if not obj.get("choices"):
                             continue
@@ -484,21 +547,47 @@ class Gateway:
                 if collect is not None:
                     collect.add(ev)
                 yield ev
+            if st.live and not st.complete:
+                raise _Incomplete("no_done", "the upstream ended the stream before [DONE]")
+        except _Incomplete as exc:
+            st.status = 502
+            self.metrics.stream_incomplete.labels(ctx.route.name, exc.reason).inc()
+            up = self.upstreams.get(ctx.upstream or "")
+            if up is not None:  # a malformed upstream body in the mode the client asked for: an upstream fault
+                up.breaker.failure()
+                self.metrics.upstream_errors.labels(up.name, "incomplete stream").inc()
+            yield _error_event(f"Upstream failure mid-stream: {exc.message}; the answer is incomplete.",
+                               "upstream_incomplete_stream")
         except UpstreamError as exc:
-            status = exc.status
-            err = {"error": {"message": f"Upstream failure mid-stream: {exc.reason}.", "type": "api_error",
-                             "param": None, "code": "upstream_error"}}
-            yield b"data: " + orjson.dumps(err) + b"\n\n"
+            st.status = exc.status
+            reason = "no_done" if isinstance(exc, IncompleteStream) else "upstream_error"
+            self.metrics.stream_incomplete.labels(ctx.route.name, reason).inc()
+            yield _error_event(f"Upstream failure mid-stream: {exc.reason}.", "upstream_error")
         finally:
-            with anyio.CancelScope(shield=True):
-                if not complete and status == 200:
-                    status = 499  # client went away
-                if settle:
-                    self._settle(ctx, _used(usage))
-                    self._count_tokens(ctx, usage)
-                if complete and collect is not None and collect.ok and usage is not None:
-                    self._background(self._store(ctx, collect.completion(usage)))
-                self._finish(ctx, status)
+            await self._end_stream(ctx, st)
+
+    async def _end_stream(self, ctx: "_Ctx", st: "_StreamState") -> None:
+        """Settle, cache and log a stream exactly once: from the relay's end, or from the response when the client
+        went away before the relay started (an async generator that never ran never runs its ``finally``)."""
+        if st.ended:
+            return
+        st.ended = True
+        with anyio.CancelScope(shield=True):
+            if not st.complete and st.status == 200:
+                st.status = 499  # client went away
+            aclose = getattr(st.events, "aclose", None)
+            if aclose is not None and not st.complete:
+                try:
+                    await aclose()  # release the upstream connection and its outstanding count
+                except Exception:  # pragma: no cover - closing a broken stream
+                    pass
+            if st.live:
+                self._settle(ctx, _used(st.usage))
+                self._count_tokens(ctx, st.usage)
+            c = st.collect
+            if st.complete and c is not None and c.ok and c.finish is not None and st.usage is not None:
+                self._background(self._store(ctx, c.completion(st.usage)))
+            self._finish(ctx, st.status)
 
     def _settle(self, ctx: "_Ctx", used: int | None) -> None:
         """Settle the reservation: to ``used`` tokens, or to the whole reservation when usage is unknown. Never on
@@ -584,6 +673,12 @@ class Gateway:
         resp, up = await self.router.complete(last, ctx.kind, ub)
         ctx.upstream = up
         return await self._json_response(ctx, resp)
+
+
+def _allowed(tenant: Tenant, model: str) -> bool:
+    """Whether the tenant's ``models`` allow-list (absent: every route) lets it use ``model``."""
+    allow = tenant.limits.models
+    return allow is None or model in allow
 
 
 def _used(usage: dict[str, Any] | None) -> int | None:
@@ -684,6 +779,46 @@ async def _replay_events(completion: dict[str, Any], wants_usage: bool) -> Async
     yield DONE
 
 
+class _Incomplete(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+class _StreamState:
+    """What a streamed answer has seen so far (shared by the relay and the response that ends it)."""
+
+    __slots__ = ("events", "live", "collect", "usage", "complete", "finished", "status", "ended")
+
+    def __init__(self, events: AsyncIterator[bytes], live: bool, collect: "_Collector | None"):
+        self.events, self.live, self.collect = events, live, collect
+        self.usage: dict[str, Any] | None = None
+        self.complete = False  # [DONE] relayed
+        self.finished = False  # a finish_reason seen
+        self.status = 200
+        self.ended = False
+
+
+class _GuardedStream(StreamingResponse):
+    """A streaming response that ends its stream (settle, release the upstream, log) even when the client left
+    before the first event was pulled."""
+
+    def __init__(self, content: AsyncIterator[bytes], end, **kw: Any):
+        super().__init__(content, **kw)
+        self._end = end
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._end()
+
+
+def _error_event(message: str, code: str) -> bytes:
+    err = {"error": {"message": message, "type": "api_error", "param": None, "code": code}}
+    return b"data: " + orjson.dumps(err) + b"\n\n"
+
+
 def _event(base: dict[str, Any], choice: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(dict(base, choices=[choice])) + b"\n\n"
 
@@ -707,14 +842,17 @@ def make_redis(cfg: GatewayConfig, config_dir: str | Path = "."):
 
 
 def make_embedder(cfg: GatewayConfig):
+    from serving.gateway.embed import embedder_from_config
+
+    return embedder_from_config(cfg.semantic_cache.embedder)
+
+
+def make_batcher(cfg: GatewayConfig, embedder):
+    from serving.gateway.batcher import EmbedBatcher
+
     e = cfg.semantic_cache.embedder
-    if e.kind == "bedrock":
-        from serving.gateway.embed import BedrockEmbedder
-
-        return BedrockEmbedder(e.model_id, dimensions=e.dimensions, region=e.region)
-    from serving.gateway.embed import LocalEmbedder
-
-    return LocalEmbedder(threads=e.threads)
+    return EmbedBatcher(embedder, max_batch=e.max_batch, max_wait_ms=e.max_wait_ms, max_queue=e.max_queue,
+                        timeout_s=e.timeout_ms / 1000)
 
 
 def create_app(gw: Gateway) -> Starlette:
@@ -736,6 +874,24 @@ def create_app(gw: Gateway) -> Starlette:
         yield
         await gw.shutdown()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        if status == 404:
+            return error(404, f"Unknown path {request.url.path[:200]!r}: this server serves /v1/chat/completions, "
+                              f"/v1/completions and /v1/models.", "invalid_request_error", code="not_found")
+        if status == 405:
+            allowed = getattr(exc, "headers", None) or {}
+            return error(405, f"Method {request.method} is not allowed on {request.url.path[:200]!r}.",
+                         "invalid_request_error", code="method_not_allowed", headers=dict(allowed))
+        return error(status, str(getattr(exc, "detail", "")) or "Request failed.", "invalid_request_error")
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.error(orjson.dumps({"msg": "internal error", "path": request.url.path[:200], "error": repr(exc)}).decode())
+        return error(500, "Internal gateway error.", "api_error", code="internal_error")
+
+    from starlette.exceptions import HTTPException
+
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error, Exception: internal_error})
     app.state.gateway = gw
     return app

@@ -2,8 +2,10 @@
 
 Keys never cross tenants: both caches hash the tenant into the key (exact) or the index scope (semantic) together
 with the route, the sampling parameters and the conversation context, so a lookup can only ever see entries written
-for the same tenant, model and parameters. Every store failure raises :class:`CacheUnavailable`; the gateway treats
-that as a miss (fail open) and counts it.
+for the same tenant, model and parameters. The semantic scope also holds the prompt's own context (the documents
+before the question of a RAG prompt, :func:`serving.gateway.guard.split`); only the question is embedded, and each
+nearest neighbour is judged by :func:`serving.gateway.guard.decide`. Every store or embedder failure raises
+:class:`CacheUnavailable`; the gateway treats that as a miss (fail open) and counts it.
 
 Semantic index, two implementations behind one interface:
 
@@ -22,13 +24,13 @@ import asyncio
 import hashlib
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
 from serving.gateway import guard
+from serving.gateway.batcher import EmbedBatcher
 from serving.gateway.config import SemanticStoreConfig
 
 
@@ -251,13 +253,16 @@ async def detect_index(redis, cfg: SemanticStoreConfig, dim: int):
 
 
 class SemanticCache:
-    """Embeds the query text, searches the index within the scope, and applies the guard to the candidates."""
+    """Splits the prompt (context + question), embeds the question through the micro-batcher, searches the index
+    within the scope (tenant, route, parameters, conversation and the exact context), and lets the decision procedure
+    (:func:`serving.gateway.guard.decide`) judge each candidate. Embedder and store failures raise
+    :class:`CacheUnavailable` (a miss for the caller)."""
 
-    def __init__(self, index, embedder, *, candidates: int = 4):
+    def __init__(self, index, embedder, *, candidates: int = 8, batcher: EmbedBatcher | None = None):
         self.index = index
         self.embedder = embedder
         self._k = candidates
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        self.batcher = batcher or EmbedBatcher(embedder)
         self._started = False
 
     async def ensure_started(self) -> None:
@@ -266,35 +271,63 @@ class SemanticCache:
             self._started = True
 
     async def embed(self, text: str) -> np.ndarray:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.embedder.embed, text)
+        """The vector of the prompt's question part (micro-batched on the worker thread)."""
+        try:
+            return await self.batcher.embed(guard.split(text).question)
+        except Exception as exc:
+            raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
 
     def usable(self, text: str) -> bool:
-        """Texts the model would truncate are never looked up or stored (a prefix match is not a match)."""
-        return bool(text.strip()) and not self.embedder.too_long(text)
+        """Prompts whose question part is empty or that the model would truncate are never looked up or stored
+        (a prefix match is not a match); the context before the question may be of any length."""
+        try:
+            q = guard.split(text).question
+            return bool(q.strip()) and not self.embedder.too_long(q)
+        except Exception:
+            return False
 
     @staticmethod
-    def scope(base: str, text: str, use_guard: bool) -> str:
-        return digest(base, guard.signature(text) if use_guard else "")
+    def scope(base: str, text: str, use_guard: bool = True) -> str:
+        """Entries are only compared within the same scope: ``base`` (tenant, route, parameters, conversation) and
+        the prompt's context before the question, normalised, which must match exactly."""
+        return digest("semantic/v2", base, guard.context_digest(guard.split(text).context))
 
-    async def lookup(self, scope: str, text: str, vec: np.ndarray, threshold: float,
-                     use_guard: bool) -> SemanticHit | None:
+    @staticmethod
+    def policy(rule) -> guard.Policy:
+        """The route's ``cache.semantic`` settings (or a bare threshold) as the decision procedure's policy."""
+        if isinstance(rule, (int, float)):
+            return guard.Policy(threshold=float(rule), threshold_reworded=max(float(rule), guard.Policy().
+                                                                               threshold_reworded))
+        return guard.Policy(threshold=rule.threshold, threshold_reworded=rule.threshold_reworded,
+                            max_changed_words=rule.max_changed_words)
+
+    async def lookup(self, scope: str, text: str, vec: np.ndarray, rule, use_guard: bool = True) -> SemanticHit | None:
+        policy = self.policy(rule)
+        question = guard.split(text).question
         try:
             await self.ensure_started()
-            found = await self.index.search(scope, vec, self._k, threshold)
+            found = await self.index.search(scope, vec, self._k, policy.threshold)
         except Exception as exc:
             raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
         for _, sim, raw in found:
             if raw is None:
                 continue
-            entry = orjson.loads(raw)
-            if use_guard and not guard.same_order(text, entry["text"]):
+            try:
+                entry = orjson.loads(raw)
+                cached = entry["text"]
+            except Exception:  # a foreign or damaged entry is not a hit
                 continue
-            return SemanticHit(entry["response"].encode() if isinstance(entry["response"], str)
-                               else orjson.dumps(entry["response"]), sim)
+            if use_guard:
+                hit, _ = guard.decide(cached, question, sim, policy)
+            else:
+                hit = sim >= policy.threshold
+            if hit:
+                return SemanticHit(entry["response"].encode() if isinstance(entry["response"], str)
+                                   else orjson.dumps(entry["response"]), sim)
         return None
 
     async def store(self, scope: str, text: str, vec: np.ndarray, response: bytes, ttl_s: int) -> None:
-        payload = orjson.dumps({"text": text, "response": response.decode()})
+        payload = orjson.dumps({"text": guard.split(text).question, "response": response.decode()})
         try:
             await self.ensure_started()
             await self.index.add(scope, vec, payload, ttl_s)

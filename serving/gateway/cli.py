@@ -64,6 +64,7 @@ def serve(config: str, host: str | None = None, port: int | None = None) -> int:
     from prometheus_client import start_http_server
 
     from serving.gateway.app import Gateway, create_app
+    from serving.gateway.server import uvicorn_config
 
     _configure_logging(cfg.server.log_level)
     gw = Gateway(cfg, config_dir=Path(config).parent)
@@ -79,10 +80,8 @@ def serve(config: str, host: str | None = None, port: int | None = None) -> int:
             if sig == signal.SIGTERM and sig in getattr(self, "_captured_signals", []):
                 self._captured_signals.remove(sig)
 
-    ucfg = uvicorn.Config(app, host=host or cfg.server.host, port=port or cfg.server.port, lifespan="on",
-                          loop="uvloop", http="httptools", access_log=False, log_level="warning",
-                          timeout_graceful_shutdown=int(cfg.server.drain_timeout_seconds) or None,
-                          timeout_keep_alive=75, server_header=False)
+    ucfg = uvicorn_config(app, cfg.server, gw.metrics, host=host or cfg.server.host, port=port or cfg.server.port,
+                          loop="uvloop")
     DrainingServer(ucfg).run()
     return 0
 

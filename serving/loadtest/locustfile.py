@@ -6,7 +6,9 @@ Every user sends streaming chat completions whose prompt and output lengths foll
 :mod:`serving.loadtest.workload` (settings: LOADTEST_* environment variables), measures time to first token and
 tokens per second of each stream, reports TTFT as its own Locust entry ("TTFT", so the CSV/UI show its percentiles)
 and writes a JSON summary with TTFT and tokens/s percentiles to ``LOADTEST_REPORT`` (default: printed at exit).
-Authentication: ``LOADTEST_API_KEY`` is sent as a bearer token.
+Authentication: ``LOADTEST_API_KEY`` is sent as a bearer token. Against the local example config
+(``serving/gateway/examples/local.yaml``, the stub upstream): ``LOADTEST_API_KEY=sk-local-load-test-key
+LOADTEST_MODEL=assistant`` (see the gateway README, "Load test").
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ class Stub:
 
     def reset(self) -> None:
         s = self.state
-        s.status, s.chunks, s.delay_ms, s.hang = 200, 20, 0.0, False
+        s.status, s.chunks, s.delay_ms, s.hang, s.cut_after = 200, 20, 0.0, False, -1
         s.text, s.logprob = "Hello from the stub upstream.", -0.1
         s.requests = s.completed = s.tokens_served = 0
         s.last_body = None

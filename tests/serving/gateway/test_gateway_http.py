@@ -105,7 +105,7 @@ def test_fallback_on_timeout(make_gateway, stubs):
     stubs["a"].state.hang = True
     r = g.post(chat(model="failover"))
     assert r.status_code == 200 and r.headers["x-gateway-upstream"] == "b"
-    assert g.metric("gateway_upstream_errors_total", upstream="a", reason="timeout") == 1
+    assert g.metric("gateway_upstream_errors_total", upstream="a", reason="first-byte timeout") == 1
 
 
 def test_fallback_when_the_upstream_refuses_connections(make_gateway, stubs):

@@ -131,3 +131,75 @@ def test_locust_drives_streams_and_reports_percentiles(stub_server, tmp_path):
     assert all(b["stream"] and b["model"] == "llama-8b" and 16 <= b["max_tokens"] <= 80 for b in StubOpenAI.seen)
     stats = (tmp_path / "run_stats.csv").read_text()
     assert "time to first token" in stats and "chat (stream)" in stats  # TTFT percentiles in Locust's own CSV
+
+
+@pytest.mark.slow
+def test_documented_load_test_passes_against_the_example_config(tmp_path):
+    """The README's run (`-u 50 -r 5`, the workload's default lengths, the example's load-test key and the
+    `assistant` route) against `examples/local.yaml` with the stub upstream: no request fails (no 429 from the
+    example's budget, no prompt over a route's limit), here for 12 s instead of a minute."""
+    import shutil
+    import socket
+
+    import yaml
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def wait_port(port: int) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"nothing listening on {port}")
+
+    example = yaml.safe_load((ROOT / "serving" / "gateway" / "examples" / "local.yaml").read_text())
+    header = (ROOT / "serving" / "gateway" / "examples" / "local.yaml").read_text()
+    assert "LOADTEST_API_KEY=sk-local-load-test-key LOADTEST_MODEL=assistant" in header
+    assert "-u 50 -r 5" in header
+    redis_port, stub_port, gw_port = free_port(), free_port(), free_port()
+    example["redis"]["url"] = f"redis://127.0.0.1:{redis_port}/0"
+    for up in example["upstreams"].values():
+        up["baseUrl"] = up["baseUrl"].replace(":9001", f":{stub_port}")
+    example["server"]["port"] = gw_port
+    example["server"]["logLevel"] = "warning"
+    cfg = tmp_path / "local.yaml"
+    cfg.write_text(yaml.safe_dump(example))
+    procs = []
+    try:
+        procs.append(subprocess.Popen([shutil.which("redis-server"), "--port", str(redis_port), "--bind",
+                                       "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen([sys.executable, "-m", "serving.gateway.cli", "stub", "--port",
+                                       str(stub_port)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        for p in (redis_port, stub_port):
+            wait_port(p)
+        procs.append(subprocess.Popen([sys.executable, "-m", "serving.gateway.cli", "serve", "--config", str(cfg)],
+                                      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_port(gw_port)
+        report = tmp_path / "report.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOADTEST_")}
+        env.update(LOADTEST_REPORT=str(report), LOADTEST_API_KEY="sk-local-load-test-key",
+                   LOADTEST_MODEL="assistant")
+        proc = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host",
+             f"http://127.0.0.1:{gw_port}", "-u", "50", "-r", "5", "--run-time", "12s", "--stop-timeout", "5",
+             "--only-summary"], env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+        summary = json.loads(report.read_text())
+        assert summary["failures"] == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert summary["requests"] >= 50
+        assert summary["prompt_words"]["p95"] > 1000  # the documented long-tailed prompts, not a shrunk workload
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
