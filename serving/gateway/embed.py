@@ -157,34 +157,8 @@ class LocalEmbedder:
         return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def _forward(self, ids: np.ndarray) -> np.ndarray:
-        w = self._w
-        n = ids.shape[0]
-        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n] \
-            + w["embeddings.token_type_embeddings.weight"][0]
-        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self._eps)
-        h = self._heads
-        hd = x.shape[1] // h
-        scale = 1.0 / math.sqrt(hd)
-        for i in range(self._layers):
-            p = f"encoder.layer.{i}."
-            q = x @ w[p + "attention.self.query.weight"].T + w[p + "attention.self.query.bias"]
-            k = x @ w[p + "attention.self.key.weight"].T + w[p + "attention.self.key.bias"]
-            v = x @ w[p + "attention.self.value.weight"].T + w[p + "attention.self.value.bias"]
-            q = q.reshape(n, h, hd).transpose(1, 0, 2)
-            k = k.reshape(n, h, hd).transpose(1, 2, 0)
-            v = v.reshape(n, h, hd).transpose(1, 0, 2)
-            s = (q @ k) * scale
-            s = np.exp(s - s.max(-1, keepdims=True))
-            s /= s.sum(-1, keepdims=True)
-            ctx = (s @ v).transpose(1, 0, 2).reshape(n, h * hd)
-            a = ctx @ w[p + "attention.output.dense.weight"].T + w[p + "attention.output.dense.bias"]
-            x = _layer_norm(x + a, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
-                            self._eps)
-            m = _gelu(x @ w[p + "intermediate.dense.weight"].T + w[p + "intermediate.dense.bias"])
-            o = m @ w[p + "output.dense.weight"].T + w[p + "output.dense.bias"]
-            x = _layer_norm(x + o, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self._eps)
-        v = x.mean(0)
-        return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+        """One sequence: a batch of one (no padding, so no masked positions)."""
+        return self._forward_batch([ids.tolist()])[0]
 
 
 class BedrockEmbedder:
