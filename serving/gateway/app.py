@@ -533,11 +533,20 @@ class Gateway:
                     self.metrics.ttft.labels(ctx.route.name).observe(time.perf_counter() - ctx.t0)
                 if not st.finished and _FINISH.search(ev):
                     st.finished = True
-                if b'"usage":{' in ev or b'"usage": {' in ev:
+                obj = None
+                if st.live and ev.startswith(b"data:"):  # every live event must be a JSON object (orjson: ~1 us)
                     try:
                         obj = orjson.loads(ev[5:])
                     except orjson.JSONDecodeError:
                         raise _Incomplete("malformed_event", "the upstream sent a malformed event") from None
+                    if not isinstance(obj, dict):
+                        raise _Incomplete("malformed_event", "the upstream sent an event that is not an object")
+                if b'"usage":{' in ev or b'"usage": {' in ev:
+                    if obj is None:
+                        try:
+                            obj = orjson.loads(ev[5:])
+                        except orjson.JSONDecodeError:
+                            raise _Incomplete("malformed_event", "the upstream sent a malformed event") from None
                     st.usage = obj.get("usage") or st.usage
                     if not ctx.wants_usage:
                         if not obj.get("choices"):
