@@ -440,11 +440,11 @@ class Gateway:
                 params["user"] = b.get("user")  # cache.scopeByUser: end users of a tenant never share entries
             base = digest("semantic/v1", ctx.tenant.name, ctx.route.name, ctx.kind, context, params, ctx.max_tokens)
             try:
-                ctx.sem_vec = await self.semantic.embed(text)
                 ctx.sem_scope = self.semantic.scope(base, text, c.semantic.guard)
                 ctx.sem_text = text
-                hit = await self.semantic.lookup(ctx.sem_scope, text, ctx.sem_vec, c.semantic, c.semantic.guard)
+                hit, ctx.sem_vec = await self.semantic.find(ctx.sem_scope, text, c.semantic, c.semantic.guard)
             except CacheUnavailable:
+                ctx.sem_scope = ""  # nothing is stored after a failed lookup
                 self.metrics.cache_errors.labels("semantic", "get").inc()
                 self.metrics.cache.labels("semantic", "error").inc()
                 return None
@@ -463,7 +463,7 @@ class Gateway:
                 await self.exact.put(ctx.exact_key, data, c.exact.ttl_seconds)
             except CacheUnavailable:
                 self.metrics.cache_errors.labels("exact", "put").inc()
-        if c.semantic.enabled and self.semantic is not None and ctx.sem_vec is not None:
+        if c.semantic.enabled and self.semantic is not None and ctx.sem_scope:
             try:
                 await self.semantic.store(ctx.sem_scope, ctx.sem_text, ctx.sem_vec, data, c.semantic.ttl_seconds)
             except CacheUnavailable:

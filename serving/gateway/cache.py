@@ -16,6 +16,13 @@ Semantic index, two implementations behind one interface:
   TTL plus an entry in the stream ``<index>:log`` (scope, id, vector, expiry), trimmed to ``maxEntries``. Every
   replica tails the stream into a local per-scope vector matrix and searches it with numpy, then fetches the
   payloads with MGET. Entries written by one replica are visible to all the others at their next lookup.
+
+Embedding is skipped where it cannot matter. The scope also holds the question's anchors (its numbers, negations
+and quantifiers, :func:`serving.gateway.guard.anchor_key`), which the decision procedure requires to be equal, so a
+scope only ever holds entries that could hit. :meth:`SemanticCache.find` asks the index whether the scope has a live
+entry before embedding: when it has none the lookup is a miss without an embedding. On the ``shared-log`` index the
+answer is then stored without a vector, and the scope's next lookup embeds such entries (together with its own
+question) before searching, so no hit is lost; ``valkey-search`` needs the vector in the hash, so the store embeds.
 """
 
 from __future__ import annotations
@@ -72,22 +79,38 @@ class SemanticHit:
 class _Rows:
     """A growable per-scope matrix of unit vectors with ids and expiry times."""
 
-    __slots__ = ("vecs", "ids", "exps", "n")
+    __slots__ = ("vecs", "ids", "exps", "ready", "n")
 
     def __init__(self, dim: int):
         self.vecs = np.zeros((16, dim), np.float32)
         self.ids: list[str] = []
         self.exps = np.zeros(16, np.int64)
+        self.ready = np.zeros(16, bool)
+        """False for an entry stored without a vector (embedded on the scope's next lookup)."""
         self.n = 0
 
-    def add(self, vec: np.ndarray, id_: str, exp: int) -> None:
+    def add(self, vec: np.ndarray | None, id_: str, exp: int) -> None:
         if self.n == len(self.vecs):
             self.vecs = np.concatenate([self.vecs, np.zeros_like(self.vecs)])
             self.exps = np.concatenate([self.exps, np.zeros_like(self.exps)])
-        self.vecs[self.n] = vec
+            self.ready = np.concatenate([self.ready, np.zeros_like(self.ready)])
+        if vec is not None:
+            self.vecs[self.n] = vec
+        self.ready[self.n] = vec is not None
         self.exps[self.n] = exp
         self.ids.append(id_)
         self.n += 1
+
+    def drop_oldest(self, drop: int) -> None:
+        keep = self.n - drop
+        self.vecs[:keep] = self.vecs[drop: self.n]
+        self.exps[:keep] = self.exps[drop: self.n]
+        self.ready[:keep] = self.ready[drop: self.n]
+        self.ids = self.ids[drop:]
+        self.n = keep
+
+    def live(self, now_ms: int) -> np.ndarray:
+        return self.exps[: self.n] > now_ms
 
     def compact(self, now_ms: int) -> None:
         live = self.exps[: self.n] > now_ms
@@ -96,6 +119,7 @@ class _Rows:
         keep = np.nonzero(live)[0]
         self.vecs[: len(keep)] = self.vecs[keep]
         self.exps[: len(keep)] = self.exps[keep]
+        self.ready[: len(keep)] = self.ready[keep]
         self.ids = [self.ids[i] for i in keep]
         self.n = len(keep)
 
@@ -104,6 +128,8 @@ class SharedLogIndex:
     """The ``shared-log`` semantic index (see module docstring)."""
 
     kind = "shared-log"
+    lazy = True
+    """Entries may be stored without a vector: the scope's next lookup embeds them."""
 
     def __init__(self, redis, *, name: str, dim: int, max_entries: int, timeout_s: float):
         self._r = redis
@@ -133,7 +159,9 @@ class SharedLogIndex:
                     rows = self._scopes.get(scope)
                     if rows is None:
                         rows = self._scopes[scope] = _Rows(self._dim)
-                    rows.add(np.frombuffer(fields[b"vec"], np.float32), fields[b"id"].decode(), int(fields[b"exp"]))
+                    vec = fields[b"vec"]
+                    rows.add(np.frombuffer(vec, np.float32) if vec else None, fields[b"id"].decode(),
+                             int(fields[b"exp"]))
                     self._count += 1
                 if self._count > self._max:
                     self._evict()
@@ -148,10 +176,7 @@ class SharedLogIndex:
         if self._count > self._max:  # still too many: drop the oldest half of the largest scopes
             for rows in sorted(self._scopes.values(), key=lambda r: -r.n):
                 drop = rows.n // 2
-                rows.vecs[: rows.n - drop] = rows.vecs[drop: rows.n]
-                rows.exps[: rows.n - drop] = rows.exps[drop: rows.n]
-                rows.ids = rows.ids[drop:]
-                rows.n -= drop
+                rows.drop_oldest(drop)
                 self._count -= drop
                 if self._count <= self._max:
                     break
@@ -165,7 +190,7 @@ class SharedLogIndex:
             return []
         sims = rows.vecs[: rows.n] @ vec
         now = int(time.time() * 1000)
-        sims = np.where(rows.exps[: rows.n] > now, sims, -1.0)
+        sims = np.where(rows.live(now) & rows.ready[: rows.n], sims, -1.0)
         if rows.n > k:
             idx = np.argpartition(-sims, k)[:k]
         else:
@@ -177,12 +202,42 @@ class SharedLogIndex:
         payloads = await asyncio.wait_for(self._r.mget([f"{self._name}:e:{i}" for i, _ in found]), self._t)
         return [(i, sim, p) for (i, sim), p in zip(found, payloads)]
 
-    async def add(self, scope: str, vec: np.ndarray, payload: bytes, ttl_s: int) -> None:
+    async def live(self, scope: str) -> bool:
+        """Whether the scope holds an unexpired entry (with or without its vector)."""
+        await self._sync()
+        rows = self._scopes.get(scope)
+        return rows is not None and bool(rows.live(int(time.time() * 1000)).any())
+
+    async def pending(self, scope: str) -> list[tuple[str, bytes | None]]:
+        """(id, payload) of the scope's unexpired entries that were stored without a vector."""
+        rows = self._scopes.get(scope)
+        if rows is None:
+            return []
+        todo = np.nonzero(rows.live(int(time.time() * 1000)) & ~rows.ready[: rows.n])[0]
+        if not len(todo):
+            return []
+        ids = [rows.ids[i] for i in todo]
+        payloads = await asyncio.wait_for(self._r.mget([f"{self._name}:e:{i}" for i in ids]), self._t)
+        return list(zip(ids, payloads))
+
+    def fill(self, scope: str, vecs: dict[str, np.ndarray]) -> None:
+        """Set the vectors of entries stored without one (this replica's copy; the log is not rewritten)."""
+        rows = self._scopes.get(scope)
+        if rows is None:
+            return
+        for i, id_ in enumerate(rows.ids):
+            if id_ in vecs:
+                rows.vecs[i] = vecs[id_]
+                rows.ready[i] = True
+
+    async def add(self, scope: str, vec: np.ndarray | None, payload: bytes, ttl_s: int) -> None:
+        """Store an entry; ``vec=None`` defers its embedding to the scope's next lookup (:attr:`lazy`)."""
         id_ = uuid.uuid4().hex
         exp = int(time.time() * 1000) + ttl_s * 1000
         pipe = self._r.pipeline(transaction=False)
         pipe.set(f"{self._name}:e:{id_}", payload, ex=ttl_s)
-        pipe.xadd(self._log, {"scope": scope, "id": id_, "vec": vec.astype(np.float32).tobytes(), "exp": exp},
+        raw = b"" if vec is None else vec.astype(np.float32).tobytes()
+        pipe.xadd(self._log, {"scope": scope, "id": id_, "vec": raw, "exp": exp},
                   maxlen=self._max, approximate=True)
         await asyncio.wait_for(pipe.execute(), self._t)
 
@@ -191,6 +246,7 @@ class ValkeySearchIndex:
     """The ``valkey-search`` semantic index (see module docstring)."""
 
     kind = "valkey-search"
+    lazy = False
 
     def __init__(self, redis, *, name: str, dim: int, timeout_s: float):
         self._r = redis
@@ -214,6 +270,12 @@ class ValkeySearchIndex:
         except Exception as exc:
             if "already exists" not in str(exc).lower():
                 raise
+
+    async def live(self, scope: str) -> bool:
+        """Whether the scope holds an entry (a count-only tag query: no vector is needed to ask)."""
+        res = await asyncio.wait_for(self._r.execute_command(
+            "FT.SEARCH", self._name, f"@scope:{{{scope}}}", "LIMIT", "0", "0", "DIALECT", "2"), self._t)
+        return bool(res) and int(res[0]) > 0
 
     async def search(self, scope: str, vec: np.ndarray, k: int,
                      threshold: float) -> list[tuple[str, float, bytes | None]]:
@@ -288,9 +350,39 @@ class SemanticCache:
 
     @staticmethod
     def scope(base: str, text: str, use_guard: bool = True) -> str:
-        """Entries are only compared within the same scope: ``base`` (tenant, route, parameters, conversation) and
-        the prompt's context before the question, normalised, which must match exactly."""
-        return digest("semantic/v2", base, guard.context_digest(guard.split(text).context))
+        """Entries are only compared within the same scope: ``base`` (tenant, route, parameters, conversation), the
+        prompt's context before the question as its canonical word sequence (:func:`serving.gateway.guard.split`),
+        which must match exactly, and, with the guard on, the question's anchors (numbers, negations, quantifiers),
+        which the guard requires to be equal."""
+        q = guard.split(text)
+        anchors = guard.anchor_key(q.question) if use_guard else ""
+        return digest("semantic/v3", base, guard.context_digest(q.context), anchors)
+
+    async def find(self, scope: str, text: str, rule, use_guard: bool = True) -> tuple[SemanticHit | None,
+                                                                                        np.ndarray | None]:
+        """(hit, the question's vector): a scope without a live entry is a miss without an embedding (vector
+        ``None``; :meth:`store` handles it)."""
+        try:
+            await self.ensure_started()
+            live = await self.index.live(scope)
+        except Exception as exc:
+            raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
+        if not live:
+            return None, None
+        vec = await self.embed(text)
+        return await self.lookup(scope, text, vec, rule, use_guard), vec
+
+    async def _fill_pending(self, scope: str) -> None:
+        pending = await self.index.pending(scope)
+        texts: dict[str, str] = {}
+        for id_, raw in pending:
+            try:
+                texts[id_] = orjson.loads(raw)["text"]
+            except Exception:  # expired meanwhile, foreign or damaged: never a candidate
+                continue
+        if texts:
+            vecs = await asyncio.gather(*(self.batcher.embed(t) for t in texts.values()))
+            self.index.fill(scope, dict(zip(texts, vecs)))
 
     @staticmethod
     def policy(rule) -> guard.Policy:
@@ -306,6 +398,8 @@ class SemanticCache:
         question = guard.split(text).question
         try:
             await self.ensure_started()
+            if getattr(self.index, "lazy", False):
+                await self._fill_pending(scope)
             found = await self.index.search(scope, vec, self._k, policy.threshold)
         except Exception as exc:
             raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
@@ -326,8 +420,12 @@ class SemanticCache:
                                    else orjson.dumps(entry["response"]), sim)
         return None
 
-    async def store(self, scope: str, text: str, vec: np.ndarray, response: bytes, ttl_s: int) -> None:
+    async def store(self, scope: str, text: str, vec: np.ndarray | None, response: bytes, ttl_s: int) -> None:
+        """Store an answer; without a vector (its scope was empty at lookup) the entry is stored for a later
+        embedding on a lazy index, and embedded now on the others."""
         payload = orjson.dumps({"text": guard.split(text).question, "response": response.decode()})
+        if vec is None and not getattr(self.index, "lazy", False):
+            vec = await self.embed(text)
         try:
             await self.ensure_started()
             await self.index.add(scope, vec, payload, ttl_s)

@@ -7,8 +7,10 @@ descending". No threshold separates those from true paraphrases, so a hit needs 
 1. **Normalisation** before anything is compared: Unicode compatibility forms, curly quotes and apostrophes
    (``isn’t`` -> ``isn't``), case, trailing punctuation, whitespace, and an alias table (:data:`ALIASES`: JS ->
    javascript, Postgres -> postgresql, golang -> go, oz -> ounces ...).
-2. **Long prompts** (RAG: documents first, the question last) are split by :func:`split`: the context must match
-   exactly after normalisation (it is part of the index scope) and only the question is embedded and judged.
+2. **Long prompts** (RAG: documents first, the question last; or a short question before code or an email) are split
+   by :func:`split`: the context must match as its canonical word sequence (:func:`context_key`: markup, separators,
+   whitespace, punctuation and greeting lines do not count, any word does; it is part of the index scope) and only
+   the question, without greetings and pleasantries (:func:`clean_question`), is embedded and judged.
 3. **Anchors must agree** (:func:`analyze`): numbers (digits and number words, as a multiset), negations,
    polarity words reduced to a canonical form (enable/turn on -> ``enable``; disable/turn off -> ``disable``) of
    which one prompt may not hold a word and the other its antonym (:data:`ANTONYMS`: enable/disable,
@@ -47,12 +49,15 @@ ALIASES: dict[str, str] = {
     "litres": "liter", "liters": "liter", "litre": "liter", "°c": "celsius", "°f": "fahrenheit", "sci-fi": "science-fiction",
     "2fa": "two-factor", "mfa": "multi-factor", "db": "database", "repo": "repository", "dict": "dictionary",
     "dicts": "dictionary", "virtualenv": "virtual-environment", "venv": "virtual-environment", "u.s": "usa", "uk": "united-kingdom", "vscode": "visual-studio-code",
+    "mongo": "mongodb", "ml": "machine-learning", "gke": "google-kubernetes-engine", "eks": "amazon-eks",
 }
 # two-word forms joined before lookup
 PHRASES: dict[str, str] = {
     "mac os": "macos", "node js": "node.js", "science fiction": "science-fiction", "two factor": "two-factor",
     "2 factor": "two-factor", "virtual environment": "virtual-environment", "united states": "usa",
-    "united kingdom": "united-kingdom", "visual studio code": "visual-studio-code", "fluid ounces": "fluid-ounce",
+    "united kingdom": "united-kingdom", "amazon web services": "aws", "google cloud platform": "gcp",
+    "google cloud": "gcp", "machine learning": "machine-learning", "visual studio code": "visual-studio-code",
+    "fluid ounces": "fluid-ounce",
     "fl oz": "fluid-ounce", "fluid ounce": "fluid-ounce", "turn on": "enable", "switch on": "enable",
     "turn off": "disable", "switch off": "disable", "log in": "login", "sign in": "login", "log into": "login",
     "log out": "logout", "sign out": "logout", "opt in": "opt-in", "opt out": "opt-out", "check in": "check-in",
@@ -154,7 +159,18 @@ _POLAR_GROUPS = {
     "minus": "minus",
     "hot": "hot warm",
     "cold": "cold cool",
+    "minute": "minute minutes",
     "hour": "hour hours hourly",
+    "up": "up upward upwards",
+    "down": "down downward downwards",
+    "encode": "encode encoding encoded",
+    "decode": "decode decoding decoded",
+    "arrive": "arrive arrives arriving arrival arrivals arrived",
+    "depart": "depart departs departing departure departures departed",
+    "plaintiff": "plaintiff plaintiffs claimant",
+    "defendant": "defendant defendants",
+    "am": "a.m",
+    "pm": "pm p.m",
     "day": "day days daily",
     "week": "week weeks weekly",
     "month": "month months monthly",
@@ -223,7 +239,8 @@ client:server parent:child sender:receiver teacher:student manager:intern primar
 plus:minus hot:cold brief:detail upper:decrease morning:evening morning:night day:night daytime:night
 left:right north:south east:west summer:winter old:new male:female past:future cheap:expensive raw:cooked wet:dry
 light-theme:dark-theme internal:external public:private happy:sad love:hate easy:hard fast:slow positive:negative beginner:advanced weekday:weekend adult:child vegan:vegetarian hour:day hour:week hour:month hour:year day:week
-day:month day:year week:month week:year month:year"""
+day:month day:year week:month week:year month:year minute:hour minute:day minute:week minute:month minute:year
+up:down encode:decode arrive:depart plaintiff:defendant am:pm"""
 ANTONYMS: dict[str, set[str]] = {}
 for _pair in _ANTONYM_PAIRS.split():
     _x, _y = _pair.split(":")
@@ -314,23 +331,62 @@ def normalize(text: str) -> str:
 
 QUESTION_MAX_WORDS = 120
 """A final paragraph up to this many words is the question; a longer one gives its last sentence."""
-_LABEL = re.compile(r"^(?:question|query|q|task|user question)\s*[:\-]\s*", re.IGNORECASE)
+_LABEL = re.compile(r"^(?:user question|question|query|q|task)\s*[:\-]\s*", re.IGNORECASE)
+# the last labelled question of a template ("Query: ...", "User question: ...", "Q: ...") and what follows it
+_LABELLED = re.compile(r"(?:^|\n)[ \t>*_#]*(?:user question|question|query|q)[ \t*_]*:[ \t*_]*(?=\S)",
+                       re.IGNORECASE)
+# a template's trailing answer cue ("Answer:", "A:", "Response:") after the question
+_ANSWER_CUE = re.compile(r"\n[ \t*_#]*(?:answer|a|response|helpful answer)[ \t*_]*:[ \t]*$", re.IGNORECASE)
+# separator lines (----, ====, ***, ___, ~~~) split paragraphs like a blank line
+_SEPARATOR = re.compile(r"^[ \t]*(?:[-=*_~#]\s*){3,}$", re.MULTILINE)
+
+# greetings and pleasantries around a question: they never change what is asked
+_LEAD = re.compile(r"^(?:(?:hi|hello|hey|dear \w+|good (?:morning|afternoon|evening))(?: there| all| team)?[,!.]*\s+|"
+                   r"(?:please answer|quick question|question|could you tell me|can you tell me|please help|"
+                   r"i'd appreciate your help|i would appreciate your help|help me out|help please)\s*[:,\-!.]\s*)+",
+                   re.IGNORECASE)
+_TAIL = re.compile(r"(?:\s*[.!]?\s*(?:thanks(?: a lot| in advance| so much)?|thank you(?: in advance| so much)?|"
+                   r"cheers|much appreciated|ty)[.!]*)+\s*$", re.IGNORECASE)
+_REPEATED_MARK = re.compile(r"([?!.])\1+")
+
+
+def clean_question(q: str) -> str:
+    """The question without greetings, pleasantries, a template label or repeated marks ("???")."""
+    q = _LABEL.sub("", q.strip())
+    prev = None
+    while prev != q:
+        prev = q
+        q = _LEAD.sub("", q).strip()
+        q = _TAIL.sub("", q).strip()
+    q = _REPEATED_MARK.sub(r"\1", q)
+    return q or prev
 
 
 @dataclass(frozen=True)
 class Query:
     context: str
-    """Everything before the question, normalised (empty for a one-part prompt); it must match exactly."""
+    """Everything before the question as its canonical word sequence (:func:`context_key`; empty for a one-part
+    prompt); it must match exactly."""
     question: str
     """What is embedded and judged."""
 
 
 def split(text: str, *, min_context_words: int = 40) -> Query:
-    """Split a prompt into (context, question): the last paragraph (or, for one long paragraph, its last sentence)
-    is the question when what precedes it has at least ``min_context_words`` words."""
-    t = normalize(text)
+    """Split a prompt into (context, question). A template's last labelled question ("Query:", "Question:", "Q:",
+    "User question:", a trailing "Answer:" cue dropped) is the question; otherwise the last paragraph (separator lines
+    count as paragraph breaks), or, for one long paragraph, its last sentence. The split holds when what precedes the
+    question has at least ``min_context_words`` words."""
+    t = _ANSWER_CUE.sub("", normalize(text)).rstrip()
+    labelled = list(_LABELLED.finditer(t))
+    m = labelled[-1] if labelled else None
+    if m and len(t[: m.start()].split()) >= min_context_words and "\n\n" not in t[m.end():] \
+            and len(t[m.end():].split()) <= QUESTION_MAX_WORDS:
+        return Query(context_key(t[: m.start()]), clean_question(t[m.end():].replace("\n", " ")))
+    t = _SEPARATOR.sub("", t)
     paras = [p for p in re.split(r"\n\s*\n", t) if p.strip()]
-    if len(paras) >= 2:
+    if len(paras) >= 2 and _question_first(paras[0], paras[-1], len(paras)):
+        head, q = "\n\n".join(paras[1:]), paras[0]
+    elif len(paras) >= 2:
         head, q = "\n\n".join(paras[:-1]), paras[-1]
     else:
         head, q = "", t
@@ -340,13 +396,35 @@ def split(text: str, *, min_context_words: int = 40) -> Query:
             head = (head + "\n\n" if head else "") + " ".join(sents[:-1])
             q = sents[-1]
     if len(head.split()) < min_context_words:
-        return Query("", _LABEL.sub("", t.replace("\n", " ")).strip() if not head else
-                     _LABEL.sub("", (head + " " + q).replace("\n", " ")).strip())
-    return Query(_context_key(head), _LABEL.sub("", q.replace("\n", " ")).strip())
+        whole = (head + " " + q) if head else t
+        return Query("", clean_question(whole.replace("\n", " ")))
+    return Query(context_key(head), clean_question(q.replace("\n", " ")))
 
 
-def _context_key(head: str) -> str:
-    return " ".join(_WS.sub(" ", head).split()).lower()
+QUESTION_FIRST_MAX_WORDS = 30
+"""A first paragraph up to this many words is the question when the prompt ends in a code block or a signature."""
+
+
+def _question_first(first: str, last: str, n_paras: int) -> bool:
+    """The question comes before the material ("Summarize this email: <email>", "Why does this fail? <code>"): the
+    last paragraph asks nothing (no "?") and is a code block or a short sign-off, and the first one is short."""
+    last = last.strip()
+    if last.endswith("?") or len(first.split()) > QUESTION_FIRST_MAX_WORDS:
+        return False
+    return last.endswith("```") or (n_paras >= 3 and len(last.split()) <= 4)
+
+
+_CONTEXT_WORD = re.compile(r"[a-z0-9\u00c0-\uffff]+(?:[.,:/'%-][a-z0-9\u00c0-\uffff]+)*%?")
+_GREETING_LINE = re.compile(r"^\s*(?:hi|hello|hey|dear \w+|good (?:morning|afternoon|evening)|thanks|thank you|"
+                            r"cheers)(?: there| all| team| in advance| so much)?[,!.]*\s*$", re.IGNORECASE)
+
+
+def context_key(head: str) -> str:
+    """The context as its canonical word sequence: lower case, markup (``###``, ``**``, list marks, separator
+    lines), punctuation between words, whitespace and greeting lines dropped. Formatting-only differences give the
+    same key; any changed, added or removed word (a number, a name, a "not") gives another."""
+    lines = [ln for ln in normalize(head).lower().split("\n") if not _GREETING_LINE.match(ln)]
+    return " ".join(_CONTEXT_WORD.findall("\n".join(lines)))
 
 
 def context_digest(context: str) -> str:
@@ -452,6 +530,9 @@ def analyze(question: str) -> Analysis:
         elif two in PHRASES:
             joined.append((PHRASES[two], PHRASES[two], starts[i]))
             i += 2
+        elif low[i] == "am" and i and _NUM.match(low[i - 1]):  # "6:40 am" (not "I am")
+            joined.append(("a.m", "a.m", starts[i]))
+            i += 1
         else:
             joined.append((toks[i], low[i], starts[i]))
             i += 1
@@ -509,6 +590,13 @@ def analyze(question: str) -> Analysis:
                     frozenset(words), frozenset(content), tuple(seq), tuple(after))
 
 
+def anchor_key(question: str) -> str:
+    """The anchors :func:`rule_problem` requires to be equal (numbers, the count of negations, quantifiers): two
+    questions with different keys can never be a hit, so the cache keeps them in different scopes."""
+    x = analyze(question)
+    return f"{','.join(x.nums)}|{x.negs}|{','.join(x.quant)}"
+
+
 _LINK = {"of", "in", "on", "for", "the", "a", "an", "my", "your", "our", "its", "their", "this", "that", "-", "s"}
 
 
@@ -539,14 +627,24 @@ def _exchanged(sa: list[str], sb: list[str]) -> tuple[str, str] | None:
     return None
 
 
-def _pivot_swap(sa: list[str], sb: list[str]) -> bool:
-    """A shared term with the shared terms before and after it exchanged: "X override Y" / "Y override X"."""
-    for k, p in enumerate(sa):
-        before_a, after_a = set(sa[:k]), set(sa[k + 1:])
-        j = sb.index(p)
-        before_b, after_b = set(sb[:j]), set(sb[j + 1:])
-        if before_a and after_a and before_a == after_b and after_a == before_b:
-            return True
+def _pivot_swap(sa: list[str], sb: list[str], max_pivot: int = 3) -> bool:
+    """A run of shared terms (up to ``max_pivot``) with the shared terms before and after it exchanged, once a
+    common beginning and end are set aside: "X override Y" / "Y override X", "take X before or after Y, how long
+    apart" / "take Y before or after X, how long apart"."""
+    while sa and sb and sa[0] == sb[0]:
+        sa, sb = sa[1:], sb[1:]
+    while sa and sb and sa[-1] == sb[-1]:
+        sa, sb = sa[:-1], sb[:-1]
+    for size in range(1, max_pivot + 1):
+        for k in range(1, len(sa) - size):
+            pivot = sa[k: k + size]
+            j = next((i for i in range(len(sb) - size + 1) if sb[i: i + size] == pivot), None)
+            if j is None:
+                continue
+            before_a, after_a = set(sa[:k]), set(sa[k + size:])
+            before_b, after_b = set(sb[:j]), set(sb[j + size:])
+            if before_a and after_a and before_a == after_b and after_a == before_b:
+                return True
     return False
 
 
@@ -568,6 +666,9 @@ class Policy:
     """Cosine needed when content words differ."""
     max_changed_words: int = 3
     """At most this many content words may differ (both sides counted)."""
+
+
+_DIFF = _stem("difference")
 
 
 def rule_problem(a: str, b: str) -> str | None:
@@ -593,7 +694,8 @@ def rule_problem(a: str, b: str) -> str | None:
     shared = set(x.seq) & set(y.seq)
     sa = [w for w in dict.fromkeys(x.seq) if w in shared]
     sb = [w for w in dict.fromkeys(y.seq) if w in shared]
-    if sa != sb:
+    symmetric = _DIFF in x.content and _DIFF in y.content  # "A vs B" asks the same as "B vs A"
+    if sa != sb and not symmetric:
         pair = _exchanged(sa, sb)
         if pair:
             links = [_between(tokens(t), *pair) for t in (a, b)]
@@ -607,7 +709,7 @@ def rule_problem(a: str, b: str) -> str | None:
         after_a.setdefault(d, set()).add(term)
     for d, term in y.after:
         after_b.setdefault(d, set()).add(term)
-    for d in after_a.keys() & after_b.keys():
+    for d in after_a.keys() & after_b.keys() if not symmetric else ():
         ta = (after_a[d] - after_b[d]) & shared
         tb = (after_b[d] - after_a[d]) & shared
         if ta and tb:
@@ -615,7 +717,7 @@ def rule_problem(a: str, b: str) -> str | None:
     return None
 
 
-SOFT_POLARITY = {"good", "best", "in", "easy"}
+SOFT_POLARITY = {"good", "best", "in", "easy", "up", "down"}
 """Polarity words that are mostly filler ("the best way", "translate into") unless the other prompt has the
 antonym: they are not counted as changed words."""
 
@@ -653,6 +755,19 @@ def _conjunction_added(a: str, b: str) -> bool:
     return False
 
 
+# modifiers that narrow what is asked for ("free attractions" is a subset of "attractions"); one prompt having one
+# the other lacks is a scope change, never a rewording
+RESTRICTIVE = {"free", "paid", "vegan", "vegetarian", "gluten-free", "organic", "official", "used", "remote", "online",
+               "offline", "international", "domestic", "beginner", "advanced", "cheap", "luxury", "budget", "legal",
+               "illegal", "public", "private", "open-source", "commercial", "personal", "student", "senior"}
+
+
+def _restricted(a: str, b: str) -> bool:
+    wa = {t.lower() for t in tokens(a)} & RESTRICTIVE
+    wb = {t.lower() for t in tokens(b)} & RESTRICTIVE
+    return wa != wb
+
+
 def decide(a: str, b: str, cosine: float, policy: Policy = Policy()) -> tuple[bool, str]:
     """(hit, reason) for a cached question ``a`` and a new question ``b`` whose embeddings have ``cosine``."""
     if cosine < policy.threshold:
@@ -661,7 +776,7 @@ def decide(a: str, b: str, cosine: float, policy: Policy = Policy()) -> tuple[bo
     if problem:
         return False, problem
     n = changed_words(a, b)
-    if n and _conjunction_added(a, b):
+    if n and (_conjunction_added(a, b) or _restricted(a, b)):
         return False, "scope"
     if n == 0:
         return True, "same content"

@@ -56,6 +56,15 @@ def q(text: str) -> str:
      "role swap"),
     ("Should I send data to the hub or the sensor first?", "Should I send data to the sensor or the hub first?",
      "role swap"),
+    # round 2: direction and role words, clock times, units of time
+    ("How does the HPA scale a Deployment up?", "How does the HPA scale a Deployment down?", "polarity"),
+    ("How do I decode a base64 string in Python?", "How do I encode a base64 string in Python?", "polarity"),
+    ("Explain how the defendant can appeal.", "Explain how the plaintiff can appeal.", "polarity"),
+    ("List flights arriving at JFK from London.", "List flights departing JFK for London.", "polarity"),
+    ("Can I make a 7:30 pm connection?", "Can I make a 7:30 am connection?", "polarity"),
+    ("Set up a cron job that runs every 5 minutes.", "Set up a cron job that runs every 5 hours.", "polarity"),
+    ("Should ibuprofen be taken before or after aspirin, and how long apart?",
+     "Should aspirin be taken before or after ibuprofen, and how long apart?", "role swap"),  # a pivot of 2 terms
 ])
 def test_rules_reject_traps_with_their_reason(a, b, reason):
     assert guard.rule_problem(q(a), q(b)) == reason
@@ -75,6 +84,14 @@ def test_rules_reject_traps_with_their_reason(a, b, reason):
     ("What is the boiling point of water at sea level?", "At sea level, what is the boiling point of water?"),
     ("What is the population of Canada?", "What's Canada's population?"),  # "of" reorder is not a role swap
     ("Summarize the text below.", "Summarize the following text."),  # "below"/"following" are not polarity
+    # round 2: aliases, symmetric comparisons, "am" as a verb
+    ("How do I create a unique index in MongoDB?", "How do I create a unique index in Mongo?"),
+    ("Host a static website on Amazon Web Services", "Host a static website on AWS"),
+    ("Set a budget alert on Google Cloud Platform", "Set a budget alert on GCP"),
+    ("What is overfitting in machine learning?", "What is overfitting in ML?"),
+    ("What is the difference between a Roth IRA and a traditional IRA?",
+     "How does a traditional IRA differ from a Roth IRA?"),  # "A vs B" is "B vs A"
+    ("Why am I getting a 429 error?", "Why do I get a 429 error?"),
 ])
 def test_rules_accept_paraphrases(a, b):
     assert guard.rule_problem(q(a), q(b)) is None
@@ -94,6 +111,52 @@ def test_decision_thresholds_depend_on_changed_words():
                         p) == (False, "changed words")
     assert guard.decide("How long are records kept?", "How long are records and backups kept?", 0.95,
                         p) == (False, "scope")
+    # a restrictive modifier on one side only narrows the request
+    assert guard.decide("What are the free tourist attractions in Paris?", "What are the tourist attractions in "
+                        "Paris?", 0.95, p) == (False, "scope")
+    assert guard.decide("What are the free tourist attractions in Paris?", "What are the free sights in Paris?",
+                        0.95, p)[0] is True
+
+
+@pytest.mark.parametrize("a,b", [
+    ("How do I make every property optional in TS? Thanks in advance.",
+     "How do I make every property optional in TS?"),
+    ("Could you tell me: how do I set a budget alert?", "How do I set a budget alert?"),
+    ("Hi there, what is overfitting???", "What is overfitting?"),
+    ("Please answer: i take aspirin daily. When can I take ibuprofen?",
+     "I take aspirin daily. When can I take ibuprofen?"),
+])
+def test_greetings_and_pleasantries_are_not_part_of_the_question(a, b):
+    assert q(a).lower() == q(b).lower()
+
+
+LONG = " ".join(f"Clause {i}: the deposit of {i + 100} euros is returned within {i + 2} days." for i in range(12))
+
+
+def test_near_identical_contexts_share_the_key_and_any_changed_word_does_not():
+    base = f"### Source 1\n{LONG}\n\n---------------------\nQuery: When is the deposit returned?\nAnswer: "
+    reformatted = (f"Hello,\n\n**Source 1**\n{LONG.replace('. ', '.  ')}\n----------\n"
+                   f"Question: When is the deposit returned?  \nAnswer:")
+    a, b = guard.split(base), guard.split(reformatted)
+    assert a.question == "When is the deposit returned?" and b.question == a.question
+    assert a.context and a.context == b.context  # headings, separators, spaces, greeting lines, labels
+    for changed in (LONG.replace("103 euros", "104 euros"), LONG.replace("is returned within 5", "is not returned "
+                    "within 5"), LONG.replace("Clause 3", "Clause 30")):
+        assert guard.split(base.replace(LONG, changed)).context != a.context
+    other = guard.split(base.replace("When is the deposit returned?", "Who pays the deposit?"))
+    assert other.context == a.context and other.question != a.question  # same documents, another question
+
+
+def test_question_before_the_material_is_the_question():
+    code = "```python\n" + "\n".join(f"def f{i}(x):\n    return x + {i}" for i in range(12)) + "\n```"
+    first = guard.split("Why does f3 return the wrong value?\n\n" + code)
+    last = guard.split(code + "\n\nWhy does f3 return the wrong value?")
+    assert first.question == last.question == "Why does f3 return the wrong value?"
+    assert first.context == last.context != ""
+    email = "Summarize this email.\n\n" + LONG + "\n\nDaniel"
+    assert guard.split(email).question == "Summarize this email."
+    long_first = " ".join(["word"] * 40) + "\n\n" + LONG + "\n\nDaniel"
+    assert guard.split(long_first).question == "Daniel"  # a long first paragraph is material, not the question
 
 
 def test_long_prompt_split_context_must_match_and_question_decides():
@@ -313,9 +376,12 @@ def test_embedder_failure_is_a_miss_not_a_5xx(redis_server, stubs):
     g = GatewayHandle(base_config(redis_server.url, stubs), _Broken())
     try:
         r = g.post(chat("How do I enable 2FA on GitHub?", model="cached", temperature=0))
+        assert r.status_code == 200 and r.headers["x-gateway-cache"] == "miss"  # empty scope: nothing embedded
+        g.settle()
+        r = g.post(chat("How can I turn on 2FA on GitHub?", model="cached", temperature=0))
         assert r.status_code == 200 and r.headers["x-gateway-cache"] == "miss"
         assert g.metric("gateway_cache_lookups_total", kind="semantic", result="error") == 1
-        assert stubs["a"].state.requests == 1
+        assert stubs["a"].state.requests == 2
     finally:
         g.stop()
 
@@ -348,6 +414,83 @@ def test_scope_holds_the_context_and_usable_checks_only_the_question(embedder):
     assert sc.usable(q1)  # the whole prompt is over the window, its question is not
     assert not sc.usable(DOCS + "\n\n" + "why " * 300)
     assert not sc.usable("   ")
+
+
+def test_scope_holds_the_anchors_the_guard_requires_to_be_equal(embedder):
+    from serving.gateway.cache import SemanticCache
+
+    sc = SemanticCache(None, embedder)
+    assert sc.scope("b", "Convert 10 km to miles") == sc.scope("b", "What is 10 km in miles?")
+    assert sc.scope("b", "Convert 10 km to miles") != sc.scope("b", "Convert 12 km to miles")
+    assert sc.scope("b", "Is it safe?") != sc.scope("b", "Is it not safe?")
+    assert sc.scope("b", "Delete a user") != sc.scope("b", "Delete all users")
+    assert sc.scope("b", "Convert 10 km", use_guard=False) == sc.scope("b", "Convert 12 km", use_guard=False)
+    for a, b in (("Convert 10 km to miles", "Convert 12 km to miles"), ("Is it safe?", "Is it not safe?"),
+                 ("Delete a user", "Delete all users")):  # a different scope only where the guard says no anyway
+        assert guard.rule_problem(a, b) in ("numbers", "negation", "quantifier")
+
+
+class _Counting:
+    def __init__(self, inner):
+        self.inner, self.texts = inner, []
+        self.dim, self.max_tokens = inner.dim, inner.max_tokens
+
+    def too_long(self, text):
+        return self.inner.too_long(text)
+
+    def embed(self, text):
+        self.texts.append(text)
+        return self.inner.embed(text)
+
+    def embed_many(self, texts):
+        self.texts.extend(texts)
+        return self.inner.embed_many(texts)
+
+
+def test_an_empty_scope_is_a_miss_without_embedding_and_loses_no_hit(redis_server, stubs, embedder):
+    redis_server.flush()
+    for s in stubs.values():
+        s.reset()
+    counting = _Counting(embedder)
+    g = GatewayHandle(base_config(redis_server.url, stubs), counting)
+    try:
+        r = g.post(chat("How do I enable 2FA on GitHub?", model="cached", temperature=0))
+        assert r.headers["x-gateway-cache"] == "miss"
+        g.settle()
+        assert counting.texts == []  # nothing cached in the scope: no embedding, stored without a vector
+        r = g.post(chat("Convert 10 km to miles", model="cached", temperature=0))  # another scope (numbers)
+        g.settle()
+        assert r.headers["x-gateway-cache"] == "miss" and counting.texts == []
+        r = g.post(chat("How can I turn on 2FA on GitHub?", model="cached", temperature=0))
+        assert r.headers["x-gateway-cache"] == "hit-semantic"  # the stored entry was embedded at this lookup
+        assert sorted(counting.texts) == ["How can I turn on 2FA on GitHub?", "How do I enable 2FA on GitHub?"]
+        assert stubs["a"].state.requests == 2
+    finally:
+        g.stop()
+
+
+def test_an_index_without_lazy_entries_embeds_at_store(embedder):
+    from serving.gateway.cache import SemanticCache
+
+    added = []
+
+    class Eager:
+        lazy = False
+
+        async def start(self):
+            pass
+
+        async def live(self, scope):
+            return False
+
+        async def add(self, scope, vec, payload, ttl_s):
+            added.append(vec)
+
+    sc = SemanticCache(Eager(), embedder)
+    hit, vec = asyncio.run(sc.find("s", "How do I enable 2FA?", 0.8))
+    assert hit is None and vec is None
+    asyncio.run(sc.store("s", "How do I enable 2FA?", None, b"{}", 60))
+    assert added[0] is not None and added[0].shape == (embedder.dim,)
 
 
 def test_store_or_index_failure_raises_cache_unavailable(embedder):
