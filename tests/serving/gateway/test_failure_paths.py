@@ -146,60 +146,54 @@ def test_stream_without_done_ends_with_an_error_event_and_a_metric(make_gateway,
     assert sse_events(r.text)[-1] == "[DONE]"
 
 
-@pytest.mark.parametrize("bad", [b"data: {this is not json\n\n", b"data: [1, 2]\n\n"])
-def test_a_malformed_event_ends_the_stream_with_an_error_and_counts_against_the_upstream(bad, make_gateway, stubs):
-    """Found by an independent fault harness: a broken event between good ones was relayed silently."""
+def _sse_upstream(body: bytes):
+    """A loopback upstream that answers every request with this event-stream body (then closes cleanly)."""
     from tests.serving.gateway.conftest import ServerThread
 
-    async def broken(scope, receive, send):
+    async def app(scope, receive, send):
         if scope["type"] != "http":
             return
         while (await receive()).get("more_body"):
             pass
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream")]})
-        done = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        await send({"type": "http.response.body",
-                    "body": bad + b"data: " + orjson.dumps(done) + b"\n\ndata: [DONE]\n\n"})
+        await send({"type": "http.response.body", "body": body})
 
-    srv = ServerThread(broken)
+    return ServerThread(app)
+
+
+def _chunk(delta: dict, finish: str | None) -> bytes:
+    return b"data: " + orjson.dumps({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
+
+
+def _stream_through(make_gateway, body: bytes) -> tuple[list[str], object]:
+    srv = _sse_upstream(body)
     try:
         g = make_gateway(lambda c: c["upstreams"]["a"].update(baseUrl=srv.url + "/v1"), with_embedder=False)
-        events = sse_events(g.post(chat(stream=True)).text)
-        assert orjson.loads(events[-1])["error"]["code"] == "upstream_incomplete_stream"
-        assert "[DONE]" not in events and not any(e.startswith("{this") for e in events)
-        assert g.metric("gateway_stream_incomplete_total", route="plain", reason="malformed_event") == 1
-        assert g.gw.upstreams["a"].breaker.failures >= 1 or g.gw.upstreams["a"].breaker.state == "open"
+        return sse_events(g.post(chat(stream=True)).text), g
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("bad", [b"data: {this is not json\n\n", b"data: [1, 2]\n\n"])
+def test_a_malformed_event_ends_the_stream_with_an_error_and_counts_against_the_upstream(bad, make_gateway, stubs):
+    """Found by an independent fault harness: a broken event between good ones was relayed silently."""
+    events, g = _stream_through(make_gateway, bad + _chunk({}, "stop") + b"data: [DONE]\n\n")
+    assert orjson.loads(events[-1])["error"]["code"] == "upstream_incomplete_stream"
+    assert "[DONE]" not in events and not any(e.startswith(("{this", "[1")) for e in events)
+    assert g.metric("gateway_stream_incomplete_total", route="plain", reason="malformed_event") == 1
+    assert g.gw.upstreams["a"].breaker.failures >= 1 or g.gw.upstreams["a"].breaker.state == "open"
 
 
 def test_stream_with_done_but_no_finish_reason_is_incomplete(make_gateway, stubs):
     from serving.gateway.stub import StubState, make_stub
-    from tests.serving.gateway.conftest import ServerThread
 
-    async def no_finish(scope, receive, send):
-        if scope["type"] != "http":
-            return
-        while (await receive()).get("more_body"):
-            pass
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
-        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                 "choices": [{"index": 0, "delta": {"content": "partial"}, "finish_reason": None}]}
-        await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(chunk) + b"\n\ndata: [DONE]\n\n"})
-
-    srv = ServerThread(no_finish)
     assert make_stub(StubState())  # the regular stub always sends a finish reason
-    try:
-        g = make_gateway(lambda c: c["upstreams"]["a"].update(baseUrl=srv.url + "/v1"), with_embedder=False)
-        events = sse_events(g.post(chat(stream=True)).text)
-        assert orjson.loads(events[-1])["error"]["code"] == "upstream_incomplete_stream"
-        assert "[DONE]" not in events
-        assert g.metric("gateway_stream_incomplete_total", route="plain", reason="no_finish_reason") == 1
-    finally:
-        srv.stop()
+    events, g = _stream_through(make_gateway, _chunk({"content": "partial"}, None) + b"data: [DONE]\n\n")
+    assert orjson.loads(events[-1])["error"]["code"] == "upstream_incomplete_stream"
+    assert "[DONE]" not in events
+    assert g.metric("gateway_stream_incomplete_total", route="plain", reason="no_finish_reason") == 1
 
 
 def test_upstream_answering_json_to_a_stream_request_is_an_upstream_fault(make_gateway, stubs):
