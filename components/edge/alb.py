@@ -39,6 +39,7 @@ from pydantic import Field
 
 from components.edge import _alb
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput, merge_tags
+from components.foundation.eks_cluster import cluster_input_problems, from_cluster
 from problems import Problem
 
 DEFAULT_SSL_POLICY = _alb.DEFAULT_SSL_POLICY
@@ -60,15 +61,24 @@ class AlbTargetArgs(ArgsModel):
     """Consecutive failures to mark a pod unhealthy. Default: 3."""
 
 
+CLUSTER_INPUTS = {"vpc_id": "vpc_id", "node_security_group_id": "node_security_group_id"}
+"""Args that default from ``cluster`` -> the EksCluster attribute they come from (the ALB's subnets do not: an
+internet-facing ALB goes in the public subnets, the cluster has the private ones)."""
+
+
 class AlbArgs(ArgsModel):
     """Typed arguments of :class:`Alb`."""
 
-    vpc_id: PulumiInput
-    """VPC of the load balancer and its target groups."""
+    cluster: PulumiInput = None
+    """The :class:`~components.foundation.eks_cluster.EksCluster` the ALB serves: ``vpc_id`` and
+    ``node_security_group_id`` default from it (explicit values win). Default: none (give both)."""
+    vpc_id: PulumiInput = None
+    """VPC of the load balancer and its target groups. Default: ``cluster.vpc_id`` (required without ``cluster``)."""
     subnet_ids: PulumiInput
     """Subnets of the load balancer: the public ones when internet-facing, the private ones when internal."""
-    node_security_group_id: PulumiInput
-    """Security group shared by the cluster nodes; it gets an ingress rule per serving port from the ALB."""
+    node_security_group_id: PulumiInput = None
+    """Security group shared by the cluster nodes; it gets an ingress rule per serving port from the ALB. Default:
+    ``cluster.node_security_group_id`` (required without ``cluster``)."""
     certificate_arn: str
     """ARN of an issued ACM certificate in the ALB's Region (``arn:aws:acm:<region>:<account>:certificate/<id>``)."""
     region: str
@@ -108,7 +118,7 @@ class AlbArgs(ArgsModel):
     """Cost-allocation tags for every taggable child."""
 
     def problems(self) -> list[Problem]:
-        out: list[Problem] = []
+        out: list[Problem] = cluster_input_problems(self, CLUSTER_INPUTS, required=CLUSTER_INPUTS)
         m = _alb.ACM_ARN.match(self.certificate_arn)
         if not m:
             out.append(Problem("certificate_arn", self.certificate_arn,
@@ -175,7 +185,9 @@ class Alb(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = merge_tags(args.tags, {"genai-scale/component": "alb"})
 
-        sg = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=args.vpc_id, description=f"ALB {name}: HTTPS in, serving "
+        vpc_id = from_cluster(args.vpc_id, args.cluster, "vpc_id")
+        node_sg = from_cluster(args.node_security_group_id, args.cluster, "node_security_group_id")
+        sg = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=vpc_id, description=f"ALB {name}: HTTPS in, serving "
                                    "ports to the nodes out", tags=tags, opts=child)
         for i, cidr in enumerate(args.ingress_cidrs):
             for port, what in ((443, "https"), (80, "http-redirect")):
@@ -188,9 +200,9 @@ class Alb(pulumi.ComponentResource):
         for port in sorted({t.port for t in args.targets.values()}):
             aws.vpc.SecurityGroupEgressRule(f"{name}-out-{port}", security_group_id=sg.id, ip_protocol="tcp",
                                             from_port=port, to_port=port,
-                                            referenced_security_group_id=args.node_security_group_id,
+                                            referenced_security_group_id=node_sg,
                                             description=f"serving port {port} on the nodes", tags=tags, opts=child)
-            aws.vpc.SecurityGroupIngressRule(f"{name}-nodes-in-{port}", security_group_id=args.node_security_group_id,
+            aws.vpc.SecurityGroupIngressRule(f"{name}-nodes-in-{port}", security_group_id=node_sg,
                                              ip_protocol="tcp", from_port=port, to_port=port,
                                              referenced_security_group_id=sg.id,
                                              description=f"ALB {name} to serving port {port}", tags=tags, opts=child)
@@ -235,7 +247,7 @@ class Alb(pulumi.ComponentResource):
         for tname, t in sorted(args.targets.items()):
             groups[tname] = aws.lb.TargetGroup(
                 f"{name}-{tname}", target_type="ip", protocol="HTTP", protocol_version="HTTP1", port=t.port,
-                vpc_id=args.vpc_id, deregistration_delay=args.deregistration_delay_seconds,
+                vpc_id=vpc_id, deregistration_delay=args.deregistration_delay_seconds,
                 load_balancing_algorithm_type="least_outstanding_requests",
                 health_check={"enabled": True, "protocol": "HTTP", "path": t.health_check_path, "port": "traffic-port",
                               "matcher": "200", "interval": t.health_check_interval_seconds, "timeout": 5,

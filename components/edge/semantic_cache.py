@@ -40,21 +40,32 @@ from pydantic import Field
 from components import versions
 
 from components.edge import _cache
+from components.foundation.eks_cluster import cluster_input_problems, from_cluster
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput, merge_tags
 from problems import Problem
 
 MaxmemoryPolicy = Literal["volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-ttl", "noeviction"]
 
 
+CLUSTER_INPUTS = {"vpc_id": "vpc_id", "subnet_ids": "subnet_ids", "node_security_group_id": "node_security_group_id"}
+"""Args that default from ``cluster`` -> the EksCluster attribute they come from."""
+
+
 class SemanticCacheArgs(ArgsModel):
     """Typed arguments of :class:`SemanticCache`."""
 
-    vpc_id: PulumiInput
-    """VPC of the cache."""
-    subnet_ids: PulumiInput
-    """Private subnets for the subnet group (one per AZ the nodes may use)."""
-    node_security_group_id: PulumiInput
-    """Security group of the cluster nodes; the only source allowed to reach port 6379."""
+    cluster: PulumiInput = None
+    """The :class:`~components.foundation.eks_cluster.EksCluster` whose nodes use the cache: ``vpc_id``,
+    ``subnet_ids`` (its private subnets) and ``node_security_group_id`` default from it (explicit values win).
+    Default: none (give those three inputs)."""
+    vpc_id: PulumiInput = None
+    """VPC of the cache. Default: ``cluster.vpc_id`` (required without ``cluster``)."""
+    subnet_ids: PulumiInput = None
+    """Private subnets for the subnet group (one per AZ the nodes may use). Default: ``cluster.subnet_ids``
+    (required without ``cluster``)."""
+    node_security_group_id: PulumiInput = None
+    """Security group of the cluster nodes; the only source allowed to reach port 6379. Default:
+    ``cluster.node_security_group_id`` (required without ``cluster``)."""
     engine_version: str = versions.VALKEY_ENGINE.version
     """Valkey major.minor with vector search (8.2, 9.0, 9.1). Default: the pinned 8.2."""
     serverless: bool = False
@@ -91,7 +102,7 @@ class SemanticCacheArgs(ArgsModel):
     """Cost-allocation tags for every taggable child."""
 
     def problems(self) -> list[Problem]:
-        out: list[Problem] = []
+        out: list[Problem] = cluster_input_problems(self, CLUSTER_INPUTS, required=CLUSTER_INPUTS)
         if self.serverless:
             out.append(Problem("serverless", True, "false: ElastiCache vector search runs on node-based Valkey 8.2+ "
                                "clusters only, not on Serverless caches"))
@@ -158,15 +169,17 @@ class SemanticCache(pulumi.ComponentResource):
                 lambda a: json.dumps(_cache.key_policy(partition=a[0], region=a[1], account=a[2]))),
             tags=tags, opts=child)
 
-        subnets = aws.elasticache.SubnetGroup(f"{name}-subnets", subnet_ids=args.subnet_ids,
+        vpc_id, subnet_ids, node_sg = (from_cluster(getattr(args, field), args.cluster, attr)
+                                       for field, attr in CLUSTER_INPUTS.items())
+        subnets = aws.elasticache.SubnetGroup(f"{name}-subnets", subnet_ids=subnet_ids,
                                               description=f"Private subnets of semantic cache {name}", tags=tags,
                                               opts=child)
-        sg = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=args.vpc_id,
+        sg = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=vpc_id,
                                    description=f"Semantic cache {name}: Valkey from the cluster nodes only",
                                    tags=tags, opts=child)
         aws.vpc.SecurityGroupIngressRule(f"{name}-from-nodes", security_group_id=sg.id, ip_protocol="tcp",
                                          from_port=_cache.PORT, to_port=_cache.PORT,
-                                         referenced_security_group_id=args.node_security_group_id,
+                                         referenced_security_group_id=node_sg,
                                          description="Valkey (TLS) from cluster nodes", tags=tags, opts=child)
         params = aws.elasticache.ParameterGroup(
             f"{name}-params", family=_cache.parameter_family(args.engine_version),

@@ -205,3 +205,40 @@ def test_vllm_service_takes_the_oidc_provider_and_the_kubernetes_provider_from_t
     provider = r.one("pulumi:providers:kubernetes", "eks-k8s").urn
     assert r.one("kubernetes:apps/v1:Deployment", "llama-deployment").provider.startswith(provider)
     assert "or pass cluster=EksCluster" in errors_of(VllmServiceArgs, **base)
+
+
+# --- the edge components that sit in the cluster's network ----------------------------------------------------------
+
+_CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+
+def test_semantic_cache_and_alb_from_the_cluster_equal_explicit_inputs():
+    from components import Alb, AlbArgs, SemanticCache, SemanticCacheArgs
+
+    def with_cluster():
+        c = cluster()
+        SemanticCache("cache", SemanticCacheArgs(cluster=c))
+        Alb("alb", AlbArgs(cluster=c, subnet_ids=["subnet-pub-a", "subnet-pub-b"], certificate_arn=_CERT,
+                           region="us-east-1"))
+
+    def explicit():
+        c = cluster()
+        SemanticCache("cache", SemanticCacheArgs(vpc_id=c.vpc_id, subnet_ids=c.subnet_ids,
+                                                 node_security_group_id=c.node_security_group_id))
+        Alb("alb", AlbArgs(vpc_id=c.vpc_id, node_security_group_id=c.node_security_group_id,
+                           subnet_ids=["subnet-pub-a", "subnet-pub-b"], certificate_arn=_CERT, region="us-east-1"))
+
+    a, b = run_program(with_cluster), run_program(explicit)
+    for token in ("genai-scale:index:SemanticCache", "genai-scale:index:Alb"):
+        assert children(a, token) == children(b, token)
+
+
+def test_semantic_cache_and_alb_need_the_network_inputs_or_a_cluster():
+    from components import AlbArgs, SemanticCacheArgs
+
+    msg = errors_of(SemanticCacheArgs)
+    for field in ("vpc_id", "subnet_ids", "node_security_group_id"):
+        assert f"{field}: required (or pass cluster=EksCluster)" in msg
+    msg = errors_of(AlbArgs, subnet_ids=["subnet-pub-a"], certificate_arn=_CERT, region="us-east-1")
+    assert "vpc_id: required (or pass cluster=EksCluster)" in msg
+    assert "node_security_group_id: required (or pass cluster=EksCluster)" in msg
