@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -142,7 +143,10 @@ async def _one(reader, writer, req: bytes) -> tuple[int, float]:
     return status, time.perf_counter() - t0
 
 
-async def load(port: int, req: bytes, conc: int, n: int, seconds: float) -> dict:
+async def load(port: int, req: bytes | Callable[[], bytes], conc: int, n: int, seconds: float) -> dict:
+    """``n`` requests (or as many as fit in ``seconds``) from ``conc`` connections; ``req`` is the raw request, or a
+    function that makes a new one for every request."""
+    make = req if callable(req) else (lambda: req)
     lat: list[float] = []
     codes: dict[int, int] = {}
     issued = 0
@@ -154,7 +158,7 @@ async def load(port: int, req: bytes, conc: int, n: int, seconds: float) -> dict
         try:
             while issued < n and time.perf_counter() < end:
                 issued += 1
-                status, dt = await asyncio.wait_for(_one(reader, writer, req), 30)
+                status, dt = await asyncio.wait_for(_one(reader, writer, make()), 30)
                 codes[status] = codes.get(status, 0) + 1
                 if status == 200:
                     lat.append(dt)

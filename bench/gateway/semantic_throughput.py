@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the harness runs the gateways
 
-from _harness import Procs, _one  # noqa: E402
+from _harness import Procs, load  # noqa: E402
 
 from serving.gateway.auth import hash_key  # noqa: E402
 
@@ -85,33 +85,6 @@ def request(port: int, text: str) -> bytes:
                        "temperature": 0}).encode()
     return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
             f"Authorization: Bearer sk-bench\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data
-
-
-async def load(port: int, texts, conc: int, seconds: float) -> dict:
-    lat: list[float] = []
-    codes: dict[int, int] = {}
-    misses = 0
-    end = time.perf_counter() + seconds
-
-    async def worker():
-        nonlocal misses
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-        try:
-            while time.perf_counter() < end:
-                status, dt = await asyncio.wait_for(_one(reader, writer, request(port, next(texts))), 30)
-                codes[status] = codes.get(status, 0) + 1
-                if status == 200:
-                    lat.append(dt)
-        finally:
-            writer.close()
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(conc)))
-    elapsed = time.perf_counter() - t0
-    lat.sort()
-    pct = lambda p: lat[max(0, min(len(lat) - 1, int(round(p / 100 * len(lat) + 0.5)) - 1))] * 1000  # noqa: E731
-    return {"ok": len(lat), "codes": codes, "rps": len(lat) / elapsed, "p50": pct(50), "p99": pct(99),
-            "misses": misses}
 
 
 def embed_ms(shared_scope: bool, n: int = 200) -> tuple[float, float]:
@@ -183,8 +156,8 @@ def main() -> None:
             res: dict[str, list[dict]] = {k: [] for k in targets}
             for _ in range(a.reps):
                 for name, port in targets.items():
-                    asyncio.run(load(port, texts, conc, 2))  # warm-up
-                    r = asyncio.run(load(port, texts, conc, a.seconds))
+                    asyncio.run(load(port, lambda: request(port, next(texts)), conc, 10**9, 2))  # warm-up
+                    r = asyncio.run(load(port, lambda: request(port, next(texts)), conc, 10**9, a.seconds))
                     assert set(r["codes"]) == {200}, r["codes"]
                     res[name].append(r)
             for name in targets:
