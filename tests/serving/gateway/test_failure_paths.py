@@ -146,8 +146,8 @@ def test_stream_without_done_ends_with_an_error_event_and_a_metric(make_gateway,
     assert sse_events(r.text)[-1] == "[DONE]"
 
 
-def _sse_upstream(body: bytes):
-    """A loopback upstream that answers every request with this event-stream body (then closes cleanly)."""
+def _fixed_upstream(body: bytes, content_type: bytes = b"text/event-stream"):
+    """A loopback upstream that answers every request with 200, this content type and this body (then closes)."""
     from tests.serving.gateway.conftest import ServerThread
 
     async def app(scope, receive, send):
@@ -156,7 +156,7 @@ def _sse_upstream(body: bytes):
         while (await receive()).get("more_body"):
             pass
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+                    "headers": [(b"content-type", content_type)]})
         await send({"type": "http.response.body", "body": body})
 
     return ServerThread(app)
@@ -168,7 +168,7 @@ def _chunk(delta: dict, finish: str | None) -> bytes:
 
 
 def _stream_through(make_gateway, body: bytes) -> tuple[list[str], object]:
-    srv = _sse_upstream(body)
+    srv = _fixed_upstream(body)
     try:
         g = make_gateway(lambda c: c["upstreams"]["a"].update(baseUrl=srv.url + "/v1"), with_embedder=False)
         return sse_events(g.post(chat(stream=True)).text), g
@@ -197,18 +197,7 @@ def test_stream_with_done_but_no_finish_reason_is_incomplete(make_gateway, stubs
 
 
 def test_upstream_answering_json_to_a_stream_request_is_an_upstream_fault(make_gateway, stubs):
-    async def json_only(scope, receive, send):
-        if scope["type"] != "http":
-            return
-        while (await receive()).get("more_body"):
-            pass
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": b'{"choices": []}'})
-
-    from tests.serving.gateway.conftest import ServerThread
-
-    srv = ServerThread(json_only)
+    srv = _fixed_upstream(b'{"choices": []}', b"application/json")
     try:
         g = make_gateway(lambda c: c["upstreams"]["a"].update(baseUrl=srv.url + "/v1"), with_embedder=False)
         r = g.post(chat(model="failover", stream=True))
@@ -315,18 +304,7 @@ def test_semantic_cache_scoped_by_user(make_gateway, stubs):
 
 @pytest.mark.parametrize("payload", [b"data: {}\n\n", b"[1, 2]", b'{"object": "error"}'])
 def test_malformed_json_answer_is_an_upstream_fault_and_falls_back(payload, make_gateway, stubs):
-    from tests.serving.gateway.conftest import ServerThread
-
-    async def broken(scope, receive, send):
-        if scope["type"] != "http":
-            return
-        while (await receive()).get("more_body"):
-            pass
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": payload})
-
-    srv = ServerThread(broken)
+    srv = _fixed_upstream(payload, b"application/json")
     try:
         g = make_gateway(lambda c: c["upstreams"]["a"].update(baseUrl=srv.url + "/v1"), with_embedder=False)
         r = g.post(chat(model="failover"))
