@@ -142,24 +142,6 @@ def problems(cfg) -> list[Problem]:
     return out
 
 
-def _problems(ctx: BuildContext, s: GatewaySettings, cfg: dict[str, Any]) -> list[Problem]:
-    out: list[Problem] = []
-    if not cfg["routes"]:
-        out.append(Problem("gateway.enabled", True, "needs something to route to: a vLLM service (serving), a "
-                           "SageMaker endpoint or a Bedrock model (managed)"))
-    if ctx.cache is None:
-        for t, spec in s.tenants.items():
-            if spec.requests_per_minute or spec.tokens_per_minute:
-                out.append(Problem(f"gateway.tenants.{t}", spec.model_dump(by_alias=True, exclude_none=True),
-                                   "request/token budgets need the shared cache (edge: cache) to be enforced "
-                                   "across replicas; enable the cache or drop the budgets"))
-        if s.semantic_cache:
-            out.append(Problem("gateway.semanticCache", True, "needs the cache (edge: cache)"))
-    if s.max_replicas < s.min_replicas:
-        out.append(Problem("gateway.maxReplicas", s.max_replicas, f">= gateway.minReplicas ({s.min_replicas})"))
-    return out
-
-
 def _check_schema(cfg: dict[str, Any], tenants: list[str]) -> list[Problem]:
     """Validate the rendered config with the gateway's own loader (Outputs replaced by placeholders)."""
     from serving.gateway.config import parse_config
@@ -191,9 +173,7 @@ def build(ctx: BuildContext, cfg) -> None:
     if not s.enabled:
         return None
     gcfg = gateway_config(ctx, s)
-    problems = _problems(ctx, s, gcfg)
-    if not problems:
-        problems = _check_schema(gcfg, list(s.tenants))
+    problems = _check_schema(gcfg, list(s.tenants))  # the settings' own rules ran in problems(cfg), before any build
     if problems:
         raise ArgsError(problems, title="invalid gateway settings")
     policies: dict[str, Any] = {}  # keyed by the route: attachment names stay stable as routes come and go
