@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "SageMakerLmiEndpoint": "components.managed.sagemaker_endpoint", "SageMakerLmiEndpointArgs": "components.managed.sagemaker_endpoint",
     # serving
     "VllmImage": "components.serving.vllm.image", "VllmImageArgs": "components.serving.vllm.image",
+    "base_image": "components.serving.vllm.image",
     "VllmService": "components.serving.vllm.service", "VllmServiceArgs": "components.serving.vllm.args",
     "VllmModelSettings": "components.serving.vllm.args", "ModelFacts": "components.catalog.models",
     "AutoscalingSettings": "components.serving.vllm.args", "NodeGroupPlacement": "components.serving.vllm.args",
@@ -33,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "Gateway": "components.gateway.gateway", "GatewayArgs": "components.gateway.gateway", "TenantSpec": "components.gateway.gateway",
     # shared
     "ArgsError": "components.errors", "Problem": "problems",
+    "aws_name": "components.naming", "name_problems": "components.naming", "NameRule": "components.naming",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -36,6 +36,11 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
     "kube-proxy": {"1.34": "v1.34.1-eksbuild.2", "1.35": "v1.35.0-eksbuild.2"},
     "eks-pod-identity-agent": {"1.34": "v1.3.10-eksbuild.2", "1.35": "v1.3.10-eksbuild.3"},
     "aws-ebs-csi-driver": {"1.34": "v1.54.0-eksbuild.1", "1.35": "v1.62.0-eksbuild.1"},
+    # metrics-server is an EKS *community* add-on (EKS user guide "Community add-ons" / "View resource usage with the
+    # Kubernetes Metrics Server": add-on name metrics-server, namespace kube-system). v0.8.1-eksbuild.5 pinned for
+    # 1.31-1.35 and v0.8.1-eksbuild.6 "in the compatibility list for K8s 1.35" in public EKS configurations
+    # (string search, checked 2026-12-05).
+    "metrics-server": {"1.34": "v0.8.1-eksbuild.5", "1.35": "v0.8.1-eksbuild.6"},
 }
 
 GPU_OPERATOR = Pin("gpu-operator", "v26.7.1", "https://helm.ngc.nvidia.com/nvidia",
@@ -46,6 +51,16 @@ NEURON_HELM_CHART = Pin("neuron-helm-chart", "1.3.0", "oci://public.ecr.aws/neur
 CLUSTER_AUTOSCALER_CHART = Pin("cluster-autoscaler", "9.58.0", "https://kubernetes.github.io/autoscaler",
                                "kubernetes/autoscaler chart releases (cluster-autoscaler-chart-9.58.0, 2026-07)",
                                "2026-11-23")
+KUBE_SCHEDULER_IMAGE = "registry.k8s.io/kube-scheduler"
+"""Image of the second kube-scheduler (``my-scheduler``) the Neuron chart runs when its scheduler extension is on."""
+KUBE_SCHEDULER_IMAGE_TAGS: dict[str, str] = {
+    # Kubernetes minor -> kube-scheduler tag; a scheduler must not be older than the control plane it serves (the
+    # chart's own default, v1.28.5-eks-1-28-latest in neuron-helm-chart 1.0.0, is far behind 1.35). Source:
+    # `kubeadm config images list` for v1.34.1 and v1.35.0 (registry.k8s.io/kube-scheduler), checked 2026-12-05.
+    "1.34": "v1.34.1",
+    "1.35": "v1.35.0",
+}
+
 CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {
     # Kubernetes minor -> cluster-autoscaler image tag (registry.k8s.io/autoscaling/cluster-autoscaler); the
     # autoscaler's minor must match the cluster's. Source: kubernetes/k8s.io image promotions (1.32.5, 1.33.3,

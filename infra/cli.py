@@ -1,10 +1,18 @@
 """`genai-scale`: the offline plan, the policy report and the serving gateway.
 
-    genai-scale plan [--stack dev|staging|prod] [--config-file PATH] [--json]
+    genai-scale plan [--stack dev|staging|prod | --config-file PATH] [--json]
+    genai-scale plan --program DIR [--stack NAME] [--config-file PATH] [--json]
     genai-scale policy [--stack NAME | --config-file PATH] [--json]
-    genai-scale gateway serve --config FILE
+    genai-scale policy --program DIR [--tier TIER] [--stack NAME] [--config-file PATH] [--json]
+    genai-scale gateway serve|check|hash-key|stub ...
+    genai-scale --version
 
-Exit codes: 0 ok, 1 mandatory policy violations, 2 bad configuration or arguments.
+`--program DIR` plans your own Pulumi program (a folder with Pulumi.yaml and __main__.py, such as examples/gpu-vllm)
+instead of this repository's infra/ program; `--stack` and `--config-file` then name that program's stack and its
+stack file. `genai-scale <command> --help` describes each command.
+
+Exit codes: 0 ok, 1 mandatory policy violations (policy) or an error raised by your program (--program),
+2 bad configuration or arguments.
 """
 
 from __future__ import annotations
@@ -12,77 +20,169 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from typing import Any, Sequence
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_CONFIG = 0, 1, 2
+EXIT_PROGRAM = 1
+"""``--program``: the program raised an error that is not a problem list (the message names its file and line)."""
 
 
 def _plan_parser(prog: str = "genai-scale plan") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Run the Pulumi program offline under mocks and show every "
-                                "resource it would create, with its inputs.")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--stack", help="stack name: reads stacks/Pulumi.<stack>.yaml (default: dev)")
-    g.add_argument("--config-file", help="plan any stack config file")
-    p.add_argument("--json", action="store_true", help="print one JSON object (stack, tier, resources, outputs)")
+    from infra.targets import add_target_arguments
+
+    p = argparse.ArgumentParser(prog=prog, description="Run a Pulumi program offline under mocks and show every "
+                                "resource it would create, with its inputs: this repository's infra/ program for a "
+                                "stack (--stack, --config-file), or your own program (--program DIR).")
+    add_target_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (stack, tier, resources, outputs, notes); tier is null "
+                   "for --program")
     return p
 
 
 def plan_main(argv: Sequence[str]) -> int:
-    args = _plan_parser().parse_args(list(argv))
-    from infra.config import ConfigError
-    from infra.program import plan_stack
+    parser = _plan_parser()
+    args = parser.parse_args(list(argv))
+    from infra.targets import plan_target, target_error, unknown_stack
+    from infra.user_program import ProgramFailed
     from problems import ProblemsError
 
+    if (message := target_error(args)) is not None:
+        parser.error(message)
+    if args.program is None and (message := unknown_stack(args.stack)) is not None:
+        print(message, file=sys.stderr)
+        return EXIT_CONFIG
     try:
-        result, cfg = plan_stack(stack=args.stack, config_file=args.config_file)
-    except (ConfigError, ProblemsError) as err:  # bad config, or a component's args rejected while building
+        result, facts = plan_target(args)
+    except ProblemsError as err:  # bad config, or a component's args rejected while building (ConfigError, ArgsError)
         print(str(err), file=sys.stderr)
         return EXIT_CONFIG
+    except ProgramFailed as err:
+        print(f"genai-scale plan: the program failed: {err}", file=sys.stderr)
+        return EXIT_PROGRAM
     if args.json:
-        json.dump(result.to_json(tier=cfg.tier), sys.stdout, indent=2, sort_keys=False)
+        json.dump(result.to_json(tier=facts["tier"]), sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_plan(result, cfg))
+        sys.stdout.write(render_plan(result, title=facts["title"], table_outputs=() if facts["program"]
+                                     else ("nodeGroups",)))
     return EXIT_OK
 
 
-def render_plan(result, cfg) -> str:
-    """Human plan: component tree, counts per type, node-group facts, stack outputs."""
+# --- the human plan ---
+
+SYMBOLS = {"component": "■", "resource": "●", "provider": "◆", "branch": "├─ ", "last": "└─ ", "pipe": "│  ",
+           "space": "   "}
+ASCII_SYMBOLS = {"component": "#", "resource": "*", "provider": "@", "branch": "|- ", "last": "`- ", "pipe": "|  ",
+                 "space": "   "}
+"""For a terminal that cannot print the box-drawing characters. Neither set uses Pulumi's ``+``/``-``/``~``, which
+mean create/delete/update in ``pulumi preview``."""
+
+OUTPUT_WIDTH = 100
+"""A map or list output longer than this (as JSON) is printed as indented JSON on the lines below its name, in full
+(a long string stays on its line, whole)."""
+
+
+def symbols_for(encoding: str | None) -> dict[str, str]:
+    try:
+        "".join(SYMBOLS.values()).encode(encoding or "utf-8")
+    except (LookupError, UnicodeEncodeError):
+        return ASCII_SYMBOLS
+    return SYMBOLS
+
+
+def _kind(r) -> str:
+    if r.type.startswith("pulumi:providers:"):
+        return "provider"
+    return "resource" if r.custom else "component"
+
+
+def count_summary(resources: Sequence[Any]) -> str:
+    """``166 resources: 14 components, 151 cloud and Kubernetes resources, 1 provider``, the count the policy
+    report refers to."""
+    kinds = [_kind(r) for r in resources]
+    n_c, n_p = kinds.count("component"), kinds.count("provider")
+    return (f"{len(kinds)} resources: {n_c} component{'s' if n_c != 1 else ''}, {kinds.count('resource')} cloud and "
+            f"Kubernetes resources, {n_p} provider{'s' if n_p != 1 else ''}")
+
+
+def node_group_rows(result) -> list[tuple[str, ...]]:
+    """One row per EKS managed node group in the plan (the cluster's system group and the accelerator groups): name,
+    instance types, accelerator, AMI type, capacity type, min, max. Read from the recorded resources, so a user's own
+    program gets the table too."""
+    from components.catalog.accelerators import lookup
     from infra.plan import jsonable
 
-    lines = [f"genai-scale plan: stack {result.stack} (tier {cfg.tier}, region {cfg.region})", ""]
+    rows = []
+    for r in result.by_type("aws:eks/nodeGroup:NodeGroup"):
+        name = (r.get("labels") or {}).get("genai-scale/node-group") or r.name
+        types = [t for t in (r.get("instanceTypes") or []) if isinstance(t, str)]
+        specs = [lookup(t) for t in types]
+        accel = ", ".join(f"{s.accelerator} x{s.count}" for s in specs if s is not None) or "none (CPU)"
+        scaling = jsonable(r.get("scalingConfig") or {})
+        rows.append((name, ", ".join(types) or "-", accel, str(r.get("amiType") or "-"),
+                     str(r.get("capacityType") or "ON_DEMAND"), str(scaling.get("minSize", "-")),
+                     str(scaling.get("maxSize", "-"))))
+    return sorted(rows, key=lambda row: (row[2] != "none (CPU)", row[0]))
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+
+
+def render_output(name: str, value: Any, *, secret: bool) -> list[str]:
+    """One stack output, never cut: a short value on its line, a long one as indented JSON below its name."""
+    from infra.plan import jsonable
+
+    if secret:
+        return [f"  {name}: [secret]"]
+    shown = json.dumps(jsonable(value))
+    if len(shown) <= OUTPUT_WIDTH or not isinstance(jsonable(value), (dict, list)):
+        return [f"  {name}: {shown}"]
+    return [f"  {name}:", textwrap.indent(json.dumps(jsonable(value), indent=2), "    ")]
+
+
+def render_plan(result, cfg=None, *, title: str | None = None, table_outputs: Sequence[str] = ("nodeGroups",),
+                encoding: str | None = None) -> str:
+    """Human plan: legend, component tree, counts per type, node groups, stack outputs (in full)."""
+    sym = symbols_for(encoding if encoding is not None else getattr(sys.stdout, "encoding", None))
+    if title is None:
+        title = f"genai-scale plan: stack {result.stack} (tier {cfg.tier}, region {cfg.region})"
+    lines = [title, "",
+             f"Legend: {sym['component']} component (groups the resources indented below it)  "
+             f"{sym['resource']} resource  {sym['provider']} provider. Everything listed would be created.", ""]
     by_parent: dict[str | None, list] = {}
     for r in result.resources:
         by_parent.setdefault(r.parent, []).append(r)
 
-    def walk(parent: str | None, depth: int) -> None:
-        for r in by_parent.get(parent, []):
-            kids = by_parent.get(r.urn, [])
-            marker = "+" if not r.custom else "-"
-            lines.append(f"{'  ' * depth}{marker} {r.name}  [{r.type}]" + (f"  ({len(kids)} children)" if kids else ""))
-            walk(r.urn, depth + 1)
+    def walk(parent: str | None, prefix: str) -> None:
+        kids = by_parent.get(parent, [])
+        for i, r in enumerate(kids):
+            grandkids = by_parent.get(r.urn, [])
+            last = i == len(kids) - 1
+            branch = "" if parent is None else (sym["last"] if last else sym["branch"])
+            lines.append(f"  {prefix}{branch}{sym[_kind(r)]} {r.name}  [{r.type}]"
+                         + (f"  ({len(grandkids)} children)" if grandkids else ""))
+            walk(r.urn, "" if parent is None else prefix + (sym["space"] if last else sym["pipe"]))
 
     lines.append("Resources")
-    walk(None, 1)
+    walk(None, "")
     counts = result.type_counts()
-    lines += ["", f"Counts per type ({len(result.resources)} resources)"]
+    lines += ["", f"Counts per type ({count_summary(result.resources)})"]
     width = max(len(t) for t in counts) if counts else 0
     lines += [f"  {t.ljust(width)}  {n}" for t, n in counts.items()]
-    ngs = result.outputs.get("nodeGroups") or {}
-    if ngs:
-        lines += ["", "Accelerator node groups"]
-        header = ("name", "instance type", "accelerator", "AMI type", "capacity", "min", "max")
-        rows = [header] + [(n, g["instanceType"], f"{g['accelerator']} x{g['count']}", g["amiType"], g["capacityType"],
-                            str(g["minSize"]), str(g["maxSize"])) for n, g in ngs.items()]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        for row in rows:
-            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    rows = node_group_rows(result)
+    if rows:
+        lines += ["", "Node groups"]
+        lines += _table(("name", "instance type", "accelerator", "AMI type", "capacity", "min", "max"), rows)
     lines += ["", "Outputs"]
     for k, v in result.outputs.items():
-        if k == "nodeGroups":
+        if k in table_outputs:
             continue
-        shown = "[secret]" if k in result.secret_outputs else json.dumps(jsonable(v))
-        lines.append(f"  {k}: {shown if len(shown) <= 160 else shown[:157] + '...'}")
+        lines += render_output(k, v, secret=k in result.secret_outputs)
+    if getattr(result, "notes", None):  # what the resources do not show (BuildContext.note), one line each
+        lines += ["", "Notes"] + [f"  - {n}" for n in result.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -92,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return EXIT_OK if argv else EXIT_CONFIG
+    if argv[0] == "--version":
+        print(f"genai-scale {version()}")
+        return EXIT_OK
     cmd, rest = argv[0], argv[1:]
     if cmd not in commands:
         from problems import did_you_mean
@@ -103,6 +206,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[cmd](rest)
     except SystemExit as exc:  # argparse errors exit 2 with a usage message
         return int(exc.code) if isinstance(exc.code, int) else EXIT_CONFIG
+
+
+def version() -> str:
+    """The installed package's version (pyproject.toml's ``version``)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("genai-scale")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown (not installed: pip install -e .)"
 
 
 def _policy(argv: Sequence[str]) -> int:

@@ -4,13 +4,16 @@ A stack file (``stacks/Pulumi.<stack>.yaml``) sets ``genai-scale:tier`` and over
 (``stacks/tiers/<tier>/*.yaml``) key by key: mappings merge recursively, ``null`` removes a preset entry (for example a
 node group), anything else replaces. The merged mapping is validated by ``StackSettings``, a pydantic model built
 from every section's ``KEYS``; then each section's cross-field ``problems()`` run. All problems are reported at once
-with their key path (``genai-scale:nodeGroups.h100.minSize``), the bad value and what was expected.
+with their key path (``genai-scale:nodeGroups.h100.minSize``), the bad value and what was expected. A rule that reads
+an entry the stack file removed (a model naming a node group set to ``null``) says so. An unknown tier does not hide
+the other mistakes: a near-miss name is checked as the tier it resembles, any other against the section schemas.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from problems import Problem, missing, unknown_key
 from problems import from_pydantic as problems_from_pydantic
 from infra.sections import SECTIONS
 from infra.sections.base import SettingsModel
-from infra.tiers import TIER_FILE, TIERS_DIR, TierError, load_tier, unknown_tier
+from infra.tiers import TIER_FILE, TIERS_DIR, TierError, load_tier, tier_names, unknown_tier
 
 NAMESPACE = "genai-scale"
 Tier = str
@@ -159,38 +162,92 @@ def build_settings(raw: dict[str, Any], *, source: str) -> Any:
     """Validate a stack's full config mapping (``aws:region``, ``genai-scale:*``) into StackSettings."""
     prefix = f"{NAMESPACE}:"
     ns: dict[str, Any] = {}
-    problems: list[Problem] = []
     for key, value in raw.items():
         if key.startswith(prefix):
             ns[key[len(prefix):]] = value
     tier = ns.pop("tier", None)
     problem = unknown_tier(tier, TIERS_DIR)  # tiers are the folders under stacks/tiers
     if problem is not None:
-        # No preset to merge: still check the stack file's own keys and values, so one run lists every mistake.
-        # Absent keys are not reported (the preset would have supplied them), nor the cross-section rules.
-        found, _, _ = _validate_keys(settings_model(), {**ns, "region": raw.get("aws:region", "us-east-1")})
-        problems.append(problem)
-        problems.extend(p for p in found if p.code != "missing")
-        raise ConfigError(problems, title=f"{source}: invalid configuration", prefix=prefix)
+        raise ConfigError(_without_tier(ns, raw, tier, problem, source=source),
+                          title=f"{source}: invalid configuration", prefix=prefix)
     try:
         load_tier(tier, TIERS_DIR)  # the tier's facts, which the sections' rules read: reported before them
     except TierError as err:
         raise ConfigError(err.problems, title=err.title) from None
+    found, settings = _check_with_tier(ns, raw, tier, source=source)
+    if found:
+        raise ConfigError(found, title=f"{source}: invalid configuration", prefix=prefix)
+    return settings
 
+
+def _check_with_tier(ns: dict[str, Any], raw: dict[str, Any], tier: str, *, source: str) -> tuple[list[Problem], Any]:
+    """Every problem of the stack file's keys merged over ``tier``'s preset (values, then the sections' rules), and
+    the settings with only the valid values."""
     ns = renamed_keys(ns, source=source)
-    merged = deep_merge(load_tier_preset(tier), ns)
+    preset = load_tier_preset(tier)
+    merged = deep_merge(preset, ns)
     merged["tier"] = tier
     merged["region"] = raw.get("aws:region", "us-east-1")
     model = settings_model()
     found, cleaned, repaired = _validate_keys(model, merged)
     settings = model.model_validate(cleaned)  # only valid values left: cannot fail
+    removed = removed_entries(preset, ns)
     for section in _sections():
         check = getattr(section, "problems", None)
         if check is not None:
-            found.extend(p for p in check(settings) if not _about_repaired(p, repaired))
-    if found:
-        raise ConfigError(found, title=f"{source}: invalid configuration", prefix=prefix)
-    return settings
+            found.extend(_after_removal(p, removed) for p in check(settings) if not _about_repaired(p, repaired))
+    return found, settings
+
+
+def _without_tier(ns: dict[str, Any], raw: dict[str, Any], tier: Any, problem: Problem, *, source: str
+                  ) -> list[Problem]:
+    """The tier's problem and the stack file's other mistakes when its tier is unknown, so one run lists them all.
+
+    A near-miss tier name (``protoype``) is taken as the tier meant: the file is checked in full against that preset
+    (values and the sections' rules), and the tier's problem says so. Otherwise the file's own keys and values are
+    checked against the section schemas; absent keys (a preset would supply them) and the cross-section rules are
+    left out."""
+    import difflib
+
+    close = difflib.get_close_matches(tier, tier_names(TIERS_DIR), n=1, cutoff=0.6) if isinstance(tier, str) else []
+    if close:
+        try:
+            load_tier(close[0], TIERS_DIR)
+            found, _ = _check_with_tier(ns, raw, close[0], source=source)
+        except (ConfigError, TierError):
+            pass  # that tier folder is broken itself: fall back to the file's own keys
+        else:
+            assumed = replace(problem, expected=f"{problem.expected}; the other keys were checked against the "
+                                                f"{close[0]} preset")
+            return [assumed, *found]
+    found, _, _ = _validate_keys(settings_model(), {**ns, "region": raw.get("aws:region", "us-east-1")})
+    return [problem, *(p for p in found if p.code != "missing")]
+
+
+def removed_entries(preset: Any, override: Any, path: str = "") -> list[str]:
+    """Key paths of preset entries that the stack file removes with ``null`` (``nodeGroups.inf2``)."""
+    if not isinstance(preset, dict) or not isinstance(override, dict):
+        return []
+    out: list[str] = []
+    for k, v in override.items():
+        where = f"{path}.{k}" if path else str(k)
+        if v is None and k in preset:
+            out.append(where)
+        else:
+            out.extend(removed_entries(preset.get(k), v, where))
+    return out
+
+
+def _after_removal(p: Problem, removed: list[str]) -> Problem:
+    """A rule that read an entry the stack file removed (``inf2: null`` while a model still names ``inf2``) says so,
+    and what to do: refer to an entry that remains, or remove the referring entry too."""
+    gone = [r for r in removed if any(x == r or x.startswith(f"{r}.") for x in p.related)]
+    if not gone:
+        return p
+    entry = p.path.rsplit(".", 1)[0] if "." in p.path else p.path
+    what = ", ".join(f"{NAMESPACE}:{r}" for r in gone)
+    return replace(p, expected=f"{p.expected}; the stack file removes {what} (null): refer to one that remains, or "
+                               f"remove {NAMESPACE}:{entry} as well (null)")
 
 
 class ConfigWarning(UserWarning):

@@ -72,6 +72,8 @@ class PlanResult:
     resources: list[RecordedResource]
     outputs: dict[str, Any]
     secret_outputs: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    """What the resources do not show (``BuildContext.note``): printed after the outputs, and in the JSON."""
 
     def by_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -110,6 +112,7 @@ class PlanResult:
             ],
             "outputs": {k: (SECRET_MARK if k in self.secret_outputs else jsonable(v))
                         for k, v in self.outputs.items()},
+            "notes": list(self.notes),
         }
 
 
@@ -230,7 +233,8 @@ def run_program(fn: Callable[[], Any], *, project: str = "genai-scale", stack: s
     """Run ``fn`` under the mocks and return every registration and the stack outputs.
 
     ``config`` maps full keys (``genai-scale:tier``) to values; non-strings are JSON-encoded as Pulumi does for
-    structured config. Exceptions raised by ``fn`` propagate unchanged.
+    structured config. Exceptions raised by ``fn`` propagate unchanged. When ``fn`` returns an object with a
+    ``notes`` list (the program's ``BuildContext``), they become the result's ``notes``.
     """
     cfg = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (config or {}).items()}
     reg = region or (cfg.get("aws:region") or "us-east-1")
@@ -241,13 +245,14 @@ def run_program(fn: Callable[[], Any], *, project: str = "genai-scale", stack: s
     _reset_runtime()
     outputs: dict[str, Any] = {}
     secrets: set[str] = set()
+    notes: list[str] = []
     try:
         _pmocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config(cfg, list(secret_keys))
 
         @_pmocks.test
         def _run():
-            fn()
+            notes.extend(getattr(fn(), "notes", None) or [])
             root = pulumi.runtime.get_root_resource()
             exported = dict(getattr(root, "outputs", {}) or {})
             if not exported:
@@ -273,7 +278,7 @@ def run_program(fn: Callable[[], Any], *, project: str = "genai-scale", stack: s
         _reset_runtime()
     records = sorted(monitor.records, key=lambda r: r.urn)  # registration order varies between runs
     return PlanResult(project=project, stack=stack, resources=records, outputs=outputs,
-                      secret_outputs=secrets)
+                      secret_outputs=secrets, notes=notes)
 
 
 def _ensure_event_loop() -> None:

@@ -1,13 +1,21 @@
-"""`genai-scale policy [--stack NAME | --config-file PATH] [--policy-config PATH] [--json]`.
+"""`genai-scale policy [--stack NAME | --config-file PATH | --program DIR [--tier TIER]] [--policy-config PATH] [--json]`.
 
-Builds the offline plan exactly as `genai-scale plan` does, then runs every policy of the CrossGuard pack
+Builds the offline plan exactly as `genai-scale plan` does (of a shipped stack, or of your own program with
+``--program DIR``), then runs every policy of the CrossGuard pack
 (``policies/``) over every recorded resource and the whole stack, with the pack config of the stack's tier, built from
 the tier's facts (``stacks/tiers/<tier>/tier.yaml``, :func:`infra.tiers.pack_config_for`): the config
 ``policies/config/<tier>.json`` holds for a shipped tier, and the same for a tier folder that has no file yet.
 Optionally overridden by ``--policy-config``, a file in the format of ``pulumi preview --policy-pack-config``.
 
-Exit codes: 0 no mandatory violation (advisory ones are printed), 1 at least one mandatory violation,
-2 bad stack config, bad policy config or bad arguments.
+A program (``--program``) has no ``genai-scale:tier``: the pack runs with the config of the tier ``--tier`` names
+(default: prototype, the tier with the fewest rights; the security, reliability and GPU rules are mandatory in every
+tier).
+
+The summary counts the resources the pack judged: every resource of the plan but its providers (a provider is
+configuration, no policy judges it), and says so when the two counts differ.
+
+Exit codes: 0 no mandatory violation (advisory ones are printed), 1 at least one mandatory violation (or, with
+``--program``, an error raised by the program), 2 bad stack config, bad policy config or bad arguments.
 """
 
 from __future__ import annotations
@@ -19,15 +27,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_CONFIG = 0, 1, 2
+EXIT_PROGRAM = 1
+"""``--program``: the program raised an error that is not a problem list (as ``genai-scale plan``)."""
+DEFAULT_PROGRAM_TIER = "prototype"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genai-scale policy",
         description="Run the genai-scale CrossGuard policy pack offline against a stack's plan.")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--stack", help="stack name: reads stacks/Pulumi.<stack>.yaml (default: dev)")
-    g.add_argument("--config-file", help="check any stack config file")
+    from infra.targets import add_target_arguments
+
+    add_target_arguments(p)
+    p.add_argument("--tier", metavar="TIER", help=f"with --program: the tier whose pack config applies (a folder "
+                   f"under stacks/tiers/; default: {DEFAULT_PROGRAM_TIER}). A stack's tier is its genai-scale:tier")
     p.add_argument("--policy-config", metavar="PATH",
                    help="policy-pack config JSON merged over the tier's defaults (same format as "
                         "`pulumi preview --policy-pack-config`)")
@@ -51,7 +64,14 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         raise _ArgParseExit(EXIT_CONFIG)
 
     parser.error = _error  # type: ignore[method-assign]
-    return parser.parse_args(list(argv))
+    from infra.targets import target_error
+
+    args = parser.parse_args(list(argv))
+    if (message := target_error(args)) is not None:
+        parser.error(message)
+    if args.tier is not None and args.program is None:
+        parser.error("argument --tier: only with --program (a stack's tier is genai-scale:tier in its stack file)")
+    return args
 
 
 def _read_policy_config(path: str) -> dict[str, Any]:
@@ -75,12 +95,12 @@ def main(argv: Sequence[str]) -> int:
     except SystemExit as e:  # --help
         return int(e.code or 0)
 
-    from infra.config import ConfigError
-    from infra.program import plan_stack
-    from problems import ProblemsError
-    from infra.tiers import TierError, pack_config_for
+    from infra.targets import plan_target, unknown_stack
+    from infra.tiers import TierError, pack_config_for, unknown_tier
+    from infra.user_program import ProgramFailed
     from policies.engine import PolicyConfigError, evaluate, validate_config
     from policies.pack import pack_config
+    from problems import Problem, ProblemsError, render as render_problems
 
     try:
         overrides = _read_policy_config(args.policy_config) if args.policy_config else None
@@ -89,13 +109,24 @@ def main(argv: Sequence[str]) -> int:
         where = f"{args.policy_config}: " if isinstance(err, PolicyConfigError) else ""
         print(where + str(err), file=sys.stderr)
         return EXIT_CONFIG
-    try:
-        plan, settings = plan_stack(stack=args.stack, config_file=args.config_file)
-    except (ConfigError, TierError, ProblemsError) as err:
-        print(str(err), file=sys.stderr)
+    if args.program is None and (message := unknown_stack(args.stack)) is not None:
+        print(message, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.program is not None and args.tier is not None and (bad := unknown_tier(args.tier)) is not None:
+        print(render_problems([Problem("--tier", bad.value, bad.expected)], title=f"unknown tier {args.tier!r}"),
+              file=sys.stderr)
         return EXIT_CONFIG
     try:
-        config = pack_config_for(settings.tier, overrides=overrides)
+        plan, facts = plan_target(args)
+    except (TierError, ProblemsError) as err:  # ConfigError and ArgsError are ProblemsErrors
+        print(str(err), file=sys.stderr)
+        return EXIT_CONFIG
+    except ProgramFailed as err:
+        print(f"genai-scale policy: the program failed: {err}", file=sys.stderr)
+        return EXIT_PROGRAM
+    tier = facts["tier"] or args.tier or DEFAULT_PROGRAM_TIER
+    try:
+        config = pack_config_for(tier, overrides=overrides)
     except TierError as err:
         print(str(err), file=sys.stderr)
         return EXIT_CONFIG
@@ -110,13 +141,16 @@ def main(argv: Sequence[str]) -> int:
         json.dump(report.to_json(plan.stack), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render(report, stack=plan.stack, tier=settings.tier))
+        program = f"program {args.program} (project {plan.project}), " if args.program is not None else ""
+        sys.stdout.write(render(report, stack=plan.stack, tier=tier, program=program,
+                                planned=len(plan.resources)))
     return EXIT_VIOLATIONS if report.mandatory else EXIT_OK
 
 
-def render(report, *, stack: str, tier: str) -> str:
-    """Violations grouped by resource: rule, severity, level, message and remediation; then a summary line."""
-    lines = [f"genai-scale policy: stack {stack} (tier {tier})", ""]
+def render(report, *, stack: str, tier: str, program: str = "", planned: int | None = None) -> str:
+    """Violations grouped by resource: rule, severity, level, message and remediation; then a summary line, and
+    why the resource count differs from the plan's (``planned``) when it does."""
+    lines = [f"genai-scale policy: {program}stack {stack} (tier {tier})", ""]
     groups: dict[str, list] = {}
     for v in report.violations:
         groups.setdefault(v.urn, []).append(v)
@@ -135,6 +169,10 @@ def render(report, *, stack: str, tier: str) -> str:
     lines.append(f"{report.policies_run} policies, {report.resources_checked} resources: "
                  f"{n_m} mandatory, {n_a} advisory violation{'s' if n_a != 1 else ''}"
                  + (" -- FAILED" if n_m else ""))
+    if planned is not None and planned != report.resources_checked:
+        skipped = planned - report.resources_checked
+        lines.append(f"{report.resources_checked} of the plan's {planned} resources judged: {skipped} "
+                     f"provider{'s are' if skipped != 1 else ' is'} configuration, not judged by any policy")
     if report.unknowns:
         lines.append(f"{len(report.unknowns)} check(s) could not run on values known only after apply")
     return "\n".join(lines) + "\n"

@@ -2,9 +2,10 @@
 H100 caps, cost-allocation tags, warm-pool size, each judged against the tier's facts (see ``policies._rule``).
 
 Cost rules take the tier's ``policy.costEnforcement`` (advisory in the shipped prototype tier, mandatory in growth
-and scale), except ``accelerator-scale-to-zero-in-prototype``, which is mandatory wherever it checks anything: "no
-idle GPUs" is the frugal default of a tier that asks for it, and an advisory finding would never stop a warm g5 from
-billing around the clock. The rule keeps its id (users' pack configs name it); what it checks is a tier fact.
+and scale), except ``accelerator-scale-to-zero-in-prototype`` and ``accelerator-workload-scales-to-zero``, which are
+mandatory wherever they check anything: "no idle GPUs" is the frugal default of a tier that asks for it, and an
+advisory finding would never stop a warm g5 (or a GPU pod pinned to one replica) from billing around the clock. The
+rules keep their ids (users' pack configs name them); what they check is a tier fact.
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ def cost_tags(s: Subject, cfg: dict) -> Iterable[str]:
 PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+HPA_V1 = "kubernetes:autoscaling/v1:HorizontalPodAutoscaler"
 _ACCEL = ACCELERATOR_RESOURCES
 
 
@@ -195,6 +197,12 @@ def _accelerator_pod(type_token: str, props: Mapping[str, Any]) -> tuple[Mapping
         if any(resource_quantity(c, s, r) is not None for s in ("limits", "requests") for r in _ACCEL):
             return pod
     return None
+
+
+def _low_priority_classes(resources: Sequence[Any]) -> set[str]:
+    """Names of PriorityClasses below zero: the priority of warm-pool placeholder pods, which any real pod evicts."""
+    return {str(get(p.props, "metadata.name") or p.name) for p in resources
+            if p.resource_type == PRIORITY_CLASS and (to_int(get(p.props, "value")) or 0) < 0}
 
 
 def _workload_name(r: Any) -> str:
@@ -218,8 +226,7 @@ def _workload_name(r: Any) -> str:
 def warm_pool(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
     tier = _tier(cfg)
     cap = to_int(cfg["maxWarm"]) or 0
-    low_priority = {str(get(p.props, "metadata.name") or p.name) for p in resources
-                    if p.resource_type == PRIORITY_CLASS and (to_int(get(p.props, "value")) or 0) < 0}
+    low_priority = _low_priority_classes(resources)
     workloads = {}
     for r in resources:
         pod = _accelerator_pod(r.resource_type, r.props)
@@ -250,3 +257,49 @@ def warm_pool(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | 
             if n > cap:
                 yield f"{r.name}: ASG warm pool keeps {n} instance(s); the {tier} tier allows {cap}", r.urn
 
+
+
+@stack_policy(Rule(
+    id="accelerator-workload-scales-to-zero",
+    title="No accelerator workload pinned above zero where the tier requires scale to zero",
+    description="In a tier that requires it (tier fact acceleratorsScaleToZero) a Deployment or StatefulSet that "
+                "requests an accelerator must either run zero replicas or have an autoscaler (KEDA ScaledObject or "
+                "HPA, matched by scaleTargetRef kind and name in the same namespace): fixed replicas keep a GPU node up, "
+                "and billing, with no traffic. Warm-pool placeholders (pods below zero priority) and autoscaler "
+                "minimums are warm-pool-within-tier's to judge.",
+    concern="cost", severity=Severity.HIGH,
+    remediation="Give the workload a KEDA ScaledObject with minReplicaCount 0 (VllmService's autoscaling does this), "
+                "or set spec.replicas to 0 and scale it by hand when you need it.",
+    config={"required": {"type": "boolean", "default": True,
+                         "description": "Accelerator workloads must not be pinned above zero replicas without an "
+                                        "autoscaler (the tier's acceleratorsScaleToZero)."}},
+    facts={"required": "acceleratorsScaleToZero"},
+    fixed_level=EnforcementLevel.MANDATORY,
+))
+def accelerator_workload_scales_to_zero(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    if not cfg["required"]:
+        return
+    placeholders = _low_priority_classes(resources)
+    scaled: set[tuple[str, str, str]] = set()
+    for r in resources:
+        if r.resource_type in (SCALED_OBJECT, HPA, HPA_V1):
+            ref = as_map(get(r.props, "spec.scaleTargetRef"))
+            scaled.add((namespace_of(r.props), str(get(ref, "kind") or "Deployment"), str(get(ref, "name"))))
+    for r in resources:
+        kind = r.resource_type.rsplit(":", 1)[-1]
+        if kind not in ("Deployment", "StatefulSet") or not r.resource_type.startswith("kubernetes:apps/v1:"):
+            continue
+        pod = _accelerator_pod(r.resource_type, r.props)
+        if pod is None or str(get(pod[1], "priorityClassName") or "") in placeholders:
+            continue  # warm-pool placeholders are warm-pool-within-tier's to judge, at the tier's cost level
+        replicas = to_int(get(r.props, "spec.replicas"))
+        replicas = 1 if replicas is None else replicas  # the Kubernetes default
+        ns, name = namespace_of(r.props), _workload_name(r)
+        if replicas > 0 and (ns, kind, name) not in scaled:
+            wants = sorted({str(k) for c in containers(pod[1], init=False) for s in ("limits", "requests")
+                            for k in list(as_map(get(c, f"resources.{s}"))) if k in _ACCEL})
+            shown = "unset (Kubernetes default 1)" if get(r.props, "spec.replicas") is None else str(replicas)
+            yield (f"{r.name}: spec.replicas = {shown} for {kind} {ns}/{name}, which requests "
+                   f"{', '.join(wants)}, and no ScaledObject or HorizontalPodAutoscaler targets it: in the "
+                   f"{_tier(cfg)} tier its accelerator node bills around the clock; add a ScaledObject with "
+                   "minReplicaCount 0 or set spec.replicas to 0"), r.urn

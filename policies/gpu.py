@@ -36,6 +36,7 @@ from policies.cost import node_group_instance_types
 from policies.reliability import is_vllm
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 ASG_TAG = "aws:autoscaling/tag:Tag"
 CA_TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 EKS_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
@@ -45,7 +46,29 @@ def _node_group_accelerator(ng: Any) -> Accel | None:
     return next((a for a in map(accelerator_for, node_group_instance_types(ng)) if a), None)
 
 
+def _launch_template_image(ng: Any) -> str | None:
+    """The AMI id a node group's launch template pins (``imageId``), when the template is in the stack."""
+    for d in getattr(ng, "dependencies", None) or []:
+        if getattr(d, "resource_type", None) == LAUNCH_TEMPLATE:
+            image = get(d.props, "imageId")
+            if image:
+                return str(image)
+    return None
+
+
+def _ami_owner(ami: str, arm: bool, skip: str) -> str | None:
+    """The display name of another vendor whose driver ``ami`` carries (from the vendor registry), if any."""
+    for name, v in VENDORS.items():
+        if name != skip and ami in accepted_ami_types(v, arm):
+            return v.display_name
+    return None
+
+
 def _ami_rule(vendor: str, resources: Sequence[Any]) -> Iterable[tuple[str, str | None]]:
+    """Node groups of ``vendor``'s instances whose ``amiType`` is not one the vendor registry accepts for them.
+
+    A custom AMI (``amiType`` CUSTOM, or unset with an ``imageId`` in the launch template) cannot be judged from the
+    plan: the pack does not know what an AMI id carries, so such groups are left to the person who built the AMI."""
     for r in resources:
         if r.resource_type != NODE_GROUP:
             continue
@@ -54,38 +77,45 @@ def _ami_rule(vendor: str, resources: Sequence[Any]) -> Iterable[tuple[str, str 
             if accel is None or accel.vendor != vendor:
                 continue
             ami = get(r.props, "amiType")
-            if ami == "CUSTOM":
-                continue  # the AMI comes from the launch template's imageId; not judged here
+            if ami == "CUSTOM" or (not ami and _launch_template_image(r)):
+                break  # a custom AMI: its drivers cannot be read from the plan
             allowed = accepted_ami_types(accel.facts, accel.arm)
             if ami not in allowed:
-                shown = repr(ami) if ami else "unset (EKS picks a standard AMI without the drivers)"
+                if not ami:
+                    shown = "unset (EKS picks a standard AMI without the drivers)"
+                else:
+                    owner = _ami_owner(str(ami), accel.arm, vendor)
+                    shown = repr(ami) + (f" ({owner} AMI type)" if owner else
+                                         f" (no {accel.facts.display_name} driver)")
                 yield (f"{r.name}: {it} is a {accel.facts.display_name} instance but amiType is "
                        f"{shown}; expected one of {', '.join(sorted(allowed))}"), r.urn
                 break
 
 
-@stack_policy(Rule(
-    id="nvidia-instance-nvidia-ami",
-    title="NVIDIA instances use an NVIDIA AMI type",
-    description="A node group of NVIDIA GPU instances must use an EKS AMI type with the NVIDIA driver "
-                "(AL2023_x86_64_NVIDIA, BOTTLEROCKET_x86_64_NVIDIA, or the ARM variants for g5g/Grace).",
-    concern="gpu", severity=Severity.HIGH,
-    remediation="Set amiType to AL2023_x86_64_NVIDIA (GpuNodeGroup derives it from the instance type).",
-))
-def nvidia_ami(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
-    return _ami_rule("nvidia", resources)
+def _register_ami_rule(vendor: str) -> None:
+    """One AMI rule per vendor of the registry (``<vendor>-instance-<vendor>-ami``), its text from the vendor's data:
+    a new vendor in ``components.catalog.vendors`` gets its rule with no code here."""
+    facts = VENDORS[vendor]
+    families = [*facts.instance_families_x86, *facts.instance_families_arm]
+    accepted = sorted({*facts.accepted_ami_types_x86, *facts.accepted_ami_types_arm})
+    default = facts.ami_types.get("al2023") or accepted[0]
+
+    @stack_policy(Rule(
+        id=f"{vendor}-instance-{vendor}-ami",
+        title=f"{facts.display_name} instances use a {facts.display_name} AMI type",
+        description=(f"A node group of {facts.display_name} instances ({', '.join(families)}) must use an EKS AMI "
+                     f"type that carries the {facts.display_name} driver ({', '.join(accepted)}); a standard AMI or "
+                     "another vendor's accelerated AMI leaves the devices unusable."),
+        concern="gpu", severity=Severity.HIGH,
+        remediation=(f"Set amiType to {default} (GpuNodeGroup derives it from the instance type). The accepted AMI "
+                     "types are the vendor registry's (components/catalog/vendors.py, policies/vendors.json)."),
+    ))
+    def check(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+        return _ami_rule(vendor, resources)
 
 
-@stack_policy(Rule(
-    id="neuron-instance-neuron-ami",
-    title="Inferentia/Trainium instances use a Neuron AMI type",
-    description="A node group of inf1/inf2/trn1/trn2 instances must use an AMI type with the Neuron driver "
-                "(AL2023_x86_64_NEURON or the standard Bottlerocket variant).",
-    concern="gpu", severity=Severity.HIGH,
-    remediation="Set amiType to AL2023_x86_64_NEURON (GpuNodeGroup derives it from the instance type).",
-))
-def neuron_ami(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
-    return _ami_rule("neuron", resources)
+for _vendor in VENDORS:
+    _register_ami_rule(_vendor)
 
 
 # --- Pods ---------------------------------------------------------------------------------------------------------------
@@ -329,6 +359,80 @@ def scale_from_zero_tags(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[
         if missing:
             shown = ", ".join(missing[:4]) + (f" (+{len(missing) - 4} more)" if len(missing) > 4 else "")
             yield f"{ng.name}: minSize 0 but its ASG lacks {shown}", ng.urn
+
+
+def _eks_taints(ng: Any) -> dict[str, str]:
+    """A node group's taints as the autoscaler writes them: key -> ``<value>:<Effect>``."""
+    out: dict[str, str] = {}
+    for t in as_list(get(ng.props, "taints")):
+        effect = EKS_EFFECTS.get(str(get(t, "effect")), str(get(t, "effect")))
+        out[str(get(t, "key"))] = f"{get(t, 'value') or ''}:{effect}"
+    return out
+
+
+@stack_policy(Rule(
+    id="accelerator-node-group-vendor-taint",
+    title="Accelerator node groups carry their vendor's taint",
+    description="A node group of GPU or Neuron instances must taint its nodes with the vendor's taint (from the "
+                "vendor registry: nvidia.com/gpu=true:NoSchedule, aws.amazon.com/neuron=true:NoSchedule), so only "
+                "pods that ask for the device and tolerate it land there.",
+    concern="gpu", severity=Severity.HIGH,
+    remediation="Add the taint to the node group's taints ({key: nvidia.com/gpu, value: 'true', effect: "
+                "NO_SCHEDULE}; Neuron: aws.amazon.com/neuron); GpuNodeGroup sets it from the vendor registry.",
+))
+def vendor_taint(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    for ng in resources:
+        if ng.resource_type != NODE_GROUP:
+            continue
+        accel = _node_group_accelerator(ng)
+        if accel is None:
+            continue
+        f = accel.facts
+        want = f"{f.taint_value}:{f.taint_effect}"
+        have = _eks_taints(ng).get(f.taint_key)
+        eks_effect = next((k for k, v in EKS_EFFECTS.items() if v == f.taint_effect), f.taint_effect)
+        fix = f"add {{key: {f.taint_key}, value: '{f.taint_value}', effect: {eks_effect}}}"
+        if have is None:
+            yield (f"{ng.name}: taints lacks {f.taint_key}={want} ({accel.instance_type} is a {f.display_name} "
+                   f"instance): pods that do not need the device can fill its nodes and keep them up; {fix}"), ng.urn
+        elif have != want:
+            yield (f"{ng.name}: taints has {f.taint_key}={have}, expected {f.taint_key}={want} for "
+                   f"{accel.instance_type}: the device plugin's pods and the serving pods tolerate {want}; "
+                   f"{fix}"), ng.urn
+
+
+@stack_policy(Rule(
+    id="autoscaler-taint-tags-match-taints",
+    title="Cluster-autoscaler taint tags match the node group's taints",
+    description="When a node group's Auto Scaling group carries cluster-autoscaler node-template hints, its "
+                "k8s.io/cluster-autoscaler/node-template/taint/<key> tags must equal the node group's real taints "
+                "(none missing, none extra, same value and effect): the autoscaler simulates scheduling on the "
+                "template, so a wrong taint starts nodes no pending pod fits or never starts the ones it needs.",
+    concern="gpu", severity=Severity.HIGH,
+    remediation="Derive the ASG tags from the node group's taints (one aws.autoscaling.Tag per taint, value "
+                "<value>:<Effect> with the Kubernetes effect name); GpuNodeGroup does this.",
+))
+def autoscaler_taint_tags(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    prefix = f"{CA_TEMPLATE}/taint/"
+    for ng in resources:
+        if ng.resource_type != NODE_GROUP:
+            continue
+        tags = _asg_tags(ng, resources)
+        if not any(k.startswith(f"{CA_TEMPLATE}/") for k in tags):
+            continue  # no node-template hints: the autoscaler reads real nodes (scale-from-zero-autoscaler-tags
+            # judges groups that start at zero)
+        hinted = {k[len(prefix):]: v for k, v in tags.items() if k.startswith(prefix)}
+        real = _eks_taints(ng)
+        problems = []
+        for key in sorted(real.keys() - hinted.keys()):
+            problems.append(f"missing {prefix}{key}={real[key]}")
+        for key in sorted(hinted.keys() - real.keys()):
+            problems.append(f"extra {prefix}{key}={hinted[key]} (the node group has no {key} taint)")
+        for key in sorted(real.keys() & hinted.keys()):
+            if hinted[key] != real[key]:
+                problems.append(f"{prefix}{key}={hinted[key]} but the taint is {key}={real[key]}")
+        if problems:
+            yield f"{ng.name}: ASG taint tags do not match taints: {'; '.join(problems)}", ng.urn
 
 
 # --- vLLM model fit ------------------------------------------------------------------------------------------------------

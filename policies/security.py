@@ -313,8 +313,9 @@ def has_local_storage(instance_type: str) -> bool:
 @resource_policy(Rule(
     id="sagemaker-endpoint-kms",
     title="SageMaker endpoint volumes encrypted with KMS",
-    description="A SageMaker endpoint configuration must set a KMS key for its ML storage volumes, except on "
-                "instance types with local NVMe storage, where SageMaker forbids the key and the hardware encrypts.",
+    description="A SageMaker endpoint configuration must set a KMS key for its ML storage volumes, except when a "
+                "variant runs on an instance type with local NVMe storage, where SageMaker forbids the key "
+                "(CreateEndpointConfig KmsKeyId) and the instance's hardware module encrypts the local volume.",
     concern="security", severity=Severity.HIGH,
     remediation="Set kmsKeyArn on the endpoint configuration (SageMakerLmiEndpointArgs.kms_key_arn); leave it unset "
                 "only for local-NVMe instance types (ml.g5, ml.g6, ml.p4d, ml.p5, ...).",
@@ -328,7 +329,7 @@ def sagemaker_kms(s: Subject, cfg: dict) -> Iterable[str]:
         if local:
             yield (f"kmsKeyArn is set but {', '.join(local)} has local NVMe storage: CreateEndpointConfig fails "
                    "(the local volume is hardware-encrypted; drop the key for this variant)")
-    elif ebs_only or not types:
+    elif not local and (ebs_only or not types):  # with any local-NVMe variant the API refuses a key altogether
         yield (f"kmsKeyArn is unset: the ML storage volume of {', '.join(ebs_only) or 'the endpoint'} (model weights, "
                "logs) is encrypted only with an AWS-managed key")
 

@@ -12,9 +12,11 @@ Sources (checked 2026-11):
 - Neuron: djl-serving removed Neuron support on 2025-11-03 (commit 1132e3ab), so ``ml.inf2`` uses the Hugging Face
   vLLM Neuron DLC: repository ``huggingface-vllm-inference-neuronx`` and its Regions from sagemaker-python-sdk
   ``image_uri_config/huggingface-vllm-neuronx.json``; tag ``0.11.0-optimum0.4.5-neuronx-py310-sdk2.26.1-ubuntu22.04``
-  as published in the AWS Neuron DLC tables (several public deployment guides quote the same URI). Its SageMaker
-  entrypoint reads ``SM_ON_*`` variables (``SM_ON_MODEL``, ``SM_ON_TENSOR_PARALLEL_SIZE``, ``SM_ON_MAX_MODEL_LEN``,
-  ``SM_ON_MAX_NUM_SEQS``), as used by the optimum-neuron SageMaker deployment tooling.
+  as published in the AWS Neuron DLC tables (several public deployment guides quote the same URI). Its entrypoint
+  reads ``SM_ON_*`` variables: ``SM_ON_MODEL``, ``SM_ON_TENSOR_PARALLEL_SIZE``, ``SM_ON_BATCH_SIZE`` (vLLM
+  ``--max-num-seqs``) and ``SM_ON_SEQUENCE_LENGTH`` (vLLM ``--max-model-len``): huggingface/optimum-neuron v0.4.5
+  ``docker/vllm/Dockerfile`` (``SM_ON_<X>`` -> ``--<x>``) and ``optimum/commands/neuron/serve.py``, checked
+  2026-12-05 (see ``components.managed._sagemaker.NEURON_MANAGED_ENV``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,12 @@ Sources (checked 2026-11):
 - WAF: AWS managed rule groups ``AWSManagedRulesCommonRuleSet`` and ``AWSManagedRulesKnownBadInputsRuleSet`` (the
   latter carries the Log4j rules that checkov CKV_AWS_192 looks for). The common rule set's
   ``SizeRestrictions_BODY`` blocks bodies over 8 KB, which long chat prompts exceed, so it is overridden to count.
+- Domain mode (checked 2026-12): ACM ``RequestCertificate`` (API reference): the domain name (the certificate's common
+  name) is at most 64 octets including periods (RFC 5280), labels at most 63; DNS validation answers with one
+  ``DomainValidationOption`` per domain name, each a CNAME ``ResourceRecord`` (``Name``, ``Type``, ``Value``) to create
+  in the domain's zone. Route 53 API reference: a hosted zone id (``ResourceId``) is at most 32 characters and is
+  given without the ``/hostedzone/`` prefix; an alias A record to an ALB names the load balancer's DNS name and its
+  canonical hosted zone id.
 """
 
 from __future__ import annotations
@@ -39,6 +45,12 @@ TLS13_POLICY_PREFIX = "ELBSecurityPolicy-TLS13-"
 LEGACY_MINIMUM_TLS13_POLICIES = ("ELBSecurityPolicy-TLS13-1-0-", "ELBSecurityPolicy-TLS13-1-1-")
 ACM_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
 ACCESS_LOG_PREFIX = "alb"
+# A host name: 2+ labels of letters, digits and inner hyphens, each 1-63 characters (no wildcard: the alias record
+# and the URL name one host).
+DOMAIN = re.compile(r"^(?=.{1,64}$)(?!-)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+DOMAIN_MAX = 64
+HOSTED_ZONE_ID = re.compile(r"^[A-Z0-9]{1,32}$")
+VALIDATION_RECORD_TTL = 60
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
 BAD_INPUTS_RULE_SET = "AWSManagedRulesKnownBadInputsRuleSet"
 COUNT_OVERRIDES = ("SizeRestrictions_BODY",)
@@ -89,3 +101,48 @@ def waf_rules(metric_prefix: str, rate_limit: int) -> list[dict[str, Any]]:
 def metric_name(name: str) -> str:
     """CloudWatch metric names for WAF: letters, digits, ``-`` and ``_`` (max 128)."""
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name)[:128]
+
+
+def domain_problem(domain: str) -> str | None:
+    """What is wrong with ``domain`` as the certificate's and the alias record's name, or None."""
+    if len(domain) > DOMAIN_MAX:
+        return (f"at most {DOMAIN_MAX} characters ({len(domain)} given): ACM limits a certificate's domain name "
+                "(its common name) to 64 octets")
+    if domain != domain.lower():
+        return f"a lowercase host name, e.g. {domain.lower()}"
+    if domain.startswith("*."):
+        return "one host name, not a wildcard (the alias record and the API URL name a single host)"
+    if not DOMAIN.match(domain):
+        return ("a fully qualified host name such as api.example.com (labels of letters, digits and inner hyphens, "
+                "no trailing dot)")
+    return None
+
+
+def hosted_zone_problem(zone_id: str) -> str | None:
+    """What is wrong with ``zone_id`` as a Route 53 hosted zone id, or None."""
+    if zone_id.startswith("/hostedzone/"):
+        return f"the id without the /hostedzone/ prefix: {zone_id.removeprefix('/hostedzone/')}"
+    if not HOSTED_ZONE_ID.match(zone_id):
+        return "a Route 53 hosted zone id: up to 32 uppercase letters and digits, e.g. Z0123456789ABCDEFGHIJ"
+    return None
+
+
+def validation_record(options: list[Any], domain: str) -> dict[str, str]:
+    """The DNS record ACM asks for to validate ``domain``: ``{"name", "type", "value"}`` from the certificate's
+    ``domain_validation_options`` (objects or dicts, snake_case or camelCase keys)."""
+
+    def field(opt: Any, snake: str) -> Any:
+        if hasattr(type(opt), snake):  # the provider's output type (a dict subclass with property getters)
+            return getattr(opt, snake)
+        if isinstance(opt, dict):
+            return opt.get(snake, opt.get(re.sub(r"_([a-z])", lambda m: m.group(1).upper(), snake)))
+        return getattr(opt, snake, None)
+
+    for opt in options or []:
+        if field(opt, "domain_name") == domain:
+            return {"name": field(opt, "resource_record_name"), "type": field(opt, "resource_record_type"),
+                    "value": field(opt, "resource_record_value")}
+    names = sorted(str(field(o, "domain_name")) for o in options or [])
+    raise ValueError(f"the certificate has no DNS validation option for {domain} (options for: "
+                     f"{', '.join(names) or 'none'})")
+

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from components.naming import aws_name
+
 VECTOR_SEARCH_LIMITS: dict[str, dict[str, int]] = {
     "8.2": {"max_indexes": 10, "max_fields_per_index": 50, "max_vector_dimensions": 32768,
             "max_search_timeout_ms": 60000},
@@ -60,14 +62,10 @@ def min_reserved_memory(node_type: str) -> int | None:
 
 
 def rbac_id(stack: str, name: str, suffix: str) -> str:
-    """Account-unique RBAC user / user-group id: lower-case letters, digits and hyphens, starting with a letter,
-    at most 40 characters; the suffix is always kept."""
-    base = re.sub(r"[^a-z0-9-]+", "-", f"{stack}-{name}".lower())
-    base = re.sub(r"-{2,}", "-", base).strip("-")
-    if not base or not base[0].isalpha():
-        base = "gs-" + base
-    keep = 40 - len(suffix) - 1
-    return f"{base[:keep].rstrip('-')}-{suffix}"
+    """Account-unique RBAC user (or user-group, ``suffix="users"``) id ``<stack>-<name>-<suffix>``, through
+    :func:`components.naming.aws_name`: lower-case letters, digits and single hyphens, a letter first, at most 40
+    characters; a rewritten id keeps the suffix at its end."""
+    return aws_name("elasticache-user-group" if suffix == "users" else "elasticache-user", stack, name, suffix)
 
 
 def key_policy(*, partition: str, region: str, account: str) -> dict[str, Any]:

@@ -2,15 +2,20 @@
 
 Creates
     A security group for the load balancer (HTTPS 443 and HTTP 80 in from ``ingress_cidrs``, one rule per port and
-    CIDR named ``<name>-in-https-<cidr>``/``<name>-in-http-redirect-<cidr>`` with ``/`` written ``-``, aliased to the
-    positional ``...-<i>`` names they had before; out only to the serving ports of the node security group) and the matching ingress rules on the node security group; the
-    ``aws.lb.LoadBalancer`` in the public (internet-facing) or private (internal) subnets; one IP target group per
-    entry of ``targets`` (HTTP health check on the readiness path, least-outstanding-requests routing); an HTTPS
-    listener on 443 with the ACM certificate and a TLS 1.3 policy forwarding to ``default_target``; an HTTP
-    listener on 80 that only redirects to HTTPS; an S3 bucket for access logs (SSE-S3, public access blocked, TLS-only
-    bucket policy, lifecycle expiry); optionally a WAFv2 web ACL (AWS common rules + known bad inputs + per-IP rate
-    limit) with logging to CloudWatch. Pods join the target groups through ``TargetGroupBinding`` resources
-    (:func:`target_group_binding`), reconciled by the AWS Load Balancer Controller (``components.edge.lb_controller``).
+    CIDR named ``<name>-in-https-<cidr>``/``<name>-in-http-redirect-<cidr>`` with ``/`` written ``-``, aliased to
+    the positional ``...-<i>`` names they had before; out only to the serving ports of the node security group) and
+    the matching ingress rules on the node security group; the ``aws.lb.LoadBalancer`` in the public
+    (internet-facing) or private (internal) subnets; one IP target group per entry of ``targets`` (HTTP health check
+    on the readiness path, least-outstanding-requests routing); an HTTPS listener on 443 with the ACM certificate
+    and a TLS 1.3 policy forwarding to ``default_target``; an HTTP listener on 80 that only redirects to HTTPS; in
+    domain mode (``domain`` + ``hosted_zone_id`` instead of ``certificate_arn``) an ``aws.acm.Certificate`` for the
+    domain with DNS validation, its validation record in the hosted zone, an ``aws.acm.CertificateValidation`` that
+    waits until the certificate is issued (the HTTPS listener depends on it) and an alias A record for the domain
+    pointing at the load balancer; an S3 bucket for access logs (SSE-S3, public access blocked, TLS-only bucket
+    policy, lifecycle expiry); optionally a WAFv2 web ACL (AWS common rules + known bad inputs + per-IP rate limit)
+    with logging to CloudWatch. Pods join the target groups through ``TargetGroupBinding`` resources
+    (:func:`target_group_binding`), reconciled by the AWS Load Balancer Controller
+    (``components.edge.lb_controller``).
 Defaults
     Internet-facing, TLS policy ``ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09``, idle timeout 600 s (token streams
     stay open while the model thinks), deregistration delay 300 s (in-flight streams finish before a pod leaves),
@@ -18,13 +23,18 @@ Defaults
     protection.
 Security posture
     TLS terminates at the ALB with a modern policy; port 80 answers only with a redirect; the ALB can reach nothing
-    but the serving ports on the nodes; the log bucket is private, encrypted and TLS-only.
+    but the serving ports on the nodes; the log bucket is private, encrypted and TLS-only. In domain mode the alias
+    record never overwrites an existing record of that name (only ACM's validation record may be overwritten).
 Cost drivers
     ALB hours and LCUs (new connections, active connections - long streams hold them -, processed bytes, rule
     evaluations); WAF web ACL, rule and per-request charges; S3 storage for logs; CloudWatch Logs for WAF logs.
+    Public ACM certificates and alias queries to the ALB are free; the hosted zone is billed monthly by Route 53.
 Quotas and prerequisites
-    An issued ACM certificate in the same Region (``certificate_arn``); ALBs and target groups per Region; WAF web
-    ACL capacity units (about 900 WCUs here: common rule set 700, known bad inputs 200, rate rule 2).
+    An issued ACM certificate in the same Region (``certificate_arn``), or a Route 53 public hosted zone that holds
+    ``domain`` and is delegated from its parent (ACM validates through public DNS; issuing takes minutes, and
+    ``pulumi up`` waits for it); ACM certificates per account and Region (2500 by default); ALBs and target groups
+    per Region; WAF web ACL capacity units (about 900 WCUs here: common rule set 700, known bad inputs 200, rate
+    rule 2).
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ from pydantic import Field
 from components.edge import _alb
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput, merge_tags
 from components.foundation.eks_cluster import cluster_input_problems, from_cluster
-from problems import Problem
+from problems import Problem, missing
 
 DEFAULT_SSL_POLICY = _alb.DEFAULT_SSL_POLICY
 """TLS policy of the HTTPS listener (TLS 1.3 with 1.2 fallback, no 1.0/1.1)."""
@@ -79,8 +89,17 @@ class AlbArgs(ArgsModel):
     node_security_group_id: PulumiInput = None
     """Security group shared by the cluster nodes; it gets an ingress rule per serving port from the ALB. Default:
     ``cluster.node_security_group_id`` (required without ``cluster``)."""
-    certificate_arn: str
-    """ARN of an issued ACM certificate in the ALB's Region (``arn:aws:acm:<region>:<account>:certificate/<id>``)."""
+    certificate_arn: str | None = None
+    """ARN of an issued ACM certificate in the ALB's Region (``arn:aws:acm:<region>:<account>:certificate/<id>``) for
+    the HTTPS listener. Default: none; give this or ``domain`` with ``hosted_zone_id``, not both."""
+    domain: str | None = None
+    """Host name the API is served at (``api.example.com``, at most 64 characters). With ``hosted_zone_id`` the ALB
+    requests an ACM certificate for it (DNS validation, default key algorithm), writes the validation record into
+    that zone, waits until the certificate is issued before the HTTPS listener uses it, and points an alias A record
+    for the name at the load balancer. Default: none (give ``certificate_arn`` instead)."""
+    hosted_zone_id: str | None = None
+    """Route 53 hosted zone that holds ``domain`` (its id, e.g. ``Z0123456789ABCDEFGHIJ``): the validation and alias
+    records go there. Required with ``domain``. Default: none."""
     region: str
     """Region of the stack; selects the access-log writer and must match the certificate's Region."""
     internal: bool = False
@@ -119,13 +138,7 @@ class AlbArgs(ArgsModel):
 
     def problems(self) -> list[Problem]:
         out: list[Problem] = cluster_input_problems(self, CLUSTER_INPUTS, required=CLUSTER_INPUTS)
-        m = _alb.ACM_ARN.match(self.certificate_arn)
-        if not m:
-            out.append(Problem("certificate_arn", self.certificate_arn,
-                               "an ACM certificate ARN arn:aws:acm:<region>:<account>:certificate/<uuid>"))
-        elif m["region"] != self.region:
-            out.append(Problem("certificate_arn", self.certificate_arn,
-                               f"a certificate in the ALB's Region {self.region} (ALBs use regional ACM certificates)"))
+        out += self._certificate_problems()
         if not self.ssl_policy.startswith(_alb.TLS13_POLICY_PREFIX):
             out.append(Problem("ssl_policy", self.ssl_policy,
                                f"a TLS 1.3 security policy ({_alb.TLS13_POLICY_PREFIX}*), e.g. {_alb.DEFAULT_SSL_POLICY}"))
@@ -147,6 +160,41 @@ class AlbArgs(ArgsModel):
         for tname, t in self.targets.items():
             if not t.health_check_path.startswith("/"):
                 out.append(Problem(f"targets.{tname}.health_check_path", t.health_check_path, "a path starting with '/'"))
+        return out
+
+    def _certificate_problems(self) -> list[Problem]:
+        """Exactly one certificate source: ``certificate_arn``, or ``domain`` with ``hosted_zone_id``."""
+        out: list[Problem] = []
+        domain_mode = self.domain is not None or self.hosted_zone_id is not None
+        if self.certificate_arn is not None and domain_mode:
+            given = "domain" if self.domain is not None else "hosted_zone_id"
+            out.append(Problem("certificate_arn", self.certificate_arn,
+                               f"either certificate_arn or domain with hosted_zone_id, not both ({given} is set too)",
+                               (given,)))
+        elif self.certificate_arn is None and not domain_mode:
+            out.append(missing("certificate_arn", "required without domain: the HTTPS listener needs a certificate; "
+                               "give certificate_arn, or domain with hosted_zone_id to have one issued",
+                               ("domain", "hosted_zone_id")))
+        if self.certificate_arn is not None:
+            m = _alb.ACM_ARN.match(self.certificate_arn)
+            if not m:
+                out.append(Problem("certificate_arn", self.certificate_arn,
+                                   "an ACM certificate ARN arn:aws:acm:<region>:<account>:certificate/<uuid>"))
+            elif m["region"] != self.region:
+                out.append(Problem("certificate_arn", self.certificate_arn, f"a certificate in the ALB's Region "
+                                   f"{self.region} (ALBs use regional ACM certificates)"))
+        if self.domain is not None:
+            if (why := _alb.domain_problem(self.domain)) is not None:
+                out.append(Problem("domain", self.domain, why))
+            if self.hosted_zone_id is None:
+                out.append(missing("hosted_zone_id", f"required with domain: the Route 53 hosted zone that holds "
+                                   f"{self.domain} (the validation and alias records go there)", ("domain",)))
+        if self.hosted_zone_id is not None:
+            if (why := _alb.hosted_zone_problem(self.hosted_zone_id)) is not None:
+                out.append(Problem("hosted_zone_id", self.hosted_zone_id, why))
+            if self.domain is None:
+                out.append(missing("domain", "required with hosted_zone_id: the host name to serve the API at",
+                                   ("hosted_zone_id",)))
         return out
 
 
@@ -175,6 +223,16 @@ class Alb(pulumi.ComponentResource):
     """IP target groups by name (``gateway`` at least); bind pods with :func:`target_group_binding`."""
     https_listener: aws.lb.Listener
     """The HTTPS (443) listener with the TLS 1.3 policy; its default action forwards to the default target group."""
+    certificate: aws.acm.Certificate | None
+    """The ACM certificate issued for ``domain`` (DNS-validated). None when ``certificate_arn`` is given."""
+    certificate_arn: pulumi.Output[str]
+    """ARN of the certificate the HTTPS listener uses: the given ``certificate_arn``, or the validated certificate of
+    ``domain``."""
+    domain: str | None
+    """The API's host name (``domain``), whose alias record points at the ALB. None when ``certificate_arn`` is
+    given (point your own DNS name at ``dns_name``)."""
+    url: pulumi.Output[str] | None
+    """``https://<domain>``, the API's base URL, in domain mode. None when ``certificate_arn`` is given."""
     web_acl: aws.wafv2.WebAcl | None
     """The WAFv2 web ACL in front of the ALB (``waf``). None when WAF is off."""
     log_bucket: aws.s3.Bucket | None
@@ -254,11 +312,21 @@ class Alb(pulumi.ComponentResource):
                               "healthy_threshold": t.healthy_threshold, "unhealthy_threshold": t.unhealthy_threshold},
                 tags=merge_tags(tags, {"genai-scale/target": tname}), opts=child)
 
+        certificate = None
+        certificate_arn: Any = pulumi.Output.from_input(args.certificate_arn)
+        https_opts = child
+        if args.domain is not None:
+            certificate, validation = _domain_certificate(self, name, args, tags)
+            certificate_arn = validation.certificate_arn
+            https_opts = pulumi.ResourceOptions(parent=self, depends_on=[validation])
+            aws.route53.Record(f"{name}-alias-a", zone_id=args.hosted_zone_id, name=args.domain, type="A",
+                               aliases=[{"name": lb.dns_name, "zone_id": lb.zone_id,
+                                         "evaluate_target_health": True}], opts=child)
         https = aws.lb.Listener(
             f"{name}-https", load_balancer_arn=lb.arn, port=443, protocol="HTTPS", ssl_policy=args.ssl_policy,
-            certificate_arn=args.certificate_arn,
+            certificate_arn=certificate_arn,
             default_actions=[{"type": "forward", "target_group_arn": groups[args.default_target].arn}],
-            tags=tags, opts=child)
+            tags=tags, opts=https_opts)
         aws.lb.Listener(
             f"{name}-http", load_balancer_arn=lb.arn, port=80, protocol="HTTP",
             default_actions=[{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443",
@@ -287,10 +355,33 @@ class Alb(pulumi.ComponentResource):
         self.security_group_id = sg.id
         self.target_groups = groups
         self.https_listener = https
+        self.certificate = certificate
+        self.certificate_arn = certificate_arn
+        self.domain = args.domain
+        self.url = pulumi.Output.from_input(f"https://{args.domain}") if args.domain is not None else None
         self.web_acl = acl
         self.log_bucket = bucket
         self.register_outputs({"dns_name": lb.dns_name, "arn": lb.arn, "security_group_id": sg.id,
-                               "target_group_arns": {k: g.arn for k, g in groups.items()}})
+                               "target_group_arns": {k: g.arn for k, g in groups.items()},
+                               "certificate_arn": certificate_arn, "url": self.url})
+
+
+def _domain_certificate(parent: Alb, name: str, args: AlbArgs, tags: dict[str, str]
+                        ) -> tuple[aws.acm.Certificate, aws.acm.CertificateValidation]:
+    """An ACM certificate for ``args.domain``, its DNS validation record in ``args.hosted_zone_id`` and the
+    validation that waits until ACM has issued it (``pulumi up`` blocks there, typically a few minutes)."""
+    child = pulumi.ResourceOptions(parent=parent)
+    cert = aws.acm.Certificate(f"{name}-cert", domain_name=args.domain, validation_method="DNS", tags=tags,
+                               opts=child)
+    # One record per domain name on the certificate (one: the certificate names only ``domain``); the record comes
+    # from the validation option ACM returns for that name.
+    wanted = cert.domain_validation_options.apply(lambda opts: _alb.validation_record(opts, args.domain))
+    record = aws.route53.Record(
+        f"{name}-cert-validation", zone_id=args.hosted_zone_id, name=wanted["name"], type=wanted["type"],
+        records=[wanted["value"]], ttl=_alb.VALIDATION_RECORD_TTL, allow_overwrite=True, opts=child)
+    validation = aws.acm.CertificateValidation(f"{name}-cert", certificate_arn=cert.arn,
+                                               validation_record_fqdns=[record.fqdn], opts=child)
+    return cert, validation
 
 
 def target_group_binding(name: str, *, target_group_arn: PulumiInput, service_name: str, service_port: int | str,

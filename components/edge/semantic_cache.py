@@ -42,6 +42,7 @@ from components import versions
 from components.edge import _cache
 from components.foundation.eks_cluster import cluster_input_problems, from_cluster
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput, merge_tags
+from components.naming import aws_name, current_stack
 from problems import Problem
 
 MaxmemoryPolicy = Literal["volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-ttl", "noeviction"]
@@ -196,14 +197,14 @@ class SemanticCache(pulumi.ComponentResource):
         if args.auth == "rbac":
             self.username = "genai-scale-app"
             default_user = aws.elasticache.User(
-                f"{name}-default-user", user_id=_cache.rbac_id(pulumi.get_stack(), name, "default"), user_name="default", engine="valkey",
+                f"{name}-default-user", user_id=_cache.rbac_id(current_stack(), name, "default"), user_name="default", engine="valkey",
                 access_string="off -@all", authentication_mode={"type": "no-password-required"}, tags=tags,
                 opts=child)
             app_user = aws.elasticache.User(
-                f"{name}-app-user", user_id=_cache.rbac_id(pulumi.get_stack(), name, "app"), user_name=self.username, engine="valkey",
+                f"{name}-app-user", user_id=_cache.rbac_id(current_stack(), name, "app"), user_name=self.username, engine="valkey",
                 access_string="on ~* +@all -@dangerous",
                 authentication_mode={"type": "password", "passwords": [password.result]}, tags=tags, opts=child)
-            group = aws.elasticache.UserGroup(f"{name}-users", user_group_id=_cache.rbac_id(pulumi.get_stack(), name, "users"), engine="valkey",
+            group = aws.elasticache.UserGroup(f"{name}-users", user_group_id=_cache.rbac_id(current_stack(), name, "users"), engine="valkey",
                                               user_ids=[default_user.user_id, app_user.user_id], tags=tags,
                                               opts=child)
             user_group_ids = [group.user_group_id]
@@ -226,7 +227,8 @@ class SemanticCache(pulumi.ComponentResource):
             maintenance_window=args.maintenance_window, auto_minor_version_upgrade=True,
             apply_immediately=args.apply_immediately,
             # unique per stack: a second stack (or a re-created cache) must not collide with an old final snapshot
-            final_snapshot_identifier=f"{pulumi.get_stack()}-{name}-final" if args.final_snapshot else None,
+            final_snapshot_identifier=(aws_name("elasticache-snapshot", current_stack(), name, "final")
+                                       if args.final_snapshot else None),
             log_delivery_configurations=[{"destination": slow_log.name, "destination_type": "cloudwatch-logs",
                                           "log_format": "json", "log_type": "slow-log"}],
             tags=tags, opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["authToken"]))

@@ -12,6 +12,9 @@ Creates
   - ``aws.eks.Addon`` ``<name>-<addon>`` for vpc-cni (NetworkPolicy enforcement on), kube-proxy,
     eks-pod-identity-agent, coredns and aws-ebs-csi-driver (IRSA role), pinned; a default ``gp3`` StorageClass
     (encrypted) for persistent volumes such as Prometheus's.
+  - ``aws.eks.Addon`` ``<name>-metrics-server`` (the EKS community add-on, pinned; ``metrics_server=False`` leaves it
+    out): the resource metrics API (``metrics.k8s.io``) that CPU/memory HorizontalPodAutoscalers (the gateway's) and
+    ``kubectl top`` read. EKS does not install it; without it such an HPA never gets a metric and stays at its minimum.
   - ``aws.ec2.LaunchTemplate`` + ``aws.eks.NodeGroup`` ``<name>-system``: CPU nodes for operators and gateways.
   - ``aws.eks.AccessEntry`` + ``aws.eks.AccessPolicyAssociation`` ``<name>-admin-<principal>`` per admin principal,
     named after the principal (``arn:aws:iam::111122223333:role/ops/Admin`` -> ``<name>-admin-role-ops-Admin``; they
@@ -23,7 +26,7 @@ Monitoring) take ``cluster=<EksCluster>`` and read its name, node role, subnets,
 (:func:`from_cluster`; explicit inputs win), and its Kubernetes provider when their ``opts`` name none
 (:func:`with_cluster_provider`).
 
-Defaults: Kubernetes 1.35, private endpoint only, 2-4 m7i.large system nodes, 90-day log retention.
+Defaults: Kubernetes 1.35, private endpoint only, 2-4 m7i.large system nodes, 90-day log retention, metrics-server on.
 Security: secrets encrypted with a rotating KMS key, no public endpoint unless CIDRs are listed (never 0.0.0.0/0 by
 default), IMDSv2-only system nodes with encrypted volumes, IRSA for add-ons instead of node-role permissions.
 Cost drivers: cluster hour ($0.10/h standard support), system nodes, CloudWatch log ingestion, KMS key ($1/month).
@@ -46,11 +49,14 @@ from components import versions
 from components.foundation import irsa as _irsa
 from components.foundation._names import duplicates, name_part, renamed
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
+from components.naming import aws_name, current_stack
 from problems import Problem, missing
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 GP3_STORAGE_CLASS = "gp3"
 REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
+METRICS_SERVER_ADDON = "metrics-server"
+"""EKS add-on name of the Kubernetes Metrics Server (a community add-on)."""
 _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d+:(?P<resource>(role|user)/.+)$")
 
 
@@ -117,7 +123,8 @@ class EksClusterArgs(ArgsModel):
     vpc_id: PulumiInput
     """VPC of the cluster."""
     cluster_name: str | None = Field(default=None, pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
-    """Physical EKS cluster name. Default: ``<stack>-<component name>``, unique per stack."""
+    """Physical EKS cluster name. Default: ``<stack>-<component name>``, unique per stack (made a valid EKS name by
+    ``components.naming.aws_name`` when the stack name is not one, e.g. longer than 100 characters)."""
     subnet_ids: PulumiInput
     """Private subnets for the control-plane network interfaces and the system node group."""
     version: str = Field(default=versions.KUBERNETES_VERSION, pattern=r"^1\.\d{2}$")
@@ -140,6 +147,9 @@ class EksClusterArgs(ArgsModel):
     """Most system nodes. Default: 4."""
     system_disk_size_gib: int = Field(default=50, ge=20, le=1000)
     """System node volume size in GiB. Default: 50."""
+    metrics_server: bool = True
+    """Install the metrics-server EKS add-on, the source of the CPU and memory metrics HorizontalPodAutoscalers scale
+    on (``metrics.k8s.io``). Off: no resource metrics in the cluster (bring your own metrics-server). Default: on."""
     addon_versions: dict[str, str] = Field(default_factory=dict)
     """Override pinned EKS add-on versions by add-on name. Default: the pinned versions for ``version``."""
     tags: dict[str, str] = Field(default_factory=dict)
@@ -178,6 +188,8 @@ class EksClusterArgs(ArgsModel):
             out.append(Problem("system_min_size", self.system_min_size,
                                f"must be <= system_max_size ({self.system_max_size})"))
         for addon in versions.EKS_ADDONS:
+            if addon == METRICS_SERVER_ADDON and not self.metrics_server:
+                continue
             if addon not in self.addon_versions and self.version not in versions.EKS_ADDONS[addon]:
                 out.append(Problem("version", self.version,
                                    f"no pinned {addon} version for Kubernetes {self.version}; pinned: "
@@ -254,7 +266,7 @@ class EksCluster(pulumi.ComponentResource):
         cluster_role = _service_role(f"{name}-cluster", "eks.amazonaws.com", ["AmazonEKSClusterPolicy"], tags, self)
         node_role = _service_role(f"{name}-node", "ec2.amazonaws.com",
                                   ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"], tags, self)
-        cluster_name = args.cluster_name or f"{pulumi.get_stack()}-{name}"[:100]
+        cluster_name = args.cluster_name or aws_name("eks-cluster", current_stack(), name)
         log_group = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws/eks/{cluster_name}/cluster",
                                             retention_in_days=args.log_retention_days, tags=tags, opts=child)
 
@@ -353,6 +365,13 @@ class EksCluster(pulumi.ComponentResource):
                                 service_account_role_arn=ebs_role.arn, resolve_conflicts_on_create="OVERWRITE",
                                 resolve_conflicts_on_update="OVERWRITE", tags=tags,
                                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]))
+
+        if args.metrics_server:
+            # a community add-on; its pods run on the system nodes (accelerator nodes are tainted)
+            aws.eks.Addon(f"{name}-{METRICS_SERVER_ADDON}", cluster_name=self.cluster.name,
+                          addon_name=METRICS_SERVER_ADDON, addon_version=addon_version(METRICS_SERVER_ADDON),
+                          resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", tags=tags,
+                          opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]))
 
         self.kubeconfig = pulumi.Output.all(self.cluster.name, self.endpoint, self.certificate_authority, region).apply(
             lambda a: kubeconfig(a[0], a[1], a[2], a[3]))

@@ -137,6 +137,10 @@ class GatewayArgs(ArgsModel):
     """When ``image`` is not given: build ``serving/gateway/Dockerfile`` and push it to the ECR repository on
     ``pulumi up`` (pulumi-docker-build; needs Docker buildx where ``pulumi up`` runs). Off: push it yourself as
     ``<repository>:<versions.GATEWAY_IMAGE>``. Default: on."""
+    force_delete_repository: bool = False
+    """When ``image`` is not given: let ``pulumi destroy`` delete the gateway's ECR repository while it still holds
+    images; set true before ``pulumi destroy`` to delete repositories that still hold images. Default: off (destroy
+    fails on a repository with images)."""
 
     def problems(self) -> list[Problem]:
         out = []
@@ -365,7 +369,7 @@ class Gateway(pulumi.ComponentResource):
             repo = aws.ecr.Repository(f"{name}-repo", image_tag_mutability="IMMUTABLE",
                                       image_scanning_configuration={"scan_on_push": True},
                                       encryption_configurations=[{"encryption_type": "KMS", "kms_key": key.arn}],
-                                      force_delete=False, tags=tags, opts=child)
+                                      force_delete=args.force_delete_repository, tags=tags, opts=child)
             aws.ecr.LifecyclePolicy(f"{name}-lifecycle", repository=repo.name,
                                     policy=json.dumps(lifecycle_policy(keep_images=10, untagged_expiry_days=7)),
                                     opts=child)

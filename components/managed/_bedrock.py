@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from components.naming import aws_name
+
 INVOKE_ACTIONS = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
 PT_NAME = re.compile(r"^([0-9a-zA-Z][_-]?)+$")
 
@@ -34,11 +36,10 @@ def profile_source_arn(partition: str, region: str, account: str, base_id: str, 
     return system_profile_arn(partition, region, account, source, base_id)
 
 
-def provisioned_model_name(name: str) -> str:
-    """A valid ``provisionedModelName`` (1-63 chars of ``([0-9a-zA-Z][_-]?)+``) from a component name."""
-    cleaned = re.sub(r"[^0-9a-zA-Z_-]+", "-", name)
-    cleaned = re.sub(r"[_-]{2,}", "-", cleaned).strip("_-")[:63].rstrip("_-")
-    return cleaned or "genai-scale"
+def provisioned_model_name(stack: str, name: str) -> str:
+    """The ``provisionedModelName`` of a component in a stack: ``<stack>-<name>`` when the API's pattern
+    (1-63 chars of ``([0-9a-zA-Z][_-]?)+``) accepts it, else rewritten by :func:`components.naming.aws_name`."""
+    return aws_name("bedrock-provisioned-model", stack, name)
 
 
 def profile_description(name: str, base_id: str, source: str) -> str:

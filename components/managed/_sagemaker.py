@@ -48,8 +48,15 @@ ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 LMI_MANAGED_ENV = frozenset({"HF_MODEL_ID", "HF_REVISION", "OPTION_TENSOR_PARALLEL_DEGREE", "TENSOR_PARALLEL_DEGREE",
                              "OPTION_MAX_MODEL_LEN", "OPTION_MAX_ROLLING_BATCH_SIZE", "OPTION_MODEL_LOADING_TIMEOUT"})
-NEURON_MANAGED_ENV = frozenset({"SM_ON_MODEL", "SM_ON_REVISION", "SM_ON_TENSOR_PARALLEL_SIZE", "SM_ON_MAX_MODEL_LEN",
-                                "SM_ON_MAX_NUM_SEQS"})
+NEURON_MANAGED_ENV = frozenset({"SM_ON_MODEL", "SM_ON_REVISION", "SM_ON_TENSOR_PARALLEL_SIZE", "SM_ON_SEQUENCE_LENGTH",
+                                "SM_ON_BATCH_SIZE"})
+"""``SM_ON_*`` variables of the Hugging Face vLLM Neuron image (optimum-neuron v0.4.5, the ``optimum0.4.5`` in the
+pinned tag; checked 2026-12-05). Its entrypoint (``docker/vllm/Dockerfile``) turns every ``SM_ON_<X>=v`` into
+``--<x> v`` for ``optimum-cli neuron serve`` (``optimum/commands/neuron/serve.py``), which takes ``--model``,
+``--tensor_parallel_size``, ``--batch_size`` and ``--sequence_length`` and renders them as vLLM's
+``--tensor-parallel-size``, ``--max-num-seqs`` and ``--max-model-len``; a flag it does not know (``--revision``) is
+handed to vLLM unchanged. ``SM_ON_MAX_NUM_SEQS`` / ``SM_ON_MAX_MODEL_LEN`` would bypass the batch size and sequence
+length the serve command selects the compiled (cached) model by."""
 
 
 @functools.cache
@@ -192,9 +199,9 @@ def container_environment(engine: Engine, *, model: str, revision: str | None, t
             env["SM_ON_REVISION"] = revision
         env["SM_ON_TENSOR_PARALLEL_SIZE"] = str(tp_degree)
         if max_model_len:
-            env["SM_ON_MAX_MODEL_LEN"] = str(max_model_len)
+            env["SM_ON_SEQUENCE_LENGTH"] = str(max_model_len)  # -> vLLM --max-model-len
         if max_batch_size:
-            env["SM_ON_MAX_NUM_SEQS"] = str(max_batch_size)
+            env["SM_ON_BATCH_SIZE"] = str(max_batch_size)  # -> vLLM --max-num-seqs
     else:
         env["HF_MODEL_ID"] = model_ref
         if revision:

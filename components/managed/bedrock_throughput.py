@@ -34,6 +34,7 @@ from pydantic import Field
 
 from components.managed import _bedrock as br
 from components.base import TYPE_PREFIX, ArgsModel, merge_tags
+from components.naming import current_stack
 from problems import Problem, did_you_mean
 from components.catalog import bedrock_models as catalog
 
@@ -146,7 +147,7 @@ class BedrockProvisionedThroughput(pulumi.ComponentResource):
         if args.purchase:
             pt_opts = pulumi.ResourceOptions(parent=self, protect=True) if args.committed else child
             pt = aws.bedrock.ProvisionedModelThroughput(
-                f"{name}-pt", provisioned_model_name=br.provisioned_model_name(f"{pulumi.get_stack()}-{name}"),
+                f"{name}-pt", provisioned_model_name=br.provisioned_model_name(current_stack(), name),
                 model_arn=partition.partition.apply(lambda p: br.foundation_model_arn(p, args.region, model.model_id)),
                 model_units=args.model_units,
                 commitment_duration=None if args.commitment == "none" else args.commitment,

@@ -1,5 +1,5 @@
-"""Computed outputs of the edge and managed-inference resources (ALB, WAF, S3, ElastiCache, Secrets Manager,
-SageMaker, Application Auto Scaling, Bedrock, random) in the shapes AWS returns them."""
+"""Computed outputs of the edge and managed-inference resources (ALB, ACM, Route 53, WAF, S3, ElastiCache, Secrets
+Manager, SageMaker, Application Auto Scaling, Bedrock, random) in the shapes AWS returns them."""
 
 from __future__ import annotations
 
@@ -50,6 +50,39 @@ def _listener(ctx: MockContext, name: str, inputs: dict[str, Any]) -> dict[str, 
     arn = ctx.arn("elasticloadbalancing",
                   f"listener/app/{name}/{short_hash('lb', name, n=16)}/{short_hash('l', name, n=16)}")
     return {"id": arn, "arn": arn}
+
+
+# --- certificates and DNS (the ALB's domain mode) ---------------------------------------------------------------
+
+@outputs_for("aws:acm/certificate:Certificate")
+def _certificate(ctx: MockContext, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A certificate as RequestCertificate + DescribeCertificate return it before validation: one CNAME validation
+    option per domain name (``_<32 hex>.<domain>.`` -> ``_<32 hex>.<10 chars>.acm-validations.aws.``)."""
+    arn = ctx.arn("acm", f"certificate/{_uuid('acm', name)}")
+    domains = [str(inputs.get("domainName") or f"{name}.example.com"), *(inputs.get("subjectAlternativeNames") or [])]
+    options = [{"domainName": d, "resourceRecordName": f"_{short_hash('acm-name', name, d, n=32)}.{d}.",
+                "resourceRecordType": "CNAME",
+                "resourceRecordValue": f"_{short_hash('acm-value', name, d, n=32)}.{short_hash('acm', d, n=10)}"
+                                       ".acm-validations.aws."} for d in dict.fromkeys(domains)]
+    return {"id": arn, "arn": arn, "domainValidationOptions": options, "status": "PENDING_VALIDATION",
+            "type": "AMAZON_ISSUED", "keyAlgorithm": inputs.get("keyAlgorithm") or "RSA_2048",
+            "validationMethod": inputs.get("validationMethod") or "DNS", "validationEmails": [],
+            "subjectAlternativeNames": list(dict.fromkeys(domains)), "renewalEligibility": "INELIGIBLE",
+            "pendingRenewal": False}
+
+
+@outputs_for("aws:acm/certificateValidation:CertificateValidation")
+def _certificate_validation(ctx: MockContext, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The provider's id is the certificate's issue time; the ARN is the validated certificate's."""
+    return {"id": "2026-12-01 00:00:00 +0000 UTC", "certificateArn": inputs.get("certificateArn")}
+
+
+@outputs_for("aws:route53/record:Record")
+def _record(ctx: MockContext, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Record id ``<zone>_<name>_<type>`` and its FQDN (the name without the trailing dot, lowercase)."""
+    rname = str(inputs.get("name") or name)
+    fqdn = rname.rstrip(".").lower()
+    return {"id": f"{inputs.get('zoneId')}_{fqdn}_{inputs.get('type')}", "fqdn": fqdn}
 
 
 @outputs_for("aws:wafv2/webAcl:WebAcl")

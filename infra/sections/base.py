@@ -161,11 +161,19 @@ class BuildContext:
     gateway: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
     exported: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """What the reader of the plan should know that the resources do not show (what the stack offers instead of a
+    component it left out, and how to add it); the plan prints them after the outputs."""
 
     def export(self, name: str, value: Any) -> None:
         """Export a stack output (and remember it for later sections)."""
         self.exported[name] = value
         pulumi.export(name, value)
+
+    def note(self, text: str) -> None:
+        """Add a plan note (also logged as an info message under ``pulumi up`` / ``preview``)."""
+        self.notes.append(text)
+        pulumi.log.info(text)
 
 
 _SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")

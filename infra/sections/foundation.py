@@ -42,7 +42,8 @@ NodeGroupSettings = derive_settings(GpuNodeGroupArgs, name="NodeGroupSettings", 
 GpuOperatorSettings = derive_settings(GpuOperatorArgs, name="GpuOperatorSettings", exclude=WIRING, module=__name__,
                                       extra={"enabled": (bool, Field(default=True, description=(
                                           "Install when any NVIDIA node group exists. Default: on.")))})
-NeuronSettings = derive_settings(NeuronDevicePluginArgs, name="NeuronSettings", exclude=WIRING, module=__name__,
+NeuronSettings = derive_settings(NeuronDevicePluginArgs, name="NeuronSettings", module=__name__,
+                                 exclude=(*WIRING, "kubernetes_version"),
                                  extra={"enabled": (bool, Field(default=True, description=(
                                      "Install when any Neuron node group exists. Default: on.")))})
 ClusterAutoscalerSettings = derive_settings(
@@ -109,6 +110,14 @@ def problems(cfg) -> list[Problem]:
         _cluster_args(cfg.cluster, vpc_id="vpc", subnet_ids=["subnet"])
     except ArgsError as err:
         out.extend(translate(err, "cluster"))
+    if cfg.neuron.enabled:
+        try:
+            args_from(cfg.neuron, NeuronDevicePluginArgs, kubernetes_version=cfg.cluster.version)
+        except ArgsError as err:  # the kube-scheduler tag follows the cluster's version
+            out.extend(Problem("cluster.version", p.value, p.expected.replace("set schedulerImageTag",
+                                                                              "set neuron.schedulerImageTag"),
+                               ("neuron.schedulerExtension",))
+                       if p.path == "neuron.kubernetesVersion" else p for p in translate(err, "neuron"))
     if "team" not in cfg.tags:
         out.append(Problem("tags", dict(cfg.tags), "must include a team tag (cost allocation: team, environment, tier)"))
     return out
@@ -138,7 +147,8 @@ def build(ctx: BuildContext, cfg) -> None:
     if go.enabled and "nvidia" in vendors:
         ctx.gpu_operator = GpuOperator("gpu-operator", args_from(go, GpuOperatorArgs), opts=k8s_opts)
     if cfg.neuron.enabled and "neuron" in vendors:
-        ctx.neuron_plugin = NeuronDevicePlugin("neuron", args_from(cfg.neuron, NeuronDevicePluginArgs), opts=k8s_opts)
+        ctx.neuron_plugin = NeuronDevicePlugin("neuron", args_from(cfg.neuron, NeuronDevicePluginArgs,
+                                                                  kubernetes_version=cluster.version), opts=k8s_opts)
     ca = cfg.cluster_autoscaler
     if ca.enabled:
         ctx.cluster_autoscaler = ClusterAutoscaler("cluster-autoscaler", args_from(

@@ -21,6 +21,7 @@ from components.errors import ArgsError
 from problems import Problem, missing
 from components.managed.bedrock_throughput import BedrockProvisionedThroughput, BedrockProvisionedThroughputArgs
 from components.managed.sagemaker_endpoint import SageMakerLmiEndpoint, SageMakerLmiEndpointArgs
+from components.naming import autoname_problems, longest_key
 from infra.sections.base import BuildContext, SettingsModel, args_from, derive_settings, optional, translate
 from infra.tiers import load_tier
 
@@ -48,6 +49,22 @@ class SageMakerSettings(SettingsModel):
 
 KEYS = {"bedrock": BedrockSettings, "sagemaker": SageMakerSettings}
 """Top-level `genai-scale:<key>` config keys this section owns, each with its settings model."""
+
+
+ENDPOINT_NAMES = (("sagemaker-model", "sagemaker-{}-model"), ("sagemaker-endpoint-config", "sagemaker-{}-config"),
+                  ("sagemaker-endpoint", "sagemaker-{}-endpoint"), ("iam-role", "sagemaker-{}-role"),
+                  ("iam-policy", "sagemaker-{}-execution"))
+"""AWS names Pulumi generates from an endpoint's key (``<logical name>-<7 random characters>``)."""
+
+
+def endpoint_key_problems(name: str) -> list[Problem]:
+    """The endpoint's key must give valid AWS names: SageMaker's alphabet and the shortest length limit."""
+    if not any(autoname_problems(service, template.format(name)) for service, template in ENDPOINT_NAMES):
+        return []
+    longest = min(longest_key(service, template) for service, template in ENDPOINT_NAMES)
+    return [Problem(f"sagemaker.endpoints.{name}", name, f"an endpoint name of letters, digits and hyphens, at most "
+                    f"{longest} characters (its SageMaker endpoint is named sagemaker-<name>-endpoint-<7 random "
+                    f"characters>, at most 63 of [a-zA-Z0-9-])")]
 
 
 def _bedrock_args(b, *, region: str, tags: dict[str, str] | None = None) -> BedrockProvisionedThroughputArgs:
@@ -89,6 +106,7 @@ def problems(cfg) -> list[Problem]:
                            "endpoint keeps at least one GPU instance running (tier fact sagemakerEndpoints is false; "
                            "use the vLLM node groups that scale to zero, or Bedrock on demand)"))
     for name, e in sm.endpoints.items():
+        out.extend(endpoint_key_problems(name))
         wiring = {"vpc_id": "vpc", "subnet_ids": ["subnet"]} if sm.in_vpc else {}
         try:
             _endpoint_args(e, region=cfg.region, **wiring)

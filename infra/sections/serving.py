@@ -4,8 +4,11 @@ Config keys (camelCase in YAML):
 
 - ``serving``: ``enabled``; ``namespace``; ``modelsBucket`` (the S3 bucket the weights are uploaded to: created,
   private and encrypted, unless ``create: false`` names an existing one); ``buildImages`` (build and push the vLLM
-  images to ECR, default on; off uses the pinned upstream images directly); ``keda``; ``models``: a map of served
-  models keyed by name, each naming a node group of ``nodeGroups`` and carrying its vLLM and autoscaling settings.
+  images to ECR, default on; off uses the pinned upstream images directly); ``images`` (their ECR repositories:
+  ``forceDelete``, set true before ``pulumi destroy`` to delete repositories that still hold images); ``keda``; ``models``: a map of served
+  models keyed by name, each naming a node group of ``nodeGroups`` and carrying its vLLM and autoscaling settings;
+  ``huggingFaceTokenSecretId`` (a Secrets Manager secret holding a Hugging Face token) or ``huggingFaceToken`` (a
+  Pulumi secret): handed to every vLLM service as ``HF_TOKEN`` from a Kubernetes Secret.
 - ``monitoring``: kube-prometheus-stack with Grafana, the vLLM dashboards and alert rules.
 
 ``build`` fills ``ctx.vllm_services[name]`` (``.service_url``, ``.served_model_name``, ``.api_key``), ``ctx.keda`` and
@@ -27,11 +30,13 @@ from components.errors import ArgsError
 from problems import Problem
 from components.serving.vllm.args import VllmModelSettings
 from components.catalog import vendors
+from components.naming import autoname_problems, aws_name, longest_key
 from components.serving.keda import Keda, KedaArgs
 from components.serving.monitoring import Monitoring, MonitoringArgs
 from components.serving.vllm.image import VllmImage, VllmImageArgs, base_image
 from components.serving.vllm.image import engine_version as image_engine_version
 from components.serving.vllm.service import VllmService
+from components.foundation.neuron_device_plugin import SCHEDULER_NAME
 from components.serving.vllm.args import (AutoscalingSettings, NodeGroupPlacement, VllmServiceArgs,
                                      placement_from_node_group)
 from infra.sections.base import BuildContext, SettingsModel, args_from, derive_settings, pick
@@ -74,6 +79,16 @@ KedaSettings = derive_settings(KedaArgs, name="KedaSettings", exclude=("node_sel
                                    "Run KEDA and autoscale the models. Default: on.")))})
 
 
+VllmImageSettings = derive_settings(
+    VllmImageArgs, name="VllmImageSettings", module=__name__,
+    exclude=("vendor", "repository_name", "base_image", "push", "tags"),
+    doc="The vLLM images' ECR repositories (one per accelerator vendor; used when ``buildImages`` is on).")
+
+
+SECRET_ID = r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]{1,512})$"
+"""A Secrets Manager secret name (letters, digits, ``/_+=.@-``, up to 512) or its ARN."""
+
+
 ServingSettings = create_model(
     "ServingSettings", __base__=SettingsModel, __module__=__name__,
     __doc__="vLLM serving: images, models, autoscaling.",
@@ -82,8 +97,19 @@ ServingSettings = create_model(
                                                description="The S3 bucket holding model weights.")),
     build_images=(bool, Field(default=True, description=(
         "Build the vLLM images and push them to ECR. Off: run the pinned upstream images. Default: on."))),
+    images=(VllmImageSettings, Field(default_factory=VllmImageSettings, description=(
+        "The vLLM images' ECR repositories: ``forceDelete`` (set true before ``pulumi destroy`` to delete "
+        "repositories that still hold images), ``keepImages``, ``untaggedExpiryDays``."))),
     keda=(KedaSettings, Field(default_factory=KedaSettings, description="KEDA, which autoscales the models.")),
     **pick(VllmServiceArgs, "namespace", "api_key"),  # for every model: one default, on the service args
+    hugging_face_token_secret_id=(str | None, Field(default=None, pattern=SECRET_ID, description=(
+        "Secrets Manager secret (name or ARN) whose string is a Hugging Face token, read at deploy time and handed "
+        "to every vLLM service as ``HF_TOKEN`` (a Kubernetes Secret; gated models, hub rate limits). The deploying "
+        "identity needs secretsmanager:GetSecretValue on it. Default: none."))),
+    hugging_face_token=(str | None, Field(default=None, description=(
+        "A Hugging Face token kept as a Pulumi secret (``pulumi config set --secret --path "
+        "serving.huggingFaceToken <token>``), handed to every vLLM service like ``huggingFaceTokenSecretId``; a "
+        "stack file holding it in clear is refused. Default: none."))),
     models=(dict[str, ModelServiceSettings], Field(default_factory=dict, description=(
         "Served models keyed by name (the name is the Service, the gateway route and the default served model "
         "name)."))),
@@ -100,10 +126,16 @@ MonitoringSettings = derive_settings(
 
 KEYS = {"serving": ServingSettings, "monitoring": MonitoringSettings}
 
+SECRET_VALUE = "[secret]"
+"""What the config loader reads a ``secure:`` stack-file value as offline (``infra.config.SECRET_VALUE``; a section
+may not import the loader, which imports the sections)."""
+
 
 def bucket_name(cfg, stack: str) -> str:
+    """``serving.modelsBucket.name``, or ``genai-scale-<stack>-models-<region>`` made a valid, unique bucket name by
+    :func:`components.naming.aws_name` (``Team-A`` gives ``genai-scale-team-a-models-<hash>-<region>``)."""
     s = cfg.serving.models_bucket
-    return s.name or f"genai-scale-{stack}-models-{cfg.region}"[:63]
+    return s.name or aws_name("s3-bucket", "genai-scale", stack, "models", cfg.region)
 
 
 def weights_uri(m: ModelServiceSettings, bucket: str) -> str | None:
@@ -127,6 +159,53 @@ def autoscaling_settings(m, p95_latency_ms: float | None) -> AutoscalingSettings
                                p95_latency_ms=p95_latency_ms if m.autoscaling.latency_slo else None)
 
 
+def neuron_scheduler(cfg) -> str | None:
+    """``schedulerName`` of the Neuron scheduler extension when the stack runs it (``neuron.schedulerExtension``)."""
+    n = getattr(cfg, "neuron", None)
+    return SCHEDULER_NAME if n is not None and n.enabled and n.scheduler_extension else None
+
+
+def hugging_face_token(cfg) -> pulumi.Output[str] | None:
+    """The Hugging Face token as a secret Output: read from Secrets Manager at deploy time, or the Pulumi secret."""
+    s = cfg.serving
+    if s.hugging_face_token_secret_id:
+        version = aws.secretsmanager.get_secret_version_output(secret_id=s.hugging_face_token_secret_id)
+        return pulumi.Output.secret(version.secret_string)
+    if s.hugging_face_token is not None:
+        return pulumi.Output.secret(s.hugging_face_token)
+    return None
+
+
+def hugging_face_token_source(cfg) -> str | None:
+    """Where the token comes from, recorded on its Secret for the policy pack (``no-literal-secrets``)."""
+    s = cfg.serving
+    if s.hugging_face_token_secret_id:
+        return f"secretsmanager:{s.hugging_face_token_secret_id}"
+    if s.hugging_face_token is not None:
+        return "pulumi-config:genai-scale:serving.huggingFaceToken"
+    return None
+
+
+def _is_pulumi_secret(key: str) -> bool:
+    """Whether the Pulumi engine handed ``key`` to the program as a secret (a ``secure:`` value in the stack file)."""
+    from pulumi.runtime import config as rc
+    return rc.is_config_secret(key) or key in rc.get_config_secret_keys_env()
+
+
+def token_problems(cfg) -> list[Problem]:
+    """The Hugging Face token comes from one place, and never from the stack file in clear."""
+    s = cfg.serving
+    out: list[Problem] = []
+    if s.hugging_face_token is not None and s.hugging_face_token_secret_id:
+        out.append(Problem("serving.huggingFaceToken", SECRET_VALUE, "set only one of huggingFaceToken and "
+                           "huggingFaceTokenSecretId", ("serving.huggingFaceTokenSecretId",)))
+    if s.hugging_face_token not in (None, SECRET_VALUE) and not _is_pulumi_secret("genai-scale:serving"):
+        out.append(Problem("serving.huggingFaceToken", "<in clear>", "a Pulumi secret, never clear text in the "
+                           "stack file: `pulumi config set --secret --path serving.huggingFaceToken <token>`, or keep "
+                           "it in Secrets Manager and set serving.huggingFaceTokenSecretId"))
+    return out
+
+
 def service_args(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGroupPlacement, bucket: str,
                  **wiring: Any) -> VllmServiceArgs:
     vendor = placement.accelerator.vendor
@@ -140,7 +219,8 @@ def service_args(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGrou
         autoscaling=autoscaling_settings(m, getattr(targets, "p95_latency_ms", None)),
         keda=cfg.serving.keda.enabled, warm_pool_placeholders=m.warm_pool_placeholders,
         pre_stop_seconds=m.pre_stop_seconds, startup_timeout_seconds=m.startup_timeout_seconds,
-        api_key=cfg.serving.api_key, client_namespaces=clients, monitoring_namespace=cfg.monitoring.namespace, **wiring)
+        api_key=cfg.serving.api_key, client_namespaces=clients, monitoring_namespace=cfg.monitoring.namespace,
+        neuron_scheduler=neuron_scheduler(cfg), **wiring)
 
 
 def placement_from_settings(name: str, ng) -> NodeGroupPlacement | None:
@@ -177,6 +257,11 @@ def _config_term(term: str) -> str:
 
 
 def _config_problem(base: str, p: Problem) -> Problem:
+    if p.path == "neuron_scheduler":  # the extension is a cluster-wide setting of the Neuron chart
+        reason = p.expected.removeprefix("required: ").split("; turn on", 1)[0]
+        return Problem("neuron.schedulerExtension", False, f"true: {base}: {reason}",
+                       (f"{base}.tensorParallelSize",))
+
     def where(path: str) -> str:
         if path == "mig_strategy":
             return "gpuOperator.migStrategy"  # a cluster-wide GPU operator setting
@@ -186,6 +271,19 @@ def _config_problem(base: str, p: Problem) -> Problem:
     return Problem(where(p.path), p.value, expected, tuple(where(r) for r in p.related))
 
 
+MODEL_NAMES = (("iam-role", "{}-weights-role"), ("iam-policy", "{}-weights-policy"))
+"""AWS names Pulumi generates from a model's key (``<logical name>-<7 random characters>``)."""
+
+
+def model_key_problems(name: str) -> list[Problem]:
+    """A model's key must give valid AWS names (its IAM role's alphabet and length limit)."""
+    if not any(autoname_problems(service, template.format(name)) for service, template in MODEL_NAMES):
+        return []
+    longest = min(longest_key(service, template) for service, template in MODEL_NAMES)
+    return [Problem(f"serving.models.{name}", name, f"a model name of at most {longest} letters, digits and "
+                    f"+=,.@_- (its IAM role is named <name>-weights-role-<7 random characters>, at most 64)")]
+
+
 def problems(cfg) -> list[Problem]:
     """Cross-section rules: node groups exist, the model fits them, warm capacity fits the group, monitoring is on."""
     out: list[Problem] = []
@@ -193,11 +291,13 @@ def problems(cfg) -> list[Problem]:
     if not s.enabled:
         return out
     node_groups = getattr(cfg, "node_groups", {}) or {}
+    out.extend(token_problems(cfg))
     if s.models and s.keda.enabled and not cfg.monitoring.enabled:
         out.append(Problem("serving.keda.enabled", True, "needs monitoring.enabled (the triggers query Prometheus)",
                            ("monitoring.enabled",)))
     for name, m in s.models.items():
         base = f"serving.models.{name}"
+        out.extend(model_key_problems(name))
         if m.node_group not in node_groups:
             out.append(Problem(f"{base}.nodeGroup", m.node_group,
                                f"a node group of nodeGroups ({', '.join(sorted(node_groups)) or 'none defined'})",
@@ -282,7 +382,7 @@ def build(ctx: BuildContext, cfg) -> None:
     images: dict[str, Any] = {}
     for vendor in sorted({p.accelerator.vendor for p in placements.values()}):
         if s.build_images:
-            img = VllmImage(f"vllm-{vendor}", VllmImageArgs(vendor=vendor, tags=ctx.tags))
+            img = VllmImage(f"vllm-{vendor}", args_from(s.images, VllmImageArgs, vendor=vendor, tags=ctx.tags))
             images[vendor] = img.image_ref
         else:
             images[vendor] = base_image(vendor)
@@ -290,10 +390,12 @@ def build(ctx: BuildContext, cfg) -> None:
     prom = ctx.monitoring.prometheus_url if ctx.monitoring is not None else None
     cluster = ctx.cluster
     exported: dict[str, Any] = {}
+    hf_token = hugging_face_token(cfg)
     for name, m in s.models.items():
         placement = placements[name]
         args = service_args(name, m, cfg=cfg, placement=placement, bucket=bucket,
-                            image=images[placement.accelerator.vendor], prometheus_url=prom,
+                            image=images[placement.accelerator.vendor], prometheus_url=prom, hf_token=hf_token,
+                            hf_token_source=hugging_face_token_source(cfg),
                             oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),
                             oidc_issuer=getattr(cluster, "oidc_issuer", None), after=after, tags=ctx.tags)
         svc = VllmService(name, args, opts=pulumi.ResourceOptions(

@@ -186,3 +186,55 @@ def test_a_version_is_overridden_where_the_component_takes_it(tmp_path):
     ca = plan.one("kubernetes:helm.sh/v3:Release", "cluster-autoscaler")
     assert ca.inputs["values"]["image"]["tag"] == "v1.35.1"
     assert "versions" in error_for(tmp_path, {**BASE, "genai-scale:versions": {"gpuOperator": "v1"}})
+
+
+def test_an_unknown_tier_and_every_other_mistake_in_one_message(tmp_path):
+    # a near miss is checked as the tier it resembles: schema values, component rules and cross-section rules
+    msg = error_for(tmp_path, {"genai-scale:tier": "protoype", "genai-scale:bogus": 1,
+                               "genai-scale:nodeGroups": {"a10g": {"minSise": 1, "minSize": 3, "maxSize": 2}},
+                               "genai-scale:alb": {"certificateArn": "nope"},
+                               "genai-scale:serving": {"models": {"llama-8b": {"nodeGroup": "h200"}}}})
+    assert msg.splitlines()[0].endswith("Pulumi.t.yaml: invalid configuration: 6 problems")
+    assert msg.splitlines()[1:] == [
+        "  - genai-scale:tier = 'protoype': one of growth, prototype, scale (did you mean \"prototype\"?); the other "
+        "keys were checked against the prototype preset",
+        "  - genai-scale:nodeGroups.a10g.minSise: unknown key (did you mean \"minSize\"?)",
+        "  - genai-scale:bogus: unknown key; expected one of: alb, bedrock, cache, cluster, clusterAutoscaler, gateway, "
+        "gpuOperator, monitoring, network, neuron, nodeGroups, region, sagemaker, serving, tags, targets, tier",
+        "  - genai-scale:nodeGroups.a10g.minSize = 3: must be <= maxSize (2)",
+        "  - genai-scale:alb.certificateArn = 'nope': an ACM certificate ARN "
+        "arn:aws:acm:<region>:<account>:certificate/<uuid>",
+        "  - genai-scale:serving.models.llama-8b.nodeGroup = 'h200': a node group of nodeGroups (a10g, inf2)",
+    ]
+
+
+def test_an_unknown_tier_like_no_other_still_checks_the_files_own_keys(tmp_path):
+    msg = error_for(tmp_path, {"genai-scale:tier": "enterprise", "genai-scale:alb": {"idleTimeoutSeconds": 5},
+                               "genai-scale:netwrk": {}})
+    assert "genai-scale:tier = 'enterprise': one of growth, prototype, scale" in msg
+    assert "checked against" not in msg  # no preset resembles it: nothing is assumed
+    assert "genai-scale:alb.idleTimeoutSeconds = 5: expected a number >= 300" in msg
+    assert 'genai-scale:netwrk: unknown key (did you mean "network"?)' in msg
+    assert "3 problems" in msg.splitlines()[0]
+
+
+def test_a_removed_node_group_that_a_model_still_names_is_reported_with_both_paths(tmp_path):
+    msg = error_for(tmp_path, {"genai-scale:tier": "scale", "genai-scale:nodeGroups": {"inf2": None},
+                               "genai-scale:alb": {"certificateArn": CERT}})
+    assert msg.splitlines()[1:] == [
+        "  - genai-scale:serving.models.llama-8b-inf2.nodeGroup = 'inf2': a node group of nodeGroups (a10g, h100); "
+        "the stack file removes genai-scale:nodeGroups.inf2 (null): refer to one that remains, or remove "
+        "genai-scale:serving.models.llama-8b-inf2 as well (null)"]
+    # removing the model too plans
+    _, _, cfg = load(config_file=write(tmp_path, {
+        "genai-scale:tier": "scale", "genai-scale:nodeGroups": {"inf2": None}, "genai-scale:alb": {"certificateArn": CERT},
+        "genai-scale:serving": {"models": {"llama-8b-inf2": None}}}))
+    assert "inf2" not in cfg.node_groups and "llama-8b-inf2" not in cfg.serving.models
+
+
+def test_removed_entries():
+    from infra.config import removed_entries
+
+    preset = {"nodeGroups": {"a": {}, "b": {}}, "serving": {"models": {"m": {"x": 1}}}}
+    assert removed_entries(preset, {"nodeGroups": {"a": None, "c": None}, "serving": {"models": {"m": {"x": None}}}}) \
+        == ["nodeGroups.a", "serving.models.m.x"]

@@ -73,3 +73,33 @@ def with_(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     else:
         cur[last] = value
     return out
+
+
+def mutated(resources: Iterable[Any], name: str, edit=None, *, type_: str | None = None,
+            drop_sources: Iterable[str] = ()) -> list[Any]:
+    """A copy of a real plan's resources with one resource (by logical name, and type when given) changed:
+    ``edit(inputs)`` edits its inputs in place; ``drop_sources`` forgets where those inputs came from (their
+    property dependencies), as when a generated value is replaced by a literal. Raises when no resource matches."""
+    out, hit = [], False
+    for r in resources:
+        if r.name == name and (type_ is None or r.type == type_):
+            r = copy.deepcopy(r)
+            if edit is not None:
+                edit(r.inputs)
+            r.outputs = {}
+            for key in drop_sources:
+                r.property_dependencies[key] = []
+            hit = True
+        out.append(r)
+    if not hit:
+        raise LookupError(f"no resource named {name!r}" + (f" of type {type_}" if type_ else ""))
+    return out
+
+
+def dropped(resources: Iterable[Any], name: str) -> list[Any]:
+    """A real plan's resources without the one of this logical name (raises when there is none)."""
+    res_list = list(resources)
+    out = [r for r in res_list if r.name != name]
+    if len(out) == len(res_list):
+        raise LookupError(f"no resource named {name!r}")
+    return out

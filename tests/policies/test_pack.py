@@ -42,6 +42,8 @@ on-demand-h100-max-size-cap s3-public-access-block sagemaker-endpoint-kms sagema
 scale-from-zero-autoscaler-tags security-group-ssh-not-public serving-graceful-drain serving-pod-disruption-budget
 serving-readiness-probe serving-startup-probe tensor-parallel-matches-accelerators vllm-model-fits-accelerators
 warm-pool-within-tier
+accelerator-node-group-vendor-taint autoscaler-taint-tags-match-taints no-literal-secrets
+accelerator-workload-scales-to-zero
 """.split()
 
 

@@ -7,6 +7,7 @@ version, so a flag vLLM removed or renamed fails in the tests, not at pod start.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from problems import Problem
 from components.base import PulumiInput
 from components.catalog import models as model_catalog
 from components.catalog.accelerators import AcceleratorSpec
+from components.catalog.vendors import NEURON
 from components.catalog.models import ModelFacts
 from components.serving.vllm.fit import FitInput, FitReport, check_fit, mig_memory_gib, unit_name
 
@@ -313,6 +315,21 @@ class VllmServiceArgs(ArgsModel):
     cluster: PulumiInput = None
     """The EksCluster the service runs in: ``oidc_provider_arn`` and ``oidc_issuer`` default from it (explicit values
     win), and its Kubernetes provider is used when ``opts`` names none. Default: none."""
+    neuron_scheduler: str | None = None
+    """``schedulerName`` of the Neuron scheduler extension (``NeuronDevicePlugin.scheduler_name``, ``my-scheduler``).
+    When given, every Neuron pod of the service (and its warm-pool placeholders) is placed by it, so one allocator
+    picks the devices on a node; it is required when one replica takes more than one but not all of a node's
+    Neuron devices (those must be directly connected: AWS Neuron docs, "Neuron scheduler extension"). Default: none
+    (the default scheduler)."""
+    hf_token: PulumiInput = None
+    """Hugging Face access token (a Pulumi secret) for gated models and hub rate limits: stored in the Secret
+    ``<name>-hf-token`` and handed to vLLM as ``HF_TOKEN`` through ``secretKeyRef``, never as a literal.
+    Default: none."""
+    hf_token_source: str | None = None
+    """Where ``hf_token`` comes from (``secretsmanager:<secret id>`` or ``pulumi-config:<key>``), recorded on the
+    Secret as the annotation ``genai-scale.io/secret-source``: the policy pack's ``no-literal-secrets`` rule cannot
+    trace a value read from Secrets Manager or from a secret config key, and accepts a Secret that declares one of
+    these sources. Default: none (the Secret then has to come from a generated secret to pass the rule)."""
     weights_kms_key_arn: str | None = None
     """KMS key of the weights bucket, when it uses SSE-KMS (adds ``kms:Decrypt`` on that key). Default: none."""
     after: list[Any] = Field(default_factory=list)
@@ -361,6 +378,10 @@ class VllmServiceArgs(ArgsModel):
                 out.append(Problem("gpu_sharing", "mig", f"node group {self.placement.name!r} to have migConfig set"))
         elif self.mig_profile is not None:
             out.append(Problem("mig_profile", self.mig_profile, "only with gpu_sharing mig"))
+        if needs_neuron_scheduler(self) and self.neuron_scheduler is None:
+            out.append(Problem("neuron_scheduler", None, NEURON_SCHEDULER_NEEDED.format(
+                devices=devices_requested(self), count=spec.count, instance_type=spec.instance_type),
+                ("model.tensor_parallel_size",)))
         if not out:
             for msg in self.fit().errors:
                 out.append(_fit_problem(self, msg))
@@ -369,6 +390,26 @@ class VllmServiceArgs(ArgsModel):
     def fit(self) -> FitReport:
         """The model fit check for these settings on this placement."""
         return check_fit(fit_input(self))
+
+
+NEURON_SCHEDULER_NEEDED = (
+    "required: one replica takes {devices} of the {count} Neuron devices of one {instance_type} node, which must be "
+    "directly connected; turn on the Neuron scheduler extension (NeuronDevicePlugin scheduler_extension) and pass "
+    "its scheduler_name")
+
+
+def devices_requested(args: VllmServiceArgs) -> int:
+    """Whole devices one replica takes: ``tensor_parallel_size`` GPUs, or enough devices for that many cores."""
+    spec, tp = args.placement.accelerator, args.model.tensor_parallel_size
+    return math.ceil(tp / max(spec.cores_per_device, 1)) if spec.shards_over_cores else tp
+
+
+def needs_neuron_scheduler(args: VllmServiceArgs) -> bool:
+    """Whether one replica takes more than one but not all of its node's Neuron devices: AWS's Neuron docs call the
+    scheduler extension required for a pod that requests more than one device (it picks directly connected ones);
+    a single device, or every device of the node, leaves no topology choice."""
+    spec = args.placement.accelerator
+    return spec.vendor == NEURON.name and 1 < devices_requested(args) < spec.count
 
 
 def _fit_problem(args: "VllmServiceArgs", msg: str) -> Problem:

@@ -32,6 +32,7 @@ from pydantic import Field
 from components import versions
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
 from components.catalog.vendors import Vendor, facts_for
+from components.naming import aws_name, current_stack
 
 CONTEXT_DIR = Path(__file__).resolve().parents[3] / "serving" / "vllm"
 """serving/vllm: the Dockerfiles and the entrypoint (the build context; no weights in it)."""
@@ -61,7 +62,7 @@ class VllmImageArgs(ArgsModel):
     """nvidia (Dockerfile.nvidia on vllm/vllm-openai) or neuron (Dockerfile.neuron on the Neuron vLLM DLC): the
     image family of the vendor's record in components.catalog.vendors."""
     repository_name: str | None = Field(default=None, pattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
-    """ECR repository name. Default: ``genai-scale/<stack>/vllm-<vendor>``."""
+    """ECR repository name. Default: ``genai-scale/<stack>/vllm-<vendor>`` (see :func:`repository_name`)."""
     base_image: str | None = None
     """Upstream image to build on. Default: the pinned one for the vendor (components/versions.py)."""
     kms_key_arn: PulumiInput = None
@@ -73,9 +74,17 @@ class VllmImageArgs(ArgsModel):
     push: bool = True
     """Push after building (``pulumi up`` publishes the image). Default: on."""
     force_delete: bool = False
-    """Let ``pulumi destroy`` delete the repository while it still holds images. Default: off."""
+    """Let ``pulumi destroy`` delete the repository while it still holds images: set true before ``pulumi destroy``
+    to delete repositories that still hold images. Default: off (destroy fails on a repository with images, so pushed
+    images are never lost by accident)."""
     tags: dict[str, str] = Field(default_factory=dict)
     """Cost-allocation tags for the key and the repository."""
+
+
+def repository_name(stack: str, vendor: str) -> str:
+    """The default ECR repository: ``genai-scale/<stack>/vllm-<vendor>``, through :func:`components.naming.aws_name`
+    (a stack name ECR does not accept, e.g. ``Team-A``, gives ``genai-scale/team-a-<hash>/vllm-<vendor>``)."""
+    return aws_name("ecr-repository", "genai-scale", stack, f"vllm-{vendor}")
 
 
 def context_digest(directory: Path = CONTEXT_DIR) -> str:
@@ -142,7 +151,7 @@ class VllmImage(pulumi.ComponentResource):
                               enable_key_rotation=True, deletion_window_in_days=30, tags=args.tags, opts=child)
             kms_key = key.arn
         self.repository = aws.ecr.Repository(
-            f"{name}-repo", name=args.repository_name or f"genai-scale/{pulumi.get_stack()}/vllm-{args.vendor}",
+            f"{name}-repo", name=args.repository_name or repository_name(current_stack(), args.vendor),
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS", "kms_key": kms_key}],

@@ -18,8 +18,9 @@ import math
 from typing import Any
 
 from components import versions
-from components.serving.vllm.args import (PORT, NodeGroupPlacement, VllmServiceArgs, engine_drains, fit_input,
-                                          render_args)
+from components.catalog.vendors import NEURON
+from components.serving.vllm.args import (PORT, NodeGroupPlacement, VllmServiceArgs, devices_requested, engine_drains,
+                                          fit_input, render_args)
 from components.serving.vllm.autoscaling import (banded_trigger, gateway_demand_query, gpu_util_query, hpa_behavior,
                                           latency_p95_ms_query, prometheus_trigger, queue_query, tokens_query)
 
@@ -62,12 +63,6 @@ def _label_value(v: str) -> str:
 
 
 # --- accelerators: GPU sharing, node share, fit-check input, placement ---
-
-def devices_requested(args: VllmServiceArgs) -> int:
-    """Whole devices one replica takes: ``tensor_parallel_size`` GPUs, or enough devices for that many cores."""
-    spec, tp = args.placement.accelerator, args.model.tensor_parallel_size
-    return math.ceil(tp / max(spec.cores_per_device, 1)) if spec.shards_over_cores else tp
-
 
 def accelerator_request(args: VllmServiceArgs) -> dict[str, str]:
     """Extended resources one replica requests (and limits to): the vendor's device resource, or one MIG slice."""
@@ -117,6 +112,34 @@ def scheduling(placement: NodeGroupPlacement) -> dict[str, Any]:
     return {"nodeSelector": dict(placement.labels), "tolerations": tolerations(placement)}
 
 
+def scheduler(args: VllmServiceArgs) -> dict[str, str]:
+    """``schedulerName`` of the Neuron scheduler extension for Neuron pods, when the service was given one (the
+    extension then places every Neuron pod of the service, placeholders included); else nothing (the default)."""
+    if args.neuron_scheduler and args.placement.accelerator.vendor == NEURON.name:
+        return {"schedulerName": args.neuron_scheduler}
+    return {}
+
+
+HF_TOKEN_KEY = "token"
+"""Key of the Hugging Face token in the ``<name>-hf-token`` Secret."""
+
+
+def hf_token_secret_name(name: str) -> str:
+    return f"{name}-hf-token"
+
+
+SECRET_SOURCE_ANNOTATION = "genai-scale.io/secret-source"
+"""Annotation on a Secret naming where its value comes from (``secretsmanager:<id>`` or ``pulumi-config:<key>``)."""
+
+
+def hf_token_metadata(meta: dict[str, Any], name: str, source: str | None) -> dict[str, Any]:
+    """Metadata of the ``<name>-hf-token`` Secret: the service's labels, and the token's source when known."""
+    out = {**meta, "name": hf_token_secret_name(name)}
+    if source:
+        out["annotations"] = {**meta.get("annotations", {}), SECRET_SOURCE_ANNOTATION: source}
+    return out
+
+
 # --- the serving pod ---
 
 def annotations(args: VllmServiceArgs) -> dict[str, str]:
@@ -156,7 +179,7 @@ def vllm_args(name: str, args: VllmServiceArgs) -> list[str]:
 
 
 def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_account: str,
-                 api_key_secret: str | None) -> dict[str, Any]:
+                 api_key_secret: str | None, hf_token_secret: str | None = None) -> dict[str, Any]:
     """The serving pod: probes on /health, preStop + drain, /dev/shm in memory, caches on emptyDirs."""
     vendor = args.placement.accelerator.vendor_facts
     env: list[dict[str, Any]] = [
@@ -178,6 +201,9 @@ def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_accoun
         env.append({"name": "GENAI_SCALE_DRAIN_IN_ENTRYPOINT", "value": "1"})
     if api_key_secret:
         env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": api_key_secret, "key": "api-key"}}})
+    if hf_token_secret:
+        # huggingface_hub reads HF_TOKEN (gated models, rate limits); the value stays in the Secret
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": HF_TOKEN_KEY}}})
     # writable paths under a read-only root filesystem: (volume, mount path, emptyDir)
     volumes = [("dshm", "/dev/shm", {"medium": "Memory", "sizeLimit": f"{shm_gib(args):g}Gi"}),
                ("weights", "/models", {"sizeLimit": f"{weights_volume_gib(args)}Gi"}),
@@ -209,6 +235,7 @@ def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_accoun
         "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": 0, "fsGroup": 0,
                             "seccompProfile": {"type": "RuntimeDefault"}},
         **scheduling(args.placement),
+        **scheduler(args),
         "topologySpreadConstraints": [{
             "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
             "labelSelector": {"matchLabels": selector_labels(name)}}],
@@ -230,7 +257,7 @@ def weights_volume_gib(args: VllmServiceArgs) -> int:
 # --- objects ---
 
 def deployment_manifest(name: str, args: VllmServiceArgs, *, image: Any, service_account: str,
-                        api_key_secret: str | None) -> dict[str, Any]:
+                        api_key_secret: str | None, hf_token_secret: str | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {**object_meta(name, args), "annotations": annotations(args)},
@@ -241,7 +268,7 @@ def deployment_manifest(name: str, args: VllmServiceArgs, *, image: Any, service
             # a new replica must be ready before an old one goes: accelerators are scarce, so surge by one
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": pod_template(name, args, image=image, service_account=service_account,
-                                     api_key_secret=api_key_secret),
+                                     api_key_secret=api_key_secret, hf_token_secret=hf_token_secret),
         },
     }
 
@@ -361,6 +388,7 @@ def placeholder_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 65535,
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     **scheduling(args.placement),
+                    **scheduler(args),
                     "containers": [{
                         "name": "placeholder",
                         "image": f"{versions.PAUSE_IMAGE.repository}:{versions.PAUSE_IMAGE.version}",
@@ -398,7 +426,9 @@ def render_manifests(name: str, args: VllmServiceArgs, *, image: Any | None = No
     secret = f"{name}-api-key" if args.api_key else None
     out = {
         "Deployment": deployment_manifest(name, args, image=args.image if image is None else image,
-                                          service_account=sa, api_key_secret=secret),
+                                          service_account=sa, api_key_secret=secret,
+                                          hf_token_secret=hf_token_secret_name(name) if args.hf_token is not None
+                                          else None),
         "Service": service_manifest(name, args),
         "PodDisruptionBudget": pdb_manifest(name, args),
         "NetworkPolicy": network_policy_manifest(name, args),

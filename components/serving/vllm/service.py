@@ -1,7 +1,8 @@
 """VllmService: one served model on the vLLM OpenAI-compatible server, on a GPU or Inferentia2 node group.
 
 Creates (all in the service's namespace, named after the service): a ServiceAccount (with an IRSA role that may only
-read the weights' S3 prefix), a Secret holding a random API key (vLLM reads it as ``VLLM_API_KEY``), a Deployment, a
+read the weights' S3 prefix), a Secret holding a random API key (vLLM reads it as ``VLLM_API_KEY``), with ``hf_token``
+a Secret ``<name>-hf-token`` holding the Hugging Face token (vLLM reads it as ``HF_TOKEN``), a Deployment, a
 ClusterIP Service, a PodDisruptionBudget, a NetworkPolicy, a Prometheus ServiceMonitor, a KEDA ScaledObject (with
 HPA ``behavior``), and, when ``warm_pool_placeholders`` > 0, a PriorityClass below the serving pods plus a placeholder
 Deployment of ``pause`` pods that hold accelerator nodes warm (a burst preempts them and is served in seconds, while the
@@ -11,13 +12,16 @@ Defaults: one replica (KEDA keeps 1-2), weights fetched from S3 at start, prefix
 (``--shutdown-timeout``) after a 15 s preStop delay, a 20-minute startup budget for image pull and model load.
 The model must fit: :mod:`components.serving.vllm.fit` runs at construction and a model that does not fit the node
 group's accelerators is an error naming the need and the capacity; far too much hardware is a warning.
+On Neuron nodes, ``neuron_scheduler`` (the Neuron scheduler extension's ``my-scheduler``) is set as the pods'
+``schedulerName``; a replica on more than one but not all of a node's devices requires it.
 Give ``cluster=<EksCluster>`` (in the args) and the OIDC provider of the weights' IRSA role comes from it (explicit
 inputs win), and its Kubernetes provider when ``opts`` names none.
 
 Security: non-root user, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root
 filesystem on the NVIDIA image (writable caches are emptyDirs), no service-account token mounted, API key from a
-Secret (never an argument), ingress only from the listed client namespaces and monitoring (vLLM's ``/metrics`` and
-``/invocations`` are not behind its API key), IRSA limited to ``s3:GetObject``/``s3:ListBucket`` on the weights prefix.
+Secret (never an argument), the Hugging Face token likewise only through a Secret, ingress only from the listed client
+namespaces and monitoring (vLLM's ``/metrics`` and ``/invocations`` are not behind its API key), IRSA limited to
+``s3:GetObject``/``s3:ListBucket`` on the weights prefix.
 
 Cost drivers: accelerator nodes (the replicas x tensor parallel size GPUs/NeuronCores, plus warm placeholders, which
 keep a node running while idle), the node's ephemeral storage for the weights. Quotas: EC2 "Running On-Demand G and
@@ -37,7 +41,8 @@ from components.foundation.eks_cluster import from_cluster, with_cluster_provide
 from components.foundation.irsa import irsa_role
 from components.serving.vllm.args import PORT, VllmServiceArgs
 from components.serving.vllm.fit import FitReport
-from components.serving.vllm.manifests import object_meta, render_manifests, served_name, weights_policy
+from components.serving.vllm.manifests import (HF_TOKEN_KEY, hf_token_metadata, object_meta, render_manifests,
+                                                served_name, weights_policy)
 
 # --- component ---
 
@@ -100,6 +105,11 @@ class VllmService(pulumi.ComponentResource):
             deps.append(k8s.core.v1.Secret(
                 f"{name}-api-key", metadata={**object_meta(name, args), "name": self.api_key_secret_name},
                 type="Opaque", string_data={"api-key": self.api_key}, opts=child))
+
+        if args.hf_token is not None:
+            deps.append(k8s.core.v1.Secret(
+                f"{name}-hf-token", metadata=hf_token_metadata(object_meta(name, args), name, args.hf_token_source),
+                type="Opaque", string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.hf_token)}, opts=child))
 
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment", **_body(m["Deployment"]),

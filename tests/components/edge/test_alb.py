@@ -209,3 +209,123 @@ def test_default_target_and_cidrs_and_paths_are_checked_together():
 
 def test_waf_rate_limit_minimum():
     assert "waf_rate_limit = 5: expected a number >= 10" in errors(waf_rate_limit=5)
+
+
+# --- domain mode: the certificate issued and validated through Route 53 --------------------------------------------
+
+DOMAIN = {"certificate_arn": None, "domain": "api.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ"}
+
+
+def test_domain_mode_requests_a_dns_validated_certificate_for_the_domain():
+    result, alb = plan(**DOMAIN)
+    cert = result.one("aws:acm/certificate:Certificate")
+    assert cert.name == "edge-cert"
+    assert cert.inputs["domainName"] == "api.example.com" and cert.inputs["validationMethod"] == "DNS"
+    assert "keyAlgorithm" not in cert.inputs  # ACM's default (RSA 2048)
+    assert cert.inputs["tags"]["genai-scale/component"] == "alb"
+    assert alb.certificate is not None and alb.domain == "api.example.com"
+
+
+def test_validation_record_comes_from_the_certificates_validation_option():
+    result, _ = plan(**DOMAIN)
+    option, = result.one("aws:acm/certificate:Certificate").outputs["domainValidationOptions"]
+    record = result.one("aws:route53/record:Record", "edge-cert-validation").inputs
+    assert record["zoneId"] == "Z0123456789ABCDEFGHIJ"
+    assert record["name"] == option["resourceRecordName"] and record["name"].endswith(".api.example.com.")
+    assert record["type"] == option["resourceRecordType"] == "CNAME"
+    assert record["records"] == [option["resourceRecordValue"]]
+    assert record["ttl"] == 60 and record["allowOverwrite"] is True
+
+
+def test_https_listener_waits_for_the_validation_and_uses_its_certificate():
+    result, alb = plan(**DOMAIN)
+    cert = result.one("aws:acm/certificate:Certificate")
+    validation = result.one("aws:acm/certificateValidation:CertificateValidation")
+    record = result.one("aws:route53/record:Record", "edge-cert-validation")
+    assert validation.inputs["certificateArn"] == cert.outputs["arn"]
+    assert validation.inputs["validationRecordFqdns"] == [record.outputs["fqdn"]]
+    https = next(r for r in result.by_type("aws:lb/listener:Listener") if r.inputs["port"] == 443)
+    assert validation.urn in https.dependencies
+    assert validation.urn in https.property_dependencies["certificateArn"]
+    assert https.inputs["certificateArn"] == cert.outputs["arn"]
+
+
+def test_alias_record_points_the_domain_at_the_load_balancer():
+    result, _ = plan(**DOMAIN)
+    lb = result.one("aws:lb/loadBalancer:LoadBalancer").outputs
+    alias = result.one("aws:route53/record:Record", "edge-alias-a").inputs
+    assert alias["zoneId"] == "Z0123456789ABCDEFGHIJ" and alias["name"] == "api.example.com" and alias["type"] == "A"
+    assert alias["aliases"] == [{"name": lb["dnsName"], "zoneId": lb["zoneId"], "evaluateTargetHealth": True}]
+    assert "records" not in alias and "ttl" not in alias
+
+
+def test_domain_mode_outputs_the_url():
+    result, alb = plan_component(lambda: _export_url(Alb("edge", args(**DOMAIN))))
+    assert result.outputs["url"] == "https://api.example.com"
+
+
+def _export_url(alb):
+    pulumi.export("url", alb.url)
+    return alb
+
+
+def test_certificate_arn_mode_creates_no_certificate_or_records():
+    result, alb = plan()
+    assert not result.by_type("aws:acm/certificate:Certificate")
+    assert not result.by_type("aws:acm/certificateValidation:CertificateValidation")
+    assert not result.by_type("aws:route53/record:Record")
+    assert alb.certificate is None and alb.domain is None and alb.url is None
+
+
+def test_validation_record_is_picked_by_domain_name():
+    opts = [{"domainName": "www.example.com", "resourceRecordName": "_b.www.example.com.",
+             "resourceRecordType": "CNAME", "resourceRecordValue": "_b.acm-validations.aws."},
+            {"domain_name": "api.example.com", "resource_record_name": "_a.api.example.com.",
+             "resource_record_type": "CNAME", "resource_record_value": "_a.acm-validations.aws."}]
+    assert _alb.validation_record(opts, "api.example.com") == {
+        "name": "_a.api.example.com.", "type": "CNAME", "value": "_a.acm-validations.aws."}
+    with pytest.raises(ValueError, match=r"no DNS validation option for x.example.com \(options for: "
+                                         r"api.example.com, www.example.com\)"):
+        _alb.validation_record(opts, "x.example.com")
+
+
+def test_certificate_arn_and_domain_together_are_rejected_naming_both():
+    msg = errors(domain="api.example.com", hosted_zone_id="Z0123456789ABCDEFGHIJ")
+    assert msg.startswith("invalid AlbArgs: 1 problem")
+    assert ("  - certificate_arn = 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1...: "
+            "either certificate_arn or domain with hosted_zone_id, not both (domain is set too)") in msg
+
+
+def test_a_certificate_source_is_required():
+    msg = errors(certificate_arn=None)
+    assert "certificate_arn: required without domain: the HTTPS listener needs a certificate" in msg
+
+
+def test_domain_and_hosted_zone_need_each_other():
+    assert ("hosted_zone_id: required with domain: the Route 53 hosted zone that holds api.example.com"
+            in errors(certificate_arn=None, domain="api.example.com"))
+    assert ("domain: required with hosted_zone_id: the host name to serve the API at"
+            in errors(certificate_arn=None, hosted_zone_id="Z0123456789ABCDEFGHIJ"))
+
+
+@pytest.mark.parametrize("domain, expected", [
+    ("API.example.com", "a lowercase host name, e.g. api.example.com"),
+    ("*.example.com", "one host name, not a wildcard"),
+    ("localhost", "a fully qualified host name such as api.example.com"),
+    ("api.example.com.", "a fully qualified host name"),
+    ("under_score.example.com", "a fully qualified host name"),
+    ("a" * 60 + ".example.com", "at most 64 characters (72 given): ACM limits"),
+])
+def test_domain_must_be_a_host_name_acm_accepts(domain, expected):
+    assert f"domain = '{domain}': {expected}" in errors(certificate_arn=None, domain=domain,
+                                                         hosted_zone_id="Z0123456789ABCDEFGHIJ")
+
+
+@pytest.mark.parametrize("zone, expected", [
+    ("/hostedzone/Z0123456789ABCDEFGHIJ", "the id without the /hostedzone/ prefix: Z0123456789ABCDEFGHIJ"),
+    ("z-lowercase", "a Route 53 hosted zone id: up to 32 uppercase letters and digits"),
+    ("Z" * 33, "a Route 53 hosted zone id"),
+])
+def test_hosted_zone_id_format(zone, expected):
+    assert f"hosted_zone_id = '{zone}': {expected}" in errors(certificate_arn=None, domain="api.example.com",
+                                                                hosted_zone_id=zone)

@@ -1,6 +1,7 @@
 """Network, EksCluster and the Helm add-ons under mocks, with Helm-values snapshots and named assertions."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -9,7 +10,8 @@ from components.foundation.cluster_autoscaler import ClusterAutoscaler, ClusterA
 from components.foundation.eks_cluster import EksCluster, EksClusterArgs
 from components.foundation.gpu_operator import GpuOperator, GpuOperatorArgs, render_values as gpu_values, time_slicing_config
 from components.foundation.network import Network, NetworkArgs
-from components.foundation.neuron_device_plugin import NeuronDevicePluginArgs, render_values as neuron_values
+from components.foundation.neuron_device_plugin import (SCHEDULER_NAME, NeuronDevicePlugin, NeuronDevicePluginArgs,
+                                                        render_values as neuron_values)
 from infra.plan import run_program
 
 
@@ -68,7 +70,11 @@ def test_eks_cluster_secure_defaults():
     addons = {a.inputs["addonName"]: a.inputs["addonVersion"] for a in r.by_type("aws:eks/addon:Addon")}
     assert addons == {"vpc-cni": "v1.21.1-eksbuild.3", "coredns": "v1.13.2-eksbuild.1",
                       "kube-proxy": "v1.35.0-eksbuild.2", "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
-                      "aws-ebs-csi-driver": "v1.62.0-eksbuild.1"}
+                      "aws-ebs-csi-driver": "v1.62.0-eksbuild.1", "metrics-server": "v0.8.1-eksbuild.6"}
+    metrics = next(a for a in r.by_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "metrics-server")
+    assert metrics.name == "eks-metrics-server"
+    assert r.one("aws:eks/nodeGroup:NodeGroup", "eks-system").urn in metrics.dependencies, \
+        "an add-on goes ACTIVE only once its pods run, on the system nodes"
     ebs = next(a for a in r.by_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver")
     ebs_role = r.one("aws:iam/role:Role", "eks-ebs-csi-role")
     assert ebs.inputs["serviceAccountRoleArn"] == ebs_role.outputs["arn"]
@@ -97,6 +103,19 @@ def test_eks_cluster_secure_defaults():
     trust = json.loads(cni_role.inputs["assumeRolePolicy"])
     cond = trust["Statement"][0]["Condition"]["StringEquals"]
     assert any(v == "system:serviceaccount:kube-system:aws-node" for v in cond.values())
+
+
+def test_eks_cluster_metrics_server_can_be_left_out():
+    r = run_program(lambda: EksCluster("eks", EksClusterArgs(vpc_id="vpc-1", subnet_ids=["s1"], metrics_server=False)))
+    assert "metrics-server" not in {a.inputs["addonName"] for a in r.by_type("aws:eks/addon:Addon")}
+    # without the add-on, a Kubernetes version with no metrics-server pin is fine
+    EksClusterArgs(vpc_id="v", subnet_ids=["s"], metrics_server=False,
+                   addon_versions={"vpc-cni": "v1", "coredns": "v1", "kube-proxy": "v1", "eks-pod-identity-agent": "v1",
+                                   "aws-ebs-csi-driver": "v1"}, version="1.33")
+    with pytest.raises(ArgsError, match="no pinned metrics-server version for Kubernetes 1.33"):
+        EksClusterArgs(vpc_id="v", subnet_ids=["s"], version="1.33",
+                       addon_versions={"vpc-cni": "v1", "coredns": "v1", "kube-proxy": "v1",
+                                       "eks-pod-identity-agent": "v1", "aws-ebs-csi-driver": "v1"})
 
 
 @pytest.mark.parametrize("kw, fragment", [
@@ -145,7 +164,34 @@ def test_neuron_values_snapshot(snapshot):
     assert values["devicePlugin"]["nodeSelector"] == {"aws.amazon.com/neuron.present": "true"}
     assert {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"} in \
         values["devicePlugin"]["tolerations"]
-    assert values["scheduler"]["enabled"] is True
+    assert values["scheduler"] == {"enabled": False}, "off by default: one device (or a whole node) per pod"
+
+
+def test_neuron_scheduler_extension_matches_the_cluster_version(snapshot):
+    values = neuron_values(NeuronDevicePluginArgs(scheduler_extension=True, kubernetes_version="1.35"))
+    assert values == snapshot
+    custom = values["scheduler"]["customScheduler"]
+    assert custom["image"] == {"repository": "registry.k8s.io/kube-scheduler", "tag": "v1.35.0"}
+    assert custom["fullnameOverride"] == SCHEDULER_NAME == "my-scheduler"
+    assert values["scheduler"]["nodeSelector"] == custom["nodeSelector"] == {"genai-scale/node-group": "system"}
+    old = neuron_values(NeuronDevicePluginArgs(scheduler_extension=True, kubernetes_version="1.34"))
+    assert old["scheduler"]["customScheduler"]["image"]["tag"] == "v1.34.1"
+    pinned = neuron_values(NeuronDevicePluginArgs(scheduler_extension=True, scheduler_image_tag="v1.35.2"))
+    assert pinned["scheduler"]["customScheduler"]["image"]["tag"] == "v1.35.2"
+    assert NeuronDevicePluginArgs(cluster=SimpleNamespace(version="1.34")).resolved_kubernetes_version() == "1.34"
+    with pytest.raises(ArgsError) as exc:
+        NeuronDevicePluginArgs(scheduler_extension=True, kubernetes_version="1.30")
+    assert "kubernetes_version = '1.30': a Kubernetes minor with a pinned kube-scheduler tag for the scheduler " \
+           "extension: 1.34, 1.35 (or set scheduler_image_tag)" in str(exc.value)
+    NeuronDevicePluginArgs(kubernetes_version="1.30")  # no tag needed while the extension is off
+
+
+def test_neuron_plugin_names_its_scheduler_only_when_on():
+    off = run_program(lambda: NeuronDevicePlugin("neuron", NeuronDevicePluginArgs()))
+    assert off.one("kubernetes:helm.sh/v3:Release").inputs["values"]["scheduler"] == {"enabled": False}
+    plugins = []
+    run_program(lambda: plugins.append(NeuronDevicePlugin("neuron", NeuronDevicePluginArgs(scheduler_extension=True))))
+    assert plugins[0].scheduler_name == "my-scheduler"
 
 
 def _ca_args(**kw):

@@ -73,8 +73,8 @@ def test_cross_region_source_must_exist_for_the_model_and_serve_the_region():
 
 
 def test_provisioned_model_name_fits_the_api_pattern():
-    assert br.provisioned_model_name("prod-bedrock") == "prod-bedrock"
-    name = br.provisioned_model_name("a b/c__d-" + "x" * 80)
+    assert br.provisioned_model_name("prod", "bedrock") == "prod-bedrock"
+    name = br.provisioned_model_name("a b/c__d-", "x" * 80)
     assert br.PT_NAME.match(name) and len(name) <= 63
 
 

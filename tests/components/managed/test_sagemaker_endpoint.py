@@ -81,8 +81,25 @@ def test_s3_models_are_read_from_the_mount_point():
     assert env["HF_MODEL_ID"] == "/opt/ml/model"
     neuron = sm.container_environment("neuron-vllm", model="s3://models-bucket/qwen/7b/", revision=None, tp_degree=2,
                                       max_model_len=4096, max_batch_size=4, loading_timeout_seconds=600, extra={})
-    assert neuron == {"SM_ON_MAX_MODEL_LEN": "4096", "SM_ON_MAX_NUM_SEQS": "4", "SM_ON_MODEL": "/opt/ml/model",
+    assert neuron == {"SM_ON_BATCH_SIZE": "4", "SM_ON_MODEL": "/opt/ml/model", "SM_ON_SEQUENCE_LENGTH": "4096",
                       "SM_ON_TENSOR_PARALLEL_SIZE": "2"}
+
+
+# What the pinned Hugging Face vLLM Neuron image reads (optimum-neuron v0.4.5, checked 2026-12-05): its entrypoint
+# (docker/vllm/Dockerfile) passes SM_ON_<X>=v as --<x> v to `optimum-cli neuron serve`, whose own options
+# (optimum/commands/neuron/serve.py) are these; any other flag goes to vLLM unchanged (vLLM's --revision).
+OPTIMUM_NEURON_SERVE_ENV = {"SM_ON_MODEL", "SM_ON_TENSOR_PARALLEL_SIZE", "SM_ON_BATCH_SIZE", "SM_ON_SEQUENCE_LENGTH"}
+VLLM_PASS_THROUGH_ENV = {"SM_ON_REVISION"}
+
+
+def test_neuron_environment_uses_the_names_the_optimum_neuron_entrypoint_reads():
+    env = sm.container_environment("neuron-vllm", model="Qwen/Qwen2.5-7B-Instruct", revision="abc123", tp_degree=2,
+                                   max_model_len=4096, max_batch_size=8, loading_timeout_seconds=600, extra={})
+    assert env == {"SM_ON_BATCH_SIZE": "8", "SM_ON_MODEL": "Qwen/Qwen2.5-7B-Instruct", "SM_ON_REVISION": "abc123",
+                   "SM_ON_SEQUENCE_LENGTH": "4096", "SM_ON_TENSOR_PARALLEL_SIZE": "2"}
+    assert set(env) <= OPTIMUM_NEURON_SERVE_ENV | VLLM_PASS_THROUGH_ENV
+    assert sm.NEURON_MANAGED_ENV == OPTIMUM_NEURON_SERVE_ENV | VLLM_PASS_THROUGH_ENV
+    assert not {"SM_ON_MAX_NUM_SEQS", "SM_ON_MAX_MODEL_LEN"} & set(env), "not read by optimum-cli neuron serve"
 
 
 def test_execution_role_policy_has_no_wildcard_actions_and_scopes_model_reads():

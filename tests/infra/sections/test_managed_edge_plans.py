@@ -1,8 +1,8 @@
 """The whole stack plan (all sections, under the mocks) for dev/staging/prod, and the edge/managed config rules.
 
-The stack files must name an ACM certificate for the ALB (it is account-specific). These tests plan copies of
-``stacks/Pulumi.<stack>.yaml`` that add an example certificate when the file has none, so they exercise exactly the
-tier presets the repository ships.
+The shipped stack files plan as they are: dev names no certificate (so it has no ALB, and its plan says what it offers
+instead); staging and prod name an example domain and hosted zone, so their ALB gets an ACM certificate validated
+through Route 53.
 """
 
 import copy
@@ -19,7 +19,7 @@ CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9
 
 
 def stack_config(stack: str) -> dict:
-    """The shipped stack file's config mapping (it names an example ACM certificate)."""
+    """The shipped stack file's config mapping."""
     return read_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
 
 
@@ -34,22 +34,55 @@ def one(result, type_token):
 
 # --- what each tier gets -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_every_stack_has_the_alb_controller_cache_and_bedrock(plans, stack):
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_staging_and_prod_have_the_alb_with_a_validated_certificate_and_the_controller(plans, stack):
     result, cfg = plans[stack]
     lb = one(result, "aws:lb/loadBalancer:LoadBalancer").inputs
     assert lb["dropInvalidHeaderFields"] is True and lb["idleTimeout"] >= 300
-    https = [r.inputs for r in result.by_type("aws:lb/listener:Listener") if r.inputs["port"] == 443][0]
-    assert https["certificateArn"] == CERT and https["sslPolicy"].startswith("ELBSecurityPolicy-TLS13-")
+    cert = one(result, "aws:acm/certificate:Certificate")
+    assert cert.inputs["domainName"] == cfg.alb.domain == "genai.example.com"
+    https = [r for r in result.by_type("aws:lb/listener:Listener") if r.inputs["port"] == 443][0]
+    assert https.inputs["certificateArn"] == cert.outputs["arn"]
+    assert https.inputs["sslPolicy"].startswith("ELBSecurityPolicy-TLS13-")
+    assert one(result, "aws:acm/certificateValidation:CertificateValidation").urn in https.dependencies
+    records = {r.name: r.inputs for r in result.by_type("aws:route53/record:Record")}
+    assert set(records) == {"alb-cert-validation", "alb-alias-a"}
+    assert {r["zoneId"] for r in records.values()} == {cfg.alb.hosted_zone_id}
+    assert result.outputs["apiUrl"] == "https://genai.example.com"
     tg = one(result, "aws:lb/targetGroup:TargetGroup").inputs
     assert (tg["targetType"], tg["port"], tg["healthCheck"]["path"]) == ("ip", 8080, "/readyz")
     releases = {r.inputs["chart"]: r for r in result.by_type("kubernetes:helm.sh/v3:Release")}
     assert releases["aws-load-balancer-controller"].inputs["version"] == "3.5.0"
+    assert result.outputs["albDnsName"].endswith(".elb.amazonaws.com")
+    assert one(result, "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
+    assert result.notes == []
+
+
+def test_dev_without_a_certificate_has_no_alb_and_says_what_it_offers_instead(plans):
+    result, cfg = plans["dev"]
+    assert cfg.alb.enabled and cfg.alb.certificate_arn is None and cfg.alb.domain is None
+    gone = ("genai-scale:index:Alb", "genai-scale:index:LbController", "aws:lb/loadBalancer:LoadBalancer",
+            "aws:lb/listener:Listener", "aws:acm/certificate:Certificate", "aws:route53/record:Record",
+            "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
+    assert [r.name for r in result.resources if r.type in gone] == []
+    assert "albDnsName" not in result.outputs and "apiUrl" not in result.outputs
+    service = result.one("kubernetes:core/v1:Service", "gateway-service")
+    assert service.inputs["spec"]["type"] == "ClusterIP"
+    note, = result.notes
+    assert note.startswith("No public entry point: genai-scale:alb names no certificate (neither domain with "
+                           "hostedZoneId nor certificateArn), so the stack creates no ALB")
+    assert "`kubectl -n genai-gateway port-forward svc/gateway 8080:8080`" in note
+    assert "set genai-scale:alb.domain (e.g. api.example.com) and genai-scale:alb.hostedZoneId" in note
+    assert result.to_json(tier=cfg.tier)["notes"] == [note]
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_stack_has_the_cache_and_bedrock(plans, stack):
+    result, cfg = plans[stack]
     rg = one(result, "aws:elasticache/replicationGroup:ReplicationGroup").inputs
     assert rg["engine"] == "valkey" and rg["engineVersion"] == "8.2" and rg["transitEncryptionMode"] == "required"
     assert one(result, "aws:bedrock/inferenceProfile:InferenceProfile").inputs["modelSource"]["copyFrom"].endswith(
         ":inference-profile/us.amazon.nova-lite-v1:0")
-    assert result.outputs["albDnsName"].endswith(".elb.amazonaws.com")
     assert result.outputs["cacheEndpoint"].startswith("master.")
 
 
@@ -75,7 +108,7 @@ def test_prototype_buys_nothing_runs_no_endpoint_and_has_no_waf(plans):
     assert result.by_type("aws:wafv2/webAcl:WebAcl") == []
     rg = one(result, "aws:elasticache/replicationGroup:ReplicationGroup").inputs
     assert rg["numCacheClusters"] == 1 and rg["automaticFailoverEnabled"] is False
-    assert one(result, "aws:lb/loadBalancer:LoadBalancer").inputs["enableDeletionProtection"] is False
+    assert result.by_type("aws:lb/loadBalancer:LoadBalancer") == []  # no certificate in the shipped dev stack
     assert ":application-inference-profile/" in result.outputs["bedrockModelArn"]
 
 
@@ -156,12 +189,48 @@ def settings_error(stack: str, **overrides) -> str:
     return str(exc.value)
 
 
-def test_missing_certificate_is_reported_with_the_stack_key():
-    raw = stack_config("dev")
-    raw["genai-scale:alb"] = {}
-    with pytest.raises(ConfigError) as exc:
-        build_settings(raw, source="Pulumi.dev.yaml")
-    assert "genai-scale:alb.certificateArn: required when alb.enabled" in str(exc.value)
+def test_a_domain_needs_its_hosted_zone_and_the_other_way_round():
+    msg = settings_error("dev", **{"genai-scale:alb": {"domain": "api.example.com"}})
+    assert ("genai-scale:alb.hostedZoneId: required with domain: the Route 53 hosted zone that holds "
+            "api.example.com") in msg
+    msg = settings_error("dev", **{"genai-scale:alb": {"hostedZoneId": "Z0123456789EXAMPLE"}})
+    assert "genai-scale:alb.domain: required with hostedZoneId: the host name to serve the API at" in msg
+
+
+def test_certificate_arn_and_domain_together_are_one_config_problem_naming_both():
+    msg = settings_error("prod", **{"genai-scale:alb": {"certificateArn": CERT, "domain": "genai.example.com",
+                                                        "hostedZoneId": "Z0123456789EXAMPLE"}})
+    assert msg.splitlines()[0].endswith("invalid configuration: 1 problem")
+    assert ("genai-scale:alb.certificateArn = 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-4a6b-8c7d-"
+            "9e0f1...: either certificateArn or domain with hostedZoneId, not both (domain is set too)") in msg
+
+
+def test_without_a_certificate_the_other_alb_settings_are_still_checked():
+    msg = settings_error("dev", **{"genai-scale:alb": {"sslPolicy": "ELBSecurityPolicy-2016-08"}})
+    assert "genai-scale:alb.sslPolicy = 'ELBSecurityPolicy-2016-08': a TLS 1.3 security policy" in msg
+    assert "certificateArn" not in msg
+
+
+def test_a_certificate_arn_alone_still_gives_the_alb_its_listener_certificate():
+    from infra.plan import run_program
+
+    raw = {**stack_config("dev"), "genai-scale:alb": {"certificateArn": CERT}}
+    cfg = build_settings(raw, source="Pulumi.dev.yaml")
+    result = run_program(lambda: program.build_stack(cfg, "dev"), stack="dev", config=raw)
+    https = [r.inputs for r in result.by_type("aws:lb/listener:Listener") if r.inputs["port"] == 443][0]
+    assert https["certificateArn"] == CERT
+    assert result.by_type("aws:acm/certificate:Certificate") == [] and result.notes == []
+    assert one(result, "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
+
+
+def test_alb_switched_off_is_noted_too():
+    from infra.plan import run_program
+
+    raw = {**stack_config("dev"), "genai-scale:alb": {"enabled": False}}
+    cfg = build_settings(raw, source="Pulumi.dev.yaml")
+    result = run_program(lambda: program.build_stack(cfg, "dev"), stack="dev", config=raw)
+    note, = result.notes
+    assert note.startswith("No public entry point: genai-scale:alb.enabled is false, so the stack creates no ALB")
 
 
 def test_component_rules_come_back_as_camel_case_config_paths():
@@ -260,3 +329,14 @@ def test_prototype_context_has_an_on_demand_bedrock_model_and_no_endpoints():
     ctx = _context("dev")
     assert ctx.bedrock is not None and not ctx.bedrock.provisioned
     assert ctx.sagemaker == {}
+
+
+def test_the_human_plan_prints_the_notes_after_the_outputs(plans):
+    from infra.cli import render_plan
+
+    result, cfg = plans["dev"]
+    text = render_plan(result, cfg)
+    assert text.index("\nOutputs\n") < text.index("\nNotes\n")
+    assert text.endswith(f"\nNotes\n  - {result.notes[0]}\n")
+    result, cfg = plans["staging"]
+    assert "\nNotes\n" not in render_plan(result, cfg)

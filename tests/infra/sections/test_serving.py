@@ -17,7 +17,7 @@ SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 
 
 def stack_config(stack: str) -> dict:
-    """The shipped stack file's config mapping (it names an example ACM certificate)."""
+    """The shipped stack file's config mapping."""
     return read_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
 
 

@@ -202,8 +202,10 @@ def test_gpu_sharing_resources(sharing, extra, expected):
 
 def test_neuron_requests_whole_devices_and_drains_in_the_entrypoint():
     a = args(placement=placement("inf2", "inf2.48xlarge"), model=model(tensor_parallel_size=4),
-             engine_version=versions.VLLM_NEURON_ENGINE_VERSION, warm_pool_placeholders=0)
+             engine_version=versions.VLLM_NEURON_ENGINE_VERSION, warm_pool_placeholders=0,
+             neuron_scheduler="my-scheduler")
     m = render_manifests("llama-8b-inf2", a)
+    assert m["Deployment"]["spec"]["template"]["spec"]["schedulerName"] == "my-scheduler"
     c = m["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert c["resources"]["limits"]["aws.amazon.com/neuron"] == "2"  # 4 NeuronCores = 2 Inferentia2 chips
     env = {e["name"]: e.get("value") for e in c["env"]}
@@ -295,3 +297,63 @@ def test_api_key_secret_is_a_pulumi_secret():
     secret = result.one("kubernetes:core/v1:Secret", "llama-8b-api-key")
     from infra.plan import jsonable
     assert jsonable(secret.inputs)["stringData"] == "[secret]"
+
+
+# --- Neuron scheduler extension: AWS's Neuron docs call it required for pods that request more than one device ---
+
+def _inf2(tp: int, instance_type: str = "inf2.48xlarge", **kw) -> VllmServiceArgs:
+    return args(placement=placement("inf2", instance_type), model=model(tensor_parallel_size=tp),
+                engine_version=versions.VLLM_NEURON_ENGINE_VERSION, **kw)
+
+
+def test_a_replica_on_part_of_a_nodes_devices_needs_the_neuron_scheduler():
+    with pytest.raises(ArgsError) as exc:
+        _inf2(4)  # 2 of the 12 Inferentia2 devices of an inf2.48xlarge
+    assert ("neuron_scheduler = None: required: one replica takes 2 of the 12 Neuron devices of one inf2.48xlarge "
+            "node, which must be directly connected; turn on the Neuron scheduler extension (NeuronDevicePlugin "
+            "scheduler_extension) and pass its scheduler_name") in str(exc.value)
+    for ok in (_inf2(2), _inf2(2, "inf2.8xlarge")):  # one device (on inf2.8xlarge: every device of the node)
+        spec = render_manifests("m", ok)["Deployment"]["spec"]["template"]["spec"]
+        assert "schedulerName" not in spec
+
+
+def test_the_neuron_scheduler_places_serving_pods_and_placeholders_alike():
+    m = render_manifests("m", _inf2(8, neuron_scheduler="my-scheduler", warm_pool_placeholders=1))
+    assert m["Deployment"]["spec"]["template"]["spec"]["schedulerName"] == "my-scheduler"
+    assert m["PlaceholderDeployment"]["spec"]["template"]["spec"]["schedulerName"] == "my-scheduler"
+    assert m["Deployment"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"][
+        "aws.amazon.com/neuron"] == "4"
+    # given while every pod takes one device, the extension still places them (one allocator per node)
+    one = render_manifests("m", _inf2(2, neuron_scheduler="my-scheduler"))
+    assert one["Deployment"]["spec"]["template"]["spec"]["schedulerName"] == "my-scheduler"
+    nvidia = render_manifests("llama-8b", args(neuron_scheduler="my-scheduler"))
+    assert "schedulerName" not in nvidia["Deployment"]["spec"]["template"]["spec"], "NVIDIA pods keep the default"
+
+
+# --- Hugging Face token ---
+
+def test_hugging_face_token_reaches_vllm_only_through_a_secret():
+    import pulumi
+    m = render_manifests("llama-8b", args(hf_token="hf_literal"))
+    env = m["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    hf = [e for e in env if e["name"] == "HF_TOKEN"]
+    assert hf == [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "llama-8b-hf-token", "key": "token"}}}]
+    assert "hf_literal" not in json.dumps(m)
+    result = run_program(lambda: VllmService("llama-8b", args(hf_token=pulumi.Output.secret("hf_literal"))))
+    secret = result.one("kubernetes:core/v1:Secret", "llama-8b-hf-token")
+    from infra.plan import jsonable
+    assert jsonable(secret.inputs)["stringData"] == "[secret]"
+    assert secret.inputs["metadata"]["namespace"] == "genai-serving"
+    dep = result.one("kubernetes:apps/v1:Deployment", "llama-8b-deployment")
+    assert secret.urn in dep.dependencies
+    # a plain string given by a caller is stored as a secret all the same
+    plain = run_program(lambda: VllmService("llama-8b", args(hf_token="hf_literal")))
+    assert jsonable(plain.one("kubernetes:core/v1:Secret", "llama-8b-hf-token").inputs)["stringData"] == "[secret]"
+
+
+def test_no_hugging_face_token_no_secret_and_no_env():
+    m = render_manifests("llama-8b", args())
+    env = {e["name"] for e in m["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "HF_TOKEN" not in env
+    result = run_program(lambda: VllmService("llama-8b", args()))
+    assert [r.name for r in result.by_type("kubernetes:core/v1:Secret")] == ["llama-8b-api-key"]
