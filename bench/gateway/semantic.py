@@ -40,7 +40,8 @@ DEV = Path(__file__).resolve().parent / "semantic_eval" / "dev.jsonl"
 def shipped_policy() -> guard.Policy:
     c = SemanticCacheConfig()
     return guard.Policy(threshold=c.threshold, threshold_reworded=c.threshold_reworded,
-                        max_changed_words=c.max_changed_words)
+                        max_changed_words=c.max_changed_words,
+                        threshold_strict=c.threshold_strict)
 
 
 def load(path: Path, split: str | None) -> list[dict]:

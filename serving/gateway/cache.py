@@ -391,7 +391,7 @@ class SemanticCache:
             return guard.Policy(threshold=float(rule), threshold_reworded=max(float(rule), guard.Policy().
                                                                                threshold_reworded))
         return guard.Policy(threshold=rule.threshold, threshold_reworded=rule.threshold_reworded,
-                            max_changed_words=rule.max_changed_words)
+                            max_changed_words=rule.max_changed_words, threshold_strict=rule.threshold_strict)
 
     async def lookup(self, scope: str, text: str, vec: np.ndarray, rule, use_guard: bool = True) -> SemanticHit | None:
         policy = self.policy(rule)

@@ -117,7 +117,11 @@ def hash_key(generate: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    if not (sys.argv[1:] if argv is None else argv):  # `genai-scale gateway` alone: what it can do, not an error trace
+        parser.print_help()
+        return 2
+    args = parser.parse_args(argv)
     if args.cmd == "serve":
         return serve(args.config, args.host, args.port)
     if args.cmd == "check":

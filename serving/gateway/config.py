@@ -244,8 +244,12 @@ class SemanticCacheConfig(_Model):
     threshold_reworded: float = Field(0.90, gt=0, le=1)
     """Cosine similarity needed when the content words differ (synonyms, added or dropped words). Default: 0.90."""
     max_changed_words: int = Field(3, ge=0, le=20)
-    """Most content words that may differ between the two questions (both sides counted); more is a miss.
-    Default: 3."""
+    """Most content words that may differ between the two questions (both sides counted) at
+    ``threshold_reworded``; more need ``threshold_strict``. Default: 3."""
+    threshold_strict: float = Field(0.93, gt=0, le=1)
+    """Cosine similarity needed when one question only adds content words the other lacks (two or more, or one in
+    a qualifying phrase such as "for contractors": a narrower request), or when more than ``max_changed_words``
+    words differ. Default: 0.93 (tuned on the dev and spent held-out sets of bench/gateway/semantic_eval)."""
     ttl_seconds: PositiveInt = 3600
     """Entry lifetime. Default: 1 hour."""
     guard: bool = True

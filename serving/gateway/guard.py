@@ -9,21 +9,32 @@ descending". No threshold separates those from true paraphrases, so a hit needs 
    javascript, Postgres -> postgresql, golang -> go, oz -> ounces ...).
 2. **Long prompts** (RAG: documents first, the question last; or a short question before code or an email) are split
    by :func:`split`: the context must match as its canonical word sequence (:func:`context_key`: markup, separators,
-   whitespace, punctuation and greeting lines do not count, any word does; it is part of the index scope) and only
-   the question, without greetings and pleasantries (:func:`clean_question`), is embedded and judged.
+   bullet glyphs, XML-like tags, document labels such as "[Document 2]" or "Source 1:", whitespace, punctuation and
+   template lines -- greetings, sign-offs, instructions such as "Use the following documents to answer"
+   (:func:`is_template_line`) -- do not count, any word of a document does; it is part of the index scope) and only
+   the question, without greetings, pleasantries, a grounding instruction ("Based only on the context above:") or a
+   closing instruction (:func:`clean_question`), is embedded and judged.
 3. **Anchors must agree** (:func:`analyze`): numbers (digits and number words, as a multiset), negations,
-   polarity words reduced to a canonical form (enable/turn on -> ``enable``; disable/turn off -> ``disable``) of
+   ("non-refundable" is a negation of "refundable"), polarity words reduced to a canonical form (enable/turn on ->
+   ``enable``; disable/turn off -> ``disable``) of
    which one prompt may not hold a word and the other its antonym (:data:`ANTONYMS`: enable/disable,
    ascending/descending, awake/asleep, in/out, tenant/landlord ...), quantifiers (all/every/each vs one), and
-   entities (capitalised words, acronyms, code-like tokens, known technology names and units); an entity of one
-   prompt must occur in the other; when both ask with who/when/where/why, the same question word.
+   entities (capitalised words, acronyms, code-like tokens, one-letter labels such as "drug A", known technology
+   names and units); an entity of one prompt must occur in the other (a code without its hyphen, a quoted phrase as
+   its words); when both ask with who/when/where/why, the same question word.
 4. **No role or direction swap**: the terms both prompts share must not differ by one exchange of two terms
-   ("A beat B" / "B beat A"), and the term right after a direction word (to, from, into, than, vs ...) must be the
-   same in both ("from French to English" / "from English to French"). Reordered paraphrases ("At sea level, what
-   is ...?" / "What is ... at sea level?") pass: they move a block, they do not exchange two terms.
-5. **Changed content words** (:class:`Policy`): when the content words differ (after stemming and a small synonym
-   table), the cosine must reach a higher bar and only a few words may differ; when they are the same, the base
-   threshold applies.
+   ("A beat B" / "B beat A"), a shared term may not fill a second role in one prompt and another shared term in the
+   other ("... we represent the lender" / "... the borrower"), and the term right after a direction word (to, from,
+   into, than, vs ...) must be the same in both ("from French to English" / "from English to French"). Reordered
+   paraphrases ("At sea level, what is ...?" / "What is ... at sea level?") pass: they move a block, they do not
+   exchange two terms.
+5. **Changed content words** (:class:`Policy`), after stemming, -ise/-ize spellings, a small synonym table, filler
+   words ("pls", "walk me through") and one-letter typos of long words, in tiers: the same content words -> the base
+   ``threshold``; a few words reworded (at most ``max_changed_words``) -> ``threshold_reworded``; more words reworded
+   on both sides -> ``threshold_strict``; words only *added* on one side are a narrower request ("Side effects of
+   lisinopril" / "... in elderly patients"): a widening "and"/"or" or a restrictive modifier never hits, two or more
+   added words or one in a qualifying phrase ("for contractors") need ``threshold_strict``, more than
+   ``max_changed_words`` added words never hit.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -58,6 +70,7 @@ PHRASES: dict[str, str] = {
     "united kingdom": "united-kingdom", "amazon web services": "aws", "google cloud platform": "gcp",
     "google cloud": "gcp", "machine learning": "machine-learning", "visual studio code": "visual-studio-code",
     "fluid ounces": "fluid-ounce",
+    "walk me through": "explain", "walk through": "explain",
     "fl oz": "fluid-ounce", "fluid ounce": "fluid-ounce", "turn on": "enable", "switch on": "enable",
     "turn off": "disable", "switch off": "disable", "log in": "login", "sign in": "login", "log into": "login",
     "log out": "logout", "sign out": "logout", "opt in": "opt-in", "opt out": "opt-out", "check in": "check-in",
@@ -280,7 +293,8 @@ for with about as than then there here so and or but if can could should would w
 explain give show let lets get got need want way ways some just also very really much many like use using used make
 making made help know kind sort type quick question thanks thank hi hello hey okay ok anyone someone able possible
 exactly actually basically simply good best easiest easy simple correct proper right properly way step steps
-guide tutorial mean means meaning describe list summarize summary overview
+guide tutorial mean means meaning describe list summarize summary overview pls plz u ur thx kindly wondering
+wonder curious something appreciate appreciated assist
 based according documents document above below following text passage context provided given question answer
 should would one between""".split())
 STOPWORDS -= set(POLARITY) | set(QUANTIFIERS) | set(_NUMBER_WORDS) | NEGATIONS
@@ -306,6 +320,9 @@ SYNONYMS: dict[str, str] = {
     "terms": "term", "rule": "rule", "regulation": "rule", "state": "rule",
     "deletion": "delete", "deleted": "delete", "approval": "approve", "approve": "approve",
 }
+
+_ANCHOR_VOCAB = frozenset(w for w in set(NEGATIONS) | set(POLARITY) | set(QUANTIFIERS) | DIRECTION_WORDS |
+                          {"because", "instead", "rather", "between"} if w.isalpha() and len(w) >= 5)
 
 _WORD = re.compile(r"`[^`]+`|\"[^\"]+\"|[A-Za-z0-9°][A-Za-z0-9_.+#/°-]*(?:'[a-z]+)?|[.?!;:,]")
 _NUM = re.compile(r"^\d+(?:[.,:/-]\d+)*(?:%|st|nd|rd|th|x|k|m|gb|mb|kb|s|ms)?$")
@@ -342,23 +359,72 @@ _SEPARATOR = re.compile(r"^[ \t]*(?:[-=*_~#]\s*){3,}$", re.MULTILINE)
 
 # greetings and pleasantries around a question: they never change what is asked
 _LEAD = re.compile(r"^(?:(?:hi|hello|hey|dear \w+|good (?:morning|afternoon|evening))(?: there| all| team)?[,!.]*\s+|"
-                   r"(?:please answer|quick question|question|could you tell me|can you tell me|please help|"
+                   r"(?:please answer|quick question|quick q|question|could you tell me|can you tell me|please help|"
                    r"i'd appreciate your help|i would appreciate your help|help me out|help please)\s*[:,\-!.]\s*)+",
                    re.IGNORECASE)
 _TAIL = re.compile(r"(?:\s*[.!]?\s*(?:thanks(?: a lot| in advance| so much)?|thank you(?: in advance| so much)?|"
                    r"cheers|much appreciated|ty)[.!]*)+\s*$", re.IGNORECASE)
 _REPEATED_MARK = re.compile(r"([?!.])\1+")
+_SPACED_MARK = re.compile(r"\s*[.,;:]?\s+([?!])$")
+# a RAG template's instruction in front of the question: "Based only on the context above:", "Using the documents
+# provided,", "According to the sources,"
+_GROUNDING = re.compile(r"^(?:(?:answer\s+)?(?:based|relying)\s+(?:only\s+|solely\s+|strictly\s+)?on|using|"
+                        r"according to|from|given)\s+(?:only\s+)?(?:the|these|this|those)\s+(?:\w+\s+)?"
+                        r"(?:context|contexts|documents?|sources?|passages?|excerpts?|text|information|material|"
+                        r"references?|snippets?)(?:\s+(?:above|below|provided|given|shown))?\s*[:,\-]\s*",
+                        re.IGNORECASE)
+
+TEMPLATE_WORDS = frozenset("""a above all an and answer answering any assistant background base based below
+context contexts dear documents document excerpts following for from given good hello help hey hi i in information
+is are knowledge material materials me morning afternoon evening my of on only or passage passages please provided
+question questions read refer reference references relevant retrieved search sources source snippets the these
+this to use using you your there team thanks thank cheers regards best here some query queries prior not do user
+don't other if it that say know concise concisely cite""".split())
+"""Words of a RAG template's instruction and greeting lines ("Hi! Please use the context below.", "Use the following
+retrieved documents to answer.", "Context:"): a line made of these words only carries no document content."""
+
+
+_OPENER = re.compile(r"^([^:?!.\n]{1,80}?)\s*(?::|\s-+\s|,)\s+")
+
+
+_FILLER = (STOPWORDS | TEMPLATE_WORDS | {"above", "below"}) - NEGATIONS - set(QUANTIFIERS) - set(_NUMBER_WORDS)
+"""Words a polite opener may consist of ("I was wondering", "could you please help me with something")."""
+
+
+def _strip_opener(text: str) -> str:
+    """``text`` without a polite opener of filler words only ("Could you please help me with something:", "I was
+    wondering -", "Hey team, quick question -")."""
+    m = _OPENER.match(text)
+    if m and m.end() < len(text) and all(w in _FILLER for w in re.findall(r"[a-z']+|\d+", m.group(1).lower())):
+        return text[m.end():]
+    return text
+
+
+def is_template_line(line: str) -> bool:
+    """A short line of template words only (an instruction, a greeting, a bare "Context:" label)."""
+    words = re.findall(r"[a-z']+|\d+", line.lower())
+    return 0 < len(words) <= 16 and all(w in TEMPLATE_WORDS for w in words)
 
 
 def clean_question(q: str) -> str:
-    """The question without greetings, pleasantries, a template label or repeated marks ("???")."""
+    """The question without greetings, pleasantries, a template label or grounding instruction ("Based only on the
+    context above:"), leading instruction sentences, repeated marks ("???") or a space before the final mark."""
     q = _LABEL.sub("", q.strip())
     prev = None
     while prev != q:
         prev = q
         q = _LEAD.sub("", q).strip()
         q = _TAIL.sub("", q).strip()
+        q = _GROUNDING.sub("", q).strip()
+        q = _LABEL.sub("", q).strip()
+        q = _strip_opener(q)
+        sents = _SENT_END.split(q)
+        if len(sents) >= 2 and is_template_line(sents[0]):
+            q = " ".join(sents[1:])
+        elif len(sents) >= 2 and is_template_line(sents[-1]):  # "... ? Answer concisely."
+            q = " ".join(sents[:-1])
     q = _REPEATED_MARK.sub(r"\1", q)
+    q = _SPACED_MARK.sub(r"\1", q)
     return q or prev
 
 
@@ -384,6 +450,8 @@ def split(text: str, *, min_context_words: int = 40) -> Query:
         return Query(context_key(t[: m.start()]), clean_question(t[m.end():].replace("\n", " ")))
     t = _SEPARATOR.sub("", t)
     paras = [p for p in re.split(r"\n\s*\n", t) if p.strip()]
+    while len(paras) >= 2 and all(is_template_line(ln) or _GREETING_LINE.match(ln) for ln in paras[-1].split("\n")):
+        paras.pop()  # a closing instruction or sign-off after the question ("Answer only from the sources.")
     if len(paras) >= 2 and _question_first(paras[0], paras[-1], len(paras)):
         head, q = "\n\n".join(paras[1:]), paras[0]
     elif len(paras) >= 2:
@@ -417,13 +485,34 @@ def _question_first(first: str, last: str, n_paras: int) -> bool:
 _CONTEXT_WORD = re.compile(r"[a-z0-9\u00c0-\uffff]+(?:[.,:/'%-][a-z0-9\u00c0-\uffff]+)*%?")
 _GREETING_LINE = re.compile(r"^\s*(?:hi|hello|hey|dear \w+|good (?:morning|afternoon|evening)|thanks|thank you|"
                             r"cheers)(?: there| all| team| in advance| so much)?[,!.]*\s*$", re.IGNORECASE)
+_DOC_NOUN = r"(?:source|document|doc|passage|excerpt|chunk|reference|snippet|result|article|context|item|record)"
+# a document's header label: "[Document 2]", "[2]", "Source 1:", "Document 3 -", "Passage #2.", "Context:", list marks
+_DOC_LABEL = re.compile(rf"^[\s>*_#=|-]*(?:\[\s*(?:{_DOC_NOUN}\s*)?#?\s*\d+\s*\]|\(\s*\d+\s*\)|"
+                        rf"{_DOC_NOUN}s?\s*#?\s*\d+\s*(?:[:.)\-]|(?=[\s*_#=]*$))|"
+                        rf"(?:{_DOC_NOUN}s?|retrieved {_DOC_NOUN}s?|background|knowledge base)\s*:|"
+                        r"\d{1,2}[.)](?=\s)|[\u2022\u2023\u25e6\u2043\u2219\u00b7\u25aa\u25cf])\s*",
+                        re.IGNORECASE)
+
+
+_TAG = re.compile(r"</?[A-Za-z][\w:-]*(?:\s+[\w:-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))*\s*/?>")
+"""An XML-like tag of a template ("<document index=\"1\">", "</context>")."""
 
 
 def context_key(head: str) -> str:
-    """The context as its canonical word sequence: lower case, markup (``###``, ``**``, list marks, separator
-    lines), punctuation between words, whitespace and greeting lines dropped. Formatting-only differences give the
-    same key; any changed, added or removed word (a number, a name, a "not") gives another."""
-    lines = [ln for ln in normalize(head).lower().split("\n") if not _GREETING_LINE.match(ln)]
+    """The context as its canonical word sequence: lower case, markup (``###``, ``**``, ``===``, list marks and
+    bullet glyphs, separator lines), document labels ("[Document 2]", "Source 1:", "Context:"), template lines
+    (greetings, sign-offs, instructions such as "Use the following documents to answer", :func:`is_template_line`),
+    punctuation between words and whitespace dropped. Formatting-only differences give the same key; any changed,
+    added or removed word of a document (a number, a name, a "not") gives another."""
+    lines = []
+    for ln in _TAG.sub(" ", normalize(head)).split("\n"):
+        prev = None
+        while prev != ln:
+            prev, ln = ln, _DOC_LABEL.sub("", ln, count=1)
+            if not lines:  # a greeting or polite opener in front of the first document
+                ln = _strip_opener(_LEAD.sub("", ln))
+        if ln.strip() and not _GREETING_LINE.match(ln) and not is_template_line(ln):
+            lines.append(ln.lower())
     return " ".join(_CONTEXT_WORD.findall("\n".join(lines)))
 
 
@@ -452,7 +541,36 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+_ISE = re.compile(r"(?<=\w{4})is(e|ed|es|ing|ation|ations)$")
+
+
+def _one_edit(u: str, v: str, *, substitute: bool) -> bool:
+    """Same first letter and one edit apart: a letter dropped or added (not at the end), two neighbours exchanged, or
+    (when ``substitute``) one letter changed."""
+    if u == v or not u or not v or u[0] != v[0] or abs(len(u) - len(v)) > 1 or u.startswith(v) or v.startswith(u):
+        return False  # a last letter more or less is an inflection ("receive" / "receiver"), not a typo
+    if len(u) == len(v):
+        diff = [i for i in range(len(u)) if u[i] != v[i]]
+        if len(diff) == 2 and diff[1] == diff[0] + 1 and u[diff[0]] == v[diff[1]] and u[diff[1]] == v[diff[0]]:
+            return True
+        return substitute and len(diff) == 1
+    short, long_ = (u, v) if len(u) < len(v) else (v, u)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+@lru_cache(maxsize=8192)
+def _anchor_typo(w: str) -> str | None:
+    """The anchor word (negation, polarity, quantifier, direction word) a typo stands for: "wihtout" -> "without",
+    "becasue" -> "because". Words of five letters or more; a changed letter only from seven letters on ("alter" is
+    not "after")."""
+    if len(w) < 5 or not w.isalpha() or w in _ANCHOR_VOCAB or w in STOPWORDS or w in KNOWN:
+        return None
+    near = [v for v in _ANCHOR_VOCAB if _one_edit(w, v, substitute=len(w) >= 7)]
+    return near[0] if len(near) == 1 else None
+
+
 def _raw_stem(w: str) -> str:
+    w = _ISE.sub(r"iz\1", w)  # British -ise spellings ("summarise" / "summarize")
     for suf, rep, n in (("ies", "y", 5), ("sses", "ss", 5), ("ing", "", 6), ("ed", "", 5), ("es", "", 5),
                         ("s", "", 4), ("ly", "", 5)):
         if w.endswith(suf) and len(w) >= n and (suf != "s" or not w.endswith(("ss", "us", "is"))):
@@ -485,6 +603,8 @@ def _is_entity(tok: str, sentence_start: bool) -> bool:
     if any(c in tok for c in "_/#+") or (("." in tok) and has_alpha):
         return True
     if len(tok) >= 2 and tok.isupper():
+        return True
+    if len(tok) == 1 and tok.isupper() and tok != "I" and not sentence_start:  # a label: "drug A", "server B"
         return True
     if any(c.isupper() for c in tok[1:]):  # camelCase, iPhone
         return True
@@ -550,9 +670,18 @@ def analyze(question: str) -> Analysis:
         if lw in ".?!;:,":
             pending = [] if lw != "," else pending
             continue
+        fixed = _anchor_typo(lw)
+        if fixed:
+            surface, lw = fixed, fixed
+        if lw.startswith("non-") and len(lw) > 5:  # "non-refundable": a negation of "refundable"
+            negs += 1
+            surface, lw = surface[4:], lw[4:]
         a = ALIASES.get(lw, lw)
+        if a.isalpha():
+            a = _ISE.sub(r"iz\1", a)  # "summarise" is the stop word "summarize"
         words.add(a)
         words.add(_stem(a))
+        words.add(a.replace("-", ""))
         key = None
         if _NUM.match(a):
             v = a.replace(",", "")
@@ -665,10 +794,22 @@ class Policy:
     threshold_reworded: float = 0.90
     """Cosine needed when content words differ."""
     max_changed_words: int = 3
-    """At most this many content words may differ (both sides counted)."""
+    """At most this many content words may differ (both sides counted) at ``threshold_reworded``."""
+    threshold_strict: float = 0.93
+    """Cosine needed when one question only adds content words (two or more, or one in a qualifying phrase), or
+    when more than ``max_changed_words`` words differ."""
 
 
 _DIFF = _stem("difference")
+
+
+def _entity_in(e: str, words: frozenset[str]) -> bool:
+    """An entity occurs in the other question: as a word, as a code without its hyphen ("W-2" / "W2"), or a quoted
+    phrase as its words ("'good morning'" / good morning)."""
+    if e in words or e.replace("-", "") in words:
+        return True
+    parts = [w for w in re.split(r"[\s\"`]+", e) if w]
+    return len(parts) >= 2 and all(w in words or _stem(w) in words for w in parts)
 
 
 def rule_problem(a: str, b: str) -> str | None:
@@ -683,7 +824,7 @@ def rule_problem(a: str, b: str) -> str | None:
         return "polarity"
     if x.quant != y.quant:
         return "quantifier"
-    if not x.ents <= y.words or not y.ents <= x.words:
+    if not all(_entity_in(e, y.words) for e in x.ents) or not all(_entity_in(e, x.words) for e in y.ents):
         return "entities"
     wa, wb = _wh(a), _wh(b)
     if wa and wb and wa != wb:  # "When was it built?" / "Why was it built?"
@@ -702,6 +843,13 @@ def rule_problem(a: str, b: str) -> str | None:
             if not any(bt is not None and set(bt) <= _LINK for bt in links):
                 return "role swap"
         elif _pivot_swap(sa, sb):
+            return "role swap"
+    if not symmetric:
+        # the same terms, but one fills a second role in one prompt and the other in the other ("lender ... assume
+        # we represent the lender" / "... the borrower")
+        ca = Counter(w for w in x.seq if w in shared)
+        cb = Counter(w for w in y.seq if w in shared)
+        if ca - cb and cb - ca:
             return "role swap"
     after_a: dict[str, set[str]] = {}
     after_b: dict[str, set[str]] = {}
@@ -729,12 +877,78 @@ def _wh(text: str) -> set[str]:
     return {_WH[t.lower()] for t in tokens(text) if t.lower() in _WH}
 
 
+def _only(x: Analysis, y: Analysis) -> set[str]:
+    """Content words and unpaired polarity words of ``x`` that ``y`` lacks; a word that is an entity in ``y`` (a
+    name typed in lower case, or capitalised at the start of a sentence) counts as shared, and so does a typo of a
+    word of ``y`` (:func:`_typo`)."""
+    y_ents = y.ents | {_stem(w) for e in y.ents for w in e.split("-") if w.isalpha()}
+    only = x.content - y.content - y_ents
+    only = {w for w in only if not any(_typo(w, v) for v in y.content - x.content)}
+    return only | ((set(x.polar) - set(y.polar)) - SOFT_POLARITY)
+
+
+def _typo(u: str, v: str) -> bool:
+    """One edit (a letter dropped, added, changed, or two neighbours exchanged) between two words of at least six
+    letters with the same first letter: "recieve" / "receive", "reimbursment" / "reimbursement"."""
+    return min(len(u), len(v)) >= 6 and _one_edit(u, v, substitute=True)
+
+
+def align_typos(a: str, b: str) -> str:
+    """``b`` with each word of six or more letters that is one edit from a word of ``a`` (and not in ``a`` itself)
+    written as in ``a``: a typo must not hide a swapped role or a changed term ("itnerviewer" / "interviewer")."""
+    words_a = {w.lower() for w in re.findall(r"[A-Za-z]{6,}", a)}
+
+    def fix(m: re.Match) -> str:
+        w = m.group(0)
+        low = w.lower()
+        if low in words_a:
+            return w
+        near = [v for v in words_a if _typo(low, v)]
+        return near[0] if len(near) == 1 else w
+
+    return re.sub(r"[A-Za-z]{6,}", fix, b)
+
+
 def changed_words(a: str, b: str) -> int:
-    """Content words (and unpaired polarity words) found in one question only; a word that is an entity in the
-    other question (a name typed in lower case, or capitalised at the start of a sentence) counts as shared."""
+    """Content words (and unpaired polarity words) found in one question only (:func:`_only`, both sides)."""
     x, y = analyze(a), analyze(b)
-    diff = (x.content - y.content - y.ents) | (y.content - x.content - x.ents)
-    return len(diff) + len((set(x.polar) ^ set(y.polar)) - SOFT_POLARITY)
+    return len(_only(x, y)) + len(_only(y, x))
+
+
+def added_words(a: str, b: str) -> set[str]:
+    """The content words one question adds when the other has none of its own ("Side effects of lisinopril" /
+    "... in elderly patients" -> {elderly, patient}); empty when both or neither add words (a rewording)."""
+    x, y = analyze(a), analyze(b)
+    oa, ob = _only(x, y), _only(y, x)
+    return set() if oa and ob else oa | ob
+
+
+# words that attach a qualifying phrase to a request ("for contractors", "in elderly patients", "since 2023")
+QUALIFIER_WORDS = {"for", "in", "with", "on", "from", "across", "by", "after", "before", "during", "since", "without",
+                   "under", "over", "at", "within", "among", "per", "except", "via", "where", "when", "that", "which",
+                   "who", "whose", "if", "unless", "until", "while"}
+
+
+def _qualifier_added(a: str, b: str, added: set[str]) -> bool:
+    """The added words stand in a qualifying phrase before or after everything both questions share: a qualifier
+    word followed by an added word ("summarize our expense policy *for contractors*")."""
+    x, y = analyze(a), analyze(b)
+    shared = set(x.seq) & set(y.seq)
+    for text in (a, b):
+        toks = [t for t in tokens(text) if t not in ".?!;:,"]
+        keys = [_key_of(t) for t in toks]
+        pos = [i for i, k in enumerate(keys) if k in shared]
+        if not pos:
+            continue
+        for lo, hi in ((0, pos[0]), (pos[-1] + 1, len(toks))):
+            open_ = False
+            for i in range(lo, hi):
+                low = toks[i].lower()
+                if low in QUALIFIER_WORDS:
+                    open_ = True
+                elif open_ and keys[i] in added:
+                    return True
+    return False
 
 
 def _conjunction_added(a: str, b: str) -> bool:
@@ -772,6 +986,7 @@ def decide(a: str, b: str, cosine: float, policy: Policy = Policy()) -> tuple[bo
     """(hit, reason) for a cached question ``a`` and a new question ``b`` whose embeddings have ``cosine``."""
     if cosine < policy.threshold:
         return False, "similarity"
+    b = align_typos(a, b)
     problem = rule_problem(a, b)
     if problem:
         return False, problem
@@ -780,8 +995,11 @@ def decide(a: str, b: str, cosine: float, policy: Policy = Policy()) -> tuple[bo
         return False, "scope"
     if n == 0:
         return True, "same content"
-    if n > policy.max_changed_words:
-        return False, "changed words"
+    added = added_words(a, b)
+    if n > policy.max_changed_words and (added or cosine < policy.threshold_strict):
+        return False, "changed words"  # many words reworded on both sides may pass the strict bar; added never
+    if added and (len(added) >= 2 or _qualifier_added(a, b, added)) and cosine < policy.threshold_strict:
+        return False, "scope (added words)"
     if cosine < policy.threshold_reworded:
         return False, "similarity (reworded)"
     return True, "reworded"
@@ -790,4 +1008,4 @@ def decide(a: str, b: str, cosine: float, policy: Policy = Policy()) -> tuple[bo
 def compatible(a: str, b: str) -> bool:
     """The rules alone (no cosine): both prompts split, the same context, and no rule objects to the questions."""
     qa, qb = split(a), split(b)
-    return qa.context == qb.context and rule_problem(qa.question, qb.question) is None
+    return qa.context == qb.context and rule_problem(qa.question, align_typos(qa.question, qb.question)) is None
