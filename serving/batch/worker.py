@@ -1,0 +1,388 @@
+"""The shard worker: takes one shard message at a time from SQS, runs its records against the engine in the pod and
+commits the shard's results to S3 atomically.
+
+Per message: (1) the shard's commit marker ``out/<n>.done`` exists -> delete the message (a redelivery of finished
+work); (2) the batch is ``cancelling``/``cancelled`` -> delete the message; (3) run every record against the
+engine (OpenAI-compatible HTTP, at most ``BATCH_CONCURRENCY`` in flight) while a heartbeat extends the message's
+visibility; (4) write ``out/<n>.jsonl`` and ``err/<n>.jsonl``, then the ``.done`` marker; (5) delete the message.
+A shard without its marker is not done: a retry overwrites whatever a previous attempt left.
+
+Failures: a client error of one record (HTTP 4xx, or 5xx after retries) is a line of the shard's error file; an
+engine fault (unreachable after retries, a 200 whose body is not a JSON object) fails the whole shard: its message
+becomes visible again at once, and on its last allowed receive (``BATCH_MAX_RECEIVES``) the worker writes
+``out/<n>.failed`` with the reason before SQS moves the message to the dead-letter queue.
+
+SIGTERM (a node drain, including the spot two-minute notice): stop taking messages, abandon the running shard
+without a marker, set its message's visibility to 0 so another worker takes it at once, exit 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from serving.batch.shards import Layout, get_json, jsonl, put_json, read_jsonl
+
+log = logging.getLogger("serving.batch.worker")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """The worker's settings (:meth:`from_env` reads the variables the Kubernetes Job sets)."""
+
+    queue_url: str
+    bucket: str
+    region: str | None = None
+    engine_url: str = "http://127.0.0.1:8000/v1"
+    """OpenAI-compatible base URL of the engine (``BATCH_ENGINE_URL``)."""
+    visibility_seconds: int = 900
+    """Visibility timeout set at receive and renewed by the heartbeat (``BATCH_VISIBILITY_SECONDS``)."""
+    max_receives: int = 3
+    """The DLQ's maxReceiveCount: the last attempt writes the ``.failed`` marker (``BATCH_MAX_RECEIVES``)."""
+    concurrency: int = 32
+    """Records in flight against the engine (``BATCH_CONCURRENCY``); vLLM batches them continuously."""
+    request_timeout_seconds: float = 600.0
+    """Per-record HTTP timeout (``BATCH_REQUEST_TIMEOUT_SECONDS``)."""
+    retries: int = 2
+    """Extra attempts of a record on a connection error or 5xx (``BATCH_RETRIES``)."""
+    idle_exit_seconds: float = 20.0
+    """Exit 0 after the queue has been empty this long (``BATCH_IDLE_EXIT_SECONDS``): a KEDA Job ends when done."""
+    engine_start_seconds: float = 900.0
+    """How long to wait for the engine's ``/models`` before giving up (``BATCH_ENGINE_START_SECONDS``)."""
+    heartbeat_seconds: float | None = None
+    """Visibility renewal interval (default a third of the visibility timeout)."""
+    metrics_port: int = 0
+    """Prometheus metrics port (``BATCH_METRICS_PORT``; 0 = not served)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerConfig:
+        e = os.environ if env is None else env
+        problems = [k for k in ("BATCH_QUEUE_URL", "BATCH_BUCKET") if not e.get(k)]
+        if problems:
+            raise SystemExit(f"batch worker: {', '.join(problems)} must be set (see serving/batch/README.md)")
+
+        def num(name: str, default: float, kind=int):
+            raw = e.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                v = kind(raw)
+            except ValueError:
+                raise SystemExit(f"batch worker: {name} = {raw!r}: expected a number") from None
+            if v < 0:
+                raise SystemExit(f"batch worker: {name} = {raw!r}: expected a number >= 0")
+            return v
+
+        hb = e.get("BATCH_HEARTBEAT_SECONDS")
+        return cls(queue_url=e["BATCH_QUEUE_URL"], bucket=e["BATCH_BUCKET"],
+                   region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION"),
+                   engine_url=e.get("BATCH_ENGINE_URL") or cls.engine_url,
+                   visibility_seconds=num("BATCH_VISIBILITY_SECONDS", 900),
+                   max_receives=num("BATCH_MAX_RECEIVES", 3),
+                   concurrency=max(1, num("BATCH_CONCURRENCY", 32)),
+                   request_timeout_seconds=num("BATCH_REQUEST_TIMEOUT_SECONDS", 600.0, float),
+                   retries=num("BATCH_RETRIES", 2),
+                   idle_exit_seconds=num("BATCH_IDLE_EXIT_SECONDS", 20.0, float),
+                   engine_start_seconds=num("BATCH_ENGINE_START_SECONDS", 900.0, float),
+                   heartbeat_seconds=float(hb) if hb else None,
+                   metrics_port=num("BATCH_METRICS_PORT", 0))
+
+
+class Interrupted(Exception):
+    """SIGTERM arrived while a shard was running."""
+
+
+class ShardFailed(Exception):
+    """An engine fault that fails the whole shard (the message is retried, then dead-lettered)."""
+
+
+class Metrics:
+    """The worker's Prometheus metrics, in their own registry."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.shards = Counter("genai_scale_batch_shards_total", "Shard messages handled, by outcome "
+                              "(done, skipped_done, skipped_cancelled, failed, interrupted)", ["outcome"],
+                              registry=self.registry)
+        self.records = Counter("genai_scale_batch_records_total", "Records run, by result (ok, error)",
+                               ["result"], registry=self.registry)
+        self.tokens = Counter("genai_scale_batch_tokens_total", "Tokens reported in the engine's usage",
+                              registry=self.registry)
+        self.seconds = Histogram("genai_scale_batch_shard_seconds", "Wall time of a completed shard",
+                                 buckets=(1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600),
+                                 registry=self.registry)
+
+
+def request_id(batch_id: str, custom_id: str) -> str:
+    """A stable output line id (the same on every attempt, so retries write identical lines)."""
+    return "batch_req_" + hashlib.sha256(f"{batch_id}\0{custom_id}".encode()).hexdigest()[:32]
+
+
+def error_line(batch_id: str, custom_id: str, code: str, message: str, response: dict | None = None) -> dict:
+    """An error file line in OpenAI's batch output shape."""
+    return {"id": request_id(batch_id, custom_id), "custom_id": custom_id, "response": response,
+            "error": {"code": code, "message": message}}
+
+
+class Worker:
+    def __init__(self, cfg: WorkerConfig, *, sqs=None, s3=None, metrics: Metrics | None = None):
+        import boto3
+
+        self.cfg = cfg
+        self.sqs = sqs or boto3.client("sqs", region_name=cfg.region)
+        self.s3 = s3 or boto3.client("s3", region_name=cfg.region)
+        self.metrics = metrics or Metrics()
+        self.stop = threading.Event()
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def install_signals(self) -> None:
+        def on_term(signum, frame):
+            log.info("signal %s: finishing no new work", signum)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+
+    def wait_engine(self) -> None:
+        deadline = time.monotonic() + self.cfg.engine_start_seconds
+        url = self.cfg.engine_url.rstrip("/") + "/models"
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"batch worker: engine at {url} not ready after {self.cfg.engine_start_seconds} s")
+            time.sleep(0.5)
+
+    def run(self) -> int:
+        """Handle messages until SIGTERM or until the queue has been empty for ``idle_exit_seconds``."""
+        self.wait_engine()
+        idle_since = time.monotonic()
+        while not self.stop.is_set():
+            left = self.cfg.idle_exit_seconds - (time.monotonic() - idle_since)
+            if left <= 0:
+                log.info("queue empty for %s s: exiting", self.cfg.idle_exit_seconds)
+                break
+            resp = self.sqs.receive_message(QueueUrl=self.cfg.queue_url, MaxNumberOfMessages=1,
+                                            WaitTimeSeconds=max(1, min(5, int(left))),
+                                            VisibilityTimeout=self.cfg.visibility_seconds,
+                                            AttributeNames=["ApproximateReceiveCount"])
+            msgs = resp.get("Messages") or []
+            if not msgs:
+                continue
+            if self.stop.is_set():  # SIGTERM during the poll: hand the message back at once
+                self._release(msgs[0]["ReceiptHandle"])
+                break
+            self.handle(msgs[0])
+            idle_since = time.monotonic()
+        return 0
+
+    def _release(self, receipt: str) -> None:
+        try:
+            self.sqs.change_message_visibility(QueueUrl=self.cfg.queue_url, ReceiptHandle=receipt,
+                                               VisibilityTimeout=0)
+        except Exception as exc:  # the message then reappears after its visibility timeout
+            log.warning("could not release message: %s", exc)
+
+    def _delete(self, receipt: str) -> None:
+        try:
+            self.sqs.delete_message(QueueUrl=self.cfg.queue_url, ReceiptHandle=receipt)
+        except Exception as exc:  # a stale receipt (the message was redelivered): the marker makes it a no-op
+            log.warning("could not delete message: %s", exc)
+
+    def handle(self, msg: dict) -> str:
+        """Run one shard message; returns its outcome (the ``outcome`` label of the shards metric)."""
+        receipt = msg["ReceiptHandle"]
+        receives = int((msg.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
+        try:
+            body = json.loads(msg["Body"])
+            layout = Layout(body["bucket"], body["prefix"])
+            shard = int(body["shard"])
+            batch_id = str(body["batchId"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("malformed shard message %s: %s (left for the dead-letter queue)", msg.get("MessageId"), exc)
+            self.metrics.shards.labels("failed").inc()
+            self._release(receipt)
+            return "failed"
+        started = time.monotonic()
+        try:
+            outcome = self.run_shard(layout, batch_id, shard, receipt)
+        except Interrupted:
+            self._release(receipt)
+            self.metrics.shards.labels("interrupted").inc()
+            log.info("batch %s shard %d: interrupted, message released", batch_id, shard)
+            return "interrupted"
+        except Exception as exc:
+            self.metrics.shards.labels("failed").inc()
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("batch %s shard %d: failed on receive %d of %d: %s", batch_id, shard, receives,
+                      self.cfg.max_receives, reason)
+            if receives >= self.cfg.max_receives:
+                try:
+                    put_json(self.s3, layout.bucket, layout.failed(shard),
+                             {"shard": shard, "reason": reason, "receives": receives, "failed_at": int(time.time())})
+                except Exception as put_exc:
+                    log.error("could not write the failed marker: %s", put_exc)
+            self._release(receipt)
+            return "failed"
+        self._delete(receipt)
+        self.metrics.shards.labels(outcome).inc()
+        if outcome == "done":
+            self.metrics.seconds.observe(time.monotonic() - started)
+        log.info("batch %s shard %d: %s in %.2f s", batch_id, shard, outcome, time.monotonic() - started)
+        return outcome
+
+    # -- one shard --------------------------------------------------------------------------------------------
+    def _exists(self, bucket: str, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.s3.head_object(Bucket=bucket, Key=key)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def run_shard(self, layout: Layout, batch_id: str, shard: int, receipt: str) -> str:
+        if self._exists(layout.bucket, layout.done(shard)):
+            return "skipped_done"
+        manifest = get_json(self.s3, layout.bucket, layout.manifest)
+        if manifest.get("status") in ("cancelling", "cancelled"):
+            return "skipped_cancelled"
+        lines = read_jsonl(self.s3.get_object(Bucket=layout.bucket, Key=layout.shard(shard))["Body"].read())
+        beat = threading.Event()
+        hb = threading.Thread(target=self._heartbeat, args=(receipt, beat), daemon=True)
+        hb.start()
+        try:
+            results = self._run_records(batch_id, lines)
+        finally:
+            beat.set()
+        out = [r for ok, r in results if ok]
+        err = [r for ok, r in results if not ok]
+        if self._exists(layout.bucket, layout.done(shard)):
+            return "skipped_done"  # another worker committed while this one ran: keep its files
+        self.s3.put_object(Bucket=layout.bucket, Key=layout.out(shard), Body=jsonl(out))
+        self.s3.put_object(Bucket=layout.bucket, Key=layout.err(shard), Body=jsonl(err))
+        put_json(self.s3, layout.bucket, layout.done(shard),
+                 {"shard": shard, "completed": len(out), "failed": len(err), "committed_at": time.time()})
+        self.metrics.records.labels("ok").inc(len(out))
+        self.metrics.records.labels("error").inc(len(err))
+        return "done"
+
+    def _heartbeat(self, receipt: str, done: threading.Event) -> None:
+        every = self.cfg.heartbeat_seconds or max(1.0, self.cfg.visibility_seconds / 3)
+        while not done.wait(every):
+            try:
+                self.sqs.change_message_visibility(QueueUrl=self.cfg.queue_url, ReceiptHandle=receipt,
+                                                   VisibilityTimeout=self.cfg.visibility_seconds)
+            except Exception as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    def _run_records(self, batch_id: str, lines: list[dict]) -> list[tuple[bool, dict]]:
+        """Every record's (ok, output line), in shard order; raises Interrupted or ShardFailed."""
+        todo: queue.SimpleQueue = queue.SimpleQueue()
+        for i, line in enumerate(lines):
+            todo.put((i, line))
+        finished: queue.SimpleQueue = queue.SimpleQueue()
+        abort = threading.Event()
+
+        def work() -> None:
+            while not (abort.is_set() or self.stop.is_set()):
+                try:
+                    i, line = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    finished.put((i, self.call(batch_id, line), None))
+                except BaseException as exc:  # handed to the coordinating thread
+                    finished.put((i, None, exc))
+
+        for _ in range(min(self.cfg.concurrency, len(lines))):
+            threading.Thread(target=work, daemon=True).start()
+        results: list[Any] = [None] * len(lines)
+        got = 0
+        try:
+            while got < len(lines):
+                if self.stop.is_set():
+                    raise Interrupted()
+                try:
+                    i, res, exc = finished.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if exc is not None:
+                    raise ShardFailed(f"record {lines[i].get('custom_id')!r}: {exc}") from exc
+                results[i] = res
+                got += 1
+        finally:
+            abort.set()
+        return results
+
+    def call(self, batch_id: str, line: dict) -> tuple[bool, dict]:
+        """One record against the engine: (True, output line) or (False, error line); raises on an engine fault."""
+        cid = line["custom_id"]
+        path = line["url"][3:] if line["url"].startswith("/v1/") else line["url"]
+        url = self.cfg.engine_url.rstrip("/") + path
+        data = json.dumps(line["body"]).encode()
+        last: Exception | None = None
+        for attempt in range(self.cfg.retries + 1):
+            if attempt:
+                time.sleep(min(4.0, 0.25 * 2 ** attempt))
+            req = urllib.request.Request(url, data=data, method="POST",
+                                         headers={"content-type": "application/json", "x-request-id": cid})
+            try:
+                with urllib.request.urlopen(req, timeout=self.cfg.request_timeout_seconds) as r:
+                    status, raw, rid = r.status, r.read(), r.headers.get("x-request-id", "")
+            except urllib.error.HTTPError as exc:
+                status, raw, rid = exc.code, exc.read(), exc.headers.get("x-request-id", "")
+            except (OSError, urllib.error.URLError) as exc:
+                last = exc
+                continue
+            if status >= 500 and attempt < self.cfg.retries:
+                continue
+            try:
+                body = json.loads(raw)
+                if not isinstance(body, dict):
+                    raise ValueError(f"a JSON {type(body).__name__}")
+            except ValueError as exc:
+                if status == 200:
+                    raise ShardFailed(f"engine answered {url} with a malformed body ({exc}): {raw[:80]!r}") from None
+                body = {"error": {"message": raw[:500].decode(errors="replace")}}
+            response = {"status_code": status, "request_id": rid or str(body.get("id", "")), "body": body}
+            if status == 200:
+                usage = body.get("usage") or {}
+                self.metrics.tokens.inc(int(usage.get("total_tokens") or 0))
+                return True, {"id": request_id(batch_id, cid), "custom_id": cid, "response": response,
+                              "error": None}
+            err = body.get("error") if isinstance(body.get("error"), dict) else {}
+            return False, error_line(batch_id, cid, str(err.get("code") or f"http_{status}"),
+                                     str(err.get("message") or f"engine answered HTTP {status}"), response)
+        raise ShardFailed(f"engine unreachable at {url} after {self.cfg.retries + 1} attempts: {last}")
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    cfg = WorkerConfig.from_env(env)
+    worker = Worker(cfg)
+    worker.install_signals()
+    if cfg.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(cfg.metrics_port, registry=worker.metrics.registry)
+    return worker.run()
