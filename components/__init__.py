@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "AutoscalingSettings": "components.serving.vllm.args", "NodeGroupPlacement": "components.serving.vllm.args",
     "placement_from_node_group": "components.serving.vllm.args", "AcceleratorSpec": "components.catalog.accelerators",
     "Keda": "components.serving.keda", "KedaArgs": "components.serving.keda", "Monitoring": "components.serving.monitoring", "MonitoringArgs": "components.serving.monitoring",
+    "BatchInference": "components.batch.batch_inference", "BatchInferenceArgs": "components.batch.batch_inference",
     "Gateway": "components.gateway.gateway", "GatewayArgs": "components.gateway.gateway", "TenantSpec": "components.gateway.gateway",
     # shared
     "ArgsError": "components.errors", "Problem": "problems",

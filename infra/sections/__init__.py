@@ -1,7 +1,7 @@
 """The stack's sections, one module per concern, in build order: each owns its config keys (``KEYS``), its
 cross-field rules (``problems(cfg)``) and ``build(ctx, cfg)``."""
 
-from infra.sections import edge, foundation, gateway, managed, serving
+from infra.sections import batch, edge, foundation, gateway, managed, serving
 
-SECTIONS = [foundation, edge, managed, serving, gateway]
-"""Build order: foundation -> edge -> managed inference -> serving -> gateway."""
+SECTIONS = [foundation, edge, managed, serving, gateway, batch]
+"""Build order: foundation -> edge -> managed inference -> serving -> gateway -> batch (KEDA and the gateway image)."""

@@ -199,12 +199,13 @@ def test_an_unknown_tier_and_every_other_mistake_in_one_message(tmp_path):
         "  - genai-scale:tier = 'protoype': one of growth, prototype, scale (did you mean \"prototype\"?); the other "
         "keys were checked against the prototype preset",
         "  - genai-scale:nodeGroups.a10g.minSise: unknown key (did you mean \"minSize\"?)",
-        "  - genai-scale:bogus: unknown key; expected one of: alb, bedrock, cache, cluster, clusterAutoscaler, gateway, "
-        "gpuOperator, monitoring, network, neuron, nodeGroups, region, sagemaker, serving, tags, targets, tier",
+        "  - genai-scale:bogus: unknown key; expected one of: alb, batch, bedrock, cache, cluster, clusterAutoscaler, "
+        "gateway, gpuOperator, monitoring, network, neuron, nodeGroups, region, sagemaker, serving, tags, targets, tier",
         "  - genai-scale:nodeGroups.a10g.minSize = 3: must be <= maxSize (2)",
         "  - genai-scale:alb.certificateArn = 'nope': an ACM certificate ARN "
         "arn:aws:acm:<region>:<account>:certificate/<uuid>",
-        "  - genai-scale:serving.models.llama-8b.nodeGroup = 'h200': a node group of nodeGroups (a10g, inf2)",
+        "  - genai-scale:serving.models.llama-8b.nodeGroup = 'h200': a node group of nodeGroups (a10g, batch-a10g, "
+        "inf2)",
     ]
 
 
@@ -222,8 +223,8 @@ def test_a_removed_node_group_that_a_model_still_names_is_reported_with_both_pat
     msg = error_for(tmp_path, {"genai-scale:tier": "scale", "genai-scale:nodeGroups": {"inf2": None},
                                "genai-scale:alb": {"certificateArn": CERT}})
     assert msg.splitlines()[1:] == [
-        "  - genai-scale:serving.models.llama-8b-inf2.nodeGroup = 'inf2': a node group of nodeGroups (a10g, h100); "
-        "the stack file removes genai-scale:nodeGroups.inf2 (null): refer to one that remains, or remove "
+        "  - genai-scale:serving.models.llama-8b-inf2.nodeGroup = 'inf2': a node group of nodeGroups (a10g, batch-a10g, "
+        "batch-a10g-2x, batch-a10g-4x, batch-a10g-od, h100); the stack file removes genai-scale:nodeGroups.inf2 (null): refer to one that remains, or remove "
         "genai-scale:serving.models.llama-8b-inf2 as well (null)"]
     # removing the model too plans
     _, _, cfg = load(config_file=write(tmp_path, {

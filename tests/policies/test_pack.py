@@ -44,6 +44,8 @@ serving-readiness-probe serving-startup-probe tensor-parallel-matches-accelerato
 warm-pool-within-tier
 accelerator-node-group-vendor-taint autoscaler-taint-tags-match-taints no-literal-secrets
 accelerator-workload-scales-to-zero
+sqs-queue-encrypted scaled-job-queue-has-dlq s3-bucket-encrypted batch-pods-on-batch-capacity batch-node-group-spot
+pods-no-static-aws-keys
 """.split()
 
 

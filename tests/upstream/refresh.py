@@ -68,7 +68,8 @@ SOURCES: tuple[Source, ...] = (
     _chart("aws-load-balancer-controller/3.5.0", "kubernetes-sigs/aws-load-balancer-controller", "v3.5.0",
            "helm/aws-load-balancer-controller", crds=("config/crd/bases/elbv2.k8s.aws_targetgroupbindings.yaml",)),
     _chart("keda/2.20.2", "kedacore/charts", "v2.20.2", "keda",
-           crds=("config/crd/bases/keda.sh_scaledobjects.yaml", "config/crd/bases/keda.sh_triggerauthentications.yaml"),
+           crds=("config/crd/bases/keda.sh_scaledobjects.yaml", "config/crd/bases/keda.sh_triggerauthentications.yaml",
+                 "config/crd/bases/keda.sh_scaledjobs.yaml"),
            crd_repo="kedacore/keda", crd_ref="v2.20.2", stands_for=("2.21.1",),
            note="Chart 2.21.1 is not in the upstream snapshot (kedacore/charts' newest tag is v2.20.2, 2026-07-31; "
                 "kedacore/keda's newest is v2.20.2). Values and CRDs are checked against 2.20.2 until 2.21.1 is "

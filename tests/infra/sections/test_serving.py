@@ -127,7 +127,8 @@ def problems_of(raw: dict) -> str:
 
 def test_unknown_node_group_is_named_with_the_choices():
     text = problems_of(with_serving({"models": {"llama-8b": {"nodeGroup": "h200"}}}))
-    assert "genai-scale:serving.models.llama-8b.nodeGroup = 'h200': a node group of nodeGroups (a10g, inf2)" in text
+    assert "genai-scale:serving.models.llama-8b.nodeGroup = 'h200': a node group of nodeGroups (a10g, batch-a10g, inf2)" \
+        in text
 
 
 def test_model_too_big_for_its_node_group_is_a_config_error():

@@ -1,0 +1,1 @@
+"""Batch inference: queue-driven workers on spot accelerator capacity (see batch_inference)."""

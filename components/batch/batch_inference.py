@@ -1,0 +1,282 @@
+"""BatchInference: queue-driven batch inference on the cluster's spot accelerator capacity, scaled by KEDA.
+
+Creates
+  - ``aws.kms.Key`` ``<name>-key`` (rotation on) unless ``kms_key_arn`` names one: it encrypts the queues and the bucket.
+  - ``aws.sqs.Queue`` ``<name>-dlq`` (14-day retention) and ``<name>-queue`` (one message per shard, visibility
+    timeout ``visibility_timeout_seconds``, a redrive policy moving a shard received ``max_receives`` times to the
+    dead-letter queue); both KMS-encrypted.
+  - unless ``bucket_name`` names an existing bucket, ``aws.s3.Bucket`` ``<name>-bucket`` for the batches (SSE-KMS with
+    the key, public access blocked, bucket-owner-enforced ownership, a TLS-only bucket policy, batches expiring after
+    ``batch_retention_days``).
+  - ``aws.iam.Role`` ``<name>-worker-role`` (and its policy) for EKS Pod Identity
+    (``aws.eks.PodIdentityAssociation`` ``<name>-worker``): receive, delete and extend shards of the queue,
+    read/write/list ``batches/`` of the bucket, use the key, read the model weights' prefix.
+  - with ``keda_identity``: ``<name>-scaler-role`` for KEDA's operator service account (``sqs:GetQueueAttributes`` on
+    the queue only), associated through Pod Identity. One association per service account: one BatchInference per
+    cluster owns it (turn it off on the others and add their queues to that role yourself).
+  - Kubernetes: the namespace (``create_namespace``), the workers' ServiceAccount, a KEDA ``TriggerAuthentication``
+    (``podIdentity.provider: aws``) and a ``ScaledJob`` on the ``aws-sqs-queue`` trigger whose Jobs each run
+    ``python -m serving.batch worker`` beside a vLLM engine with the flags a VllmService of the model renders
+    (see :mod:`components.batch._batch`).
+
+Defaults: scale to zero (no Job while the queue is empty), at most 2 Jobs, one shard per Job, a 900 s visibility
+timeout, 3 receives before the DLQ, batches kept 30 days, a 30 s termination grace period (inside the 2-minute spot
+notice). The placement must be batch capacity: a node group labelled ``genai-scale.io/capacity=batch`` and tainted
+``genai-scale.io/batch=true:NoSchedule`` (real-time pods never land there); spot is the point.
+
+Security: no static AWS keys (Pod Identity for the workers and KEDA), least-privilege roles, KMS on the queues and the
+bucket, TLS-only bucket, non-root containers with every capability dropped, no service-account token mounted, the
+engine bound to the loopback address (only the worker in the same pod reaches it).
+
+Cost drivers: accelerator node hours while shards are queued (spot is ~70 % cheaper than on demand), S3 storage of the
+batches, SQS requests (KEDA polls every ``polling_interval_seconds``), the KMS key ($1/month) and its requests.
+Quotas: EC2 Spot vCPU quotas ("All G and VT Spot Instance Requests", ...) for the node group's instance type; SQS
+in-flight messages per queue (120,000).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+from pydantic import Field
+
+from components import versions
+from components.errors import ArgsError
+from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
+from components.batch import _batch
+from components.foundation.eks_cluster import cluster_input_problems, from_cluster, with_cluster_provider
+from components.serving.vllm.args import NodeGroupPlacement, VllmModelSettings, VllmServiceArgs
+from problems import Problem
+
+_UNUSED = "pod-identity"
+ScalingStrategy = Literal["default", "custom", "accurate", "eager"]
+
+
+class BatchInferenceArgs(ArgsModel):
+    """Arguments of :class:`BatchInference`."""
+
+    model: VllmModelSettings
+    """The model the workers' engine serves, with the same vLLM settings (and rendered flags) as a VllmService."""
+    placement: NodeGroupPlacement
+    """The batch node group (see :func:`~components.serving.vllm.args.placement_from_node_group`): its labels must
+    include ``genai-scale.io/capacity=batch`` and its taints ``genai-scale.io/batch=true:NoSchedule``."""
+    engine_image: PulumiInput
+    """The vLLM image for the node group's vendor (as a VllmService of the model gets)."""
+    worker_image: PulumiInput
+    """The image holding ``serving/batch`` (the gateway image)."""
+    engine_version: str = versions.VLLM.version
+    """vLLM version inside ``engine_image``; flags newer than it are not rendered. Default: the pinned NVIDIA engine."""
+    namespace: str = Field(default="genai-batch", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    """Kubernetes namespace of the workers. Default: genai-batch."""
+    create_namespace: bool = True
+    """Create ``namespace`` (Pod Security ``restricted``). Off: it exists. Default: on."""
+    max_parallelism: int = Field(default=2, ge=1, le=1000)
+    """Most worker Jobs at once (the ScaledJob's ``maxReplicaCount``). Default: 2."""
+    shards_per_job: int = Field(default=1, ge=1, le=100)
+    """Queued shards per Job KEDA starts (the trigger's ``queueLength``). Default: 1."""
+    polling_interval_seconds: int = Field(default=30, ge=5, le=600)
+    """How often KEDA reads the queue depth. Default: 30 (KEDA's default)."""
+    scaling_strategy: ScalingStrategy = "default"
+    """KEDA's ScaledJob scaling strategy; ``default`` subtracts running Jobs, right for a trigger that counts
+    in-flight shards. Default: default."""
+    visibility_timeout_seconds: int = Field(default=900, ge=60, le=43_200)
+    """How long a received shard stays hidden from other workers; the worker extends it while it works. Keep it above
+    a shard's run time. Default: 900 (the worker's ``BATCH_VISIBILITY_SECONDS``)."""
+    max_receives: int = Field(default=3, ge=1, le=1000)
+    """Receives of a shard before it moves to the dead-letter queue (``maxReceiveCount``). Default: 3."""
+    message_retention_seconds: int = Field(default=4 * 24 * 3600, ge=60, le=1_209_600)
+    """How long a queued shard waits before SQS drops it. Default: 4 days (the SQS default)."""
+    bucket_name: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+    """An existing bucket for the batches (its encryption and access are yours). Default: a bucket created here."""
+    batch_retention_days: int = Field(default=30, ge=1, le=3650)
+    """Days before a batch's objects expire (created bucket only). Default: 30."""
+    kms_key_arn: PulumiInput = None
+    """KMS key of the queues and the bucket. Default: a key created here (rotation on)."""
+    region: PulumiInput = None
+    """AWS Region of the queue (the trigger's ``awsRegion`` and the worker's ``AWS_REGION``). Default: the provider's."""
+    backoff_limit: int = Field(default=0, ge=0, le=10)
+    """Pod retries of a failed Job (``backoffLimit``); the shard's message comes back through SQS anyway. Default: 0."""
+    jobs_history_limit: int = Field(default=10, ge=0, le=1000)
+    """Finished Jobs kept (successful and failed, each). Default: 10."""
+    termination_grace_seconds: int = Field(default=30, ge=10, le=119)
+    """Grace period after SIGTERM: the worker stops taking work, releases its shard (visibility 0) and exits within
+    about 5 s (serving/batch/README.md); at most 119, inside the 2-minute spot notice. Default: 30."""
+    weights_kms_key_arn: str | None = None
+    """KMS key of the weights bucket, when it uses SSE-KMS (adds ``kms:Decrypt`` on it). Default: none."""
+    keda_identity: bool = True
+    """Associate ``<name>-scaler-role`` with KEDA's operator service account. Default: on."""
+    keda_namespace: str = "keda"
+    """Namespace of KEDA's operator. Default: keda."""
+    keda_service_account: str = "keda-operator"
+    """KEDA's operator service account (the chart's). Default: keda-operator."""
+    cluster: PulumiInput = None
+    """The EksCluster the workers run in: ``cluster_name`` defaults from it, and its Kubernetes provider is used when
+    ``opts`` names none. Default: none."""
+    cluster_name: PulumiInput = None
+    """EKS cluster of the Pod Identity associations. Default: ``cluster.cluster_name`` (required without ``cluster``)."""
+    after: list[Any] = Field(default_factory=list)
+    """Resources the custom resources wait for (the KEDA release). Default: none."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Cost-allocation tags for every AWS resource."""
+
+    def problems(self) -> list[Problem]:
+        out = cluster_input_problems(self, {"cluster_name": "cluster_name"}, required=("cluster_name",))
+        key, value = _batch.BATCH_LABEL
+        if self.placement.labels.get(key) != value:
+            out.append(Problem("placement.labels", dict(self.placement.labels),
+                               f"batch capacity: a node group labelled {key}={value}"))
+        t = _batch.BATCH_TAINT
+        if not any(dict(x) == t for x in self.placement.taints):
+            out.append(Problem("placement.taints", [dict(x) for x in self.placement.taints],
+                               f"batch capacity: a node group tainted {t['key']}={t['value']}:{t['effect']} "
+                               "(so real-time pods never land there)"))
+        try:
+            self.engine_args()
+        except ArgsError as err:  # the model does not fit the placement, ...: at this component's field paths
+            out += [p for p in err.problems if p.path.startswith(("model", "placement", "gpu_sharing"))]
+        return out
+
+    def engine_args(self) -> VllmServiceArgs:
+        """The VllmService args whose vLLM container the workers' engine copies."""
+        # the workers read the weights through Pod Identity: the IRSA inputs of the service are never rendered
+        return VllmServiceArgs(model=self.model, placement=self.placement, image=self.engine_image,
+                               namespace=self.namespace, engine_version=self.engine_version, keda=False,
+                               api_key=False, pre_stop_seconds=0, oidc_provider_arn=_UNUSED, oidc_issuer=_UNUSED)
+
+
+class BatchInference(pulumi.ComponentResource):
+    """Queue-driven batch inference. See the module docstring for what it creates, defaults, security and cost."""
+
+    queue: aws.sqs.Queue
+    """The shard queue (one message per shard)."""
+    dead_letter_queue: aws.sqs.Queue
+    """Shards received ``max_receives`` times."""
+    queue_url: pulumi.Output[str]
+    """URL of the shard queue (``BATCH_QUEUE_URL``)."""
+    dead_letter_queue_url: pulumi.Output[str]
+    """URL of the dead-letter queue (the finaliser's ``BATCH_DLQ_URL``)."""
+    bucket: pulumi.Output[str]
+    """Name of the batches bucket (``BATCH_BUCKET``)."""
+    kms_key_arn: pulumi.Output[str]
+    """ARN of the key encrypting the queues and the bucket (submitters need ``kms:GenerateDataKey`` on it)."""
+    worker_role_arn: pulumi.Output[str]
+    """The workers' IAM role."""
+    scaled_job: k8s.apiextensions.CustomResource
+    """The KEDA ScaledJob."""
+    namespace: str
+    """Namespace of the workers."""
+
+    def __init__(self, name: str, args: BatchInferenceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TYPE_PREFIX}BatchInference", name, None, with_cluster_provider(opts, args.cluster))
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        self.namespace = args.namespace
+        region = args.region if args.region is not None else aws.get_region_output(opts=pulumi.InvokeOutputOptions(
+            parent=self)).region
+        cluster_name = from_cluster(args.cluster_name, args.cluster, "cluster_name")
+
+        if args.kms_key_arn is None:
+            key = aws.kms.Key(f"{name}-key", description=f"genai-scale batch {name}: queues and batches",
+                              enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child)
+            key_arn = key.arn
+        else:
+            key_arn = pulumi.Output.from_input(args.kms_key_arn)
+        self.kms_key_arn = key_arn
+
+        self.dead_letter_queue = aws.sqs.Queue(
+            f"{name}-dlq", message_retention_seconds=_batch.DLQ_RETENTION_SECONDS, kms_master_key_id=key_arn,
+            kms_data_key_reuse_period_seconds=300, tags=tags, opts=child)
+        self.queue = aws.sqs.Queue(
+            f"{name}-queue", visibility_timeout_seconds=args.visibility_timeout_seconds,
+            message_retention_seconds=args.message_retention_seconds, receive_wait_time_seconds=20,
+            kms_master_key_id=key_arn, kms_data_key_reuse_period_seconds=300,
+            redrive_policy=self.dead_letter_queue.arn.apply(
+                lambda arn: json.dumps(_batch.redrive_policy(arn, args.max_receives))),
+            tags=tags, opts=child)
+        self.queue_url = self.queue.url
+        self.dead_letter_queue_url = self.dead_letter_queue.url
+
+        if args.bucket_name is None:
+            bucket = self._bucket(name, key_arn, args.batch_retention_days, tags)
+        else:
+            bucket = pulumi.Output.from_input(args.bucket_name)
+        self.bucket = bucket
+
+        worker_doc = pulumi.Output.all(self.queue.arn, bucket, key_arn).apply(lambda a: json.dumps(
+            _batch.worker_policy(queue_arn=a[0], bucket=a[1], kms_key_arn=a[2], weights_uri=args.model.weights_uri,
+                                 weights_kms_key_arn=args.weights_kms_key_arn)))
+        sa_name = f"{name}-worker"
+        worker_role = self._pod_identity_role(f"{name}-worker", worker_doc, cluster_name, args.namespace, sa_name,
+                                              tags, f"Batch workers of {name}: consume shards, read/write batches")
+        self.worker_role_arn = worker_role.arn
+        scaler_deps: list[pulumi.Resource] = []
+        if args.keda_identity:
+            scaler_doc = self.queue.arn.apply(lambda arn: json.dumps(_batch.scaler_policy(arn)))
+            scaler_role = self._pod_identity_role(f"{name}-scaler", scaler_doc, cluster_name, args.keda_namespace,
+                                                  args.keda_service_account, tags,
+                                                  f"KEDA operator: read the depth of batch queue {name}")
+            scaler_deps.append(scaler_role)
+
+        deps: list[pulumi.Resource] = []
+        if args.create_namespace:
+            deps.append(k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": args.namespace, "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted"}}, opts=child))
+        sa = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata={"name": sa_name, "namespace": args.namespace, "labels": _batch.labels(name)},
+            automount_service_account_token=False, opts=pulumi.ResourceOptions(parent=self, depends_on=deps))
+
+        env = _batch.worker_env(queue_url=self.queue_url, bucket=bucket, region=region,
+                                visibility_seconds=args.visibility_timeout_seconds, max_receives=args.max_receives)
+        pod = _batch.job_pod(name, args.engine_args(), engine_image=args.engine_image, worker_image=args.worker_image,
+                             service_account=sa_name, env=env, grace_seconds=args.termination_grace_seconds)
+        cr_opts = pulumi.ResourceOptions(parent=self, depends_on=[*deps, sa, *scaler_deps, *args.after])
+        auth = _batch.trigger_authentication_manifest(name, args.namespace)
+        auth_cr = _custom_resource(f"{name}-trigger-auth", auth, cr_opts)
+        trigger = _batch.sqs_trigger(name, queue_url=self.queue_url, region=region,
+                                     shards_per_job=args.shards_per_job)
+        self.scaled_job = _custom_resource(f"{name}-scaledjob", _batch.scaled_job_manifest(
+            name, args.namespace, pod=pod, trigger=trigger, max_parallelism=args.max_parallelism,
+            polling_interval_seconds=args.polling_interval_seconds, backoff_limit=args.backoff_limit,
+            history_limit=args.jobs_history_limit, scaling_strategy=args.scaling_strategy),
+            pulumi.ResourceOptions.merge(cr_opts, pulumi.ResourceOptions(depends_on=[auth_cr])))
+        self.register_outputs({"queue_url": self.queue_url, "bucket": self.bucket})
+
+    def _bucket(self, name: str, key_arn: pulumi.Output[str], retention_days: int,
+                tags: dict[str, str]) -> pulumi.Output[str]:
+        child = pulumi.ResourceOptions(parent=self)
+        b = aws.s3.Bucket(f"{name}-bucket", force_destroy=False, tags=tags, opts=child)
+        aws.s3.BucketOwnershipControls(f"{name}-bucket", bucket=b.id, rule={"object_ownership": "BucketOwnerEnforced"},
+                                       opts=child)
+        block = aws.s3.BucketPublicAccessBlock(
+            f"{name}-bucket", bucket=b.id, block_public_acls=True, block_public_policy=True, ignore_public_acls=True,
+            restrict_public_buckets=True, opts=child)
+        aws.s3.BucketServerSideEncryptionConfiguration(f"{name}-bucket", bucket=b.id, rules=[{
+            "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key_arn},
+            "bucket_key_enabled": True}], opts=child)
+        aws.s3.BucketPolicy(f"{name}-bucket", bucket=b.id,
+                            policy=b.bucket.apply(lambda n: json.dumps(_batch.tls_only_bucket_policy(n))),
+                            opts=pulumi.ResourceOptions(parent=self, depends_on=[block]))
+        aws.s3.BucketLifecycleConfiguration(f"{name}-bucket", bucket=b.id, rules=_batch.lifecycle_rules(retention_days),
+                                            opts=child)
+        return b.bucket
+
+    def _pod_identity_role(self, base: str, policy: pulumi.Output[str], cluster_name: Any, namespace: str,
+                           service_account: str, tags: dict[str, str], description: str) -> aws.iam.Role:
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(f"{base}-role", assume_role_policy=json.dumps(_batch.pod_identity_trust_policy()),
+                            description=description, tags=tags, opts=child)
+        pol = aws.iam.Policy(f"{base}-policy", policy=policy, description=description, tags=tags, opts=child)
+        aws.iam.RolePolicyAttachment(f"{base}-attach", role=role.name, policy_arn=pol.arn, opts=child)
+        aws.eks.PodIdentityAssociation(base, cluster_name=cluster_name, namespace=namespace,
+                                       service_account=service_account, role_arn=role.arn, tags=tags, opts=child)
+        return role
+
+
+def _custom_resource(resource_name: str, manifest: dict[str, Any],
+                     opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(resource_name, api_version=manifest["apiVersion"], kind=manifest["kind"],
+                                            metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
