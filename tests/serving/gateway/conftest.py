@@ -125,6 +125,9 @@ def base_config(redis_url: str, stubs: dict[str, Stub]) -> dict:
             "limits": {"tiny": {"requestsPerMinute": 2, "tokensPerMinute": 1000, "maxTokens": 100}},
         },
         "limiter": {"failMode": "closed"},
+        # generous cache timeouts: on a loaded 2-core runner a lookup may take longer than the production defaults
+        # (100 ms store, 1 s embedding) and turn an expected hit into a miss; tests of the timeouts set their own
+        "semanticCache": {"timeoutMs": 3000, "embedder": {"timeoutMs": 15000}},
         "upstreams": {n: {"kind": "openai", "baseUrl": s.url, "model": f"model-{n}",
                           "timeouts": {"connectSeconds": 1, "readSeconds": 2},
                           "circuitBreaker": {"failureThreshold": 2, "cooldownSeconds": 30}}
