@@ -1,10 +1,11 @@
-"""`genai-scale`: the offline plan, the policy report and the serving gateway.
+"""`genai-scale`: the offline plan, the policy report, the serving gateway and batch operations.
 
     genai-scale plan [--stack dev|staging|prod | --config-file PATH] [--json]
     genai-scale plan --program DIR [--stack NAME] [--config-file PATH] [--json]
     genai-scale policy [--stack NAME | --config-file PATH] [--json]
     genai-scale policy --program DIR [--tier TIER] [--stack NAME] [--config-file PATH] [--json]
     genai-scale gateway serve|check|hash-key|stub ...
+    genai-scale batch submit|status|cancel|results ...
     genai-scale --version
 
 `--program DIR` plans your own Pulumi program (a folder with Pulumi.yaml and __main__.py, such as examples/gpu-vllm)
@@ -188,7 +189,7 @@ def render_plan(result, cfg=None, *, title: str | None = None, table_outputs: Se
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"plan": plan_main, "policy": _policy, "gateway": _gateway}
+    commands = {"plan": plan_main, "policy": _policy, "gateway": _gateway, "batch": _batch}
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return EXIT_OK if argv else EXIT_CONFIG
@@ -229,6 +230,12 @@ def _gateway(argv: Sequence[str]) -> int:
     from serving.gateway import cli as gateway_cli
 
     return gateway_cli.main(list(argv))
+
+
+def _batch(argv: Sequence[str]) -> int:
+    from serving.batch import cli as batch_cli
+
+    return batch_cli.main(list(argv))
 
 
 def _plain_config_warnings() -> None:

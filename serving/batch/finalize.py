@@ -46,12 +46,12 @@ def _read(s3, bucket: str, key: str) -> list[dict[str, Any]]:
     return read_jsonl(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def mark_dead_lettered(s3, sqs, dlq_url: str, bucket: str, batch_id: str) -> list[int]:
+def mark_dead_lettered(s3, sqs, dlq_url: str, bucket: str, batch_id: str, root: str = "batches") -> list[int]:
     """Write a ``.failed`` marker for each of the batch's shards whose message is in the DLQ; returns the shards.
 
     The DLQ's messages are left in place (made visible again) for operators to inspect or redrive.
     """
-    layout = Layout.of(bucket, batch_id)
+    layout = Layout.of(bucket, batch_id, root)
     seen: dict[str, dict] = {}
     receipts: list[str] = []
     while True:
@@ -108,14 +108,15 @@ def _shard_lines(s3, layout: Layout, batch_id: str, n: int) -> tuple[str, list[d
     return "pending", [], []
 
 
-def finalize(s3, bucket: str, batch_id: str, *, sqs=None, dlq_url: str | None = None) -> dict[str, Any]:
+def finalize(s3, bucket: str, batch_id: str, *, sqs=None, dlq_url: str | None = None,
+             root: str = "batches") -> dict[str, Any]:
     """Assemble the batch if every shard is settled; returns the (updated) manifest."""
-    layout = Layout.of(bucket, batch_id)
+    layout = Layout.of(bucket, batch_id, root)
     manifest = get_json(s3, bucket, layout.manifest)
     if manifest["status"] in TERMINAL:
         return manifest
     if sqs is not None and dlq_url:
-        mark_dead_lettered(s3, sqs, dlq_url, bucket, batch_id)
+        mark_dead_lettered(s3, sqs, dlq_url, bucket, batch_id, root)
     out: list[dict] = []
     err: list[dict] = []
     states: list[str] = []

@@ -26,6 +26,8 @@ long a dead worker holds a shard.
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,12 +45,27 @@ STATES = ("validating", "failed", "in_progress", "finalizing", "completed", "exp
 TERMINAL = frozenset({"failed", "completed", "expired", "cancelled"})
 TRANSITIONS: dict[str, frozenset[str]] = {
     "validating": frozenset({"failed", "in_progress", "cancelling"}),
-    "in_progress": frozenset({"finalizing", "cancelling", "expired"}),
+    "in_progress": frozenset({"finalizing", "cancelling", "expired", "failed"}),
     "finalizing": frozenset({"completed", "expired", "cancelling"}),
     "cancelling": frozenset({"cancelled"}),
     "failed": frozenset(), "completed": frozenset(), "expired": frozenset(), "cancelled": frozenset(),
 }
 """Allowed moves between batch states."""
+
+
+_BATCH_ID = re.compile(r"^batch_([0-9a-f]{28})$")
+
+
+def new_batch_id(now: float | None = None) -> str:
+    """``batch_`` + 12 hex digits of the creation time in ms + 16 random hex digits (ids sort by creation time)."""
+    ms = int((now if now is not None else time.time()) * 1000)
+    return f"batch_{ms:012x}{secrets.token_hex(8)}"
+
+
+def batch_created_ms(batch_id: str) -> int | None:
+    """The creation time (ms) in an id of :func:`new_batch_id`, or None for any other string."""
+    m = _BATCH_ID.match(batch_id)
+    return int(m.group(1)[:12], 16) if m else None
 
 
 class TransitionError(ValueError):
@@ -77,8 +94,8 @@ class Layout:
     """``batches/<batch_id>`` (no trailing slash)."""
 
     @classmethod
-    def of(cls, bucket: str, batch_id: str) -> Layout:
-        return cls(bucket, f"batches/{batch_id}")
+    def of(cls, bucket: str, batch_id: str, root: str = "batches") -> Layout:
+        return cls(bucket, f"{root.strip('/')}/{batch_id}")
 
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}"
@@ -175,17 +192,20 @@ def get_json(s3, bucket: str, key: str) -> Any:
 
 def submit(s3, sqs, *, bucket: str, queue_url: str, batch_id: str, records: Sequence[BatchRecord],
            input_bytes: bytes | None = None, max_records: int = SHARD_RECORDS, max_tokens: int = SHARD_TOKENS,
-           metadata: dict[str, str] | None = None) -> dict[str, Any]:
+           metadata: dict[str, str] | None = None, root: str = "batches",
+           extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a validated batch's input, shards and manifest to S3, then send one SQS message per shard.
 
-    The manifest is written (``in_progress``) before any message, so a worker always finds it. Returns the manifest.
+    The manifest is written (``in_progress``) before any message, so a worker always finds it; ``extra`` keys
+    (the gateway's tenant, input file id, budget reservation) are stored in it. Returns the manifest.
     """
     if not records:
         raise ValueError("a batch needs at least one record")
-    layout = Layout.of(bucket, batch_id)
+    layout = Layout.of(bucket, batch_id, root)
     shards = split(records, max_records=max_records, max_tokens=max_tokens)
     manifest = new_manifest(batch_id, records[0].url, str(records[0].body["model"]), shards, layout,
                             metadata=metadata)
+    manifest.update(extra or {})
     s3.put_object(Bucket=bucket, Key=layout.input,
                   Body=input_bytes if input_bytes is not None else jsonl(r.to_json() for r in records))
     for i, s in enumerate(shards):
@@ -201,9 +221,9 @@ def submit(s3, sqs, *, bucket: str, queue_url: str, batch_id: str, records: Sequ
     return manifest
 
 
-def cancel(s3, bucket: str, batch_id: str) -> dict[str, Any]:
+def cancel(s3, bucket: str, batch_id: str, root: str = "batches") -> dict[str, Any]:
     """Mark a batch ``cancelling``: workers skip (and delete) its remaining shard messages; finished shards stay."""
-    layout = Layout.of(bucket, batch_id)
+    layout = Layout.of(bucket, batch_id, root)
     manifest = get_json(s3, bucket, layout.manifest)
     if manifest["status"] not in ("cancelling", "cancelled"):
         transition(manifest, "cancelling")

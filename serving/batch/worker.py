@@ -264,7 +264,7 @@ class Worker:
         if self._exists(layout.bucket, layout.done(shard)):
             return "skipped_done"
         manifest = get_json(self.s3, layout.bucket, layout.manifest)
-        if manifest.get("status") in ("cancelling", "cancelled"):
+        if manifest.get("status") in ("cancelling", "cancelled", "failed"):  # failed: its submit did not finish
             return "skipped_cancelled"
         lines = read_jsonl(self.s3.get_object(Bucket=layout.bucket, Key=layout.shard(shard))["Body"].read())
         beat = threading.Event()

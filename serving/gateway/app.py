@@ -129,6 +129,8 @@ class Gateway:
                 route.stages = [self.routes[s] for s in route.cfg.cascade.stages]
                 route.refusal_res = compile_refusals(route.cfg.cascade.escalate_when)
         self._embedder = embedder
+        self.batch_api = None
+        """The Files and Batch APIs (``batch.enabled``); built by :func:`create_app` unless set before."""
         self.semantic: SemanticCache | None = None
         self.draining = False
         self.started = time.time()
@@ -874,6 +876,12 @@ def create_app(gw: Gateway) -> Starlette:
     ]
     if gw.cfg.server.metrics_port == 0:
         routes.append(HttpRoute("/metrics", gw.metrics_endpoint, methods=["GET"]))
+    if gw.cfg.batch.enabled:
+        from serving.gateway.batch_api import BatchApi
+
+        if gw.batch_api is None:
+            gw.batch_api = BatchApi(gw.cfg, gw.keys, gw.redis)
+        routes += gw.batch_api.routes()
 
     from contextlib import asynccontextmanager
 

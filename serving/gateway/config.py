@@ -21,6 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from problems import unknown_key
+from serving.batch.shards import SHARD_RECORDS as BATCH_SHARD_RECORDS
+from serving.batch.shards import SHARD_TOKENS as BATCH_SHARD_TOKENS
+from serving.batch.validate import MAX_FILE_BYTES as BATCH_MAX_FILE_BYTES
+from serving.batch.validate import MAX_LINE_TOKENS as BATCH_MAX_LINE_TOKENS
+from serving.batch.validate import MAX_LINES as BATCH_MAX_LINES
 from serving.gateway.errors import ConfigError, Problem, missing, problems_from_validation
 
 _SHA256 = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
@@ -89,6 +94,10 @@ class TenantLimits(_Model):
     models: list[str] | None = None
     """Routes (public model names) this tenant may use; any other model is answered 404 ``model_not_found``, as if it
     did not exist, and ``GET /v1/models`` lists only these. Default: every route."""
+    batch_tokens_per_day: PositiveInt | None = None
+    """Batch API budget: estimated tokens (prompt upper bound + completion allowance of every line) this tenant may
+    submit per UTC day, separate from ``tokensPerMinute``. Reserved in full at ``POST /v1/batches`` (per shard in
+    the batch's manifest); the shards not yet done are given back on cancel. Default: unlimited."""
 
 
 class TenantsConfig(_Model):
@@ -373,11 +382,47 @@ class SemanticStoreConfig(_Model):
     """Per-call timeout on the cache store; on timeout or error the request goes upstream. Default: 100 ms."""
 
 
+class BatchConfig(_Model):
+    """The OpenAI Batch and Files APIs (``/v1/files``, ``/v1/batches``): inputs and results in S3, one SQS message
+    per shard for the batch workers (``serving/batch/README.md``)."""
+
+    enabled: bool = False
+    """Serve the Batch and Files APIs. Default: off (the paths answer 404 as on any gateway without them)."""
+    bucket: str | None = None
+    """S3 bucket of batch inputs, shards and results (required when enabled)."""
+    queue_url: str | None = None
+    """SQS queue of shard messages (required when enabled)."""
+    region: str | None = None
+    """Region of the bucket and queue. Default: the SDK's (``AWS_REGION``)."""
+    prefix: str = "batches/"
+    """Key prefix of the per-batch folders (``<prefix><batch_id>/``); uploaded files go under ``files/<tenant>/``.
+    Default: ``batches/`` (the layout the workers and the finaliser document)."""
+    max_file_bytes: PositiveInt = BATCH_MAX_FILE_BYTES
+    """Largest input file accepted by ``POST /v1/files``. Default: OpenAI's 200 MB."""
+    max_lines: PositiveInt = BATCH_MAX_LINES
+    """Most requests in one input file. Default: OpenAI's 50,000."""
+    max_line_tokens: PositiveInt = BATCH_MAX_LINE_TOKENS
+    """Most estimated tokens (prompt + completion allowance) of one line. Default: 131,072."""
+    shard_records: PositiveInt = BATCH_SHARD_RECORDS
+    """Most records per shard (one SQS message, the unit a worker reruns after an interruption). Default: 1,000."""
+    shard_tokens: PositiveInt = BATCH_SHARD_TOKENS
+    """Most estimated tokens per shard. Default: 2,000,000 (sized to finish within the 900 s visibility timeout;
+    ``serving/batch/README.md``)."""
+    endpoints: list[Literal["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]] = Field(
+        default_factory=lambda: ["/v1/chat/completions", "/v1/completions"])
+    """Endpoints a batch may call. Default: chat and text completions."""
+    models: list[str] | None = None
+    """Routes (public model names) a batch may use, further narrowed by each tenant's ``models``. Default: every
+    route the tenant may use."""
+
+
 class GatewayConfig(_Model):
     server: ServerConfig = ServerConfig()
     """Listener, drain and logging."""
     redis: RedisConfig = RedisConfig()
     """Shared store for caches and the limiter."""
+    batch: BatchConfig = BatchConfig()
+    """The Batch and Files APIs. Default: off."""
     tenants: TenantsConfig = TenantsConfig()
     """API keys (hashed) and limits."""
     limiter: LimiterConfig = LimiterConfig()
@@ -457,6 +502,23 @@ def _cross_checks(cfg: GatewayConfig, base: Path) -> list[Problem]:
     if not re.match(r"^rediss?://", cfg.redis.url):
         out.append(Problem("redis.url", cfg.redis.url, "expected redis://HOST:PORT[/DB] or rediss://..."))
     out += _embedder_checks(cfg.semantic_cache.embedder)
+    out += _batch_checks(cfg)
+    return out
+
+
+def _batch_checks(cfg: GatewayConfig) -> list[Problem]:
+    b, out = cfg.batch, []
+    if b.enabled:
+        for key, value in (("bucket", b.bucket), ("queueUrl", b.queue_url)):
+            if not value:
+                out.append(missing(f"batch.{key}", "required when batch.enabled is true", ("batch.enabled",)))
+    if not re.match(r"^([A-Za-z0-9!_.*'()-]+/)+$", b.prefix):
+        out.append(Problem("batch.prefix", b.prefix, "a key prefix of one or more folders ending in '/', e.g. "
+                                                    "'batches/'"))
+    for i, m in enumerate(b.models or []):
+        if m not in cfg.routes:
+            out.append(Problem(f"batch.models[{i}]", m,
+                               f"unknown route; expected one of: {', '.join(sorted(cfg.routes))}"))
     return out
 
 
