@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
-import time
 
 import boto3
 import orjson
@@ -15,29 +13,13 @@ import pytest
 import uvicorn
 
 from serving.gateway.stub import StubState, make_stub
+from tests.kit.net import free_port, wait_port  # noqa: F401 (re-exported to the tests of this folder)
 
 REGION = "us-east-1"
 BUCKET = "batch-test"
 MODEL = "llama-3.1-8b"
 FAKE_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 """moto's documented dummy credentials (never real ones)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
 
 
 def engine_app(state: StubState):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,25 +17,9 @@ import uvicorn
 
 from serving.gateway.auth import hash_key
 from serving.gateway.stub import StubState, make_stub
+from tests.kit.net import free_port, wait_port  # noqa: F401 (re-exported to the tests of this folder)
 
 KEYS = {"acme": "sk-acme-test-key", "globex": "sk-globex-test-key", "tiny": "sk-tiny-test-key"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
 
 
 class RedisServer:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from serving.vllm import entrypoint as ep
+from tests.kit.net import free_port
 
 ENTRYPOINT = Path(ep.__file__)
 
@@ -109,12 +109,6 @@ FAKE_VLLM = textwrap.dedent('''\
     pathlib.Path(os.environ["FAKE_READY"]).write_text("ok")
     srv.serve_forever()
 ''')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float = 20) -> None:
