@@ -50,7 +50,7 @@ def plan_main(argv: Sequence[str]) -> int:
 
     if (message := target_error(args)) is not None:
         parser.error(message)
-    if args.program is None and (message := unknown_stack(args.stack)) is not None:
+    if args.program is None and args.config_file is None and (message := unknown_stack(args.stack)) is not None:
         print(message, file=sys.stderr)
         return EXIT_CONFIG
     try:
@@ -65,8 +65,7 @@ def plan_main(argv: Sequence[str]) -> int:
         json.dump(result.to_json(tier=facts["tier"]), sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_plan(result, title=facts["title"], table_outputs=() if facts["program"]
-                                     else ("nodeGroups",)))
+        sys.stdout.write(render_plan(result, title=facts["title"]))
     return EXIT_OK
 
 
@@ -114,10 +113,14 @@ def node_group_rows(result) -> list[tuple[str, ...]]:
     from components.catalog.accelerators import lookup
     from infra.plan import jsonable
 
+    # a group whose instance type sits in its launch template (capacity blocks) names none itself
+    template_types = {lt.id: lt.get("instanceType") for lt in result.by_type("aws:ec2/launchTemplate:LaunchTemplate")}
     rows = []
     for r in result.by_type("aws:eks/nodeGroup:NodeGroup"):
         name = (r.get("labels") or {}).get("genai-scale/node-group") or r.name
         types = [t for t in (r.get("instanceTypes") or []) if isinstance(t, str)]
+        if not types and isinstance(template_types.get(r.get("launchTemplate.id")), str):
+            types = [template_types[r.get("launchTemplate.id")]]
         specs = [lookup(t) for t in types]
         accel = ", ".join(f"{s.accelerator} x{s.count}" for s in specs if s is not None) or "none (CPU)"
         scaling = jsonable(r.get("scalingConfig") or {})
@@ -144,8 +147,7 @@ def render_output(name: str, value: Any, *, secret: bool) -> list[str]:
     return [f"  {name}:", textwrap.indent(json.dumps(jsonable(value), indent=2), "    ")]
 
 
-def render_plan(result, cfg=None, *, title: str | None = None, table_outputs: Sequence[str] = ("nodeGroups",),
-                encoding: str | None = None) -> str:
+def render_plan(result, cfg=None, *, title: str | None = None, encoding: str | None = None) -> str:
     """Human plan: legend, component tree, counts per type, node groups, stack outputs (in full)."""
     sym = symbols_for(encoding if encoding is not None else getattr(sys.stdout, "encoding", None))
     if title is None:
@@ -179,8 +181,6 @@ def render_plan(result, cfg=None, *, title: str | None = None, table_outputs: Se
         lines += _table(("name", "instance type", "accelerator", "AMI type", "capacity", "min", "max"), rows)
     lines += ["", "Outputs"]
     for k, v in result.outputs.items():
-        if k in table_outputs:
-            continue
         lines += render_output(k, v, secret=k in result.secret_outputs)
     if getattr(result, "notes", None):  # what the resources do not show (BuildContext.note), one line each
         lines += ["", "Notes"] + [f"  - {n}" for n in result.notes]

@@ -109,7 +109,7 @@ def main(argv: Sequence[str]) -> int:
         where = f"{args.policy_config}: " if isinstance(err, PolicyConfigError) else ""
         print(where + str(err), file=sys.stderr)
         return EXIT_CONFIG
-    if args.program is None and (message := unknown_stack(args.stack)) is not None:
+    if args.program is None and args.config_file is None and (message := unknown_stack(args.stack)) is not None:
         print(message, file=sys.stderr)
         return EXIT_CONFIG
     if args.program is not None and args.tier is not None and (bad := unknown_tier(args.tier)) is not None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-STACK_HELP = ("stack name. Without --program: plans stacks/Pulumi.<NAME>.yaml of this repository (default: dev). "
+STACK_HELP = ("stack name. Without --program: plans stacks/Pulumi.<NAME>.yaml of this repository (default: dev); "
+              "with --config-file, the name that file is planned under (default: the file name's <NAME> in "
+              "Pulumi.<NAME>.yaml). "
               "With --program: the stack the program runs as (pulumi.get_stack(), in every URN; default: dev), "
               "with DIR/Pulumi.<NAME>.yaml as its config when that file exists")
 CONFIG_FILE_HELP = ("a Pulumi stack file (config: {project:key: value}). Without --program: any genai-scale stack "
-                    "file, instead of --stack. With --program: the program's config (read with pulumi.Config())")
+                    "file (planned under --stack if given, else the <NAME> of its Pulumi.<NAME>.yaml file name). With --program: the program's config (read with pulumi.Config())")
 PROGRAM_HELP = ("plan your own Pulumi program instead of this repository's infra/: a folder with Pulumi.yaml "
                 "(runtime: python) and __main__.py, e.g. examples/gpu-vllm")
 
@@ -23,9 +25,8 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def target_error(args: argparse.Namespace) -> str | None:
-    """The argparse error for --stack and --config-file together without --program (they name the same thing)."""
-    if args.program is None and args.stack is not None and args.config_file is not None:
-        return "argument --config-file: not allowed with argument --stack (without --program)"
+    """The argparse error for a combination of targets that cannot be planned (none today: ``--stack`` with
+    ``--config-file`` plans that file under that stack name)."""
     return None
 
 

@@ -36,3 +36,11 @@ def test_the_prod_stack_file_example_plans_as_written(tmp_path):
     assert "llama-8b-inf2" not in cfg.serving.models
     assert result.one("aws:acm/certificate:Certificate").inputs["domainName"] == "genai.example.com"
     assert result.outputs["apiUrl"] == "https://genai.example.com"
+    # the plan's node-group table reads a capacity-block group's instance type from its launch template
+    from infra.cli import node_group_rows, render_plan
+
+    [h100] = [row for row in node_group_rows(result) if row[0] == "h100"]
+    assert h100[1:3] == ("p5.48xlarge", "H100 x8") and h100[4] == "CAPACITY_BLOCK"
+    # and no output is left out of the text plan
+    text = render_plan(result, cfg, encoding="utf-8")
+    assert all(f"\n  {k}:" in text for k in result.outputs)

@@ -9,6 +9,9 @@ Creates (children named ``<name>-<suffix>``):
   neither rebuilds nor rolls out the gateway;
 - a Namespace (optional), a ServiceAccount with an IRSA role that may invoke only the Bedrock and SageMaker
   resources it routes to (their ``invoke_policy_arns``) and, with Bedrock embeddings, that one embedding model;
+- with ``batch_bucket`` and the other ``batch_*`` inputs (a :class:`~components.batch.batch_inference.BatchInference`'s
+  outputs): the config's ``batch`` block (the OpenAI Batch and Files APIs) and, in the same IRSA role, the rights the
+  API needs (:func:`batch_policy_statements`);
 - a ConfigMap with the rendered gateway config, a Secret with the cache AUTH token, a Secret with the SHA-256
   digests of one generated API key per tenant (the keys themselves are Pulumi secret outputs, ``api_keys``);
 - a Deployment (restricted pod security, read-only root filesystem, requests = limits for memory, readiness on
@@ -67,6 +70,9 @@ class TenantSpec(ArgsModel):
     """Token budget (prompt + completion, enforced across replicas). Default: unlimited."""
     max_tokens: int | None = Field(None, gt=0)
     """Largest ``max_tokens`` this tenant may ask for. Default: the route's cap."""
+    batch_tokens_per_day: int | None = Field(None, gt=0)
+    """Batch API budget: estimated tokens submitted per UTC day, separate from ``tokens_per_minute`` (only with the
+    batch wiring). Default: unlimited."""
 
 
 class GatewayArgs(ArgsModel):
@@ -124,6 +130,19 @@ class GatewayArgs(ArgsModel):
     """The :class:`~components.foundation.eks_cluster.EksCluster` the gateway runs in: ``oidc_provider_arn`` and
     ``oidc_issuer`` default from it (explicit values win), and its Kubernetes provider is used when ``opts`` names
     none. Default: none."""
+    batch_bucket: PulumiInput | None = None
+    """Bucket of the Batch and Files APIs (``BatchInference.bucket``); with the other ``batch_*`` inputs it turns the
+    APIs on. Default: none (no batch API)."""
+    batch_queue_url: PulumiInput | None = None
+    """Shard queue URL (``BatchInference.queue_url``). Default: none."""
+    batch_queue_arn: PulumiInput | None = None
+    """Shard queue ARN (``BatchInference.queue.arn``): the gateway may send to it. Default: none."""
+    batch_dlq_arn: PulumiInput | None = None
+    """Dead-letter queue ARN (``BatchInference.dead_letter_queue.arn``): the finaliser reads it. Default: none."""
+    batch_kms_key_arn: PulumiInput | None = None
+    """Key of the queues and the bucket (``BatchInference.kms_key_arn``). Default: none."""
+    batch_region: PulumiInput | None = None
+    """Region of the bucket and queue. Default: the SDK's (``AWS_REGION`` of the pods)."""
     tags: dict[str, str] = Field(default_factory=dict)
     """Cost-allocation tags for the AWS children. Default: none."""
     depends_on: list[Any] = Field(default_factory=list)
@@ -152,6 +171,22 @@ class GatewayArgs(ArgsModel):
                 self.oidc_provider_arn is None or self.oidc_issuer is None):
             out.append(Problem("oidc_provider_arn", None, "required (with oidc_issuer) when the gateway invokes "
                                "Bedrock or SageMaker: its pods get an IRSA role (or pass cluster=EksCluster)"))
+        given = {k: getattr(self, k) is not None for k in BATCH_INPUTS}
+        if any(given.values()) and not all(given.values()):
+            for k in BATCH_INPUTS:
+                if not given[k]:
+                    out.append(Problem(k, None, "required with the other batch inputs (" +
+                                       ", ".join(k2 for k2 in BATCH_INPUTS if given[k2]) + ")"))
+        if all(given.values()) and self.cluster is None and (self.oidc_provider_arn is None or
+                                                             self.oidc_issuer is None):
+            out.append(Problem("oidc_provider_arn", None, "required (with oidc_issuer) with the batch inputs: the "
+                               "gateway's pods get an IRSA role for the bucket and queues (or pass "
+                               "cluster=EksCluster)"))
+        if not any(given.values()):
+            for t, spec in self.tenants.items():
+                if spec.batch_tokens_per_day is not None:
+                    out.append(Problem(f"tenants.{t}.batch_tokens_per_day", spec.batch_tokens_per_day,
+                                       "unset without the batch inputs (batch_bucket, ...): there is no batch API"))
         for env in self.upstream_api_keys:
             if not env or not (env[0].isalpha() or env[0] == "_") or not all(c.isalnum() or c == "_" for c in env):
                 out.append(Problem(f"upstream_api_keys.{env}", env, "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"))
@@ -162,6 +197,32 @@ class GatewayArgs(ArgsModel):
 
 
 UPSTREAM_KEYS_SECRET = "gateway-upstream-keys"
+BATCH_INPUTS = ("batch_bucket", "batch_queue_url", "batch_queue_arn", "batch_dlq_arn", "batch_kms_key_arn")
+"""The batch inputs that must come together (``batch_region`` is optional)."""
+BATCH_PREFIXES = ("files/", "batches/")
+"""Key prefixes of the Batch and Files APIs in the bucket (uploads, per-batch folders; ``serving/gateway`` layout)."""
+
+
+def batch_policy_statements(bucket: str, queue_arn: str, dlq_arn: str, kms_key_arn: str) -> list[dict[str, Any]]:
+    """Least-privilege statements of the gateway's Batch and Files APIs: objects under ``files/`` and ``batches/``
+    of the bucket (and listing it), sending shard messages, the finaliser's reads of the dead-letter queue, and the
+    key that encrypts both."""
+    return [
+        {"Sid": "BatchObjects", "Effect": "Allow", "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+         "Resource": [f"arn:aws:s3:::{bucket}/{p}*" for p in BATCH_PREFIXES]},
+        {"Sid": "BatchList", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"]},
+        {"Sid": "BatchSendShards", "Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [queue_arn]},
+        {"Sid": "BatchReadDeadLetters", "Effect": "Allow",
+         "Action": ["sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+         "Resource": [dlq_arn]},
+        {"Sid": "BatchKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+         "Resource": [kms_key_arn]},
+    ]
+
+
+def batch_block(bucket: str, queue_url: str, region: str | None) -> dict[str, Any]:
+    """The gateway config's ``batch`` block."""
+    return {"enabled": True, "bucket": bucket, "queueUrl": queue_url, **({"region": region} if region else {})}
 
 
 def grace_period_seconds(args: GatewayArgs) -> int:
@@ -169,16 +230,21 @@ def grace_period_seconds(args: GatewayArgs) -> int:
     return args.pre_stop_seconds + args.drain_timeout_seconds + 5
 
 
-def render_config(config: dict[str, Any], args: GatewayArgs, tenants: dict[str, TenantSpec]) -> str:
-    """The ConfigMap's gateway.yaml: the given config plus what the deployment owns (listener, keys, AUTH)."""
+def render_config(config: dict[str, Any], args: GatewayArgs, tenants: dict[str, TenantSpec],
+                  batch: dict[str, Any] | None = None) -> str:
+    """The ConfigMap's gateway.yaml: the given config plus what the deployment owns (listener, keys, AUTH, and the
+    ``batch`` block from :func:`batch_block` when given)."""
     cfg = json.loads(json.dumps(config))
+    if batch is not None:
+        cfg["batch"] = {**cfg.get("batch", {}), **batch}
     cfg["server"] = {**cfg.get("server", {}), "host": "0.0.0.0", "port": HTTP_PORT, "metricsPort": METRICS_PORT,
                      "drainTimeoutSeconds": args.drain_timeout_seconds}
     t = cfg.setdefault("tenants", {})
     t["keysFile"] = KEYS_PATH
     t["limits"] = {name: {k: v for k, v in (("requestsPerMinute", s.requests_per_minute),
                                             ("tokensPerMinute", s.tokens_per_minute),
-                                            ("maxTokens", s.max_tokens)) if v is not None}
+                                            ("maxTokens", s.max_tokens),
+                                            ("batchTokensPerDay", s.batch_tokens_per_day)) if v is not None}
                    for name, s in tenants.items()}
     if args.redis_auth_token is not None:
         cfg.setdefault("redis", {})["authTokenEnv"] = AUTH_ENV
@@ -392,11 +458,16 @@ class Gateway(pulumi.ComponentResource):
         role = None
         policies: Any = (dict(args.invoke_policy_arns) if isinstance(args.invoke_policy_arns, dict)
                          else list(args.invoke_policy_arns))
-        if args.bedrock_embedding_model_arn is not None:
-            doc = pulumi.Output.from_input(args.bedrock_embedding_model_arn).apply(lambda arn: {
-                "Version": "2012-10-17",
-                "Statement": [{"Sid": "EmbedForSemanticCache", "Effect": "Allow", "Action": ["bedrock:InvokeModel"],
-                               "Resource": [arn]}]})
+        batched = args.batch_bucket is not None
+        if args.bedrock_embedding_model_arn is not None or batched:
+            doc = pulumi.Output.all(
+                args.bedrock_embedding_model_arn,
+                *((args.batch_bucket, args.batch_queue_arn, args.batch_dlq_arn, args.batch_kms_key_arn)
+                  if batched else ())).apply(lambda a: {
+                    "Version": "2012-10-17",
+                    "Statement": ([{"Sid": "EmbedForSemanticCache", "Effect": "Allow",
+                                    "Action": ["bedrock:InvokeModel"], "Resource": [a[0]]}] if a[0] else [])
+                    + (batch_policy_statements(*a[1:5]) if batched else [])})
         else:
             doc = None
         if policies or doc is not None:
@@ -434,7 +505,11 @@ class Gateway(pulumi.ComponentResource):
                                                            for k, v in sorted(args.upstream_api_keys.items())},
                                opts=kopts)
 
-        rendered = pulumi.Output.from_input(args.config).apply(lambda c: render_config(c, args, args.tenants))
+        if batched:
+            rendered = pulumi.Output.all(args.config, args.batch_bucket, args.batch_queue_url, args.batch_region).apply(
+                lambda a: render_config(a[0], args, args.tenants, batch_block(a[1], a[2], a[3])))
+        else:
+            rendered = pulumi.Output.from_input(args.config).apply(lambda c: render_config(c, args, args.tenants))
         k8s.core.v1.ConfigMap(f"{name}-config", metadata={"name": "gateway-config", "namespace": ns_name,
                                                           "labels": labels},
                               data={"gateway.yaml": rendered}, opts=kopts)

@@ -24,6 +24,7 @@ from components.serving.vllm.args import NodeGroupPlacement, VllmModelSettings
 from components.serving.vllm.image import base_image, engine_version as image_engine_version
 from problems import Problem
 from infra.sections.base import BuildContext, args_from, derive_settings, translate
+from infra.sections.gateway import resolve_batch_wiring
 
 BatchSettings = derive_settings(
     BatchInferenceArgs, name="BatchSettings", module=__name__,
@@ -167,6 +168,7 @@ def build(ctx: BuildContext, cfg) -> None:
                  after=[ctx.keda.release] if ctx.keda is not None else [], tags=ctx.tags)
     batch = BatchInference("batch", args, opts=k8s_opts)
     ctx.extras["batch"] = batch
+    resolve_batch_wiring(ctx, batch)  # the gateway's Batch API: this bucket, queue, DLQ and key
     ctx.export("batchQueueUrl", batch.queue_url)
     ctx.export("batchBucket", batch.bucket)
 

@@ -114,6 +114,22 @@ def problems(cfg) -> list[Problem]:
     return out
 
 
+EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+"""Reserved for documentation (RFC 2606): a stack that names one still holds the shipped example values."""
+
+
+def example_values_note(a) -> str | None:
+    """A plan note when ``alb.domain`` / ``alb.hostedZoneId`` are still the shipped example values."""
+    domain, zone = getattr(a, "domain", None) or "", getattr(a, "hosted_zone_id", None) or ""
+    reserved = domain == "example.com" or domain.endswith(tuple("." + d for d in EXAMPLE_DOMAINS)) \
+        or domain in EXAMPLE_DOMAINS
+    if not (reserved or "EXAMPLE" in zone):
+        return None
+    return (f"genai-scale:alb.domain ({domain!r}) and genai-scale:alb.hostedZoneId ({zone!r}) are the shipped example "
+            "values: replace them with your domain and the Route 53 hosted zone that holds it before `pulumi up` "
+            "(certificate validation waits for DNS records in that zone and fails when the zone does not exist).")
+
+
 def build(ctx: BuildContext, cfg) -> None:
     """ALB + controller when ``alb.enabled`` and a certificate source is set (else a plan note says what the stack
     offers instead); the semantic cache when ``cache.enabled``."""
@@ -121,6 +137,8 @@ def build(ctx: BuildContext, cfg) -> None:
     if not (a.enabled and has_certificate(a)):
         ctx.note(no_public_entry_note(cfg))
     else:
+        if (note := example_values_note(a)) is not None:
+            ctx.note(note)
         net, cluster = ctx.network, ctx.cluster
         subnets = net.private_subnet_ids if a.internal else net.public_subnet_ids
         ctx.alb = Alb("alb", _alb_args(a, vpc_id=net.vpc_id, subnet_ids=subnets,

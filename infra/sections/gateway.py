@@ -5,7 +5,9 @@ Routes are derived from the context: one per vLLM service (named after the servi
 Bedrock on 5xx/429/timeouts. The cache (``ctx.cache``) backs the exact and semantic caches and the token limiter over
 TLS with AUTH; without a cache there is no shared store, so caches are off and tenants must not set request/token
 budgets (the section refuses rather than silently not enforcing them). The ALB's ``gateway`` target group, when the
-edge section made one, gets a TargetGroupBinding.
+edge section made one, gets a TargetGroupBinding. With the batch section on, the gateway serves the OpenAI Batch and
+Files APIs on the batch section's bucket and queue: the batch section builds after the gateway (its workers run the
+gateway image), so the gateway takes them as deferred Outputs that the batch section resolves (:func:`batch_wiring`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ TITAN_EMBED_V2 = "amazon.titan-embed-text-v2:0"
 
 WIRING = ("cluster", "config", "redis_auth_token", "upstream_api_keys", "target_group_arn", "invoke_policy_arns",
           "bedrock_embedding_model_arn", "oidc_provider_arn", "oidc_issuer", "tags", "depends_on", "service_monitor",
-          "monitoring_depends_on")
+          "monitoring_depends_on", "batch_bucket", "batch_queue_url", "batch_queue_arn", "batch_dlq_arn",
+          "batch_kms_key_arn", "batch_region")
 """Args the program supplies from the other sections; never stack config."""
 
 _RUNTIME_DEFAULTS = derive_settings(GatewayArgs, name="_GatewayArgsSettings", exclude=WIRING, module=__name__)
@@ -116,6 +119,31 @@ def gateway_config(ctx: BuildContext, s: GatewaySettings) -> dict[str, Any]:
     return cfg
 
 
+BATCH_WIRING = "gateway-batch-wiring"
+"""``ctx.extras`` key of the resolvers :func:`resolve_batch_wiring` calls once the batch section has built."""
+
+
+def batch_wiring(ctx: BuildContext) -> dict[str, Any]:
+    """Deferred Outputs for the gateway's batch inputs; the batch section resolves them from its BatchInference
+    (:func:`resolve_batch_wiring`), so the gateway needs no reordering and the graph has no cycle."""
+    outputs, resolvers = {}, {}
+    for key in ("batch_bucket", "batch_queue_url", "batch_queue_arn", "batch_dlq_arn", "batch_kms_key_arn"):
+        outputs[key], resolvers[key] = pulumi.deferred_output()
+    ctx.extras[BATCH_WIRING] = resolvers
+    return {**outputs, "batch_region": ctx.region}
+
+
+def resolve_batch_wiring(ctx: BuildContext, batch: Any) -> None:
+    """Hand the BatchInference's bucket, queues and key to the gateway's deferred batch inputs (no-op without them)."""
+    resolvers = ctx.extras.pop(BATCH_WIRING, None)
+    if resolvers is None:
+        return
+    values = {"batch_bucket": batch.bucket, "batch_queue_url": batch.queue_url, "batch_queue_arn": batch.queue.arn,
+              "batch_dlq_arn": batch.dead_letter_queue.arn, "batch_kms_key_arn": batch.kms_key_arn}
+    for key, resolve in resolvers.items():
+        resolve(pulumi.Output.from_input(values[key]))
+
+
 def problems(cfg) -> list[Problem]:
     """Rules over the settings, checked with the other sections' before anything is built."""
     s = cfg.gateway
@@ -129,14 +157,24 @@ def problems(cfg) -> list[Problem]:
                            ("serving", "sagemaker", "bedrock")))
     if not cfg.cache.enabled:
         for t, spec in s.tenants.items():
-            if spec.requests_per_minute or spec.tokens_per_minute:
+            if spec.requests_per_minute or spec.tokens_per_minute or spec.batch_tokens_per_day:
                 out.append(Problem(f"gateway.tenants.{t}", spec.model_dump(by_alias=True, exclude_none=True),
                                    "request/token budgets need the shared cache (cache.enabled) to be enforced "
                                    "across replicas; enable the cache or drop the budgets", ("cache.enabled",)))
         if s.semantic_cache:
             out.append(Problem("gateway.semanticCache", True, "needs the cache (cache.enabled)", ("cache.enabled",)))
+    if not cfg.batch.enabled:
+        for t, spec in s.tenants.items():
+            if spec.batch_tokens_per_day is not None:
+                out.append(Problem(f"gateway.tenants.{t}.batchTokensPerDay", spec.batch_tokens_per_day,
+                                   "unset without batch (batch.enabled): there is no Batch API to budget",
+                                   ("batch.enabled",)))
     try:
-        args_from(s, GatewayArgs, config={})
+        # with batch, placeholders for what the batch section and the cluster supply at build time
+        placeholders = {k: "resolved-at-deploy" for k in ("batch_bucket", "batch_queue_url", "batch_queue_arn",
+                                                          "batch_dlq_arn", "batch_kms_key_arn", "oidc_provider_arn",
+                                                          "oidc_issuer")} if cfg.batch.enabled else {}
+        args_from(s, GatewayArgs, config={}, **placeholders)
     except ArgsError as err:
         out.extend(translate(err, "gateway"))
     return out
@@ -198,6 +236,7 @@ def build(ctx: BuildContext, cfg) -> None:
         oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),
         oidc_issuer=getattr(cluster, "oidc_issuer", None),
         tags=ctx.tags, depends_on=[ctx.lb_controller] if ctx.lb_controller is not None else [],
+        **(batch_wiring(ctx) if cfg.batch.enabled else {}),
     )
     opts = pulumi.ResourceOptions(provider=ctx.k8s_provider) if ctx.k8s_provider is not None else None
     gw = Gateway("gateway", args, opts=opts)

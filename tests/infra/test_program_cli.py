@@ -259,9 +259,16 @@ def test_policy_tier_flag(capsys):
     assert code == 2 and "argument --tier: only with --program" in err
 
 
-def test_stack_and_config_file_combine_only_with_program(capsys, tmp_path):
+def test_stack_names_the_stack_a_config_file_is_planned_under(capsys):
+    code, out, _ = cli(capsys, "plan", "--stack", "my_stack", "--config-file", "stacks/Pulumi.dev.yaml")
+    assert code == 0 and out.startswith("genai-scale plan: stack my_stack (tier prototype")
+    code, out, _ = cli(capsys, "plan", "--config-file", "stacks/Pulumi.dev.yaml")
+    assert code == 0 and out.startswith("genai-scale plan: stack dev (tier prototype")
+
+
+def test_a_config_file_that_does_not_exist_is_an_error_with_or_without_stack(capsys):
     code, _, err = cli(capsys, "plan", "--stack", "dev", "--config-file", "x.yaml")
-    assert code == 2 and "not allowed with argument --stack (without --program)" in err
+    assert code == 2 and "x.yaml" in err and "Traceback" not in err
 
 
 def test_help_tells_the_two_targets_apart(capsys):

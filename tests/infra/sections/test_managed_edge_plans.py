@@ -55,7 +55,7 @@ def test_staging_and_prod_have_the_alb_with_a_validated_certificate_and_the_cont
     assert releases["aws-load-balancer-controller"].inputs["version"] == "3.5.0"
     assert result.outputs["albDnsName"].endswith(".elb.amazonaws.com")
     assert one(result, "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
-    assert result.notes == []
+    assert [n.split(" are ")[1][:25] for n in result.notes] == ["the shipped example value"]  # replace before up
 
 
 def test_dev_without_a_certificate_has_no_alb_and_says_what_it_offers_instead(plans):
@@ -338,5 +338,20 @@ def test_the_human_plan_prints_the_notes_after_the_outputs(plans):
     text = render_plan(result, cfg)
     assert text.index("\nOutputs\n") < text.index("\nNotes\n")
     assert text.endswith(f"\nNotes\n  - {result.notes[0]}\n")
+    # staging ships the example domain: its only note says to replace it
     result, cfg = plans["staging"]
-    assert "\nNotes\n" not in render_plan(result, cfg)
+    [note] = result.notes
+    assert note.startswith("genai-scale:alb.domain ('genai.example.com') and genai-scale:alb.hostedZoneId "
+                           "('Z0123456789EXAMPLE') are the shipped example values: replace them")
+
+
+def test_a_real_domain_gets_no_example_values_note():
+    from infra.sections.edge import example_values_note
+
+    class A:
+        domain, hosted_zone_id = "api.acme.io", "Z1D633PJN98FT9"
+    assert example_values_note(A()) is None
+    A.domain = "api.example.org"
+    assert example_values_note(A()) is not None
+    A.domain, A.hosted_zone_id = "api.acme.io", "Z0EXAMPLE"
+    assert example_values_note(A()) is not None
