@@ -22,7 +22,7 @@ from pydantic import ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from components.errors import ArgsError
-from problems import Problem, missing, unknown_key
+from problems import MISSING, Problem, missing, unknown_key
 from problems import from_pydantic as problems_from_pydantic
 from infra.sections import SECTIONS
 from infra.sections.base import SettingsModel
@@ -166,18 +166,33 @@ def build_settings(raw: dict[str, Any], *, source: str) -> Any:
         if key.startswith(prefix):
             ns[key[len(prefix):]] = value
     tier = ns.pop("tier", None)
+    flat = flat_key_problems(ns)
     problem = unknown_tier(tier, TIERS_DIR)  # tiers are the folders under stacks/tiers
     if problem is not None:
-        raise ConfigError(_without_tier(ns, raw, tier, problem, source=source),
+        raise ConfigError(flat + _without_tier(ns, raw, tier, problem, source=source),
                           title=f"{source}: invalid configuration", prefix=prefix)
     try:
         load_tier(tier, TIERS_DIR)  # the tier's facts, which the sections' rules read: reported before them
     except TierError as err:
         raise ConfigError(err.problems, title=err.title) from None
     found, settings = _check_with_tier(ns, raw, tier, source=source)
-    if found:
-        raise ConfigError(found, title=f"{source}: invalid configuration", prefix=prefix)
+    if flat or found:
+        raise ConfigError(flat + found, title=f"{source}: invalid configuration", prefix=prefix)
     return settings
+
+
+def flat_key_problems(ns: dict[str, Any]) -> list[Problem]:
+    """Keys written flat (``genai-scale:serving.huggingFaceTokenSecretId``: what ``pulumi config set`` writes without
+    ``--path``), taken out of ``ns`` and reported with the command that nests them. The value is not shown: it may be a
+    secret."""
+    out = []
+    for key in [k for k in ns if isinstance(k, str) and "." in k]:
+        ns.pop(key)
+        section = key.split(".", 1)[0]
+        out.append(Problem(key, MISSING, f"a flat key: settings nest under {NAMESPACE}:{section}; set it with "
+                                         f"`pulumi config set --path '{NAMESPACE}:{key}' <value>` (with --secret "
+                                         "for a secret), or write it nested in the stack file", code="unknown_key"))
+    return out
 
 
 def _check_with_tier(ns: dict[str, Any], raw: dict[str, Any], tier: str, *, source: str) -> tuple[list[Problem], Any]:

@@ -239,3 +239,17 @@ def test_removed_entries():
     preset = {"nodeGroups": {"a": {}, "b": {}}, "serving": {"models": {"m": {"x": 1}}}}
     assert removed_entries(preset, {"nodeGroups": {"a": None, "c": None}, "serving": {"models": {"m": {"x": None}}}}) \
         == ["nodeGroups.a", "serving.models.m.x"]
+
+
+def test_a_flat_key_is_reported_with_the_command_that_nests_it_and_without_its_value():
+    from infra.config import ConfigError, build_settings
+
+    raw = {"aws:region": "us-east-1", "genai-scale:tier": "prototype",
+           "genai-scale:serving.huggingFaceTokenSecretId": "genai/hf-token-value"}
+    with pytest.raises(ConfigError) as exc:
+        build_settings(raw, source="Pulumi.x.yaml")
+    text = str(exc.value)
+    assert ("genai-scale:serving.huggingFaceTokenSecretId: a flat key: settings nest under genai-scale:serving; set it "
+            "with `pulumi config set --path 'genai-scale:serving.huggingFaceTokenSecretId' <value>` (with --secret for "
+            "a secret), or write it nested in the stack file") in text
+    assert "genai/hf-token-value" not in text
