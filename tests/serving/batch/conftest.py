@@ -131,9 +131,8 @@ def make_queues(s3, sqs, *, max_receives: int, suffix: str = "") -> tuple[str, s
     return q, dlq
 
 
-@pytest.fixture(scope="session")
-def moto_server():
-    """A moto server (S3 and SQS over HTTP) for tests that run worker processes."""
+def run_moto_server():
+    """A moto server (S3 and SQS over HTTP) on a free loopback port: yields its URL, stops it afterwards."""
     from moto.server import ThreadedMotoServer
 
     port = free_port()
@@ -142,6 +141,12 @@ def moto_server():
     wait_port(port)
     yield f"http://127.0.0.1:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A moto server for tests that run worker processes."""
+    yield from run_moto_server()
 
 
 def server_env(endpoint: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ import pytest
 from serving.batch.worker import Worker, WorkerConfig
 from serving.gateway.config import parse_config
 from serving.gateway.errors import ConfigError
-from tests.serving.batch.conftest import FAKE_CREDS, REGION, Engine, free_port, make_queues, wait_port
+from tests.serving.batch.conftest import FAKE_CREDS, REGION, Engine, make_queues, run_moto_server
 from tests.serving.gateway.conftest import KEYS, base_config
 
 MODEL = "plain"
@@ -24,14 +24,7 @@ MODEL = "plain"
 
 @pytest.fixture(scope="module")
 def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    wait_port(port)
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    yield from run_moto_server()
 
 
 @pytest.fixture(scope="module")
