@@ -1,0 +1,102 @@
+"""The rag section in every tier: Aurora Serverless v2 with a 0 ACU minimum on prototype, readers on growth and scale,
+the outputs with the sizing; config errors (a workload that cannot fit, a bad ACU range) by key path; the Qdrant
+backend through stack config."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from infra.config import ROOT, ConfigError, build_settings, read_stack_file
+from infra.program import plan_stack
+from infra.sections import SECTIONS, batch, rag
+from tests.stack_plans import planned
+
+CLUSTER = "aws:rds/cluster:Cluster"
+INSTANCE = "aws:rds/clusterInstance:ClusterInstance"
+EXPECTED = {  # stack -> (min ACU, max ACU, readers, deletion protection)
+    "dev": (0, 4, 0, False), "staging": (0.5, 16, 1, True), "prod": (2, 64, 3, True)}
+
+
+@pytest.mark.parametrize("stack", list(EXPECTED))
+def test_every_tier_plans_the_aurora_vector_store(stack):
+    result, cfg = planned(stack)
+    low, high, readers, protected = EXPECTED[stack]
+    c = result.one(CLUSTER).inputs
+    scaling = c["serverlessv2ScalingConfiguration"]
+    assert (scaling["minCapacity"], scaling["maxCapacity"]) == (low, high)
+    assert ("secondsUntilAutoPause" in scaling) == (low == 0)
+    assert c["storageEncrypted"] is True and c["iamDatabaseAuthenticationEnabled"] is True
+    assert c["deletionProtection"] is protected and c["skipFinalSnapshot"] is (not protected)
+    instances = result.by_type(INSTANCE)
+    assert len(instances) == 1 + readers
+    assert all(i.inputs["instanceClass"] == "db.serverless" for i in instances)
+    assert c["tags"]["genai-scale/component"] == "vector-store"
+    assert {"vectorStoreEndpoint", "vectorStoreReaderEndpoint", "vectorStoreSecretArn"} <= set(result.outputs)
+    assert cfg.rag.enabled and cfg.rag.backend == "aurora-pgvector"
+
+
+def test_the_plan_prints_the_sizing():
+    result, _ = planned("dev")
+    assert result.outputs["vectorStoreSizing"] == {"tableGib": 4.8, "indexGib": 4.09, "storageGib": 8.89,
+                                                   "acuNeeded": 3.5, "instances": 1}
+    assert result.outputs["vectorStoreCollectionSettings"] == {"index": "hnsw", "m": 16, "ef_construction": 64,
+                                                               "ef_search": 40}
+
+
+def test_rag_builds_last():
+    assert SECTIONS[-1] is rag and SECTIONS.index(rag) > SECTIONS.index(batch)
+
+
+def with_rag(rag_cfg: dict, stack: str = "dev") -> dict:
+    raw = read_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
+    raw["genai-scale:rag"] = rag_cfg
+    return raw
+
+
+def problems_of(raw: dict) -> str:
+    with pytest.raises(ConfigError) as exc:
+        build_settings(raw, source="stacks/Pulumi.dev.yaml")
+    return str(exc.value)
+
+
+def test_100m_1024_d_vectors_on_the_prototype_is_a_config_error_naming_the_limit():
+    text = problems_of(with_rag({"workload": {"vectors": 100_000_000}}))
+    assert ("genai-scale:rag.workload.vectors = 100000000: at most what one Aurora Serverless v2 instance holds in "
+            "memory: 100,000,000 vectors of 1024 dimensions need a 409.04 GiB HNSW index, 301 ACU of shared buffers, "
+            "over the 256 ACU limit by 45 ACU") in text
+
+
+def test_a_max_acu_too_small_and_a_bad_range_are_named_in_config_terms():
+    text = problems_of(with_rag({"workload": {"vectors": 2_000_000}}))
+    assert "genai-scale:rag.aurora.maxAcu = 4.0: >= 6.5 to keep the HNSW index" in text
+    text = problems_of(with_rag({"aurora": {"minAcu": 8}}))
+    assert "genai-scale:rag.aurora.minAcu = 8.0: <= aurora.maxAcu (4)" in text
+
+
+def test_an_unknown_key_is_refused():
+    assert "genai-scale:rag.aurora.minAcus" in problems_of(with_rag({"aurora": {"minAcus": 0}}))
+
+
+def test_a_disabled_store_builds_nothing(tmp_path):
+    doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())
+    doc["config"]["genai-scale:rag"] = {"enabled": False}
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result, cfg = plan_stack(stack="dev", config_file=str(path))
+    assert not cfg.rag.enabled
+    assert result.by_type(CLUSTER) == [] and "vectorStoreEndpoint" not in result.outputs
+
+
+def test_the_qdrant_backend_through_stack_config(tmp_path):
+    doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())
+    doc["config"]["genai-scale:rag"] = {"backend": "qdrant", "qdrant": {"replicas": 3, "replicationFactor": 2}}
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result, _ = plan_stack(stack="dev", config_file=str(path))
+    release = next(r for r in result.by_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "qdrant")
+    assert release.inputs["values"]["replicaCount"] == 3
+    assert result.by_type(CLUSTER) == []
+    assert result.outputs["vectorStoreEndpoint"] == "vector-store-qdrant.genai-rag.svc.cluster.local"
+    settings = result.outputs["vectorStoreCollectionSettings"]
+    assert (settings["shard_number"], settings["replication_factor"]) == (1, 2)
