@@ -32,6 +32,10 @@ _EXPORTS: dict[str, str] = {
     "placement_from_node_group": "components.serving.vllm.args", "AcceleratorSpec": "components.catalog.accelerators",
     "Keda": "components.serving.keda", "KedaArgs": "components.serving.keda", "Monitoring": "components.serving.monitoring", "MonitoringArgs": "components.serving.monitoring",
     "BatchInference": "components.batch.batch_inference", "BatchInferenceArgs": "components.batch.batch_inference",
+    "BedrockBatchServiceRole": "components.batch.bedrock_batch", "BedrockBatchServiceRoleArgs": "components.batch.bedrock_batch",
+    "VectorStore": "components.rag.vector_store", "VectorStoreArgs": "components.rag.vector_store",
+    "VectorWorkload": "components.rag.vector_store", "AuroraVectorSettings": "components.rag.vector_store",
+    "QdrantSettings": "components.rag.vector_store",
     "Gateway": "components.gateway.gateway", "GatewayArgs": "components.gateway.gateway", "TenantSpec": "components.gateway.gateway",
     # shared
     "ArgsError": "components.errors", "Problem": "problems",

@@ -137,3 +137,19 @@ GATEWAY_IMAGE = Pin(
 GATEWAY_BASE_IMAGE = Pin(
     "python", "3.11.14-slim-bookworm", repository="docker.io/library/python",
     source="Docker Official Images python tags (3.11 slim on Debian 12, matching the CI machine)", checked="2026-11")
+
+# --- RAG data plane (vector store) ---
+AURORA_POSTGRESQL_ENGINE = Pin(
+    "aurora-postgresql", "16.8", repository="rds",
+    source="Aurora User Guide 'Scaling to Zero ACUs with automatic pause and resume' (min 0 ACU needs Aurora "
+           "PostgreSQL 16.3, 15.7, 14.12 or 13.15 at least); AWS What's New 2023-10 (pgvector 0.5.0 with HNSW from "
+           "Aurora PostgreSQL 15.4/14.9/13.12); AWS Database Blog 2025-05 (pgvector 0.8.0 on Aurora PostgreSQL). "
+           "(uncertain) the pgvector release inside 16.8 was not read: confirm with `aws rds "
+           "describe-db-engine-versions --engine aurora-postgresql --engine-version 16.8` and "
+           "`SELECT extversion FROM pg_extension WHERE extname = 'vector'`", checked="2026-12")
+"""Engine of the VectorStore's Aurora cluster: Serverless v2 with a 0 ACU minimum (auto-pause) and pgvector HNSW."""
+
+QDRANT_CHART = Pin(
+    "qdrant", "1.19.0", repository="https://qdrant.github.io/qdrant-helm",
+    source="qdrant/qdrant-helm tag qdrant-1.19.0 (commit a7aeeb71, 2026-08-13; Chart 1.19.0, appVersion v1.19.0)",
+    checked="2026-12")

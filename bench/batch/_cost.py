@@ -1,12 +1,15 @@
-"""Cost of N requests: real-time on demand, batch on spot, Bedrock on-demand and batch tokens. Pure functions.
+"""Cost of N requests: real-time on demand, batch on spot, SageMaker async, Bedrock on-demand and batch tokens.
 
 The method is the seed's (003 §4.5, "COST COMPARISON EXAMPLE"): busy time is ``requests / requests per second``;
 real-time pays for the instance while it waits between requests, so its bill is busy time divided by the GPU
 utilisation (the seed: "GPU idle 50% of time between requests = ~$20 effective", i.e. utilisation 0.5, and 20-60% in
 its comparison table); batch keeps the GPU busy (80-95% in the same table) on spot capacity. Two terms the seed
 leaves out are parameters here: the batch utilisation (1.0 reproduces the seed) and the work lost to spot
-interruptions (a shard in flight when the instance is reclaimed is redone; :func:`lost_work_fraction`). Bedrock
-bills tokens, not time: ``requests x (prompt x input price + output x output price)``.
+interruptions (a shard in flight when the instance is reclaimed is redone; :func:`lost_work_fraction`). A SageMaker
+asynchronous inference endpoint that scales to zero between batches bills the instance-hours it is up: the busy time
+at the same utilisation, plus, for every batch, the start from zero (instance, image, model load) and the time it
+stays up after its queue empties before it scales in (:func:`sagemaker_async`); it has no spot price. Bedrock bills
+tokens, not time: ``requests x (prompt x input price + output x output price)``. Pure functions.
 
 No Pulumi, no I/O: the CLI (``bench/batch/cost.py``) and later capacity planning call these.
 """
@@ -82,6 +85,21 @@ def batch_on_spot(requests: int, requests_per_second: float, spot_usd_per_hour: 
     return CostLine("batch, spot", hours * spot_usd_per_hour, hours,
                     f"{requests:,} req / {requests_per_second:g} req/s / utilisation {utilisation:g} "
                     f"x (1 + {interruption_overhead:g} lost work) x ${spot_usd_per_hour:.4g}/h")
+
+
+def sagemaker_async(requests: int, requests_per_second: float, usd_per_hour: float, utilisation: float,
+                    batches: int = 1, startup_seconds: float = 0.0, idle_seconds: float = 0.0) -> CostLine:
+    """A SageMaker asynchronous inference endpoint that scales to zero between batches: busy hours / utilisation, plus
+    ``batches x (startup + idle) / 3600`` hours of scaling from zero and waiting to scale in, at the hosting price."""
+    _check(requests=(requests, 1, None, True), requests_per_second=(requests_per_second, 0, None, False),
+           usd_per_hour=(usd_per_hour, 0, None, False), utilisation=(utilisation, 0, 1, False),
+           batches=(batches, 1, None, True), startup_seconds=(startup_seconds, 0, None, True),
+           idle_seconds=(idle_seconds, 0, None, True))
+    overhead = batches * (startup_seconds + idle_seconds) / SECONDS_PER_HOUR
+    hours = busy_hours(requests, requests_per_second) / utilisation + overhead
+    return CostLine("SageMaker async", hours * usd_per_hour, hours,
+                    f"{requests:,} req / {requests_per_second:g} req/s / utilisation {utilisation:g} + {batches} x "
+                    f"({startup_seconds:g}s start + {idle_seconds:g}s idle) x ${usd_per_hour:.4g}/h")
 
 
 def bedrock_tokens(name: str, requests: int, prompt_tokens: int, output_tokens: int, input_per_mtok: float,

@@ -1,9 +1,15 @@
-"""What N requests (default 1M) of a given size cost: real-time on demand, batch on spot, Bedrock on-demand vs batch.
+"""What N requests (default 1M) of a given size cost: real-time on demand, batch on spot, SageMaker async, Bedrock.
 
 Prices come from ``components/catalog/prices.py`` and throughput from ``components/catalog/throughput.py`` (each
 figure with its source and date); the method is the seed's (003 §4.5), in ``bench/batch/_cost.py``. The table is
-followed by the two ratios (batch on spot vs real-time on demand; Bedrock batch vs Bedrock on-demand) and by the
-seed's worked example recomputed, with the reason its "30x" does or does not come out.
+followed by the ratios (batch on spot and SageMaker async vs real-time on demand; Bedrock batch vs Bedrock on-demand)
+and by the seed's worked example recomputed, with the reason its "30x" does or does not come out.
+
+SageMaker async is an asynchronous inference endpoint that scales to zero between batches. By default it runs the
+same deployment as the batch row (``ml.`` + that figure's instance type, the same throughput), at the SageMaker
+hosting price; when that type has no hosting price the row is left out and the output says why. For another
+instance type give ``--sagemaker-instance`` with the throughput measured on it (``--sagemaker-rps``); the whole
+instance is then charged.
 
 A self-hosted deployment that uses part of an instance (one H100 of a p5.48xlarge) is charged that share of the
 instance price: the other accelerators are assumed to serve other replicas. Spot is the on-demand price less the
@@ -12,12 +18,15 @@ catalogue's typical discount (70%, an estimate; ``--spot-discount`` to change it
 Run: .venv/bin/python bench/batch/cost.py [--requests 1000000] [--prompt-tokens 500] [--output-tokens 200]
 [--model llama-3.1-8b-instruct] [--bedrock-model amazon.nova-lite-v1:0] [--realtime-utilisation 0.5]
 [--batch-utilisation 0.9] [--interruptions-per-hour 0] [--shard-seconds 600] [--restart-seconds 180]
+[--sagemaker-instance ml.g6e.2xlarge --sagemaker-rps 20] [--sagemaker-batches 1] [--sagemaker-startup-seconds 300]
+[--sagemaker-idle-seconds 600]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -30,6 +39,7 @@ from bench.batch._cost import (
     lost_work_fraction,
     ratio,
     realtime_on_demand,
+    sagemaker_async,
     seed_example,
     seed_ratio_factors,
 )
@@ -57,14 +67,29 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--shard-seconds", type=float, default=600.0, help="run time of one shard (default 600)")
     p.add_argument("--restart-seconds", type=float, default=180.0,
                    help="node + image + model load after an interruption (default 180)")
+    p.add_argument("--sagemaker-instance", default=None,
+                   help="SageMaker instance type of the async endpoint (default: ml. + the batch figure's instance "
+                        "type, at its throughput); another type needs --sagemaker-rps")
+    p.add_argument("--sagemaker-rps", type=float, default=None,
+                   help="requests/s measured on --sagemaker-instance (default: the batch figure's)")
+    p.add_argument("--sagemaker-batches", type=int, default=1,
+                   help="times the endpoint scales up from zero for the job (default 1: one batch)")
+    p.add_argument("--sagemaker-startup-seconds", type=float, default=300.0,
+                   help="scale-up from zero: instance, image and model load (default 300: a cold vLLM start of an "
+                        "8B model on L40S takes about 294 s, not counting the instance's own start)")
+    p.add_argument("--sagemaker-idle-seconds", type=float, default=600.0,
+                   help="time the endpoint stays up after its queue empties (default 600: the SageMaker endpoint "
+                        "component's scale-in cooldown)")
     return p.parse_args(argv)
 
 
-def _share_price(figure: throughput.Throughput, region: str) -> float:
-    """On-demand USD/h of the accelerators the figure uses (their share of the instance)."""
+def _share_price(figure: throughput.Throughput, region: str, priced_as: str | None = None) -> float:
+    """On-demand USD/h of the accelerators the figure uses (their share of the instance), priced as the figure's
+    instance type or as ``priced_as`` (its SageMaker ``ml.*`` twin)."""
     spec = accelerators.lookup(figure.instance_type)
     count = spec.count if spec else 1
-    return prices.on_demand(figure.instance_type, region).on_demand_usd_per_hour * figure.accelerators / count
+    usd = prices.on_demand(priced_as or figure.instance_type, region).on_demand_usd_per_hour
+    return usd * figure.accelerators / count
 
 
 def validate(args: argparse.Namespace) -> list[Problem]:
@@ -82,7 +107,11 @@ def validate(args: argparse.Namespace) -> list[Problem]:
          "must be > 0 and <= 1")
     need("--batch-utilisation", args.batch_utilisation, 0 < args.batch_utilisation <= 1, "must be > 0 and <= 1")
     need("--spot-discount", args.spot_discount, 0 < args.spot_discount < 1, "must be > 0 and < 1")
-    for flag in ("--interruptions-per-hour", "--shard-seconds", "--restart-seconds"):
+    need("--sagemaker-batches", args.sagemaker_batches, args.sagemaker_batches >= 1, "must be >= 1")
+    if args.sagemaker_rps is not None:
+        need("--sagemaker-rps", args.sagemaker_rps, args.sagemaker_rps > 0, "must be > 0")
+    for flag in ("--interruptions-per-hour", "--shard-seconds", "--restart-seconds", "--sagemaker-startup-seconds",
+                 "--sagemaker-idle-seconds"):
         value = getattr(args, flag[2:].replace("-", "_"))
         need(flag, value, value >= 0, "must be >= 0")
     models = throughput.models()
@@ -92,14 +121,57 @@ def validate(args: argparse.Namespace) -> list[Problem]:
             need("--region", args.region, False, f"a region with a price for {figure.instance_type} "
                  f"(priced: {', '.join(sorted({r for t, r in prices.INSTANCE_PRICES if t == figure.instance_type}))})")
             break
+    out += _validate_sagemaker(args, models)
     bedrock = sorted(m for m, r in prices.TOKEN_PRICES if r == args.region)
     need("--bedrock-model", args.bedrock_model, (args.bedrock_model, args.region) in prices.TOKEN_PRICES,
          f"a Bedrock model with token prices in {args.region}: {', '.join(bedrock) or 'none'}")
     return out
 
 
-def compute(args: argparse.Namespace) -> tuple[list[CostLine], dict[str, float], float]:
-    """(cost lines, ratios, interruption overhead) for the arguments; :class:`ProblemsError` lists every bad one."""
+def _validate_sagemaker(args: argparse.Namespace, models: list[str]) -> list[Problem]:
+    """An explicit --sagemaker-instance must be priced and, unless it is the batch figure's own, come with a rate."""
+    instance = args.sagemaker_instance
+    if instance is None:
+        if args.sagemaker_rps is not None:
+            return [Problem("--sagemaker-rps", args.sagemaker_rps, "only with --sagemaker-instance (the instance it "
+                                                                   "was measured on)")]
+        return []
+    out: list[Problem] = []
+    if (instance, args.region) not in prices.INSTANCE_PRICES:
+        priced = sorted(t for t, r in prices.INSTANCE_PRICES if r == args.region and t.startswith("ml."))
+        why = prices.UNPRICED.get(instance)
+        out.append(Problem("--sagemaker-instance", instance,
+                           (f"has no hosting price ({why}); " if why else "")
+                           + f"a SageMaker type priced in {args.region}: {', '.join(priced) or 'none'}"))
+    own = f"ml.{throughput.figure(args.model, 'batch').instance_type}" if args.model in models else None
+    if args.sagemaker_rps is None and instance != own:
+        out.append(Problem("--sagemaker-instance", instance,
+                           f"needs --sagemaker-rps (requests/s measured on it): the {args.model} figures are for "
+                           f"{own or 'another instance'}"))
+    return out
+
+
+def _sagemaker_line(args: argparse.Namespace, batch: throughput.Throughput) -> tuple[CostLine | None, str]:
+    """The SageMaker async line, or None and why it was left out. Without ``--sagemaker-rps`` it is the batch row's
+    deployment (its throughput, its share of the instance); with it, the whole given instance at that rate."""
+    instance = args.sagemaker_instance or f"ml.{batch.instance_type}"
+    if (instance, args.region) not in prices.INSTANCE_PRICES:  # only the default can get here: validate() checks
+        why = prices.UNPRICED.get(instance, "no hosting price in the catalogue")
+        return None, (f"SageMaker async: left out: {instance} (the batch figure's hardware) has no {args.region} "
+                      f"hosting price ({why}); give --sagemaker-instance <priced ml.* type> with --sagemaker-rps "
+                      "<requests/s measured on it>")
+    if args.sagemaker_rps is None:
+        usd, rps = _share_price(batch, args.region, instance), batch.requests_per_second(args.output_tokens)
+    else:
+        usd, rps = prices.on_demand(instance, args.region).on_demand_usd_per_hour, args.sagemaker_rps
+    line = sagemaker_async(args.requests, rps, usd, args.batch_utilisation, args.sagemaker_batches,
+                           args.sagemaker_startup_seconds, args.sagemaker_idle_seconds)
+    return line, f"SageMaker async on {instance} (hosting ${usd:.4g}/h, no spot price)"
+
+
+def compute(args: argparse.Namespace) -> tuple[list[CostLine], dict[str, float], float, list[str]]:
+    """(cost lines, ratios, interruption overhead, notes) for the arguments; :class:`ProblemsError` lists every bad
+    one. The notes say which SageMaker instance the async line used, or why it was left out."""
     problems = validate(args)
     if problems:
         raise ProblemsError(problems, title="invalid arguments")
@@ -117,13 +189,17 @@ def compute(args: argparse.Namespace) -> tuple[list[CostLine], dict[str, float],
                          tp.on_demand_input_per_mtok, tp.on_demand_output_per_mtok)
     bba = bedrock_tokens("Bedrock batch", args.requests, args.prompt_tokens, args.output_tokens,
                          tp.batch_input_per_mtok, tp.batch_output_per_mtok)
-    lines = [rt, bt, bod, bba]
-    ratios = {"batch on spot vs real-time on demand": ratio(rt, bt),
-              "Bedrock batch vs Bedrock on-demand": ratio(bod, bba)}
-    return lines, ratios, overhead
+    sm, note = _sagemaker_line(args, batch)
+    lines = [rt, bt, *([sm] if sm else []), bod, bba]
+    ratios = {"batch on spot vs real-time on demand": ratio(rt, bt)}
+    if sm:
+        ratios["SageMaker async vs real-time on demand"] = ratio(rt, sm)
+    ratios["Bedrock batch vs Bedrock on-demand"] = ratio(bod, bba)
+    return lines, ratios, overhead, [note]
 
 
-def render(args: argparse.Namespace, lines: list[CostLine], ratios: dict[str, float], overhead: float) -> str:
+def render(args: argparse.Namespace, lines: list[CostLine], ratios: dict[str, float], overhead: float,
+           notes: Sequence[str] = ()) -> str:
     online = throughput.figure(args.model, "online")
     out = [(f"{args.requests:,} requests of {args.prompt_tokens} prompt + {args.output_tokens} output tokens, "
             f"{args.region}; self-hosted {args.model} on {online.accelerators}x {online.accelerator} "
@@ -136,7 +212,7 @@ def render(args: argparse.Namespace, lines: list[CostLine], ratios: dict[str, fl
         hours = f"{line.billed_hours:,.2f}" if line.billed_hours else "-"
         usd = f"{line.usd:,.2f}" if line.usd >= 1 else f"{line.usd:.4f}"
         out.append(f"{line.name:<24} {usd:>12} {hours:>11}  {line.detail}")
-    out += ["", "ratios (how many times cheaper):"]
+    out += ["", *notes, "", "ratios (how many times cheaper):"]
     out += [f"  {name}: {value:,.1f}x" for name, value in ratios.items()]
     out += ["", (f"interruption overhead: {overhead:.4f} ({args.interruptions_per_hour:g}/h x "
                  f"({args.shard_seconds:g}s / 2 + {args.restart_seconds:g}s))"), ""]
@@ -163,11 +239,11 @@ def seed_lines(batch_utilisation: float, overhead: float) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
-        lines, ratios, overhead = compute(args)
+        lines, ratios, overhead, notes = compute(args)
     except ProblemsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(render(args, lines, ratios, overhead))
+    print(render(args, lines, ratios, overhead, notes))
     return 0
 
 

@@ -70,10 +70,76 @@ def worker_policy(*, queue_arn: str, bucket: str, kms_key_arn: str, weights_uri:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def scaler_policy(queue_arn: str) -> dict[str, Any]:
-    """KEDA's operator reads the queue's depth only (``GetQueueAttributes`` decrypts nothing: no key permission)."""
+def scaler_policy(*queue_arns: str) -> dict[str, Any]:
+    """KEDA's operator reads the queues' depth only (``GetQueueAttributes`` decrypts nothing: no key permission)."""
     return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "ReadQueueDepth", "Effect": "Allow", "Action": ["sqs:GetQueueAttributes"], "Resource": [queue_arn]}]}
+        "Sid": "ReadQueueDepth", "Effect": "Allow", "Action": ["sqs:GetQueueAttributes"],
+        "Resource": list(queue_arns)}]}
+
+
+# --- managed dispatch (SageMaker asynchronous endpoints) ---
+
+ASYNC_BACKEND = "sagemaker-async"
+"""``BATCH_BACKEND`` of the dispatcher workers (the batch contract): no local engine, requests go to the endpoints."""
+ASYNC_PREFIX = f"{BATCH_PREFIX}sagemaker-async/"
+"""Results of the asynchronous endpoints: ``<ASYNC_PREFIX><endpoint key>/output/`` and ``.../failure/``."""
+
+
+def async_output_uri(bucket: str, endpoint: str) -> str:
+    """The ``async_output_s3_uri`` of an endpoint named ``endpoint`` writing to the batches bucket."""
+    return f"s3://{bucket}/{ASYNC_PREFIX}{endpoint}/"
+
+
+def dispatcher_labels(name: str) -> dict[str, str]:
+    return {**labels(name), "app.kubernetes.io/name": "batch-dispatcher"}
+
+
+def dispatcher_policy(*, queue_arn: str, bucket: str, kms_key_arn: str, endpoint_arns: list[str]) -> dict[str, Any]:
+    """Least privilege for a dispatcher: consume the dispatch queue, read and write under ``batches/`` (requests
+    in, the endpoints' results), use the key, and ``InvokeEndpointAsync`` on the asynchronous endpoints only."""
+    statements = worker_policy(queue_arn=queue_arn, bucket=bucket, kms_key_arn=kms_key_arn)["Statement"]
+    statements.append({"Sid": "InvokeAsyncEndpoints", "Effect": "Allow", "Action": ["sagemaker:InvokeEndpointAsync"],
+                       "Resource": sorted(endpoint_arns)})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def dispatch_submit_policy(*, queue_arn: str, dlq_arn: str) -> dict[str, Any]:
+    """What a submitter (the gateway) needs for the dispatch backend: send shards to the dispatch queue and read
+    its dead-letter queue (the key is in the gateway's batch statements already)."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "DispatchSendShards", "Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [queue_arn]},
+        {"Sid": "DispatchReadDeadLetters", "Effect": "Allow",
+         "Action": ["sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+         "Resource": [dlq_arn]}]}
+
+
+def dispatcher_env(*, queue_url: Any, bucket: Any, region: Any, visibility_seconds: int,
+                   max_receives: int) -> list[dict[str, Any]]:
+    """The dispatcher's environment: the worker's, without a local engine, with ``BATCH_BACKEND``."""
+    env = [e for e in worker_env(queue_url=queue_url, bucket=bucket, region=region,
+                                 visibility_seconds=visibility_seconds, max_receives=max_receives)
+           if e["name"] != "BATCH_ENGINE_URL"]
+    return [*env, {"name": "BATCH_BACKEND", "value": ASYNC_BACKEND}]
+
+
+def dispatcher_pod(name: str, *, image: Any, service_account: str, env: list[dict[str, Any]],
+                   grace_seconds: int) -> dict[str, Any]:
+    """One dispatcher pod: the worker container only (no engine, no accelerator), on the cluster's untainted CPU
+    nodes, never restarted in place."""
+    return {
+        "metadata": {"labels": dispatcher_labels(name)},
+        "spec": {
+            "serviceAccountName": service_account,
+            "automountServiceAccountToken": False,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": grace_seconds,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": 0, "fsGroup": 0,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "containers": [worker_container(image=image, env=env)],
+            "volumes": [{"name": "worker-tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
+        },
+    }
 
 
 def tls_only_bucket_policy(bucket: str) -> dict[str, Any]:
@@ -91,7 +157,24 @@ def lifecycle_rules(retention_days: int) -> list[dict[str, Any]]:
              "abort_incomplete_multipart_upload": {"days_after_initiation": 1}}]
 
 
+def dlq_alarm(queue_name: Any, *, description: str, actions: list[str]) -> dict[str, Any]:
+    """Inputs of the ``aws.cloudwatch.MetricAlarm`` that fires while a dead-letter queue holds a message (a shard
+    that failed every allowed receive). SQS publishes ``ApproximateNumberOfMessagesVisible`` per queue every 5
+    minutes (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html,
+    read 2026-12-06); Prometheus does not see it, so this alarm is the DLQ's alert."""
+    return {"namespace": "AWS/SQS", "metric_name": "ApproximateNumberOfMessagesVisible",
+            "dimensions": {"QueueName": queue_name}, "statistic": "Maximum", "period": 300,
+            "evaluation_periods": 1, "threshold": 0, "comparison_operator": "GreaterThanThreshold",
+            "treat_missing_data": "notBreaching", "alarm_description": description,
+            "alarm_actions": list(actions), "ok_actions": list(actions)}
+
+
 # --- the worker pod ---
+
+METRICS_PORT = 9090
+"""The worker's Prometheus port (``BATCH_METRICS_PORT``), scraped by the monitoring stack's batch PodMonitor."""
+METRICS_PORT_NAME = "metrics"
+"""Its container port name: the PodMonitor's ``port``."""
 
 def worker_env(*, queue_url: Any, bucket: Any, region: Any, visibility_seconds: int,
                max_receives: int) -> list[dict[str, Any]]:
@@ -101,7 +184,8 @@ def worker_env(*, queue_url: Any, bucket: Any, region: Any, visibility_seconds: 
             {"name": "AWS_REGION", "value": region},
             {"name": "BATCH_ENGINE_URL", "value": ENGINE_URL},
             {"name": "BATCH_VISIBILITY_SECONDS", "value": str(visibility_seconds)},
-            {"name": "BATCH_MAX_RECEIVES", "value": str(max_receives)}]
+            {"name": "BATCH_MAX_RECEIVES", "value": str(max_receives)},
+            {"name": "BATCH_METRICS_PORT", "value": str(METRICS_PORT)}]
 
 
 def engine_sidecar(name: str, engine: VllmServiceArgs, *, image: Any, service_account: str) -> tuple[
@@ -123,6 +207,7 @@ def worker_container(*, image: Any, env: list[dict[str, Any]]) -> dict[str, Any]
     return {
         "name": "worker", "image": image, "imagePullPolicy": "IfNotPresent", "command": list(WORKER_COMMAND),
         "env": env,
+        "ports": [{"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
         "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
         "volumeMounts": [{"name": "worker-tmp", "mountPath": "/tmp"}],
@@ -163,20 +248,21 @@ def trigger_authentication_manifest(name: str, namespace: str) -> dict[str, Any]
             "spec": {"podIdentity": {"provider": "aws"}}}
 
 
-def sqs_trigger(name: str, *, queue_url: Any, region: Any, shards_per_job: int) -> dict[str, Any]:
+def sqs_trigger(name: str, *, queue_url: Any, region: Any, shards_per_job: int, trigger_name: str = "shards") -> dict[
+        str, Any]:
     """The ``aws-sqs-queue`` trigger: one Job per ``shards_per_job`` messages, visible and in flight (a shard being
     worked on still counts, so KEDA does not start a second Job for it), none while the queue is empty."""
-    return {"type": "aws-sqs-queue", "name": "shards", "authenticationRef": {"name": f"{name}-aws"},
+    return {"type": "aws-sqs-queue", "name": trigger_name, "authenticationRef": {"name": f"{name}-aws"},
             "metadata": {"queueURL": queue_url, "queueLength": str(shards_per_job), "activationQueueLength": "0",
                          "awsRegion": region, "scaleOnInFlight": "true"}}
 
 
 def scaled_job_manifest(name: str, namespace: str, *, pod: dict[str, Any], trigger: dict[str, Any],
                         max_parallelism: int, polling_interval_seconds: int, backoff_limit: int,
-                        history_limit: int, scaling_strategy: str) -> dict[str, Any]:
+                        history_limit: int, scaling_strategy: str, job_name: str | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels(name)},
+        "metadata": {"name": job_name or name, "namespace": namespace, "labels": pod["metadata"]["labels"]},
         "spec": {
             "jobTargetRef": {"parallelism": 1, "completions": 1, "backoffLimit": backoff_limit, "template": pod},
             "pollingInterval": polling_interval_seconds,

@@ -4,7 +4,8 @@ Creates
   - ``aws.kms.Key`` ``<name>-key`` (rotation on) unless ``kms_key_arn`` names one: it encrypts the queues and the bucket.
   - ``aws.sqs.Queue`` ``<name>-dlq`` (14-day retention) and ``<name>-queue`` (one message per shard, visibility
     timeout ``visibility_timeout_seconds``, a redrive policy moving a shard received ``max_receives`` times to the
-    dead-letter queue); both KMS-encrypted.
+    dead-letter queue); both KMS-encrypted; ``aws.cloudwatch.MetricAlarm`` ``<name>-dlq-not-empty`` on the DLQ's
+    visible messages (actions ``alarm_actions``).
   - unless ``bucket_name`` names an existing bucket, ``aws.s3.Bucket`` ``<name>-bucket`` for the batches (SSE-KMS with
     the key, public access blocked, bucket-owner-enforced ownership, a TLS-only bucket policy, batches expiring after
     ``batch_retention_days``).
@@ -18,6 +19,18 @@ Creates
     (``podIdentity.provider: aws``) and a ``ScaledJob`` on the ``aws-sqs-queue`` trigger whose Jobs each run
     ``python -m serving.batch worker`` beside a vLLM engine with the flags a VllmService of the model renders
     (see :mod:`components.batch._batch`).
+  - with ``async_endpoints`` (SageMaker asynchronous endpoints, name -> ARN): the managed-dispatch queues
+    ``<name>-dispatch-dlq`` and ``<name>-dispatch-queue`` (same key, retention and redrive as the shard queue), the
+    dispatchers' role ``<name>-dispatcher-role`` (Pod Identity: the dispatch queue, ``batches/``, the key, and
+    ``sagemaker:InvokeEndpointAsync`` on those endpoints only), ``<name>-dispatch-submit`` (a policy for the
+    submitter: send to the dispatch queue, read its DLQ) and a second ``ScaledJob`` ``<name>-dispatch`` whose Jobs run
+    the worker alone with ``BATCH_BACKEND=sagemaker-async``: no engine, no GPU, on untainted CPU nodes.
+
+Backends, chosen per route by the gateway's ``batch.backends`` (a route without one runs here): (1) this cluster
+queue and its GPU spot workers; (2) Bedrock batch inference (``genai-scale:batch.bedrock``: the service role of
+:class:`~components.batch.bedrock_batch.BedrockBatchServiceRole`, no queue: the gateway creates the job); (3) SageMaker
+asynchronous endpoints (``genai-scale:sagemaker.endpoints.<name>.mode: async``: scale to zero, results under
+``batches/sagemaker-async/<name>/`` of this bucket with this key), fed by the managed-dispatch queue below.
 
 Defaults: scale to zero (no Job while the queue is empty), at most 2 Jobs, one shard per Job, a 900 s visibility
 timeout, 3 receives before the DLQ, batches kept 30 days, a 30 s termination grace period (inside the 2-minute spot
@@ -53,6 +66,10 @@ from components.serving.vllm.args import NodeGroupPlacement, VllmModelSettings, 
 from problems import Problem
 
 _UNUSED = "pod-identity"
+BATCH_PREFIX = _batch.BATCH_PREFIX
+"""Key prefix of every batch in the bucket (``batches/<batch id>/``)."""
+ASYNC_PREFIX = _batch.ASYNC_PREFIX
+"""Key prefix of the SageMaker async endpoints' results (``<ASYNC_PREFIX><endpoint>/output/`` and ``failure/``)."""
 ScalingStrategy = Literal["default", "custom", "accurate", "eager"]
 
 
@@ -105,6 +122,15 @@ class BatchInferenceArgs(ArgsModel):
     termination_grace_seconds: int = Field(default=30, ge=10, le=119)
     """Grace period after SIGTERM: the worker stops taking work, releases its shard (visibility 0) and exits within
     about 5 s (serving/batch/README.md); at most 119, inside the 2-minute spot notice. Default: 30."""
+    alarm_actions: list[str] = Field(default_factory=list)
+    """Actions (e.g. SNS topic ARNs) of the CloudWatch alarms on the dead-letter queues (``<name>-dlq-not-empty``,
+    firing while a DLQ holds a message). Default: none (the alarm state shows in CloudWatch only)."""
+    async_endpoints: dict[str, PulumiInput] = Field(default_factory=dict)
+    """SageMaker asynchronous endpoints the dispatcher workers call, by name (the batch backend's name) -> endpoint
+    ARN. Default: none (no dispatch queue, no dispatcher ScaledJob)."""
+    dispatch_max_parallelism: int = Field(default=2, ge=1, le=1000)
+    """Most dispatcher Jobs at once (each sends one shard's requests and waits for their results; the endpoints do
+    the inference). Default: 2."""
     weights_kms_key_arn: str | None = None
     """KMS key of the weights bucket, when it uses SSE-KMS (adds ``kms:Decrypt`` on it). Default: none."""
     keda_identity: bool = True
@@ -169,6 +195,11 @@ class BatchInference(pulumi.ComponentResource):
     """The KEDA ScaledJob."""
     namespace: str
     """Namespace of the workers."""
+    dispatch_queue_url: pulumi.Output[str] | None
+    """URL of the managed-dispatch queue (the ``queueUrl`` of the gateway's sagemaker-async backends); None without
+    ``async_endpoints``."""
+    dispatch_submit_policy_arn: pulumi.Output[str] | None
+    """Policy letting a submitter send to the dispatch queue and read its DLQ; None without ``async_endpoints``."""
 
     def __init__(self, name: str, args: BatchInferenceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}BatchInference", name, None, with_cluster_provider(opts, args.cluster))
@@ -199,6 +230,7 @@ class BatchInference(pulumi.ComponentResource):
             tags=tags, opts=child)
         self.queue_url = self.queue.url
         self.dead_letter_queue_url = self.dead_letter_queue.url
+        self._dlq_alarm(name, self.dead_letter_queue, "shard", args, tags)
 
         if args.bucket_name is None:
             bucket = self._bucket(name, key_arn, args.batch_retention_days, tags)
@@ -213,9 +245,11 @@ class BatchInference(pulumi.ComponentResource):
         worker_role = self._pod_identity_role(f"{name}-worker", worker_doc, cluster_name, args.namespace, sa_name,
                                               tags, f"Batch workers of {name}: consume shards, read/write batches")
         self.worker_role_arn = worker_role.arn
+        dispatch = self._dispatch_queues(name, args, key_arn, tags) if args.async_endpoints else None
         scaler_deps: list[pulumi.Resource] = []
         if args.keda_identity:
-            scaler_doc = self.queue.arn.apply(lambda arn: json.dumps(_batch.scaler_policy(arn)))
+            scaler_doc = pulumi.Output.all(self.queue.arn, *([dispatch.arn] if dispatch else [])).apply(
+                lambda arns: json.dumps(_batch.scaler_policy(*arns)))
             scaler_role = self._pod_identity_role(f"{name}-scaler", scaler_doc, cluster_name, args.keda_namespace,
                                                   args.keda_service_account, tags,
                                                   f"KEDA operator: read the depth of batch queue {name}")
@@ -243,7 +277,68 @@ class BatchInference(pulumi.ComponentResource):
             polling_interval_seconds=args.polling_interval_seconds, backoff_limit=args.backoff_limit,
             history_limit=args.jobs_history_limit, scaling_strategy=args.scaling_strategy),
             pulumi.ResourceOptions.merge(cr_opts, pulumi.ResourceOptions(depends_on=[auth_cr])))
-        self.register_outputs({"queue_url": self.queue_url, "bucket": self.bucket})
+        self.dispatch_queue_url = self.dispatch_submit_policy_arn = None
+        if dispatch is not None:
+            self._dispatchers(name, args, dispatch, bucket, key_arn, region, cluster_name, tags,
+                              pulumi.ResourceOptions.merge(cr_opts, pulumi.ResourceOptions(depends_on=[auth_cr])))
+        self.register_outputs({"queue_url": self.queue_url, "bucket": self.bucket,
+                               "dispatch_queue_url": self.dispatch_queue_url})
+
+    def _dlq_alarm(self, name: str, dlq: aws.sqs.Queue, what: str, args: BatchInferenceArgs,
+                   tags: dict[str, str]) -> None:
+        aws.cloudwatch.MetricAlarm(f"{name}-dlq-not-empty", **_batch.dlq_alarm(
+            dlq.name, actions=args.alarm_actions,
+            description=f"genai-scale batch: a {what} message failed every allowed receive and is in the "
+                        f"dead-letter queue (its batch's records are error lines shard_failed)"),
+            tags=tags, opts=pulumi.ResourceOptions(parent=self))
+
+    def _dispatch_queues(self, name: str, args: BatchInferenceArgs, key_arn: Any,
+                         tags: dict[str, str]) -> aws.sqs.Queue:
+        child = pulumi.ResourceOptions(parent=self)
+        self.dispatch_dead_letter_queue = aws.sqs.Queue(
+            f"{name}-dispatch-dlq", message_retention_seconds=_batch.DLQ_RETENTION_SECONDS, kms_master_key_id=key_arn,
+            kms_data_key_reuse_period_seconds=300, tags=tags, opts=child)
+        self._dlq_alarm(f"{name}-dispatch", self.dispatch_dead_letter_queue, "SageMaker async dispatch", args, tags)
+        return aws.sqs.Queue(
+            f"{name}-dispatch-queue", visibility_timeout_seconds=args.visibility_timeout_seconds,
+            message_retention_seconds=args.message_retention_seconds, receive_wait_time_seconds=20,
+            kms_master_key_id=key_arn, kms_data_key_reuse_period_seconds=300,
+            redrive_policy=self.dispatch_dead_letter_queue.arn.apply(
+                lambda arn: json.dumps(_batch.redrive_policy(arn, args.max_receives))),
+            tags=tags, opts=child)
+
+    def _dispatchers(self, name: str, args: BatchInferenceArgs, queue: aws.sqs.Queue, bucket: Any, key_arn: Any,
+                     region: Any, cluster_name: Any, tags: dict[str, str], cr_opts: pulumi.ResourceOptions) -> None:
+        """The dispatcher role, the submitter's policy and the dispatcher ScaledJob of the async endpoints."""
+        child = pulumi.ResourceOptions(parent=self)
+        endpoints = dict(sorted(args.async_endpoints.items()))
+        doc = pulumi.Output.all(queue.arn, bucket, key_arn, *endpoints.values()).apply(lambda a: json.dumps(
+            _batch.dispatcher_policy(queue_arn=a[0], bucket=a[1], kms_key_arn=a[2], endpoint_arns=list(a[3:]))))
+        sa_name = f"{name}-dispatcher"
+        self._pod_identity_role(sa_name, doc, cluster_name, args.namespace, sa_name, tags,
+                                f"Batch dispatchers of {name}: send shards to SageMaker async endpoints")
+        submit = aws.iam.Policy(
+            f"{name}-dispatch-submit", policy=pulumi.Output.all(queue.arn, self.dispatch_dead_letter_queue.arn).apply(
+                lambda a: json.dumps(_batch.dispatch_submit_policy(queue_arn=a[0], dlq_arn=a[1]))),
+            description=f"Submit shards to the managed-dispatch queue of {name}", tags=tags, opts=child)
+        sa = k8s.core.v1.ServiceAccount(
+            f"{name}-dispatcher-sa", metadata={"name": sa_name, "namespace": args.namespace,
+                                               "labels": _batch.dispatcher_labels(name)},
+            automount_service_account_token=False, opts=pulumi.ResourceOptions.merge(cr_opts, child))
+        env = _batch.dispatcher_env(queue_url=queue.url, bucket=bucket, region=region,
+                                    visibility_seconds=args.visibility_timeout_seconds, max_receives=args.max_receives)
+        pod = _batch.dispatcher_pod(name, image=args.worker_image, service_account=sa_name, env=env,
+                                    grace_seconds=args.termination_grace_seconds)
+        trigger = _batch.sqs_trigger(name, queue_url=queue.url, region=region, shards_per_job=args.shards_per_job,
+                                     trigger_name="dispatch-shards")
+        _custom_resource(f"{name}-dispatch-scaledjob", _batch.scaled_job_manifest(
+            name, args.namespace, pod=pod, trigger=trigger, max_parallelism=args.dispatch_max_parallelism,
+            polling_interval_seconds=args.polling_interval_seconds, backoff_limit=args.backoff_limit,
+            history_limit=args.jobs_history_limit, scaling_strategy=args.scaling_strategy,
+            job_name=f"{name}-dispatch"), pulumi.ResourceOptions.merge(cr_opts, pulumi.ResourceOptions(
+                depends_on=[sa])))
+        self.dispatch_queue_url = queue.url
+        self.dispatch_submit_policy_arn = submit.arn
 
     def _bucket(self, name: str, key_arn: pulumi.Output[str], retention_days: int,
                 tags: dict[str, str]) -> pulumi.Output[str]:

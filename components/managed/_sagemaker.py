@@ -36,6 +36,19 @@ SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"
 CONCURRENCY_METRIC = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
 
+# Asynchronous inference (SageMaker developer guide, "Autoscale an asynchronous endpoint",
+# docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html, checked 2026-12): a target-tracking policy
+# on the customized metric ApproximateBacklogSizePerInstance (namespace AWS/SageMaker, dimension EndpointName,
+# statistic Average) lets the variant scale down to zero; on its own it scales out from zero only once the backlog
+# exceeds the target, so a step-scaling policy (ChangeInCapacity +1 from a lower bound of 0, aggregation Average)
+# fires from a CloudWatch alarm on HasBacklogWithoutCapacity (Average over 60 s, >= 1 for 2 of 2 periods, missing data
+# left missing) to add the first instance when requests wait and no instance is up.
+METRIC_NAMESPACE = "AWS/SageMaker"
+BACKLOG_METRIC = "ApproximateBacklogSizePerInstance"
+NO_CAPACITY_METRIC = "HasBacklogWithoutCapacity"
+OUTPUT_FOLDER = "output/"
+FAILURE_FOLDER = "failure/"
+
 INSTANCE_STORE_FAMILIES = frozenset({
     "g4dn", "g5", "g6", "g6e", "g7e", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "trn1", "trn1n", "trn2",
 })
@@ -226,12 +239,45 @@ ENI_READS = ["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:De
              "ec2:DescribeSubnets", "ec2:DescribeVpcs"]
 
 
+@dataclass(frozen=True)
+class AsyncIo:
+    """Where an asynchronous endpoint reads requests and writes results (``s3://bucket/prefix/`` each)."""
+
+    input_uri: str
+    output_uri: str
+    kms_key_arn: str | None
+
+
+def async_output_config(output_uri: str, kms_key_arn: Any) -> dict[str, Any]:
+    """``AsyncInferenceConfig.OutputConfig``: responses under ``<prefix>output/``, failures under
+    ``<prefix>failure/``, both encrypted with the key."""
+    return {"s3_output_path": output_uri + OUTPUT_FOLDER, "s3_failure_path": output_uri + FAILURE_FOLDER,
+            "kms_key_id": kms_key_arn}
+
+
+def _async_statements(partition: str, io: AsyncIo) -> list[dict[str, Any]]:
+    in_bucket, in_prefix = s3_bucket_prefix(io.input_uri)
+    out_bucket, out_prefix = s3_bucket_prefix(io.output_uri)
+    out: list[dict[str, Any]] = [
+        {"Sid": "AsyncReadRequests", "Effect": "Allow", "Action": ["s3:GetObject"],
+         "Resource": [f"arn:{partition}:s3:::{in_bucket}/{in_prefix}*"]},
+        {"Sid": "AsyncWriteResults", "Effect": "Allow", "Action": ["s3:PutObject"],
+         "Resource": [f"arn:{partition}:s3:::{out_bucket}/{out_prefix}{OUTPUT_FOLDER}*",
+                      f"arn:{partition}:s3:::{out_bucket}/{out_prefix}{FAILURE_FOLDER}*"]},
+    ]
+    if io.kms_key_arn:
+        out.append({"Sid": "AsyncKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Resource": [io.kms_key_arn]})
+    return out
+
+
 def execution_role_policy(*, partition: str, region: str, account: str, repository_arn: str,
                           s3_model: tuple[str, str] | None, kms_key_arn: str | None,
-                          vpc_arn: str | None) -> dict[str, Any]:
+                          vpc_arn: str | None, async_io: AsyncIo | None = None) -> dict[str, Any]:
     """What the endpoint's execution role may do: pull its image, read its model prefix, write its logs and
     metrics, use its KMS key (when the instance type takes one), and, in a VPC, manage network interfaces in that
-    VPC only (``ec2:Vpc`` condition; the Describe calls have no resource-level permissions). No ``*`` actions."""
+    VPC only (``ec2:Vpc`` condition; the Describe calls have no resource-level permissions). An asynchronous endpoint
+    also reads its requests' prefix, writes its output and failure folders and uses their key. No ``*`` actions."""
     statements: list[dict[str, Any]] = [
         {"Sid": "EcrAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
         {"Sid": "EcrPull", "Effect": "Allow",
@@ -261,6 +307,8 @@ def execution_role_policy(*, partition: str, region: str, account: str, reposito
         statements.append({"Sid": "VpcEni", "Effect": "Allow", "Action": list(ENI_WRITES), "Resource": "*",
                            "Condition": {"ArnEquals": {"ec2:Vpc": vpc_arn}}})
         statements.append({"Sid": "VpcDescribe", "Effect": "Allow", "Action": list(ENI_READS), "Resource": "*"})
+    if async_io is not None:
+        statements += _async_statements(partition, async_io)
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -269,12 +317,41 @@ def assume_role_policy() -> dict[str, Any]:
         "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 
 
-def invoke_policy(endpoint_arn: str) -> dict[str, Any]:
-    """Lets a serving role call exactly this endpoint (buffered and streaming)."""
+def invoke_policy(endpoint_arn: str, mode: str = "real-time") -> dict[str, Any]:
+    """Lets a serving role call exactly this endpoint: buffered and streaming for a real-time endpoint,
+    ``InvokeEndpointAsync`` for an asynchronous one."""
+    if mode == "async":
+        return {"Version": "2012-10-17", "Statement": [{
+            "Sid": "InvokeEndpointAsync", "Effect": "Allow", "Action": ["sagemaker:InvokeEndpointAsync"],
+            "Resource": [endpoint_arn]}]}
     return {"Version": "2012-10-17", "Statement": [{
         "Sid": "InvokeEndpoint", "Effect": "Allow",
         "Action": ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
         "Resource": [endpoint_arn]}]}
+
+
+def backlog_tracking(endpoint_name: Any, target: float, *, scale_in_cooldown: int,
+                     scale_out_cooldown: int) -> dict[str, Any]:
+    """Target tracking on the endpoint's backlog per instance (the customized metric AWS documents for async)."""
+    return {"target_value": target,
+            "customized_metric_specification": {
+                "metric_name": BACKLOG_METRIC, "namespace": METRIC_NAMESPACE, "statistic": "Average",
+                "dimensions": [{"name": "EndpointName", "value": endpoint_name}]},
+            "scale_in_cooldown": scale_in_cooldown, "scale_out_cooldown": scale_out_cooldown}
+
+
+def scale_from_zero_step(cooldown: int) -> dict[str, Any]:
+    """Step scaling: one more instance whenever the HasBacklogWithoutCapacity alarm fires."""
+    return {"adjustment_type": "ChangeInCapacity", "metric_aggregation_type": "Average", "cooldown": cooldown,
+            "step_adjustments": [{"metric_interval_lower_bound": "0", "scaling_adjustment": 1}]}
+
+
+def no_capacity_alarm(endpoint_name: Any) -> dict[str, Any]:
+    """The CloudWatch alarm (inputs of ``aws.cloudwatch.MetricAlarm``) that drives :func:`scale_from_zero_step`."""
+    return {"metric_name": NO_CAPACITY_METRIC, "namespace": METRIC_NAMESPACE, "statistic": "Average",
+            "period": 60, "evaluation_periods": 2, "datapoints_to_alarm": 2, "threshold": 1,
+            "comparison_operator": "GreaterThanOrEqualToThreshold", "treat_missing_data": "missing",
+            "dimensions": {"EndpointName": endpoint_name}}
 
 
 def scaling_resource_id(endpoint_name: str, variant: str = VARIANT_NAME) -> str:

@@ -6,6 +6,14 @@ Creates the namespace, a random Grafana admin password in a Secret, the release,
 cache pressure, preemptions, GPU XID errors; the latency threshold is the tier's p95 target), and a ServiceMonitor
 for the GPU operator's DCGM exporter (GPU utilization for the dashboards and the autoscaler).
 
+Batch (``batch``, on by default): the batch dashboard (queue depth, running workers, throughput, shard outcomes and
+durations), a PrometheusRule with the batch alerts (queue not draining, shards failing, KEDA scaler errors) and a
+PodMonitor scraping the batch worker pods (labels ``app.kubernetes.io/component=batch``,
+``app.kubernetes.io/part-of=genai-scale``, in any namespace) on their container port named ``metrics``. The queue
+depth comes from KEDA: ``scrape_keda`` adds a ServiceMonitor for KEDA's operator (``keda_scaler_metrics_value`` is the
+depth its ``aws-sqs-queue`` scaler read; the chart only annotates the Service, which this Prometheus ignores). The
+dead-letter queue's depth is a CloudWatch metric, not scraped here.
+
 Defaults: 15 days of retention on an emptyDir (``storage_gib`` puts it on a gp3 volume), Prometheus selects every
 ServiceMonitor/PrometheusRule in the cluster, Grafana without persistence (dashboards are provisioned), everything on
 the system node group; the node exporter also tolerates the accelerator taints (node metrics from GPU/Neuron nodes).
@@ -39,6 +47,14 @@ FULLNAME = "monitoring"
 """``fullnameOverride`` of the release: services are ``monitoring-prometheus``, ``monitoring-alertmanager``."""
 
 P95_PLACEHOLDER = "__P95_LATENCY_SECONDS__"
+BATCH_DASHBOARD = "batch-inference.json"
+"""The batch dashboard (provisioned with ``batch``)."""
+BATCH_POD_LABELS = {"app.kubernetes.io/component": "batch", "app.kubernetes.io/part-of": "genai-scale"}
+"""Labels of the batch worker pods (components.batch renders them) that the PodMonitor selects."""
+BATCH_METRICS_PORT_NAME = "metrics"
+"""Name of the worker container's metrics port (the worker serves ``BATCH_METRICS_PORT``)."""
+KEDA_OPERATOR_LABELS = {"app.kubernetes.io/name": "keda-operator"}
+"""Labels of the keda chart's operator Service (its ``metrics`` port serves the operator's Prometheus metrics)."""
 ACCELERATOR_TOLERATIONS = [v.toleration() for v in VENDORS.values()]
 
 
@@ -65,6 +81,12 @@ class MonitoringArgs(ArgsModel):
     """Scrape the GPU operator's DCGM exporter (GPU utilization). Default: on."""
     gpu_operator_namespace: str = "gpu-operator"
     """Namespace of the GPU operator's DCGM exporter. Default: gpu-operator."""
+    batch: bool = True
+    """Batch monitoring: the batch dashboard, the batch alert rules and a PodMonitor of the batch worker pods.
+    Default: on (the PodMonitor selects nothing where no batch worker runs)."""
+    scrape_keda: bool = True
+    """Scrape KEDA's operator through a ServiceMonitor (any namespace): the batch queue depth and scaler errors.
+    Default: on (it selects nothing where KEDA is not installed)."""
     node_selector: dict[str, str] = Field(default_factory=lambda: {"genai-scale/node-group": "system"})
     """Where Prometheus, Grafana and the operator run. Default: the system node group."""
     prometheus_memory: str = Field(default="2Gi", pattern=r"^\d+Gi$")
@@ -110,10 +132,12 @@ def render_values(args: MonitoringArgs, *, grafana_secret: str) -> dict[str, Any
     }
 
 
-def dashboards(directory: Path = ASSETS / "dashboards") -> dict[str, str]:
-    """Dashboard file name -> JSON text (validated as JSON here)."""
+def dashboards(directory: Path = ASSETS / "dashboards", *, batch: bool = True) -> dict[str, str]:
+    """Dashboard file name -> JSON text (validated as JSON here); without ``batch``, the batch dashboard is left out."""
     out = {}
     for path in sorted(directory.glob("*.json")):
+        if path.name == BATCH_DASHBOARD and not batch:
+            continue
         text = path.read_text()
         json.loads(text)
         out[path.name] = text
@@ -126,6 +150,11 @@ def alert_rules(p95_latency_ms: float, path: Path = ASSETS / "alerts" / "vllm-al
     return yaml.safe_load(text)
 
 
+def batch_alert_rules(path: Path = ASSETS / "alerts" / "batch-alerts.yaml") -> dict[str, Any]:
+    """The PrometheusRule spec (``groups``) of the batch alerts."""
+    return yaml.safe_load(path.read_text())
+
+
 def prometheus_url(args: MonitoringArgs) -> str:
     return f"http://{FULLNAME}-prometheus.{args.namespace}.svc.cluster.local:9090"
 
@@ -135,6 +164,21 @@ def dcgm_service_monitor(args: MonitoringArgs) -> dict[str, Any]:
     return {"selector": {"matchLabels": {"app": "nvidia-dcgm-exporter"}},
             "namespaceSelector": {"matchNames": [args.gpu_operator_namespace]},
             "endpoints": [{"port": "gpu-metrics", "path": "/metrics", "interval": "15s", "honorLabels": True}]}
+
+
+def batch_pod_monitor() -> dict[str, Any]:
+    """Scrape the batch worker pods in any namespace on their ``metrics`` port. Workers are short-lived Jobs, hence the
+    15 s interval; the pod's ``app.kubernetes.io/instance`` (the BatchInference, also the ScaledJob's name) becomes the
+    ``app_kubernetes_io_instance`` label the dashboard filters on."""
+    return {"selector": {"matchLabels": dict(BATCH_POD_LABELS)}, "namespaceSelector": {"any": True},
+            "podTargetLabels": ["app.kubernetes.io/instance"],
+            "podMetricsEndpoints": [{"port": BATCH_METRICS_PORT_NAME, "path": "/metrics", "interval": "15s"}]}
+
+
+def keda_service_monitor() -> dict[str, Any]:
+    """Scrape KEDA's operator Service (port ``metrics``, 8080) at KEDA's default 30 s polling interval."""
+    return {"selector": {"matchLabels": dict(KEDA_OPERATOR_LABELS)}, "namespaceSelector": {"any": True},
+            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}]}
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -174,7 +218,7 @@ class Monitoring(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, secret]))
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         if args.grafana:
-            for file, text in dashboards().items():
+            for file, text in dashboards(batch=args.batch).items():
                 stem = file.removesuffix(".json")
                 k8s.core.v1.ConfigMap(f"{name}-dashboard-{stem}", metadata={
                     "name": f"dashboard-{stem}", "namespace": args.namespace,
@@ -191,4 +235,19 @@ class Monitoring(pulumi.ComponentResource):
                 metadata={"name": "dcgm-exporter", "namespace": args.namespace,
                           "labels": {"app.kubernetes.io/part-of": "genai-scale"}},
                 spec=dcgm_service_monitor(args), opts=after_release)
+        part_of = {"app.kubernetes.io/part-of": "genai-scale"}
+        if args.batch:
+            k8s.apiextensions.CustomResource(
+                f"{name}-batch-alerts", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
+                metadata={"name": "genai-scale-batch", "namespace": args.namespace, "labels": part_of},
+                spec=batch_alert_rules(), opts=after_release)
+            k8s.apiextensions.CustomResource(
+                f"{name}-batch-workers", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+                metadata={"name": "batch-workers", "namespace": args.namespace, "labels": part_of},
+                spec=batch_pod_monitor(), opts=after_release)
+        if args.scrape_keda:
+            k8s.apiextensions.CustomResource(
+                f"{name}-keda", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
+                metadata={"name": "keda-operator", "namespace": args.namespace, "labels": part_of},
+                spec=keda_service_monitor(), opts=after_release)
         self.register_outputs({"prometheus_url": self.prometheus_url})

@@ -5,10 +5,17 @@ gets the flags its VllmService renders, and serves it under the same name); ``no
 ``nodeGroups``, SPOT, labelled ``genai-scale.io/capacity=batch`` and tainted ``genai-scale.io/batch=true:NoSchedule``;
 the pods select the labels the groups share, so the cluster autoscaler may bring up any of them: several instance
 types for spot diversity); ``onDemandFallback`` (an ON_DEMAND batch node group the autoscaler may use when spot is
-short); and the :class:`~components.batch.batch_inference.BatchInference` settings (``maxParallelism``,
-``visibilityTimeoutSeconds``, ``maxReceives``, ``bucketName``, ...).
+short); the :class:`~components.batch.batch_inference.BatchInference` settings (``maxParallelism``,
+``visibilityTimeoutSeconds``, ``maxReceives``, ``bucketName``, ``dispatchMaxParallelism``, ...); and ``bedrock``
+(``enabled``, ``modelId``, ``name``): Bedrock batch inference as the gateway's ``batch.backends.<name>``, with the
+service role of :class:`~components.batch.bedrock_batch.BedrockBatchServiceRole`.
 
-Outputs: ``batchQueueUrl``, ``batchBucket``. See docs/reference/batch-inference.md.
+The other managed backend, SageMaker asynchronous endpoints, is configured where the endpoints are
+(``sagemaker.endpoints.<name>.mode: async``); this section gives them the bucket and key, and BatchInference the
+managed-dispatch queue and the dispatcher ScaledJob that calls them.
+
+Outputs: ``batchQueueUrl``, ``batchBucket`` (and ``batchDispatchQueueUrl`` with async endpoints, ``batchBedrockRoleArn``
+with Bedrock batch). See docs/reference/batch-inference.md and docs/reference/bedrock-batch-service-role.md.
 """
 
 from __future__ import annotations
@@ -19,16 +26,31 @@ import pulumi
 from pydantic import Field
 
 from components.batch.batch_inference import BatchInference, BatchInferenceArgs
+from components.batch.bedrock_batch import BedrockBatchServiceRole, BedrockBatchServiceRoleArgs
 from components.errors import ArgsError
 from components.serving.vllm.args import NodeGroupPlacement, VllmModelSettings
 from components.serving.vllm.image import base_image, engine_version as image_engine_version
-from problems import Problem
-from infra.sections.base import BuildContext, args_from, derive_settings, translate
+from problems import Problem, missing
+from infra.sections.base import BuildContext, args_from, derive_settings, optional, translate
 from infra.sections.gateway import resolve_batch_wiring
+from infra.sections.managed import async_endpoint_names, resolve_async_wiring
+
+BACKEND_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+
+BedrockBatchSettings = derive_settings(
+    BedrockBatchServiceRoleArgs, name="BedrockBatchSettings", module=__name__, exclude=("region", "tags"),
+    doc="Bedrock batch inference (CreateModelInvocationJob) as a batch backend of the gateway.",
+    extra={
+        "enabled": (bool, Field(default=False, description=(
+            "Run the batches of ``name`` as Bedrock batch inference jobs (needs batch.enabled). Default: off."))),
+        "name": (str, Field(default="bedrock", pattern=BACKEND_NAME, description=(
+            "The batch model name the gateway sends to Bedrock (``batch.backends.<name>``); the name of a route "
+            "moves that route's batches to Bedrock. Default: bedrock (the Bedrock route's name)."))),
+        **optional(BedrockBatchServiceRoleArgs, "model_id")})
 
 BatchSettings = derive_settings(
     BatchInferenceArgs, name="BatchSettings", module=__name__,
-    exclude=("model", "placement", "engine_version", "weights_kms_key_arn", "after", "tags"),
+    exclude=("model", "placement", "engine_version", "weights_kms_key_arn", "after", "tags", "async_endpoints"),
     doc="Batch inference on spot: the shard queue and its DLQ, the batches bucket and the KEDA ScaledJob of workers.",
     extra={
         "enabled": (bool, Field(default=False, description="Run batch inference. Default: off (tier presets turn it "
@@ -42,6 +64,8 @@ BatchSettings = derive_settings(
         "on_demand_fallback": (str | None, Field(default=None, description=(
             "An ON_DEMAND batch node group the pods may also land on when spot capacity is short. Default: none "
             "(spot only)."))),
+        "bedrock": (BedrockBatchSettings, Field(default_factory=BedrockBatchSettings, description=(
+            "Bedrock batch inference as a batch backend. Default: off."))),
     })
 
 KEYS = {"batch": BatchSettings}
@@ -93,13 +117,37 @@ def _args(cfg, groups, *, bucket: str, **wiring: Any) -> BatchInferenceArgs:
                      engine_version=image_engine_version(p.accelerator.vendor), **wiring)
 
 
-def problems(cfg) -> list[Problem]:
-    """The model and node groups exist, the groups are batch capacity (SPOT, or the on-demand fallback), KEDA and
-    the gateway (whose image runs the worker) are on, and the component's own rules."""
-    s = cfg.batch
-    if not s.enabled:
+def bedrock_problems(cfg) -> list[Problem]:
+    """Bedrock batch: on only with batch, a model id Bedrock batch takes, a name no async endpoint uses."""
+    b = cfg.batch.bedrock
+    if not b.enabled:
         return []
     out: list[Problem] = []
+    if not cfg.batch.enabled:
+        out.append(Problem("batch.bedrock.enabled", True, "false without batch (batch.enabled): the jobs read and "
+                           "write the batch bucket", ("batch.enabled",)))
+    if not b.model_id:
+        out.append(missing("batch.bedrock.modelId", "required when batch.bedrock.enabled: a base model id or a "
+                           "cross-Region profile id such as us.amazon.nova-lite-v1:0"))
+    else:
+        try:
+            args_from(b, BedrockBatchServiceRoleArgs, model_id=b.model_id, bucket="bucket", kms_key_arn="key",
+                      region=cfg.region)
+        except ArgsError as err:
+            out.extend(translate(err, "batch.bedrock"))
+    if b.name in async_endpoint_names(cfg):
+        out.append(Problem("batch.bedrock.name", b.name, "a batch model name no async SageMaker endpoint uses (both "
+                           "are keys of the gateway's batch.backends)", (f"sagemaker.endpoints.{b.name}",)))
+    return out
+
+
+def problems(cfg) -> list[Problem]:
+    """The model and node groups exist, the groups are batch capacity (SPOT, or the on-demand fallback), KEDA and
+    the gateway (whose image runs the worker) are on, and the component's own rules; Bedrock batch's rules."""
+    s = cfg.batch
+    out: list[Problem] = bedrock_problems(cfg)
+    if not s.enabled:
+        return out
     models = cfg.serving.models if cfg.serving.enabled else {}
     if s.model is None or s.model not in models:
         out.append(Problem("batch.model", s.model, "a model of serving.models (" +
@@ -163,14 +211,26 @@ def build(ctx: BuildContext, cfg) -> None:
     p = placement(groups)
     engine_image = _engine_image(ctx, cfg, p.accelerator.vendor)
     k8s_opts = pulumi.ResourceOptions(provider=ctx.k8s_provider) if ctx.k8s_provider else None
+    async_endpoints = {n: ctx.sagemaker[n].endpoint_arn for n in async_endpoint_names(cfg)}
     args = _args(cfg, groups, bucket=bucket_name(cfg, ctx.stack), engine_image=engine_image,
                  worker_image=ctx.gateway.image, cluster=ctx.cluster, region=ctx.region,
-                 after=[ctx.keda.release] if ctx.keda is not None else [], tags=ctx.tags)
+                 after=[ctx.keda.release] if ctx.keda is not None else [], async_endpoints=async_endpoints,
+                 tags=ctx.tags)
     batch = BatchInference("batch", args, opts=k8s_opts)
     ctx.extras["batch"] = batch
-    resolve_batch_wiring(ctx, batch)  # the gateway's Batch API: this bucket, queue, DLQ and key
+    resolve_async_wiring(ctx, batch.bucket, batch.kms_key_arn)  # the async endpoints' results go to this bucket
+    bedrock = None
+    if s.bedrock.enabled:
+        bedrock = BedrockBatchServiceRole("batch-bedrock", args_from(
+            s.bedrock, BedrockBatchServiceRoleArgs, model_id=s.bedrock.model_id, bucket=batch.bucket,
+            kms_key_arn=batch.kms_key_arn, region=ctx.region, tags=ctx.tags))
+        ctx.extras["batch-bedrock"] = bedrock
+        ctx.export("batchBedrockRoleArn", bedrock.role_arn)
+    resolve_batch_wiring(ctx, batch, bedrock)  # the gateway's Batch API: this bucket, queues, key and backends
     ctx.export("batchQueueUrl", batch.queue_url)
     ctx.export("batchBucket", batch.bucket)
+    if batch.dispatch_queue_url is not None:
+        ctx.export("batchDispatchQueueUrl", batch.dispatch_queue_url)
 
 
 def _engine_image(ctx: BuildContext, cfg, vendor: str) -> Any:

@@ -8,6 +8,10 @@ budgets (the section refuses rather than silently not enforcing them). The ALB's
 edge section made one, gets a TargetGroupBinding. With the batch section on, the gateway serves the OpenAI Batch and
 Files APIs on the batch section's bucket and queue: the batch section builds after the gateway (its workers run the
 gateway image), so the gateway takes them as deferred Outputs that the batch section resolves (:func:`batch_wiring`).
+The same way it gets the managed batch backends (:func:`batch_backends`, the config's ``batch.backends``): Bedrock
+batch (``batch.bedrock``: the service role's ARN, and the submitter policy on the gateway's IRSA role) and every
+SageMaker asynchronous endpoint (``sagemaker.endpoints.<name>.mode: async``: no real-time route; the managed-dispatch
+queue's URL, and a policy to send to it). A route without a backend runs its batches on the cluster queue.
 """
 
 from __future__ import annotations
@@ -101,6 +105,8 @@ def gateway_config(ctx: BuildContext, s: GatewaySettings) -> dict[str, Any]:
             upstreams[f"vllm-{name}"]["apiKeyEnv"] = upstream_key_env(name)
         routes[name] = route(f"vllm-{name}")
     for name, ep in sorted((ctx.sagemaker or {}).items()):
+        if is_async(ep):
+            continue  # batch only: a backend of batch.backends, never a real-time route
         upstreams[f"sagemaker-{name}"] = {"kind": "sagemaker", "endpointName": ep.endpoint_name,
                                           "region": ctx.region}
         routes[f"sagemaker-{name}"] = route(f"sagemaker-{name}")
@@ -121,27 +127,81 @@ def gateway_config(ctx: BuildContext, s: GatewaySettings) -> dict[str, Any]:
 
 BATCH_WIRING = "gateway-batch-wiring"
 """``ctx.extras`` key of the resolvers :func:`resolve_batch_wiring` calls once the batch section has built."""
+BACKEND_WIRING = "gateway-batch-backend-wiring"
+"""``ctx.extras`` key of the deferred Outputs of the managed batch backends (role ARN, dispatch queue, policies)."""
+_BEDROCK_KEYS = ("bedrock_role_arn", "bedrock_submit_policy_arn")
+_DISPATCH_KEYS = ("dispatch_queue_url", "dispatch_submit_policy_arn")
 
 
-def batch_wiring(ctx: BuildContext) -> dict[str, Any]:
+def is_async(endpoint: Any) -> bool:
+    """Whether a SageMaker endpoint of the context is asynchronous (batch only)."""
+    return getattr(endpoint, "mode", "real-time") == "async"
+
+
+def _bedrock_batch(cfg: Any) -> Any:
+    """``batch.bedrock`` when Bedrock batch is on, else None."""
+    b = getattr(cfg.batch, "bedrock", None)
+    return b if cfg.batch.enabled and b is not None and b.enabled else None
+
+
+def _endpoints(cfg: Any) -> dict[str, Any]:
+    return dict(getattr(getattr(cfg, "sagemaker", None), "endpoints", None) or {})
+
+
+def batch_wiring(ctx: BuildContext, cfg: Any = None) -> dict[str, Any]:
     """Deferred Outputs for the gateway's batch inputs; the batch section resolves them from its BatchInference
-    (:func:`resolve_batch_wiring`), so the gateway needs no reordering and the graph has no cycle."""
+    (:func:`resolve_batch_wiring`), so the gateway needs no reordering and the graph has no cycle. With ``cfg``,
+    also the managed backends' (kept in ``ctx.extras[BACKEND_WIRING]`` for :func:`batch_backends`)."""
     outputs, resolvers = {}, {}
-    for key in ("batch_bucket", "batch_queue_url", "batch_queue_arn", "batch_dlq_arn", "batch_kms_key_arn"):
+    keys = ["batch_bucket", "batch_queue_url", "batch_queue_arn", "batch_dlq_arn", "batch_kms_key_arn"]
+    if cfg is not None and _bedrock_batch(cfg) is not None:
+        keys += _BEDROCK_KEYS
+    if cfg is not None and any(getattr(e, "mode", "real-time") == "async" for e in _endpoints(cfg).values()):
+        keys += _DISPATCH_KEYS
+    for key in keys:
         outputs[key], resolvers[key] = pulumi.deferred_output()
     ctx.extras[BATCH_WIRING] = resolvers
+    ctx.extras[BACKEND_WIRING] = {k: outputs.pop(k) for k in (*_BEDROCK_KEYS, *_DISPATCH_KEYS) if k in outputs}
     return {**outputs, "batch_region": ctx.region}
 
 
-def resolve_batch_wiring(ctx: BuildContext, batch: Any) -> None:
-    """Hand the BatchInference's bucket, queues and key to the gateway's deferred batch inputs (no-op without them)."""
+def resolve_batch_wiring(ctx: BuildContext, batch: Any, bedrock: Any = None) -> None:
+    """Hand the BatchInference's bucket, queues and key (and the Bedrock batch role's ARN and policy) to the
+    gateway's deferred batch inputs (no-op without them)."""
     resolvers = ctx.extras.pop(BATCH_WIRING, None)
     if resolvers is None:
         return
     values = {"batch_bucket": batch.bucket, "batch_queue_url": batch.queue_url, "batch_queue_arn": batch.queue.arn,
-              "batch_dlq_arn": batch.dead_letter_queue.arn, "batch_kms_key_arn": batch.kms_key_arn}
+              "batch_dlq_arn": batch.dead_letter_queue.arn, "batch_kms_key_arn": batch.kms_key_arn,
+              "dispatch_queue_url": getattr(batch, "dispatch_queue_url", None),
+              "dispatch_submit_policy_arn": getattr(batch, "dispatch_submit_policy_arn", None),
+              "bedrock_role_arn": getattr(bedrock, "role_arn", None),
+              "bedrock_submit_policy_arn": getattr(bedrock, "submit_policy_arn", None)}
     for key, resolve in resolvers.items():
         resolve(pulumi.Output.from_input(values[key]))
+
+
+def batch_backends(ctx: BuildContext, cfg: Any) -> dict[str, Any]:
+    """The gateway config's ``batch.backends``: Bedrock batch under ``batch.bedrock.name`` and every async SageMaker
+    endpoint under its name (values may be deferred Outputs)."""
+    wiring = ctx.extras.get(BACKEND_WIRING, {})
+    out: dict[str, Any] = {}
+    b = _bedrock_batch(cfg)
+    if b is not None:
+        out[b.name] = {"kind": "bedrock", "modelId": b.model_id, "roleArn": wiring["bedrock_role_arn"],
+                       "region": ctx.region}
+    for name, ep in sorted((ctx.sagemaker or {}).items()):
+        if cfg.batch.enabled and is_async(ep):
+            out[name] = {"kind": "sagemaker-async", "endpointName": ep.endpoint_name, "region": ctx.region,
+                         "queueUrl": wiring["dispatch_queue_url"]}
+    return out
+
+
+def batch_backend_policies(ctx: BuildContext) -> dict[str, Any]:
+    """Managed policies the gateway's IRSA role gets for the managed backends, keyed by what they allow."""
+    wiring = ctx.extras.get(BACKEND_WIRING, {})
+    return {key: wiring[arn] for key, arn in (("batch-bedrock", "bedrock_submit_policy_arn"),
+                                              ("batch-dispatch", "dispatch_submit_policy_arn")) if arn in wiring}
 
 
 def problems(cfg) -> list[Problem]:
@@ -151,9 +211,10 @@ def problems(cfg) -> list[Problem]:
         return []
     out: list[Problem] = []
     serving, managed = cfg.serving, (cfg.sagemaker, cfg.bedrock)
-    if not ((serving.enabled and serving.models) or managed[0].endpoints or managed[1].enabled):
+    real_time = [n for n, e in managed[0].endpoints.items() if getattr(e, "mode", "real-time") != "async"]
+    if not ((serving.enabled and serving.models) or real_time or managed[1].enabled):
         out.append(Problem("gateway.enabled", True, "needs something to route to: a vLLM service (serving.models), "
-                           "a SageMaker endpoint (sagemaker.endpoints) or a Bedrock model (bedrock.enabled)",
+                           "a real-time SageMaker endpoint (sagemaker.endpoints) or a Bedrock model (bedrock.enabled)",
                            ("serving", "sagemaker", "bedrock")))
     if not cfg.cache.enabled:
         for t, spec in s.tenants.items():
@@ -197,6 +258,14 @@ def _check_schema(cfg: dict[str, Any], tenants: list[str]) -> list[Problem]:
     doc = plain(cfg)
     if isinstance(doc.get("redis", {}).get("url"), str) and doc["redis"]["url"] == "resolved-at-deploy":
         doc["redis"]["url"] = "rediss://resolved-at-deploy:6379/0"
+    if "batch" in doc:  # as the component renders it: the batch block's bucket and queue, real-looking wiring
+        doc["batch"].update(enabled=True, bucket="resolved-at-deploy",
+                            queueUrl="https://sqs.us-east-1.amazonaws.com/123456789012/resolved-at-deploy")
+        for backend in doc["batch"].get("backends", {}).values():
+            if backend.get("roleArn") == "resolved-at-deploy":
+                backend["roleArn"] = "arn:aws:iam::123456789012:role/resolved-at-deploy"
+            if backend.get("queueUrl") == "resolved-at-deploy":
+                backend["queueUrl"] = "https://sqs.us-east-1.amazonaws.com/123456789012/resolved-at-deploy"
     doc["tenants"] = {"keys": {t: ["0" * 64] for t in tenants}}
     try:
         parse_config(doc)
@@ -211,6 +280,10 @@ def build(ctx: BuildContext, cfg) -> None:
     if not s.enabled:
         return None
     gcfg = gateway_config(ctx, s)
+    batch_inputs = batch_wiring(ctx, cfg) if cfg.batch.enabled else {}
+    backends = batch_backends(ctx, cfg)
+    if backends:
+        gcfg["batch"] = {"backends": backends}
     problems = _check_schema(gcfg, list(s.tenants))  # the settings' own rules ran in problems(cfg), before any build
     if problems:
         raise ArgsError(problems, title="invalid gateway settings")
@@ -218,7 +291,9 @@ def build(ctx: BuildContext, cfg) -> None:
     if ctx.bedrock is not None:
         policies["bedrock"] = ctx.bedrock.invoke_policy_arn
     for ep_name, ep in sorted((ctx.sagemaker or {}).items()):
-        policies[f"sagemaker-{ep_name}"] = ep.invoke_policy_arn
+        if not is_async(ep):  # the dispatcher workers call the async endpoints, not the gateway
+            policies[f"sagemaker-{ep_name}"] = ep.invoke_policy_arn
+    policies.update(batch_backend_policies(ctx))
     target_group = None
     if ctx.alb is not None:
         target_group = (getattr(ctx.alb, "target_groups", None) or {}).get("gateway")
@@ -236,7 +311,7 @@ def build(ctx: BuildContext, cfg) -> None:
         oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),
         oidc_issuer=getattr(cluster, "oidc_issuer", None),
         tags=ctx.tags, depends_on=[ctx.lb_controller] if ctx.lb_controller is not None else [],
-        **(batch_wiring(ctx) if cfg.batch.enabled else {}),
+        **batch_inputs,
     )
     opts = pulumi.ResourceOptions(provider=ctx.k8s_provider) if ctx.k8s_provider is not None else None
     gw = Gateway("gateway", args, opts=opts)

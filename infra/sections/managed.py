@@ -8,14 +8,20 @@ Tier rules checked here, from the tier's facts (``stacks/tiers/<tier>/tier.yaml`
 Throughput only where ``bedrock.provisionedThroughput`` (not in prototype), a commitment term only where
 ``bedrock.commitment`` (scale), SageMaker endpoints only where ``sagemakerEndpoints`` (not in prototype: a real-time
 endpoint keeps at least one GPU instance running; scale to zero needs inference components, which pulumi-aws 7.51.1
-cannot create).
+cannot create). An asynchronous endpoint (``sagemaker.endpoints.<name>.mode: async``) is allowed in every tier: it
+serves batches only (no real-time route; the gateway's ``batch.backends.<name>``, run by the batch section's
+dispatcher workers), writes its results under the batch bucket, and where real-time endpoints are not allowed it must
+scale to zero (``minInstances: 0``). It needs ``batch.enabled``: the batch section builds after this one and hands
+the bucket and key over through deferred Outputs (:func:`resolve_async_wiring`).
 """
 
 from __future__ import annotations
 
 
+import pulumi
 from pydantic import Field
 
+from components.batch.batch_inference import ASYNC_PREFIX, BATCH_PREFIX
 from components.errors import ArgsError
 
 from problems import Problem, missing
@@ -75,6 +81,40 @@ def _endpoint_args(e, *, region: str, **wiring) -> SageMakerLmiEndpointArgs:
     return args_from(e, SageMakerLmiEndpointArgs, region=region, **wiring)
 
 
+ASYNC_WIRING = "managed-async-wiring"
+"""``ctx.extras`` key of the resolvers of the async endpoints' bucket and key (:func:`resolve_async_wiring`)."""
+_ASYNC_PLACEHOLDER = {"async_input_s3_uri": "s3://placeholder-bucket/batches/",
+                      "async_output_s3_uri": "s3://placeholder-bucket/batches/sagemaker-async/x/",
+                      "async_kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/placeholder"}
+
+
+def async_endpoint_names(cfg) -> list[str]:
+    """Names of the asynchronous endpoints of ``sagemaker.endpoints`` (batch backends, no real-time route)."""
+    return sorted(n for n, e in cfg.sagemaker.endpoints.items() if e.mode == "async")
+
+
+def _async_wiring(ctx: BuildContext, name: str) -> dict[str, object]:
+    """The async endpoint's S3 prefixes and key, from the batch section's bucket and key (deferred Outputs)."""
+    deferred = ctx.extras.get(ASYNC_WIRING)
+    if deferred is None:
+        bucket, resolve_bucket = pulumi.deferred_output()
+        key, resolve_key = pulumi.deferred_output()
+        deferred = ctx.extras[ASYNC_WIRING] = {"bucket": bucket, "key": key,
+                                               "resolvers": {"bucket": resolve_bucket, "key": resolve_key}}
+    return {"async_input_s3_uri": pulumi.Output.concat("s3://", deferred["bucket"], "/", BATCH_PREFIX),
+            "async_output_s3_uri": pulumi.Output.concat("s3://", deferred["bucket"], "/", ASYNC_PREFIX, name, "/"),
+            "async_kms_key_arn": deferred["key"]}
+
+
+def resolve_async_wiring(ctx: BuildContext, bucket: object, kms_key_arn: object) -> None:
+    """Hand the batch bucket and key to the async endpoints' deferred inputs (no-op without async endpoints)."""
+    deferred = ctx.extras.pop(ASYNC_WIRING, None)
+    if deferred is None:
+        return
+    deferred["resolvers"]["bucket"](pulumi.Output.from_input(bucket))
+    deferred["resolvers"]["key"](pulumi.Output.from_input(kms_key_arn))
+
+
 def problems(cfg) -> list[Problem]:
     """Tier rules and every component rule in config terms."""
     out: list[Problem] = []
@@ -101,13 +141,27 @@ def problems(cfg) -> list[Problem]:
             out.append(Problem("bedrock.commitment", b.commitment, f"'none' in the {tier} tier (committed terms "
                                "cannot be cancelled; only a tier whose fact bedrock.commitment is true may commit)"))
     sm = cfg.sagemaker
-    if sm.endpoints and not facts.sagemaker_endpoints:
-        out.append(Problem("sagemaker.endpoints", sorted(sm.endpoints), f"empty in the {tier} tier: a real-time "
-                           "endpoint keeps at least one GPU instance running (tier fact sagemakerEndpoints is false; "
-                           "use the vLLM node groups that scale to zero, or Bedrock on demand)"))
+    real_time = sorted(n for n, e in sm.endpoints.items() if e.mode != "async")
+    if real_time and not facts.sagemaker_endpoints:
+        out.append(Problem("sagemaker.endpoints", real_time, f"empty in the {tier} tier but for async endpoints: "
+                           "a real-time endpoint keeps at least one GPU instance running (tier fact sagemakerEndpoints "
+                           "is false; use the vLLM node groups that scale to zero, Bedrock on demand, or mode: async "
+                           "with minInstances: 0 for batches)"))
+    for name in async_endpoint_names(cfg):
+        e = sm.endpoints[name]
+        if not cfg.batch.enabled:
+            out.append(Problem(f"sagemaker.endpoints.{name}.mode", "async", "real-time, or turn batch on "
+                               "(batch.enabled): an async endpoint serves batches only, through the batch section's "
+                               "dispatcher workers, and writes its results to the batch bucket", ("batch.enabled",)))
+        if e.min_instances != 0 and not facts.sagemaker_endpoints:
+            out.append(Problem(f"sagemaker.endpoints.{name}.minInstances", e.min_instances, f"0 in the {tier} tier "
+                               "(tier fact sagemakerEndpoints is false: no instance may stay up while the queue is "
+                               "empty)"))
     for name, e in sm.endpoints.items():
         out.extend(endpoint_key_problems(name))
-        wiring = {"vpc_id": "vpc", "subnet_ids": ["subnet"]} if sm.in_vpc else {}
+        wiring: dict[str, object] = {"vpc_id": "vpc", "subnet_ids": ["subnet"]} if sm.in_vpc else {}
+        if e.mode == "async":
+            wiring.update(_ASYNC_PLACEHOLDER)
         try:
             _endpoint_args(e, region=cfg.region, **wiring)
         except ArgsError as err:
@@ -127,6 +181,8 @@ def build(ctx: BuildContext, cfg) -> None:
     sm = cfg.sagemaker
     for name, e in sm.endpoints.items():
         wiring = {"vpc_id": ctx.network.vpc_id, "subnet_ids": ctx.network.private_subnet_ids} if sm.in_vpc else {}
+        if e.mode == "async":
+            wiring.update(_async_wiring(ctx, name))
         ctx.sagemaker[name] = SageMakerLmiEndpoint(f"sagemaker-{name}", _endpoint_args(
             e, region=ctx.region, tags=ctx.tags, **wiring))
     if ctx.sagemaker:

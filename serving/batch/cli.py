@@ -4,8 +4,12 @@ The operator's AWS credentials come from the SDK's default chain (``AWS_PROFILE`
 points the SDK elsewhere (a local moto server). The bucket, queue, Region and prefix come from ``--bucket``,
 ``--queue-url``, ``--region``, ``--prefix`` or the ``batch`` block of a gateway config (``--config``); flags win.
 
+A batch of a ``bedrock`` backend (submitted through the gateway) works the same way: ``status`` and ``results`` poll
+its Bedrock job (``GetModelInvocationJob``) and assemble the results once it ends, ``cancel`` stops the job
+(``StopModelInvocationJob``). ``submit`` queues on the cluster only.
+
 Exit codes: 0 ok, 1 the batch is not finished (``results``), 2 bad arguments, configuration or input file (every bad
-line listed), 3 S3/SQS failure.
+line listed), 3 S3/SQS/Bedrock failure.
 """
 
 from __future__ import annotations
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import boto3
 
-    from serving.batch import shards
+    from serving.batch import bedrock, shards
     from serving.batch.finalize import finalize
 
     st = _settings(args, need_queue=args.cmd == "submit")
@@ -138,9 +142,16 @@ def _run(args: argparse.Namespace) -> int:
                                  extra={"tenant": args.tenant, "completion_window": "24h"}, **kw)
         _print(_summary(manifest))
         return 0
-    if args.cmd == "cancel":
-        shards.cancel(s3, bucket, args.batch_id, root)
-    manifest = finalize(s3, bucket, args.batch_id, root=root)
+    manifest = shards.get_json(s3, bucket, shards.Layout.of(bucket, args.batch_id, root).manifest)
+    if bedrock.is_bedrock(manifest):  # one Bedrock batch inference job: poll it (and stop it on cancel)
+        client = boto3.client("bedrock", region_name=manifest["backend"].get("region") or st["region"])
+        if args.cmd == "cancel":
+            manifest = bedrock.cancel(s3, client, bucket, manifest)
+        manifest, _ = bedrock.poll(s3, client, bucket, manifest)
+    else:
+        if args.cmd == "cancel":
+            shards.cancel(s3, bucket, args.batch_id, root)
+        manifest = finalize(s3, bucket, args.batch_id, root=root)
     if args.cmd in ("status", "cancel"):
         _print(_summary(manifest))
         return 0

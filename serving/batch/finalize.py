@@ -10,6 +10,16 @@ result line wins over an error line for the same custom_id, and repeats are drop
 States: ``in_progress`` with unsettled shards stays ``in_progress`` (the manifest's progress is updated);
 ``in_progress`` with every shard settled goes ``finalizing`` -> ``completed``; ``cancelling`` goes ``cancelled``
 with the shards committed so far (records of other shards are in neither file, as in OpenAI's API).
+
+Expiry (OpenAI's ``completion_window`` of ``24h``): a batch that still has unsettled shards at or after
+``created_at`` + :data:`COMPLETION_WINDOW_SECONDS` goes ``expired``. The output file keeps the results of the shards
+that finished, and every record of an unsettled shard is an error line ``batch_expired``; ``request_counts`` count
+them as failed. A batch whose shards are all settled completes even when the finaliser runs after the window (the
+work finished; nothing is left to expire). Workers skip the shards of an expired batch as they do a cancelled one.
+
+Progress: ``progress`` holds shards (total, done, failed, pending; ``expired`` once expired), records (total, and
+those of settled shards) and the tokens the engine reported in the usage of finished results (``None`` while no
+finished result carries usage).
 """
 
 from __future__ import annotations
@@ -28,6 +38,22 @@ from serving.batch.shards import (
     transition,
 )
 from serving.batch.worker import error_line
+
+COMPLETION_WINDOW_SECONDS = 24 * 3600
+"""OpenAI's only ``completion_window``, ``24h``: a batch not finished this long after ``created_at`` expires."""
+EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
+"""The message of a ``batch_expired`` error line (OpenAI's wording)."""
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def expires_at(manifest: dict[str, Any]) -> int:
+    """When the batch expires: ``created_at`` + the 24 h completion window (seconds since the epoch)."""
+    return int(manifest["created_at"]) + COMPLETION_WINDOW_SECONDS
+
+
+def is_past_window(manifest: dict[str, Any], now: float | None = None) -> bool:
+    """True at and after :func:`expires_at` (the window is ``[created_at, created_at + 24 h)``)."""
+    return (now if now is not None else time.time()) >= expires_at(manifest)
 
 
 def _exists(s3, bucket: str, key: str) -> bool:
@@ -108,13 +134,44 @@ def _shard_lines(s3, layout: Layout, batch_id: str, n: int) -> tuple[str, list[d
     return "pending", [], []
 
 
+def _usage(lines: list[dict]) -> dict[str, int] | None:
+    """Summed engine usage of result lines, or None when none of them reports usage."""
+    total = dict.fromkeys(USAGE_KEYS, 0)
+    seen = False
+    for line in lines:
+        body = (line.get("response") or {}).get("body")
+        usage = body.get("usage") if isinstance(body, dict) else None
+        if not isinstance(usage, dict):
+            continue
+        for k in USAGE_KEYS:
+            v = usage.get(k)
+            if isinstance(v, int) and not isinstance(v, bool):
+                total[k] += v
+                seen = True
+    return total if seen else None
+
+
+def progress(manifest: dict[str, Any], states: list[str], out: list[dict]) -> dict[str, Any]:
+    """The manifest's ``progress``: shards by state, records of settled shards, tokens of finished results."""
+    shards = manifest.get("shards") or []
+    records_settled = sum(int(sh["records"]) for sh, st in zip(shards, states) if st != "pending")
+    usage = _usage(out)
+    return {"shards_total": len(states), "shards_done": states.count("done"), "shards_failed": states.count("failed"),
+            "shards_pending": states.count("pending"), "records_total": manifest["record_count"],
+            "records_settled": records_settled,
+            **{k: (usage[k] if usage else None) for k in USAGE_KEYS}}
+
+
 def finalize(s3, bucket: str, batch_id: str, *, sqs=None, dlq_url: str | None = None,
-             root: str = "batches") -> dict[str, Any]:
-    """Assemble the batch if every shard is settled; returns the (updated) manifest."""
+             root: str = "batches", now: float | None = None) -> dict[str, Any]:
+    """Assemble the batch if every shard is settled, or expire it once its completion window has passed; returns
+    the (updated) manifest. ``now`` (seconds since the epoch) defaults to the clock."""
+    now = now if now is not None else time.time()
     layout = Layout.of(bucket, batch_id, root)
     manifest = get_json(s3, bucket, layout.manifest)
     if manifest["status"] in TERMINAL:
         return manifest
+    past_window = manifest["status"] != "cancelling" and is_past_window(manifest, now)  # a cancel wins
     if sqs is not None and dlq_url:
         mark_dead_lettered(s3, sqs, dlq_url, bucket, batch_id, root)
     out: list[dict] = []
@@ -122,22 +179,32 @@ def finalize(s3, bucket: str, batch_id: str, *, sqs=None, dlq_url: str | None = 
     states: list[str] = []
     for n in range(manifest["shard_count"]):
         state, o, e = _shard_lines(s3, layout, batch_id, n)
+        if state == "pending" and past_window:
+            e = [error_line(batch_id, x["custom_id"], "batch_expired", EXPIRED_MESSAGE)
+                 for x in _read(s3, bucket, layout.shard(n))]
         states.append(state)
         out += o
         err += e
-    pending = [n for n, s in enumerate(states) if s == "pending"]
-    manifest["progress"] = {"shards_total": len(states), "shards_done": states.count("done"),
-                            "shards_failed": states.count("failed"), "shards_pending": len(pending)}
+    pending = states.count("pending")
+    manifest["progress"] = progress(manifest, states, out)
     manifest["request_counts"] = {"total": manifest["record_count"], "completed": len(out), "failed": len(err)}
-    if pending and manifest["status"] != "cancelling":
+    expire = bool(pending) and past_window
+    if pending and manifest["status"] != "cancelling" and not expire:
         put_json(s3, bucket, layout.manifest, manifest)
         return manifest
-    if manifest["status"] == "in_progress":
-        transition(manifest, "finalizing")
+    if manifest["status"] == "in_progress" and not expire:
+        transition(manifest, "finalizing", now=now)
         put_json(s3, bucket, layout.manifest, manifest)
     s3.put_object(Bucket=bucket, Key=layout.output, Body=jsonl(out))
     s3.put_object(Bucket=bucket, Key=layout.errors, Body=jsonl(err))
     manifest["output_key"], manifest["error_key"] = layout.output, layout.errors
-    transition(manifest, "cancelled" if manifest["status"] == "cancelling" else "completed")
+    # the estimated tokens of the shards that never ran, which the gateway gives back to the tenant's budget once
+    manifest["unrun_tokens"] = sum(int(manifest["shards"][n].get("tokens") or 0)
+                                   for n, st in enumerate(states) if st == "pending")
+    if expire:
+        manifest["progress"]["shards_expired"] = pending
+        transition(manifest, "expired", now=now)
+    else:
+        transition(manifest, "cancelled" if manifest["status"] == "cancelling" else "completed", now=now)
     put_json(s3, bucket, layout.manifest, manifest)
     return manifest

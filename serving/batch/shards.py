@@ -12,7 +12,14 @@ Layout under one bucket, one prefix per batch (``batches/<batch_id>``)::
     output.jsonl           the assembled results, in input order (finaliser)
     errors.jsonl           the assembled errors, in input order (finaliser)
 
-One SQS message per shard, JSON body ``{"batchId", "shard", "bucket", "prefix", "endpoint", "model", "records"}``.
+One SQS message per shard, JSON body ``{"batchId", "shard", "bucket", "prefix", "endpoint", "model", "records"}``
+plus the submitter's ``message_extra`` (the backend of a managed batch, e.g. ``{"backend": {"kind":
+"sagemaker-async", "endpointName": ...}}``); the manifest records that ``backend`` (``{"kind": "cluster"}`` when the
+shards run on the cluster's workers).
+
+Output lines are OpenAI's batch output shape, ``{"id", "custom_id", "response", "error"}``; ``id`` is
+:func:`request_id` of the batch id and custom_id, so every attempt writes identical lines (:func:`error_line` builds
+an error line).
 
 **Shard size.** A shard is the unit of durability: an interrupted worker loses at most the shard it was running,
 which another worker runs again from the start. The default, :data:`SHARD_RECORDS` = 1,000 records and at most
@@ -25,6 +32,7 @@ long a dead worker holds a shard.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -66,6 +74,25 @@ def batch_created_ms(batch_id: str) -> int | None:
     """The creation time (ms) in an id of :func:`new_batch_id`, or None for any other string."""
     m = _BATCH_ID.match(batch_id)
     return int(m.group(1)[:12], 16) if m else None
+
+
+class Interrupted(Exception):
+    """SIGTERM arrived while a shard was running (the shard is abandoned without a marker)."""
+
+
+class ShardFailed(Exception):
+    """An engine fault that fails the whole shard (the message is retried, then dead-lettered)."""
+
+
+def request_id(batch_id: str, custom_id: str) -> str:
+    """A stable output line id (the same on every attempt, so retries write identical lines)."""
+    return "batch_req_" + hashlib.sha256(f"{batch_id}\0{custom_id}".encode()).hexdigest()[:32]
+
+
+def error_line(batch_id: str, custom_id: str, code: str, message: str, response: dict | None = None) -> dict:
+    """An error file line in OpenAI's batch output shape."""
+    return {"id": request_id(batch_id, custom_id), "custom_id": custom_id, "response": response,
+            "error": {"code": code, "message": message}}
 
 
 class TransitionError(ValueError):
@@ -175,11 +202,17 @@ def new_manifest(batch_id: str, endpoint: str, model: str, shards: list[list[Bat
     }
 
 
-def message(manifest: dict[str, Any], shard: int) -> dict[str, Any]:
-    """The SQS message body of one shard."""
+MESSAGE_KEYS = frozenset({"batchId", "shard", "bucket", "prefix", "endpoint", "model", "records"})
+"""The keys of a shard message that ``message_extra`` may not replace."""
+CLUSTER_BACKEND: dict[str, Any] = {"kind": "cluster"}
+"""The manifest's ``backend`` of a batch whose shards run on the cluster's GPU workers (no ``message_extra``)."""
+
+
+def message(manifest: dict[str, Any], shard: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The SQS message body of one shard (``extra`` merged in last)."""
     return {"batchId": manifest["id"], "shard": shard, "bucket": manifest["bucket"], "prefix": manifest["prefix"],
             "endpoint": manifest["endpoint"], "model": manifest["model"],
-            "records": manifest["shards"][shard]["records"]}
+            "records": manifest["shards"][shard]["records"], **(extra or {})}
 
 
 def put_json(s3, bucket: str, key: str, obj: Any) -> None:
@@ -193,19 +226,27 @@ def get_json(s3, bucket: str, key: str) -> Any:
 def submit(s3, sqs, *, bucket: str, queue_url: str, batch_id: str, records: Sequence[BatchRecord],
            input_bytes: bytes | None = None, max_records: int = SHARD_RECORDS, max_tokens: int = SHARD_TOKENS,
            metadata: dict[str, str] | None = None, root: str = "batches",
-           extra: dict[str, Any] | None = None) -> dict[str, Any]:
+           extra: dict[str, Any] | None = None, message_extra: dict[str, Any] | None = None,
+           manifest_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a validated batch's input, shards and manifest to S3, then send one SQS message per shard.
 
     The manifest is written (``in_progress``) before any message, so a worker always finds it; ``extra`` keys
-    (the gateway's tenant, input file id, budget reservation) are stored in it. Returns the manifest.
+    (the gateway's tenant, input file id, budget reservation; ``manifest_extra`` is the same, merged after it) are
+    stored in it. ``message_extra`` is merged into every shard message; its ``backend`` (or
+    :data:`CLUSTER_BACKEND`) is recorded in the manifest as ``backend``. Returns the manifest.
     """
     if not records:
         raise ValueError("a batch needs at least one record")
+    clash = sorted(set(message_extra or {}) & MESSAGE_KEYS)
+    if clash:
+        raise ValueError(f"message_extra keys {', '.join(clash)} would replace the shard message's own keys")
     layout = Layout.of(bucket, batch_id, root)
     shards = split(records, max_records=max_records, max_tokens=max_tokens)
     manifest = new_manifest(batch_id, records[0].url, str(records[0].body["model"]), shards, layout,
                             metadata=metadata)
+    manifest["backend"] = dict((message_extra or {}).get("backend") or CLUSTER_BACKEND)
     manifest.update(extra or {})
+    manifest.update(manifest_extra or {})
     s3.put_object(Bucket=bucket, Key=layout.input,
                   Body=input_bytes if input_bytes is not None else jsonl(r.to_json() for r in records))
     for i, s in enumerate(shards):
@@ -213,12 +254,28 @@ def submit(s3, sqs, *, bucket: str, queue_url: str, batch_id: str, records: Sequ
     transition(manifest, "in_progress")
     put_json(s3, bucket, layout.manifest, manifest)
     for start in range(0, len(shards), 10):
-        entries = [{"Id": str(i), "MessageBody": json.dumps(message(manifest, i))}
+        entries = [{"Id": str(i), "MessageBody": json.dumps(message(manifest, i, message_extra))}
                    for i in range(start, min(start + 10, len(shards)))]
         resp = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         if resp.get("Failed"):
             raise RuntimeError(f"SQS refused shard messages of batch {batch_id}: {resp['Failed']}")
     return manifest
+
+
+def claim(s3, bucket: str, key: str) -> bool:
+    """Create ``key`` only if it does not exist (an S3 conditional write): True for the one caller that created it.
+
+    Used to give a batch's unused token budget back exactly once when several gateway replicas (or a replica and
+    the operator CLI) settle the same batch at the same time."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"", IfNoneMatch="*")
+        return True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+            return False
+        raise
 
 
 def cancel(s3, bucket: str, batch_id: str, root: str = "batches") -> dict[str, Any]:

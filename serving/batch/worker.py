@@ -2,7 +2,7 @@
 commits the shard's results to S3 atomically.
 
 Per message: (1) the shard's commit marker ``out/<n>.done`` exists -> delete the message (a redelivery of finished
-work); (2) the batch is ``cancelling``/``cancelled`` -> delete the message; (3) run every record against the
+work); (2) the batch is ``cancelling``/``cancelled``/``expired`` -> delete the message; (3) run every record against the
 engine (OpenAI-compatible HTTP, at most ``BATCH_CONCURRENCY`` in flight) while a heartbeat extends the message's
 visibility; (4) write ``out/<n>.jsonl`` and ``err/<n>.jsonl``, then the ``.done`` marker; (5) delete the message.
 A shard without its marker is not done: a retry overwrites whatever a previous attempt left.
@@ -14,11 +14,15 @@ becomes visible again at once, and on its last allowed receive (``BATCH_MAX_RECE
 
 SIGTERM (a node drain, including the spot two-minute notice): stop taking messages, abandon the running shard
 without a marker, set its message's visibility to 0 so another worker takes it at once, exit 0.
+
+Backends: a message whose ``backend.kind`` is ``sagemaker-async`` runs its records on a SageMaker asynchronous
+inference endpoint (:mod:`serving.batch.sagemaker_async`) instead of the engine in the pod, with the same markers,
+heartbeat, release and dead-lettering. A worker started with ``BATCH_BACKEND=sagemaker-async`` (a dispatcher pod,
+no engine sidecar) does not wait for an engine and fails any cluster shard it is given.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,10 +33,23 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from serving.batch.shards import Layout, get_json, jsonl, put_json, read_jsonl
+from serving.batch import sagemaker_async
+from serving.batch.shards import (
+    Interrupted,
+    Layout,
+    ShardFailed,
+    error_line,
+    get_json,
+    jsonl,
+    put_json,
+    read_jsonl,
+    request_id,
+)
+
+__all__ = ["Interrupted", "Metrics", "ShardFailed", "Worker", "WorkerConfig", "error_line", "main", "request_id"]
 
 log = logging.getLogger("serving.batch.worker")
 
@@ -64,6 +81,11 @@ class WorkerConfig:
     """Visibility renewal interval (default a third of the visibility timeout)."""
     metrics_port: int = 0
     """Prometheus metrics port (``BATCH_METRICS_PORT``; 0 = not served)."""
+    backend: str = "cluster"
+    """``BATCH_BACKEND``: ``cluster`` (a GPU worker with the engine sidecar: waits for the engine, runs cluster
+    shards) or ``sagemaker-async`` (a dispatcher without an engine: no wait; runs only sagemaker-async shards)."""
+    async_settings: sagemaker_async.AsyncSettings = field(default_factory=sagemaker_async.AsyncSettings)
+    """Polling, RequestTTLSeconds and the per-record deadline of sagemaker-async shards (``BATCH_ASYNC_*``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerConfig:
@@ -85,6 +107,26 @@ class WorkerConfig:
             return v
 
         hb = e.get("BATCH_HEARTBEAT_SECONDS")
+        backend = e.get("BATCH_BACKEND") or "cluster"
+        if backend not in BACKENDS:
+            raise SystemExit(f"batch worker: BATCH_BACKEND = {backend!r}: expected one of {', '.join(BACKENDS)}")
+        ttl = num("BATCH_ASYNC_REQUEST_TTL_SECONDS", sagemaker_async.REQUEST_TTL_RANGE[1])
+        lo, hi = sagemaker_async.REQUEST_TTL_RANGE
+        if not lo <= ttl <= hi:
+            raise SystemExit(f"batch worker: BATCH_ASYNC_REQUEST_TTL_SECONDS = {ttl}: expected {lo}..{hi} "
+                             "(InvokeEndpointAsync RequestTTLSeconds)")
+
+        def positive(name: str, default: float | None) -> float | None:
+            v = num(name, default, float)
+            if v is not None and v <= 0:
+                raise SystemExit(f"batch worker: {name} = {e.get(name)!r}: expected a number > 0")
+            return v
+
+        d = sagemaker_async.AsyncSettings()
+        asyncs = sagemaker_async.AsyncSettings(
+            poll_seconds=positive("BATCH_ASYNC_POLL_SECONDS", d.poll_seconds),
+            poll_max_seconds=positive("BATCH_ASYNC_POLL_MAX_SECONDS", d.poll_max_seconds),
+            request_ttl_seconds=ttl, deadline_seconds=positive("BATCH_ASYNC_DEADLINE_SECONDS", d.deadline_seconds))
         return cls(queue_url=e["BATCH_QUEUE_URL"], bucket=e["BATCH_BUCKET"],
                    region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION"),
                    engine_url=e.get("BATCH_ENGINE_URL") or cls.engine_url,
@@ -96,15 +138,15 @@ class WorkerConfig:
                    idle_exit_seconds=num("BATCH_IDLE_EXIT_SECONDS", 20.0, float),
                    engine_start_seconds=num("BATCH_ENGINE_START_SECONDS", 900.0, float),
                    heartbeat_seconds=float(hb) if hb else None,
-                   metrics_port=num("BATCH_METRICS_PORT", 0))
+                   metrics_port=num("BATCH_METRICS_PORT", 0), backend=backend, async_settings=asyncs)
 
 
-class Interrupted(Exception):
-    """SIGTERM arrived while a shard was running."""
+BACKENDS = ("cluster", sagemaker_async.KIND)
+"""Values of ``BATCH_BACKEND``."""
 
 
-class ShardFailed(Exception):
-    """An engine fault that fails the whole shard (the message is retried, then dead-lettered)."""
+SHARD_OUTCOMES = ("done", "skipped_done", "skipped_cancelled", "failed", "interrupted")
+"""The ``outcome`` label values of ``genai_scale_batch_shards_total``."""
 
 
 class Metrics:
@@ -121,24 +163,19 @@ class Metrics:
                                ["result"], registry=self.registry)
         self.tokens = Counter("genai_scale_batch_tokens_total", "Tokens reported in the engine's usage",
                               registry=self.registry)
+        # every series exists from the start at 0, so rate() sees a short-lived pod's first increment
+        for outcome in SHARD_OUTCOMES:
+            self.shards.labels(outcome)
+        for result in ("ok", "error"):
+            self.records.labels(result)
         self.seconds = Histogram("genai_scale_batch_shard_seconds", "Wall time of a completed shard",
                                  buckets=(1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600),
                                  registry=self.registry)
 
 
-def request_id(batch_id: str, custom_id: str) -> str:
-    """A stable output line id (the same on every attempt, so retries write identical lines)."""
-    return "batch_req_" + hashlib.sha256(f"{batch_id}\0{custom_id}".encode()).hexdigest()[:32]
-
-
-def error_line(batch_id: str, custom_id: str, code: str, message: str, response: dict | None = None) -> dict:
-    """An error file line in OpenAI's batch output shape."""
-    return {"id": request_id(batch_id, custom_id), "custom_id": custom_id, "response": response,
-            "error": {"code": code, "message": message}}
-
-
 class Worker:
-    def __init__(self, cfg: WorkerConfig, *, sqs=None, s3=None, metrics: Metrics | None = None):
+    def __init__(self, cfg: WorkerConfig, *, sqs=None, s3=None, metrics: Metrics | None = None,
+                 sagemaker_runtime=None):
         import boto3
 
         self.cfg = cfg
@@ -146,6 +183,9 @@ class Worker:
         self.s3 = s3 or boto3.client("s3", region_name=cfg.region)
         self.metrics = metrics or Metrics()
         self.stop = threading.Event()
+        self._runtime = sagemaker_runtime
+        """A ``sagemaker-runtime`` client for every Region (tests); None: one per Region, made when first needed."""
+        self._runtimes: dict[str | None, Any] = {}
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -172,7 +212,8 @@ class Worker:
 
     def run(self) -> int:
         """Handle messages until SIGTERM or until the queue has been empty for ``idle_exit_seconds``."""
-        self.wait_engine()
+        if self.cfg.backend == "cluster":  # a sagemaker-async dispatcher has no engine in its pod
+            self.wait_engine()
         idle_since = time.monotonic()
         while not self.stop.is_set():
             left = self.cfg.idle_exit_seconds - (time.monotonic() - idle_since)
@@ -215,6 +256,9 @@ class Worker:
             layout = Layout(body["bucket"], body["prefix"])
             shard = int(body["shard"])
             batch_id = str(body["batchId"])
+            backend = body.get("backend") or {"kind": "cluster"}
+            if not isinstance(backend, dict):
+                raise TypeError(f"backend = {backend!r}: expected an object")
         except (ValueError, KeyError, TypeError) as exc:
             log.error("malformed shard message %s: %s (left for the dead-letter queue)", msg.get("MessageId"), exc)
             self.metrics.shards.labels("failed").inc()
@@ -222,7 +266,7 @@ class Worker:
             return "failed"
         started = time.monotonic()
         try:
-            outcome = self.run_shard(layout, batch_id, shard, receipt)
+            outcome = self.run_shard(layout, batch_id, shard, receipt, backend)
         except Interrupted:
             self._release(receipt)
             self.metrics.shards.labels("interrupted").inc()
@@ -260,18 +304,19 @@ class Worker:
                 return False
             raise
 
-    def run_shard(self, layout: Layout, batch_id: str, shard: int, receipt: str) -> str:
+    def run_shard(self, layout: Layout, batch_id: str, shard: int, receipt: str,
+                  backend: dict[str, Any] | None = None) -> str:
         if self._exists(layout.bucket, layout.done(shard)):
             return "skipped_done"
         manifest = get_json(self.s3, layout.bucket, layout.manifest)
-        if manifest.get("status") in ("cancelling", "cancelled", "failed"):  # failed: its submit did not finish
+        if manifest.get("status") in ("cancelling", "cancelled", "failed", "expired"):  # failed: submit did not finish
             return "skipped_cancelled"
         lines = read_jsonl(self.s3.get_object(Bucket=layout.bucket, Key=layout.shard(shard))["Body"].read())
         beat = threading.Event()
         hb = threading.Thread(target=self._heartbeat, args=(receipt, beat), daemon=True)
         hb.start()
         try:
-            results = self._run_records(batch_id, lines)
+            results = self._run_backend(backend or {"kind": "cluster"}, layout, batch_id, shard, lines, manifest)
         finally:
             beat.set()
         out = [r for ok, r in results if ok]
@@ -285,6 +330,41 @@ class Worker:
         self.metrics.records.labels("ok").inc(len(out))
         self.metrics.records.labels("error").inc(len(err))
         return "done"
+
+    def _run_backend(self, backend: dict[str, Any], layout: Layout, batch_id: str, shard: int, lines: list[dict],
+                     manifest: dict[str, Any]) -> list[tuple[bool, dict]]:
+        """Run the shard's records on the message's backend; raises Interrupted or ShardFailed."""
+        kind = backend.get("kind")
+        if kind == sagemaker_async.KIND:
+            try:
+                target = sagemaker_async.AsyncBackend.from_message(backend)
+            except (TypeError, ValueError) as exc:
+                raise ShardFailed(str(exc)) from None
+            settings = replace(self.cfg.async_settings, concurrency=self.cfg.concurrency)
+            try:
+                first_line = int(manifest["shards"][shard]["first_line"])
+            except (KeyError, IndexError, TypeError, ValueError):
+                first_line = 1 + sum(int(s.get("records", 0)) for s in (manifest.get("shards") or [])[:shard])
+            engine = sagemaker_async.AsyncShard(self.s3, self.runtime(target.region), target, settings,
+                                                stop=self.stop, on_tokens=self.metrics.tokens.inc)
+            return engine.run(layout, batch_id, shard, lines, first_line)
+        if kind != "cluster":
+            raise ShardFailed(f"backend.kind = {kind!r}: expected one of {', '.join(BACKENDS)}")
+        if self.cfg.backend != "cluster":
+            raise ShardFailed(f"a cluster shard on a {self.cfg.backend} dispatcher, which has no engine: the "
+                              "managed-dispatch queue carries only sagemaker-async shards")
+        return self._run_records(batch_id, lines)
+
+    def runtime(self, region: str | None):
+        """The ``sagemaker-runtime`` client of ``region`` (default: the worker's)."""
+        if self._runtime is not None:
+            return self._runtime
+        key = region or self.cfg.region
+        if key not in self._runtimes:
+            import boto3
+
+            self._runtimes[key] = boto3.client("sagemaker-runtime", region_name=key)
+        return self._runtimes[key]
 
     def _heartbeat(self, receipt: str, done: threading.Event) -> None:
         every = self.cfg.heartbeat_seconds or max(1.0, self.cfg.visibility_seconds / 3)

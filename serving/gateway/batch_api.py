@@ -14,12 +14,18 @@ files of a batch are ``file-<batch hex>-output`` / ``-errors``, served from the 
 reserves the batch's estimated tokens in the tenant's daily batch budget (Redis, ``batchTokensPerDay``), then submits
 (manifest first, then one SQS message per shard). S3/SQS failures answer 503; a failure after the manifest marks the
 batch ``failed`` and gives the reservation back.
+
+Backends (``batch.backends``, by the batch's model): a model without an entry runs on the cluster queue
+(``batch.queueUrl``); ``sagemaker-async`` sends the shards to the backend's own queue with the endpoint in every
+message (CPU dispatcher workers); ``bedrock`` runs the batch as one Bedrock batch inference job
+(``serving/batch/bedrock.py``): chat completions only, at least ``minRecords`` lines (checked before anything is
+reserved or written), a refused ``CreateModelInvocationJob`` leaves a ``failed`` batch with the reason and the budget
+given back; ``GET /v1/batches/{id}`` polls the job and assembles the results once it ends; cancel stops the job.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
+import copy
 import re
 import secrets
 import time
@@ -28,15 +34,33 @@ from typing import Any
 import anyio
 import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
+from serving.batch import bedrock as bedrock_batch
 from serving.batch.finalize import finalize
-from serving.batch.shards import Layout, batch_created_ms, get_json, new_batch_id, put_json, submit, transition
+from serving.batch.shards import (
+    Layout,
+    batch_created_ms,
+    claim,
+    get_json,
+    new_batch_id,
+    put_json,
+    submit,
+    transition,
+)
 from serving.batch.validate import BatchValidationError, Limits, validate_batch
 from serving.gateway.auth import Tenant
-from serving.gateway.config import GatewayConfig
+from serving.gateway.config import (
+    BedrockBatchBackend,
+    GatewayConfig,
+    SageMakerAsyncBackend,
+)
 
 JSON = "application/json"
+_DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+UPLOAD_PART_BYTES = 8 * 1024 * 1024
+"""S3 multipart part size of a streamed upload: an upload holds at most about one part in memory (S3's smallest
+part is 5 MiB; 8 MiB parts reach the 200 MB file limit in 25 parts, far below S3's 10,000)."""
 COMPLETION_WINDOW = "24h"
 WINDOW_SECONDS = 24 * 3600
 _FILE_ID = re.compile(r"^file-[0-9a-f]{24}$")
@@ -80,7 +104,7 @@ def _client_error(exc: Exception) -> bool:
 class BatchApi:
     """The Files and Batch endpoints of one gateway replica (blocking AWS calls run in worker threads)."""
 
-    def __init__(self, cfg: GatewayConfig, keys, redis, *, s3=None, sqs=None):
+    def __init__(self, cfg: GatewayConfig, keys, redis, *, s3=None, sqs=None, bedrock=None):
         self.cfg = cfg
         self.b = cfg.batch
         self.keys = keys
@@ -93,6 +117,20 @@ class BatchApi:
         self.s3, self.sqs = s3, sqs
         self.bucket = self.b.bucket or ""
         self.root = self.b.prefix.rstrip("/")
+        self.bedrock = bedrock
+        """A ``bedrock`` client for every Region (tests); None: one client per Region, made on first use."""
+        self._bedrock_clients: dict[str | None, Any] = {}
+        self.part_bytes = UPLOAD_PART_BYTES
+        """Part size of a streamed ``POST /v1/files`` upload (the most of a file held in memory at once)."""
+
+    def _bedrock_for(self, region: str | None):
+        if self.bedrock is not None:
+            return self.bedrock
+        if region not in self._bedrock_clients:
+            import boto3
+
+            self._bedrock_clients[region] = boto3.client("bedrock", region_name=region)
+        return self._bedrock_clients[region]
 
     def routes(self) -> list:
         from starlette.routing import Route
@@ -148,6 +186,8 @@ class BatchApi:
         return f"files/{tenant.name}/{file_id}"
 
     async def create_file(self, request: Request, tenant: Tenant) -> Response:
+        """Stream the upload into S3 part by part (memory bounded by one part, whatever the file's size); the object
+        appears only when the multipart upload completes, and any failure aborts it."""
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith("multipart/form-data"):
             raise ApiError(400, "POST /v1/files takes multipart/form-data with the fields 'file' and 'purpose'.",
@@ -156,30 +196,36 @@ class BatchApi:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > cap:
             raise self._too_large(int(declared))
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > cap:
-                raise self._too_large(size)
-            chunks.append(chunk)
-        fields = _multipart(ctype, b"".join(chunks))
-        purpose = fields.get("purpose", (None, b""))[1].decode("utf-8", "replace")
-        if purpose != "batch":
-            raise ApiError(400, f"purpose {purpose!r} is not supported; this gateway accepts purpose 'batch'.",
-                           "invalid_purpose", "purpose")
-        if "file" not in fields:
-            raise ApiError(400, "The multipart field 'file' is missing.", "missing_file", "file")
-        filename, data = fields["file"]
-        if len(data) > self.b.max_file_bytes:
-            raise self._too_large(len(data))
-        if not data.strip():
-            raise ApiError(400, "The file is empty.", "empty_file", "file")
         file_id = f"file-{secrets.token_hex(12)}"
-        obj = {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-               "filename": filename or "input.jsonl", "purpose": "batch", "status": "processed",
-               "status_details": None, "expires_at": None}
         key = self._file_key(tenant, file_id)
-        await self._aws(self.s3.put_object, Bucket=self.bucket, Key=key, Body=data)
+        sink = _S3Upload(self, key, self.part_bytes)
+        form = _FormStream(ctype, sink, max_file_bytes=self.b.max_file_bytes)
+        try:
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise self._too_large(size)
+                form.write(chunk)
+                if form.file_bytes > self.b.max_file_bytes:
+                    raise self._too_large(form.file_bytes)
+                await sink.drain()
+            form.finalize()
+            purpose = form.fields.get("purpose", b"").decode("utf-8", "replace")
+            if purpose != "batch":
+                raise ApiError(400, f"purpose {purpose!r} is not supported; this gateway accepts purpose 'batch'.",
+                               "invalid_purpose", "purpose")
+            if not form.has_file:
+                raise ApiError(400, "The multipart field 'file' is missing.", "missing_file", "file")
+            if not form.nonblank:
+                raise ApiError(400, "The file is empty.", "empty_file", "file")
+            await sink.close()
+        except BaseException:
+            await sink.abort()
+            raise
+        obj = {"id": file_id, "object": "file", "bytes": form.file_bytes, "created_at": int(time.time()),
+               "filename": form.filename or "input.jsonl", "purpose": "batch", "status": "processed",
+               "status_details": None, "expires_at": None}
         await self._aws(put_json, self.s3, self.bucket, key + ".json", obj)
         return _json(obj)
 
@@ -223,8 +269,17 @@ class BatchApi:
             got = await self._aws(self.s3.get_object, Bucket=self.bucket, Key=key)
         except KeyError:
             raise _not_found("file", file_id) from None
-        data = await anyio.to_thread.run_sync(got["Body"].read)
-        return Response(data, media_type="application/jsonl")
+        body = got["Body"]
+
+        async def chunks():  # streamed: a 200 MB output file is never held whole in memory
+            try:
+                while piece := await anyio.to_thread.run_sync(body.read, _DOWNLOAD_CHUNK_BYTES):
+                    yield piece
+            finally:
+                body.close()
+
+        headers = {"content-length": str(got["ContentLength"])} if "ContentLength" in got else None
+        return StreamingResponse(chunks(), media_type="application/jsonl", headers=headers)
 
     async def delete_file(self, request: Request, tenant: Tenant) -> Response:
         file_id = request.path_params["file_id"]
@@ -292,7 +347,8 @@ class BatchApi:
                                     "characters, values up to 512).", "invalid_metadata", "metadata")
 
     def _models(self, tenant: Tenant) -> tuple[str, ...]:
-        allowed = self.b.models if self.b.models is not None else list(self.cfg.routes)
+        allowed = self.b.models if self.b.models is not None else (
+            list(self.cfg.routes) + [n for n in self.b.backends if n not in self.cfg.routes])
         if tenant.limits.models is not None:
             allowed = [m for m in allowed if m in tenant.limits.models]
         return tuple(allowed)
@@ -316,22 +372,86 @@ class BatchApi:
         if records[0].url != body["endpoint"]:
             raise ApiError(400, f"the file's lines call {records[0].url!r} but the batch's endpoint is "
                                 f"{body['endpoint']!r}.", "mismatched_endpoint", "endpoint")
+        backend = self.b.backends.get(str(records[0].body["model"]))
+        prepared = None
+        if isinstance(backend, BedrockBatchBackend):
+            prepared = await anyio.to_thread.run_sync(self._bedrock_check, records, backend)
         tokens = sum(r.tokens for r in records)
         batch_id = new_batch_id()
         reservation = await self._reserve(tenant, tokens)
         extra = {"tenant": tenant.name, "input_file_id": body["input_file_id"],
                  "completion_window": COMPLETION_WINDOW, "reservation": reservation}
+        if isinstance(backend, BedrockBatchBackend):
+            return await self._create_bedrock(tenant, batch_id, records, data, prepared, backend, body, extra)
+        queue_url, message_extra = self.b.queue_url or "", None
+        if isinstance(backend, SageMakerAsyncBackend):
+            queue_url = backend.queue_url or ""
+            message_extra = {"backend": {"kind": "sagemaker-async", "endpointName": backend.endpoint_name,
+                                         "region": backend.region,
+                                         "invocationTimeoutSeconds": backend.invocation_timeout_seconds}}
         try:
             await self._aws(put_json, self.s3, self.bucket, self._index_key(tenant, batch_id), {"id": batch_id})
             manifest = await anyio.to_thread.run_sync(lambda: submit(
-                _Guard(self.s3), _Guard(self.sqs), bucket=self.bucket, queue_url=self.b.queue_url or "",
+                _Guard(self.s3), _Guard(self.sqs), bucket=self.bucket, queue_url=queue_url,
                 batch_id=batch_id, records=records, input_bytes=data, metadata=body.get("metadata"),
-                max_records=self.b.shard_records, max_tokens=self.b.shard_tokens, root=self.root, extra=extra))
+                max_records=self.b.shard_records, max_tokens=self.b.shard_tokens, root=self.root, extra=extra,
+                **({"message_extra": message_extra} if message_extra else {})))
         except (_SubmitFailed, StorageUnavailable, RuntimeError) as exc:
             await self._release(reservation, None)
             await anyio.to_thread.run_sync(self._mark_failed, batch_id, str(exc))
             raise StorageUnavailable(str(exc)) from None
         return _json(self.batch_object(manifest))
+
+    def _bedrock_check(self, records, backend: BedrockBatchBackend) -> tuple[bytes, list]:
+        """The Bedrock job's records file and index, or a 400 (nothing reserved or written yet)."""
+        if records[0].url != bedrock_batch.ENDPOINT:
+            raise ApiError(400, f"the model {records[0].body['model']!r} runs on Bedrock batch inference, which "
+                                f"takes {bedrock_batch.ENDPOINT} only, not {records[0].url!r}.",
+                           "unsupported_endpoint", "endpoint")
+        why = bedrock_batch.check_count(len(records), backend.min_records, backend.max_records)
+        if why:
+            raise ApiError(400, f"{why} (model {records[0].body['model']!r}).", "invalid_record_count",
+                           "input_file_id")
+        try:
+            return bedrock_batch.records_file(records)
+        except BatchValidationError as exc:
+            raise ApiError(400, str(exc), "invalid_batch_input", "input_file_id",
+                           extra={"errors": exc.errors_object()}) from None
+
+    async def _create_bedrock(self, tenant: Tenant, batch_id: str, records, data: bytes, prepared,
+                              backend: BedrockBatchBackend, body: dict[str, Any], extra: dict[str, Any]) -> Response:
+        records_bytes, index = prepared
+        region = backend.region or self.b.region
+        client = self._bedrock_for(region)
+        try:
+            await self._aws(put_json, self.s3, self.bucket, self._index_key(tenant, batch_id), {"id": batch_id})
+            manifest = await anyio.to_thread.run_sync(lambda: bedrock_batch.submit(
+                _Guard(self.s3), client, bucket=self.bucket, batch_id=batch_id, records=records, input_bytes=data,
+                records_bytes=records_bytes, index=index, model_id=backend.model_id, role_arn=backend.role_arn,
+                region=region, timeout_hours=backend.timeout_hours, tags=backend.tags,
+                metadata=body.get("metadata"), root=self.root, extra=extra))
+        except bedrock_batch.JobCreateFailed:
+            await self._release(extra["reservation"], None)
+            manifest = await self._aws(get_json, self.s3, self.bucket, self._layout(batch_id).manifest)
+            return _json(self.batch_object(manifest))
+        except (_SubmitFailed, StorageUnavailable) as exc:
+            await self._release(extra["reservation"], None)
+            await anyio.to_thread.run_sync(self._mark_failed, batch_id, str(exc))
+            raise StorageUnavailable(str(exc)) from None
+        return _json(self.batch_object(manifest))
+
+    async def _poll_bedrock(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Poll a Bedrock batch's job and settle the manifest; gives back the budget of records that did not run."""
+        client = self._bedrock_for(manifest["backend"].get("region"))
+
+        def run():
+            try:
+                return bedrock_batch.poll(self.s3, client, self.bucket, copy.deepcopy(manifest))
+            except Exception:  # Bedrock or S3 briefly unavailable: report what the stored manifest says
+                return manifest, 0
+
+        manifest, _ = await anyio.to_thread.run_sync(run)
+        return await self._settle(manifest)
 
     def _mark_failed(self, batch_id: str, reason: str) -> None:
         """After a failed submit: a manifest already written becomes ``failed`` (workers skip its shards)."""
@@ -354,9 +474,11 @@ class BatchApi:
 
     async def retrieve_batch(self, request: Request, tenant: Tenant) -> Response:
         manifest = await self._manifest(tenant, request.path_params["batch_id"])
+        if bedrock_batch.is_bedrock(manifest):
+            return _json(self.batch_object(await self._poll_bedrock(manifest)))
         if manifest["status"] in ("in_progress", "cancelling"):
             manifest = await self._finalize(manifest)
-        return _json(self.batch_object(manifest))
+        return _json(self.batch_object(await self._settle(manifest)))
 
     async def _finalize(self, manifest: dict[str, Any]) -> dict[str, Any]:
         def run():
@@ -367,28 +489,47 @@ class BatchApi:
 
         return await anyio.to_thread.run_sync(run)
 
+    async def _settle(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Give back, exactly once, the budget of the records a cancelled, expired or failed batch never ran.
+
+        The finaliser records them (``unrun_tokens``); whichever gateway replica first reads the settled batch wins
+        the conditional write of ``settled`` and releases them, so a batch cancelled from the operator CLI (which has
+        no Redis) or expired by any finaliser gets its budget back the next time a gateway reads it."""
+        res, unrun = manifest.get("reservation"), int(manifest.get("unrun_tokens") or 0)
+        if manifest["status"] not in ("cancelled", "expired", "failed") or not res or res.get("released") or unrun <= 0:
+            return manifest
+        lay = self._layout(manifest["id"])
+        try:
+            if not await self._aws(claim, self.s3, self.bucket, lay.key("settled")):
+                return manifest
+        except (KeyError, StorageUnavailable):
+            return manifest  # S3 briefly unavailable: the next read settles it
+        res["released"] = unrun
+        await self._release(res, unrun)
+        try:
+            await self._aws(put_json, self.s3, self.bucket, lay.manifest, manifest)
+        except (KeyError, StorageUnavailable):
+            pass  # the budget is back; the marker keeps it from being given back twice
+        return manifest
+
     async def cancel_batch(self, request: Request, tenant: Tenant) -> Response:
         manifest = await self._manifest(tenant, request.path_params["batch_id"])
         if manifest["status"] in ("completed", "failed", "expired"):
             raise ApiError(409, f"batch {manifest['id']} is {manifest['status']}; only a batch in progress can be "
                                 f"cancelled.", "batch_not_cancellable")
+        if bedrock_batch.is_bedrock(manifest):
+            client = self._bedrock_for(manifest["backend"].get("region"))
+            try:
+                manifest = await anyio.to_thread.run_sync(bedrock_batch.cancel, self.s3, client, self.bucket,
+                                                          manifest)
+            except Exception as exc:
+                raise StorageUnavailable(f"Bedrock StopModelInvocationJob: {bedrock_batch.aws_reason(exc)}") from None
+            return _json(self.batch_object(manifest))
         if manifest["status"] not in ("cancelling", "cancelled"):
-            lay = self._layout(manifest["id"])
             transition(manifest, "cancelling")
-            await self._aws(put_json, self.s3, self.bucket, lay.manifest, manifest)
-            res = manifest.get("reservation")
-            if res and not res.get("released"):
-                pending = []
-                for sh in manifest["shards"]:
-                    try:
-                        await self._aws(self.s3.head_object, Bucket=self.bucket, Key=lay.done(sh["shard"]))
-                    except KeyError:
-                        pending.append(sh["tokens"])
-                res["released"] = sum(pending)
-                await self._release(res, sum(pending))
-                await self._aws(put_json, self.s3, self.bucket, lay.manifest, manifest)
+            await self._aws(put_json, self.s3, self.bucket, self._layout(manifest["id"]).manifest, manifest)
             manifest = await self._finalize(manifest)
-        return _json(self.batch_object(manifest))
+        return _json(self.batch_object(await self._settle(manifest)))
 
     async def list_batches(self, request: Request, tenant: Tenant) -> Response:
         q = request.query_params
@@ -411,7 +552,7 @@ class BatchApi:
         data = []
         for bid in ids[:limit]:
             try:
-                data.append(self.batch_object(await self._manifest(tenant, bid)))
+                data.append(self.batch_object(await self._settle(await self._manifest(tenant, bid))))
             except ApiError:  # an index entry whose submit never wrote a manifest
                 continue
         return _json({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
@@ -503,18 +644,154 @@ class _Guard:
         return call
 
 
-def _multipart(ctype: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
-    """The fields of a multipart/form-data body: name -> (filename, bytes)."""
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + ctype.encode("latin-1") + b"\r\nMIME-Version: 1.0\r\n\r\n" + body)
-    if not msg.is_multipart():
-        raise ApiError(400, "The multipart body could not be parsed.", "invalid_multipart")
-    out: dict[str, tuple[str | None, bytes]] = {}
-    for part in msg.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if name:
-            out[str(name)] = (part.get_filename(), part.get_payload(decode=True) or b"")
-    return out
+class _S3Upload:
+    """One S3 object written as it arrives: a single PUT when it fits in one part, else a multipart upload of
+    ``part_bytes`` parts (S3's minimum part is 5 MiB). Nothing is visible until :meth:`close`; :meth:`abort`
+    drops the parts already sent."""
+
+    def __init__(self, api: BatchApi, key: str, part_bytes: int):
+        self.api, self.key, self.part_bytes = api, key, part_bytes
+        self.buf = bytearray()
+        self.upload_id: str | None = None
+        self.parts: list[dict[str, Any]] = []
+        self.done = False
+
+    async def _send_part(self, data: bytes) -> None:
+        api = self.api
+        if self.upload_id is None:
+            got = await api._aws(api.s3.create_multipart_upload, Bucket=api.bucket, Key=self.key)
+            self.upload_id = got["UploadId"]
+        n = len(self.parts) + 1
+        got = await api._aws(api.s3.upload_part, Bucket=api.bucket, Key=self.key, UploadId=self.upload_id,
+                             PartNumber=n, Body=data)
+        self.parts.append({"PartNumber": n, "ETag": got["ETag"]})
+
+    async def drain(self) -> None:
+        """Send every whole part buffered so far."""
+        while len(self.buf) >= self.part_bytes:
+            part = bytes(self.buf[:self.part_bytes])
+            del self.buf[:self.part_bytes]
+            await self._send_part(part)
+
+    async def close(self) -> None:
+        api = self.api
+        if self.upload_id is None:
+            await api._aws(api.s3.put_object, Bucket=api.bucket, Key=self.key, Body=bytes(self.buf))
+        else:
+            if self.buf or not self.parts:
+                await self._send_part(bytes(self.buf))
+            await api._aws(api.s3.complete_multipart_upload, Bucket=api.bucket, Key=self.key,
+                           UploadId=self.upload_id, MultipartUpload={"Parts": self.parts})
+        self.buf.clear()
+        self.done = True
+
+    async def abort(self) -> None:
+        self.buf.clear()
+        if self.upload_id is not None and not self.done:
+            api = self.api
+            with anyio.CancelScope(shield=True):
+                try:
+                    await api._aws(api.s3.abort_multipart_upload, Bucket=api.bucket, Key=self.key,
+                                   UploadId=self.upload_id)
+                except (KeyError, StorageUnavailable):
+                    pass  # the bucket's lifecycle rule removes incomplete uploads
+
+
+_FIELD_BYTES = 1024
+"""Largest non-file form field (``purpose``)."""
+
+
+class _FormStream:
+    """A streaming multipart/form-data reader (python-multipart): the ``file`` part's bytes go to ``sink.buf`` as
+    they arrive, small fields are kept; malformed bodies, a second file or an oversized field are a 400."""
+
+    def __init__(self, ctype: str, sink: _S3Upload, *, max_file_bytes: int):
+        from python_multipart.multipart import MultipartParser, parse_options_header
+
+        _, params = parse_options_header(ctype)
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise ApiError(400, "The multipart body has no boundary.", "invalid_multipart")
+        self.sink, self.max_file_bytes = sink, max_file_bytes
+        self.fields: dict[str, bytes] = {}
+        self.filename: str | None = None
+        self.has_file = self.nonblank = False
+        self.file_bytes = 0
+        self._hname = self._hvalue = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._part: str | None = None
+        self._in_file = False
+        self._error: ApiError | None = None
+        self._parser = MultipartParser(boundary, callbacks={
+            "on_part_begin": self._begin, "on_header_field": self._hfield, "on_header_value": self._hval,
+            "on_header_end": self._hend, "on_headers_finished": self._headers_done, "on_part_data": self._data})
+
+    def _begin(self) -> None:
+        self._headers, self._part, self._in_file = {}, None, False
+
+    def _hfield(self, data: bytes, start: int, end: int) -> None:
+        self._hname += data[start:end]
+
+    def _hval(self, data: bytes, start: int, end: int) -> None:
+        self._hvalue += data[start:end]
+
+    def _hend(self) -> None:
+        self._headers[self._hname.lower()] = self._hvalue
+        self._hname = self._hvalue = b""
+
+    def _headers_done(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = params.get(b"name", b"").decode("utf-8", "replace")
+        self._part = name
+        if name == "file":
+            if self.has_file:
+                self._error = ApiError(400, "The multipart body has more than one 'file' field.", "invalid_multipart",
+                                       "file")
+            self.has_file = self._in_file = True
+            fn = params.get(b"filename")
+            self.filename = fn.decode("utf-8", "replace") if fn else None
+        else:
+            self.fields.setdefault(name, b"")
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        piece = data[start:end]
+        if self._in_file:
+            self.file_bytes += len(piece)
+            if self.file_bytes <= self.max_file_bytes:  # past it the caller answers 413 and aborts
+                self.sink.buf += piece
+            if not self.nonblank and piece.strip():
+                self.nonblank = True
+        elif self._part is not None:
+            value = self.fields[self._part] + piece
+            if len(value) > _FIELD_BYTES:
+                self._error = ApiError(400, f"The multipart field {self._part[:40]!r} is longer than {_FIELD_BYTES} "
+                                            f"bytes.", "invalid_multipart", self._part[:40])
+            else:
+                self.fields[self._part] = value
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, chunk: bytes) -> None:
+        from python_multipart.exceptions import MultipartParseError
+
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError:
+            raise ApiError(400, "The multipart body could not be parsed.", "invalid_multipart") from None
+        self._check()
+
+    def finalize(self) -> None:
+        from python_multipart.exceptions import MultipartParseError
+
+        try:
+            self._parser.finalize()
+        except MultipartParseError:
+            raise ApiError(400, "The multipart body could not be parsed.", "invalid_multipart") from None
+        self._check()
 
 
 def _json(obj: Any) -> Response:

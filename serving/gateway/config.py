@@ -21,6 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from problems import unknown_key
+from serving.batch.bedrock import MAX_RECORDS as BEDROCK_MAX_RECORDS
+from serving.batch.bedrock import MIN_RECORDS as BEDROCK_MIN_RECORDS
+from serving.batch.bedrock import MODEL_ID_PATTERN as BEDROCK_MODEL_ID
+from serving.batch.bedrock import ROLE_ARN_PATTERN as BEDROCK_ROLE_ARN
+from serving.batch.bedrock import TIMEOUT_HOURS as BEDROCK_TIMEOUT_HOURS
+from serving.batch.bedrock import TIMEOUT_HOURS_RANGE as BEDROCK_TIMEOUT_HOURS_RANGE
 from serving.batch.shards import SHARD_RECORDS as BATCH_SHARD_RECORDS
 from serving.batch.shards import SHARD_TOKENS as BATCH_SHARD_TOKENS
 from serving.batch.validate import MAX_FILE_BYTES as BATCH_MAX_FILE_BYTES
@@ -382,6 +388,52 @@ class SemanticStoreConfig(_Model):
     """Per-call timeout on the cache store; on timeout or error the request goes upstream. Default: 100 ms."""
 
 
+class BedrockBatchBackend(_Model):
+    """A batch model run by Bedrock batch inference (``CreateModelInvocationJob``, ``serving/batch/bedrock.py``):
+    the gateway writes the records file under the batch's folder, creates the job, polls it and joins the results."""
+
+    kind: Literal["bedrock"]
+    model_id: str
+    """Base model id or inference-profile id/ARN the job runs (``CreateModelInvocationJob`` ``modelId``), e.g.
+    ``amazon.nova-lite-v1:0``. Bedrock batch does not run on provisioned throughput."""
+    role_arn: str
+    """The service role Bedrock assumes to read the input and write the output (trusted by
+    ``bedrock.amazonaws.com``); the gateway's own role needs ``iam:PassRole`` on it."""
+    region: str | None = None
+    """Region of the job. Default: the SDK's (``AWS_REGION``); the bucket should be in the same Region."""
+    min_records: PositiveInt = BEDROCK_MIN_RECORDS
+    """Fewest records per job: Bedrock's per-model quota "Minimum number of records per batch inference job". A
+    batch with fewer lines is answered 400 before anything is written. Default: 100 (the quota's usual default;
+    set your account's value)."""
+    max_records: PositiveInt = BEDROCK_MAX_RECORDS
+    """Most records per job (the quota "Records per batch inference job"); more lines are answered 400. Default:
+    50,000 (also the gateway's default ``maxLines``)."""
+    timeout_hours: int = BEDROCK_TIMEOUT_HOURS
+    """``timeoutDurationInHours``: the job expires after this long (24..168). Default: 24 (OpenAI's completion
+    window)."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Tags added to every job (beside ``genai-scale:batch-id`` and ``genai-scale:tenant``). Default: none."""
+
+
+class SageMakerAsyncBackend(_Model):
+    """A batch model run on a SageMaker asynchronous inference endpoint (scales to zero): the shards go to a
+    managed-dispatch queue whose CPU workers call ``InvokeEndpointAsync`` (``serving/batch/README.md``)."""
+
+    kind: Literal["sagemaker-async"]
+    endpoint_name: str
+    """The asynchronous inference endpoint's name."""
+    region: str | None = None
+    """Region of the endpoint. Default: the SDK's (``AWS_REGION``)."""
+    queue_url: str | None = None
+    """SQS queue of this backend's shard messages (the managed-dispatch queue; required)."""
+    invocation_timeout_seconds: int = Field(3600, ge=1, le=3600)
+    """``InvokeEndpointAsync`` ``InvocationTimeoutSeconds``: how long the endpoint may take per request (1..3600).
+    Default: 3600, the API's maximum."""
+
+
+BatchBackend = Annotated[BedrockBatchBackend | SageMakerAsyncBackend, Field(discriminator="kind")]
+
+
 class BatchConfig(_Model):
     """The OpenAI Batch and Files APIs (``/v1/files``, ``/v1/batches``): inputs and results in S3, one SQS message
     per shard for the batch workers (``serving/batch/README.md``)."""
@@ -412,8 +464,12 @@ class BatchConfig(_Model):
         default_factory=lambda: ["/v1/chat/completions", "/v1/completions"])
     """Endpoints a batch may call. Default: chat and text completions."""
     models: list[str] | None = None
-    """Routes (public model names) a batch may use, further narrowed by each tenant's ``models``. Default: every
-    route the tenant may use."""
+    """Routes or ``backends`` names a batch may use, further narrowed by each tenant's ``models``. Default: every
+    route and every backend the tenant may use."""
+    backends: dict[str, BatchBackend] = Field(default_factory=dict)
+    """Batch model name (a route, or a name of its own) -> the backend that runs its batches: ``bedrock`` (Bedrock
+    batch inference) or ``sagemaker-async`` (a SageMaker asynchronous endpoint). Default: none, every batch runs
+    on the cluster queue (``queueUrl``, GPU spot workers)."""
 
 
 class GatewayConfig(_Model):
@@ -486,11 +542,12 @@ def _cross_checks(cfg: GatewayConfig, base: Path) -> list[Problem]:
             out.append(Problem(f"tenants.limits.{tenant}", tenant, "not a valid tenant name"))
     limit_sets = [("tenants.defaultLimits", cfg.tenants.default_limits)] + [
         (f"tenants.limits.{t}", lim) for t, lim in cfg.tenants.limits.items()]
+    known = sorted(set(cfg.routes) | set(cfg.batch.backends))  # a batch-only backend name is a model too
+    what = "unknown route or batch backend" if cfg.batch.backends else "unknown route"
     for lp, lim in limit_sets:
         for i, m in enumerate(lim.models or []):
-            if m not in cfg.routes:
-                out.append(Problem(f"{lp}.models[{i}]", m,
-                                   f"unknown route; expected one of: {', '.join(sorted(cfg.routes))}"))
+            if m not in known:
+                out.append(Problem(f"{lp}.models[{i}]", m, f"{what}; expected one of: {', '.join(known)}"))
     for uname, u in cfg.upstreams.items():
         if u.timeouts.first_byte_seconds is not None and u.timeouts.first_byte_seconds > u.timeouts.read_seconds:
             out.append(Problem(f"upstreams.{uname}.timeouts.firstByteSeconds", u.timeouts.first_byte_seconds,
@@ -515,10 +572,48 @@ def _batch_checks(cfg: GatewayConfig) -> list[Problem]:
     if not re.match(r"^([A-Za-z0-9!_.*'()-]+/)+$", b.prefix):
         out.append(Problem("batch.prefix", b.prefix, "a key prefix of one or more folders ending in '/', e.g. "
                                                     "'batches/'"))
+    known = sorted(set(cfg.routes) | set(b.backends))
+    what = "unknown route or batch backend" if b.backends else "unknown route"
     for i, m in enumerate(b.models or []):
-        if m not in cfg.routes:
-            out.append(Problem(f"batch.models[{i}]", m,
-                               f"unknown route; expected one of: {', '.join(sorted(cfg.routes))}"))
+        if m not in known:
+            out.append(Problem(f"batch.models[{i}]", m, f"{what}; expected one of: {', '.join(known)}"))
+    for name, be in b.backends.items():
+        out += _backend_checks(f"batch.backends.{name}", name, be)
+    return out
+
+
+_SAGEMAKER_ENDPOINT = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+"""SageMaker's EndpointName rule (botocore's sagemaker-runtime service model: pattern, at most 63 characters)."""
+
+
+def _backend_checks(p: str, name: str, be: BedrockBatchBackend | SageMakerAsyncBackend) -> list[Problem]:
+    out: list[Problem] = []
+    if not _NAME.match(name):
+        out.append(Problem(p, name, "names are 1-128 characters: letters, digits and . _ : / -"))
+    if isinstance(be, BedrockBatchBackend):
+        if not re.fullmatch(BEDROCK_MODEL_ID, be.model_id):
+            out.append(Problem(f"{p}.modelId", be.model_id, "a Bedrock base model id (e.g. amazon.nova-lite-v1:0), "
+                                                           "inference profile id or a model/profile ARN"))
+        if not re.fullmatch(BEDROCK_ROLE_ARN, be.role_arn):
+            out.append(Problem(f"{p}.roleArn", be.role_arn, "an IAM role ARN, arn:aws:iam::<12-digit account>:"
+                                                           "role/<name> (the service role Bedrock assumes)"))
+        lo, hi = BEDROCK_TIMEOUT_HOURS_RANGE
+        if not lo <= be.timeout_hours <= hi:
+            out.append(Problem(f"{p}.timeoutHours", be.timeout_hours,
+                               f"Bedrock's timeoutDurationInHours takes {lo} to {hi} hours"))
+        if be.min_records > be.max_records:
+            out.append(Problem(f"{p}.minRecords", be.min_records, f"must be <= maxRecords ({be.max_records})",
+                               (f"{p}.maxRecords",)))
+    else:
+        if not _SAGEMAKER_ENDPOINT.match(be.endpoint_name):
+            out.append(Problem(f"{p}.endpointName", be.endpoint_name, "a SageMaker endpoint name: 1-63 letters, "
+                                                                     "digits and hyphens, not starting with one"))
+        if not be.queue_url:
+            out.append(missing(f"{p}.queueUrl", "required for a sagemaker-async backend: the managed-dispatch "
+                                                "queue its CPU workers read", (f"{p}.kind",)))
+        elif not re.match(r"^https?://", be.queue_url):
+            out.append(Problem(f"{p}.queueUrl", be.queue_url, "an SQS queue URL, https://sqs.<region>."
+                                                             "amazonaws.com/<account>/<name>"))
     return out
 
 
@@ -570,6 +665,7 @@ def parse_config(data: object, *, base_dir: str | Path = ".", source: str = "gat
 
 
 _UPSTREAM_KINDS = {"openai": OpenAIUpstream, "bedrock": BedrockUpstream, "sagemaker": SageMakerUpstream}
+_BACKEND_KINDS = {"bedrock": BedrockBatchBackend, "sagemaker-async": SageMakerAsyncBackend}
 
 
 def _split(path: str) -> list[str]:
@@ -583,6 +679,9 @@ def _explain(p: Problem, data: dict) -> Problem:
         kind = parts.pop(2)
         cls: Any = _UPSTREAM_KINDS[kind]
         rest = parts[2:]
+    elif len(parts) >= 4 and parts[:2] == ["batch", "backends"] and parts[3] in _BACKEND_KINDS:
+        cls = _BACKEND_KINDS[parts.pop(3)]
+        rest = parts[3:]
     else:
         cls, rest = GatewayConfig, parts
     path = ".".join(parts)

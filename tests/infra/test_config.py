@@ -200,7 +200,8 @@ def test_an_unknown_tier_and_every_other_mistake_in_one_message(tmp_path):
         "keys were checked against the prototype preset",
         "  - genai-scale:nodeGroups.a10g.minSise: unknown key (did you mean \"minSize\"?)",
         "  - genai-scale:bogus: unknown key; expected one of: alb, batch, bedrock, cache, cluster, clusterAutoscaler, "
-        "gateway, gpuOperator, monitoring, network, neuron, nodeGroups, region, sagemaker, serving, tags, targets, tier",
+        "gateway, gpuOperator, monitoring, network, neuron, nodeGroups, rag, region, sagemaker, serving, tags, targets, "
+        "tier",
         "  - genai-scale:nodeGroups.a10g.minSize = 3: must be <= maxSize (2)",
         "  - genai-scale:alb.certificateArn = 'nope': an ACM certificate ARN "
         "arn:aws:acm:<region>:<account>:certificate/<uuid>",

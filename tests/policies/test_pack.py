@@ -46,6 +46,8 @@ accelerator-node-group-vendor-taint autoscaler-taint-tags-match-taints no-litera
 accelerator-workload-scales-to-zero
 sqs-queue-encrypted scaled-job-queue-has-dlq s3-bucket-encrypted batch-pods-on-batch-capacity batch-node-group-spot
 pods-no-static-aws-keys
+sagemaker-async-output-encrypted sagemaker-async-scale-to-zero bedrock-service-role-source-conditions
+rds-cluster-encrypted rds-instance-not-public qdrant-service-not-public aurora-scale-to-zero-in-prototype
 """.split()
 
 

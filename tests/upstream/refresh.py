@@ -77,6 +77,7 @@ SOURCES: tuple[Source, ...] = (
     _chart("kube-prometheus-stack/82.4.3", "prometheus-community/helm-charts", "kube-prometheus-stack-82.4.3",
            "charts/kube-prometheus-stack",
            crds=("charts/kube-prometheus-stack/charts/crds/crds/crd-servicemonitors.yaml",
+                 "charts/kube-prometheus-stack/charts/crds/crds/crd-podmonitors.yaml",
                  "charts/kube-prometheus-stack/charts/crds/crds/crd-prometheusrules.yaml"),
            subcharts={"kube-state-metrics": "kube-state-metrics/7.2.0",
                       "prometheus-node-exporter": "prometheus-node-exporter/4.52.0",
@@ -91,6 +92,8 @@ SOURCES: tuple[Source, ...] = (
     _chart("grafana/11.2.2", "grafana-community/helm-charts", "grafana-11.2.2", "charts/grafana",
            note="Subchart of kube-prometheus-stack 82.4.3 (Chart.yaml dependencies, "
                 "https://grafana-community.github.io/helm-charts)."),
+    _chart("qdrant/1.19.0", "qdrant/qdrant-helm", "qdrant-1.19.0", "charts/qdrant",
+           note="Chart of the VectorStore component's qdrant backend (https://qdrant.github.io/qdrant-helm)."),
 )
 
 

@@ -129,8 +129,9 @@ def test_worker_pod_on_batch_capacity_within_the_spot_notice(plan):
     assert worker["name"] == "worker" and worker["command"] == ["python", "-m", "serving.batch", "worker"]
     env = {e["name"]: e["value"] for e in worker["env"]}
     assert set(env) == {"BATCH_QUEUE_URL", "BATCH_BUCKET", "AWS_REGION", "BATCH_ENGINE_URL",
-                        "BATCH_VISIBILITY_SECONDS", "BATCH_MAX_RECEIVES"}
+                        "BATCH_VISIBILITY_SECONDS", "BATCH_MAX_RECEIVES", "BATCH_METRICS_PORT"}
     assert env["BATCH_ENGINE_URL"] == "http://127.0.0.1:8000/v1"
+    assert [(p["name"], int(p["containerPort"])) for p in worker["ports"]] == [("metrics", int(env["BATCH_METRICS_PORT"]))]
     assert (env["BATCH_VISIBILITY_SECONDS"], env["BATCH_MAX_RECEIVES"], env["AWS_REGION"]) == ("900", "3", "us-east-1")
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env)
 

@@ -1,5 +1,6 @@
 """The price catalogue: every row sourced and dated, every planned instance type priced or listed as unpriced."""
 
+from collections import Counter
 from datetime import date
 
 import pytest
@@ -46,11 +47,84 @@ def test_token_prices_belong_to_catalogued_bedrock_models_and_batch_is_half():
 def test_priced_accelerated_types_are_in_the_accelerator_catalogue():
     for itype, _ in prices.INSTANCE_PRICES:
         if not itype.startswith("m7i."):
-            assert accelerators.lookup(itype) is not None, itype
+            assert accelerators.lookup(itype.removeprefix("ml.")) is not None, itype
+
+
+def test_no_row_is_listed_twice():
+    # INSTANCE_PRICES is a dict built from the rows: a second row for the same key would silently replace the first
+    counts = Counter((r.instance_type, r.region) for r in prices._INSTANCE_ROWS)
+    assert [key for key, n in counts.items() if n > 1] == []
+    assert len(prices.INSTANCE_PRICES) == len(prices._INSTANCE_ROWS)
+
+
+def _sagemaker_rows():
+    return [r for r in prices.INSTANCE_PRICES.values() if r.instance_type.startswith("ml.")]
+
+
+def test_sagemaker_rows_name_the_sagemaker_offer_file_and_both_inference_components():
+    rows = _sagemaker_rows()
+    assert {r.instance_type for r in rows} >= {
+        "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g5.12xlarge", "ml.g6.xlarge", "ml.g6.2xlarge", "ml.g6.12xlarge",
+        "ml.g6e.xlarge", "ml.g6e.2xlarge", "ml.g6e.12xlarge", "ml.inf2.xlarge", "ml.inf2.8xlarge"}
+    for r in rows:
+        assert r.source == prices.SAGEMAKER_OFFER_FILE and r.region == "us-east-1", r
+        assert "USE1-Host" in r.basis and "USE1-AsyncInf" in r.basis, r
+
+
+def test_sagemaker_prices_carry_a_premium_over_their_ec2_instance():
+    # every sourced pair is 1.2x-1.4x; a row equal to (or below) the EC2 price is the copying mistake some
+    # third-party tables make (ml.inf2.8xlarge at 1.968, ml.g6e.12xlarge at 10.49)
+    for r in _sagemaker_rows():
+        ec2 = prices.on_demand(r.instance_type.removeprefix("ml."), r.region).on_demand_usd_per_hour
+        assert 1.15 <= r.on_demand_usd_per_hour / ec2 <= 1.45, (r.instance_type, r.on_demand_usd_per_hour, ec2)
+
+
+def test_us_west_2_rows_are_sourced_separately_and_equal_us_east_1():
+    west = [r for r in prices.INSTANCE_PRICES.values() if r.region == "us-west-2"]
+    assert {r.instance_type for r in west} >= {"g5.xlarge", "g5.2xlarge", "g5.12xlarge", "inf2.xlarge",
+                                                "inf2.8xlarge", "p5.48xlarge"}
+    for r in west:
+        assert r.source == prices.VANTAGE + r.instance_type and "us-west-2" in r.basis, r
+        east = prices.on_demand(r.instance_type).on_demand_usd_per_hour
+        assert r.on_demand_usd_per_hour == pytest.approx(east, abs=1e-5), r.instance_type
+    # the CPU system nodes have no us-west-2 source: absent, not copied
+    assert ("m7i.large", "us-west-2") not in prices.INSTANCE_PRICES
+
+
+def _tier_instance_types() -> set[str]:
+    found: set[str] = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if k == "instanceType" and isinstance(v, str):
+                    found.add(v)
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    for path in sorted((ROOT / "stacks" / "tiers").glob("*/*.yaml")):
+        walk(yaml.safe_load(path.read_text()))
+    return found
+
+
+def test_every_instance_type_in_the_tier_presets_is_priced_or_listed_as_unpriced():
+    # read from the presets themselves, so it holds even when the plan cannot be built
+    used = _tier_instance_types()
+    assert {t for t in used if t.startswith("ml.")}, "no ml.* type found: the walk would pass vacuously"
+    missing = {t for t in used if (t, "us-east-1") not in prices.INSTANCE_PRICES and t not in prices.UNPRICED}
+    assert missing == set()
+    for t in used:
+        if t.startswith("ml."):
+            assert (t, "us-east-1") in prices.INSTANCE_PRICES, f"{t}: the planned SageMaker types are all priced"
 
 
 def test_known_prices():
     assert prices.on_demand("g5.xlarge").on_demand_usd_per_hour == 1.006
+    assert prices.on_demand("ml.g6e.2xlarge").on_demand_usd_per_hour == 2.8026  # USE1-Host = USE1-AsyncInf
+    assert prices.on_demand("ml.g5.xlarge").on_demand_usd_per_hour == 1.408  # not the 1.21 one blog gives
+    assert prices.on_demand("g6e.12xlarge", "us-west-2").on_demand_usd_per_hour == 10.49264
     assert prices.on_demand("p5.48xlarge").on_demand_usd_per_hour == 55.04  # after the June 2025 P5 cut
     assert prices.spot_usd_per_hour("g5.xlarge") == pytest.approx(1.006 * 0.30)
     assert prices.SPOT.kind == "typical-discount" and prices.SPOT.ceiling == 0.90
@@ -86,7 +160,7 @@ def test_every_planned_instance_type_is_priced_or_listed_as_unpriced(stack):
 def test_unpriced_lists_only_types_that_have_no_price():
     assert prices.UNPRICED
     for itype, why in prices.UNPRICED.items():
-        assert (itype, "us-east-1") not in prices.INSTANCE_PRICES and why
+        assert not [r for t, r in prices.INSTANCE_PRICES if t == itype] and why
 
 
 def test_throughput_instance_types_are_priced():
@@ -96,11 +170,15 @@ def test_throughput_instance_types_are_priced():
 
 def test_lookup_errors_name_the_value_and_what_exists():
     with pytest.raises(prices.PriceNotFound) as exc:
-        prices.on_demand("ml.g6.2xlarge")
-    assert "instance_type ('ml.g6.2xlarge') has no on-demand price for region 'us-east-1'" in str(exc.value)
-    assert "SageMaker hosting price not found" in str(exc.value) and "g5.xlarge" in str(exc.value)
+        prices.on_demand("ml.p4d.24xlarge")
+    assert "instance_type ('ml.p4d.24xlarge') has no on-demand price for region 'us-east-1'" in str(exc.value)
+    assert "SageMaker hosting price not found" in str(exc.value) and "ml.g6e.2xlarge" in str(exc.value)
+    with pytest.raises(prices.PriceNotFound) as exc:
+        prices.on_demand("m7i.large", "us-west-2")
+    assert "region 'us-west-2'; priced there: g5.12xlarge" in str(exc.value)
+    assert "m7i" not in str(exc.value).split("priced there: ")[1]
     with pytest.raises(prices.PriceNotFound, match="no prices are catalogued for that region"):
-        prices.on_demand("g5.xlarge", "us-west-2")
+        prices.on_demand("g5.xlarge", "eu-west-1")
     with pytest.raises(prices.PriceNotFound, match=r"model \('anthropic.claude-v2:1'\) has no Bedrock token price"):
         prices.tokens("anthropic.claude-v2:1")
 

@@ -56,3 +56,35 @@ def test_monitoring_defaults_keep_data_off_disk():
     assert "storageSpec" not in values["prometheus"]["prometheusSpec"]
     assert values["prometheus"]["prometheusSpec"]["retention"] == "15d"
     assert prometheus_url(MonitoringArgs(namespace="obs")) == "http://monitoring-prometheus.obs.svc.cluster.local:9090"
+
+
+def test_monitoring_batch_dashboard_alerts_and_scrapes():
+    result = run_program(lambda: Monitoring("monitoring", MonitoringArgs()))
+    rel = result.one("kubernetes:helm.sh/v3:Release", "monitoring")
+    dash = result.one("kubernetes:core/v1:ConfigMap", "monitoring-dashboard-batch-inference")
+    assert dash.get("metadata.name") == "dashboard-batch-inference"
+    assert dash.get("metadata.labels.grafana_dashboard") == "1"
+    assert json.loads(dash.inputs["data"]["batch-inference.json"])["uid"] == "genai-scale-batch"
+    rules = result.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "monitoring-batch-alerts")
+    assert rules.get("metadata.name") == "genai-scale-batch"
+    assert {r.get("alert") for g in rules.get("spec.groups") for r in g["rules"]} >= {
+        "BatchQueueNotDraining", "BatchShardsFailing", "BatchScalerErrors"}
+    pods = result.one("kubernetes:monitoring.coreos.com/v1:PodMonitor", "monitoring-batch-workers")
+    assert pods.get("spec.selector.matchLabels") == {"app.kubernetes.io/component": "batch",
+                                                      "app.kubernetes.io/part-of": "genai-scale"}
+    assert pods.get("spec.namespaceSelector") == {"any": True}
+    assert pods.get("spec.podMetricsEndpoints") == [{"port": "metrics", "path": "/metrics", "interval": "15s"}]
+    assert pods.get("spec.podTargetLabels") == ["app.kubernetes.io/instance"]
+    keda = result.one("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "monitoring-keda")
+    assert keda.get("spec.selector.matchLabels") == {"app.kubernetes.io/name": "keda-operator"}
+    assert keda.get("spec.endpoints") == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+    for cr in (rules, pods, keda):
+        assert rel.urn in cr.dependencies  # the CRDs come with the release
+
+
+def test_monitoring_without_batch_or_keda_leaves_them_out():
+    result = run_program(lambda: Monitoring("monitoring", MonitoringArgs(batch=False, scrape_keda=False)))
+    names = {r.name for r in result.resources}
+    assert "monitoring-dashboard-vllm-serving" in names
+    assert not names & {"monitoring-dashboard-batch-inference", "monitoring-batch-alerts", "monitoring-batch-workers",
+                        "monitoring-keda"}

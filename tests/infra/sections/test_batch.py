@@ -16,23 +16,28 @@ SCALED_JOB = "kubernetes:keda.sh/v1alpha1:ScaledJob"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 
 
+def cluster_job(result):
+    return next(j for j in result.by_type(SCALED_JOB) if j.name == "batch-scaledjob")
+
+
 def job_pod(result) -> dict:
-    return result.one(SCALED_JOB).inputs["spec"]["jobTargetRef"]["template"]["spec"]
+    return cluster_job(result).inputs["spec"]["jobTargetRef"]["template"]["spec"]
 
 
 @pytest.mark.parametrize("stack", list(STACKS))
 def test_every_tier_has_encrypted_queues_a_scaled_job_and_tainted_spot_capacity(stack):
     result, cfg = planned(stack)
     queues = {q.name: q.inputs for q in result.by_type("aws:sqs/queue:Queue")}
-    assert set(queues) == {"batch-queue", "batch-dlq"}
+    dispatch = {"batch-dispatch-queue", "batch-dispatch-dlq"} if stack == "staging" else set()
+    assert set(queues) == {"batch-queue", "batch-dlq"} | dispatch  # staging: the async endpoint's dispatch queues
     assert all(q["kmsMasterKeyId"] for q in queues.values())
     assert json.loads(queues["batch-queue"]["redrivePolicy"])["maxReceiveCount"] == cfg.batch.max_receives
-    job = result.one(SCALED_JOB).inputs["spec"]
+    job = cluster_job(result).inputs["spec"]
     assert job["triggers"][0]["type"] == "aws-sqs-queue"
     assert job["maxReplicaCount"] == cfg.batch.max_parallelism and job["minReplicaCount"] == 0
     assert result.one("kubernetes:keda.sh/v1alpha1:TriggerAuthentication").inputs["spec"] == {
         "podIdentity": {"provider": "aws"}}
-    assert len(result.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")) == 2
+    assert len(result.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")) == 2 + len(dispatch) // 2
     groups = {g.name: g.inputs for g in result.by_type(NODE_GROUP)}
     for name in cfg.batch.node_groups:
         g = groups[name]
@@ -86,8 +91,9 @@ def test_batch_groups_scale_up_from_zero_for_pods_that_tolerate_the_batch_taint(
         assert label["value"] == "batch"
 
 
-def test_batch_builds_after_the_gateway():
-    assert SECTIONS.index(batch) == len(SECTIONS) - 1
+def test_batch_builds_after_the_gateway_and_the_managed_endpoints():
+    from infra.sections import gateway, managed
+    assert SECTIONS.index(batch) > SECTIONS.index(gateway) > SECTIONS.index(managed)
 
 
 def with_batch(batch_cfg: dict, stack: str = "dev", **more) -> dict:

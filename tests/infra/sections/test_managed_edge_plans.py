@@ -117,11 +117,15 @@ def test_growth_has_waf_a_multi_az_cache_with_failover_and_one_endpoint(plans):
     assert one(result, "aws:wafv2/webAclAssociation:WebAclAssociation")
     rg = one(result, "aws:elasticache/replicationGroup:ReplicationGroup").inputs
     assert rg["numCacheClusters"] == 2 and rg["automaticFailoverEnabled"] is True and rg["multiAzEnabled"] is True
-    variant = one(result, "aws:sagemaker/endpointConfiguration:EndpointConfiguration").inputs["productionVariants"][0]
+    variant = result.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+                         "sagemaker-qwen7b-config").inputs["productionVariants"][0]
     assert variant["instanceType"] == "ml.g6.2xlarge"
     assert variant["routingConfigs"] == [{"routingStrategy": "LEAST_OUTSTANDING_REQUESTS"}]
-    target = one(result, "aws:appautoscaling/target:Target").inputs
+    target = result.one("aws:appautoscaling/target:Target", "sagemaker-qwen7b-scaling").inputs
     assert (target["minCapacity"], target["maxCapacity"]) == (1, 2)
+    # and the asynchronous endpoint for batches, at zero while idle (tests/infra/sections/test_batch_backends.py)
+    target = result.one("aws:appautoscaling/target:Target", "sagemaker-qwen7b-async-scaling").inputs
+    assert (target["minCapacity"], target["maxCapacity"]) == (0, 2)
     assert result.by_type("aws:bedrock/provisionedModelThroughput:ProvisionedModelThroughput") == []
 
 

@@ -38,11 +38,14 @@ def remote(moto_server, request):
     return s3, sqs, moto_server
 
 
-def spawn(endpoint: str, queue_url: str, engine_url: str, log: Path, **env: object) -> subprocess.Popen:
+def spawn(endpoint: str, queue_url: str, engine_url: str, log: Path, *, aws_env: dict[str, str] | None = None,
+          **env: object) -> subprocess.Popen:
+    """A worker process; ``env`` items become ``BATCH_<NAME>`` variables, ``aws_env`` is added as given."""
     e = server_env(endpoint)
     e.update(BATCH_QUEUE_URL=queue_url, BATCH_BUCKET=BUCKET, BATCH_ENGINE_URL=engine_url,
              BATCH_CONCURRENCY="2", BATCH_IDLE_EXIT_SECONDS="3", BATCH_ENGINE_START_SECONDS="10")
     e.update({f"BATCH_{k.upper()}": str(v) for k, v in env.items()})
+    e.update(aws_env or {})
     return subprocess.Popen([sys.executable, "-m", "serving.batch", "worker"], cwd=ROOT, env=e,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -153,7 +156,8 @@ def test_a_poisoned_shard_lands_in_the_dlq_and_its_records_are_errors(remote, st
     assert finalize(s3, BUCKET, "batch_poison")["status"] == "in_progress"
     m = finalize(s3, BUCKET, "batch_poison", sqs=sqs, dlq_url=dlq)
     assert m["status"] == "completed"
-    assert m["progress"] == {"shards_total": 3, "shards_done": 2, "shards_failed": 1, "shards_pending": 0}
+    assert m["progress"].items() >= {  # and records / tokens
+        "shards_total": 3, "shards_done": 2, "shards_failed": 1, "shards_pending": 0}.items()
     counts = assert_exactly_once(s3, m, 15)
     assert counts == (10, 5)
     note("poisoned shard", 15, counts, stub_engine)

@@ -44,7 +44,8 @@ class Env:
         return openai.OpenAI(api_key=KEYS[tenant], base_url=self.gw.url + "/v1", max_retries=0, timeout=20)
 
     def http(self, method: str, path: str, tenant: str = "acme", **kw) -> httpx.Response:
-        return self.gw.client.request(method, path, headers={"authorization": f"Bearer {KEYS[tenant]}"}, **kw)
+        headers = {"authorization": f"Bearer {KEYS[tenant]}", **kw.pop("headers", {})}
+        return self.gw.client.request(method, path, headers=headers, **kw)
 
     def upload(self, data: bytes, tenant: str = "acme") -> str:
         return self.client(tenant).files.create(file=("in.jsonl", data), purpose="batch").id
@@ -115,7 +116,8 @@ def test_openai_sdk_files_create_batches_create_retrieve_and_files_content(env):
     done = client.batches.retrieve(b.id)
     assert done.status == "completed" and done.completed_at and done.output_file_id and done.error_file_id
     assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (7, 7, 0)
-    assert done.progress == {"shards_total": 1, "shards_done": 1, "shards_failed": 0, "shards_pending": 0}
+    assert done.progress.items() >= {  # and records / tokens
+        "shards_total": 1, "shards_done": 1, "shards_failed": 0, "shards_pending": 0}.items()
     out = [json.loads(x) for x in client.files.content(done.output_file_id).text.splitlines()]
     assert [x["custom_id"] for x in out] == [f"req-{i:03d}" for i in range(7)]  # every custom_id once, in order
     assert all(x["response"]["status_code"] == 200 and x["error"] is None for x in out)
@@ -228,6 +230,89 @@ def test_upload_errors(env):
     assert "the limit is 100 (batch.maxFileBytes)" in r.json()["error"]["message"]
 
 
+def _multipart_body(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0undary") -> bytes:
+    out = b""
+    for name, filename, data in parts:
+        fn = f'; filename="{filename}"' if filename else ""
+        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{fn}\r\n\r\n").encode() + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def _chunked(body: bytes, size: int = 256 * 1024, fail_after: int | None = None):
+    for i in range(0, len(body), size):
+        if fail_after is not None and i >= fail_after:
+            raise ConnectionError("the client went away mid-upload")
+        yield body[i:i + size]
+
+
+def _uploads_in_flight(env) -> list:
+    return env.s3.list_multipart_uploads(Bucket=env.bucket).get("Uploads", [])
+
+
+def test_a_large_upload_streams_to_s3_in_parts_and_reads_back_whole(env):
+    env.gw.gw.batch_api.part_bytes = 5 * 1024 * 1024  # S3's smallest part: an 11 MiB file takes three parts
+    data = lines(1) * (11 * 1024 * 1024 // len(lines(1)) + 1)
+    f = env.client().files.create(file=("big.jsonl", data), purpose="batch")
+    assert f.bytes == len(data) and f.filename == "big.jsonl"
+    key = f"files/acme/{f.id}"
+    head = env.s3.head_object(Bucket=env.bucket, Key=key, PartNumber=1)
+    assert head["PartsCount"] == 3  # written as a multipart upload, not buffered into one PUT
+    assert env.client().files.content(f.id).read() == data
+    assert _uploads_in_flight(env) == []
+
+
+def test_a_streamed_upload_over_the_limit_is_413_and_leaves_nothing(env):
+    api = env.gw.gw.batch_api
+    api.part_bytes = 5 * 1024 * 1024
+    api.b = api.b.model_copy(update={"max_file_bytes": 7 * 1024 * 1024})
+    body = _multipart_body([("purpose", None, b"batch"), ("file", "a.jsonl", b"x" * (12 * 1024 * 1024))])
+    r = env.http("POST", "/v1/files", content=_chunked(body),  # chunked: no Content-Length to refuse up front
+                 headers={"content-type": "multipart/form-data; boundary=b0undary"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "file_too_large"
+    assert "the limit is 7340032 (batch.maxFileBytes)" in r.json()["error"]["message"]
+    assert _uploads_in_flight(env) == []  # the part already sent was aborted
+    assert env.s3.list_objects_v2(Bucket=env.bucket, Prefix="files/").get("KeyCount", 0) == 0
+
+
+def test_a_purpose_after_a_large_file_is_checked_and_the_upload_aborted(env):
+    env.gw.gw.batch_api.part_bytes = 5 * 1024 * 1024
+    body = _multipart_body([("file", "a.jsonl", lines(1) * 60000), ("purpose", None, b"assistants")])
+    r = env.http("POST", "/v1/files", content=body,
+                 headers={"content-type": "multipart/form-data; boundary=b0undary"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_purpose"
+    assert _uploads_in_flight(env) == []
+    assert env.s3.list_objects_v2(Bucket=env.bucket, Prefix="files/").get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize("body, ctype, words", [
+    (b"--b0undary\r\nno headers end", "multipart/form-data; boundary=b0undary", "could not be parsed"),
+    (b"x", "multipart/form-data", "has no boundary"),
+    (_multipart_body([("purpose", None, b"b" * 2000)]), "multipart/form-data; boundary=b0undary",
+     "longer than 1024 bytes"),
+    (_multipart_body([("purpose", None, b"batch"), ("file", "a", b"{}\n"), ("file", "b", b"{}\n")]),
+     "multipart/form-data; boundary=b0undary", "more than one 'file' field"),
+])
+def test_malformed_multipart_bodies_are_400(env, body, ctype, words):
+    r = env.http("POST", "/v1/files", content=body, headers={"content-type": ctype})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_multipart"
+    assert words in r.json()["error"]["message"]
+    assert _uploads_in_flight(env) == []
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_no_object_or_parts(env):
+    env.gw.gw.batch_api.part_bytes = 5 * 1024 * 1024
+    body = _multipart_body([("purpose", None, b"batch"), ("file", "a.jsonl", b"y" * (12 * 1024 * 1024))])
+    with pytest.raises(Exception):
+        env.http("POST", "/v1/files", content=_chunked(body, fail_after=11 * 1024 * 1024),
+                 headers={"content-type": "multipart/form-data; boundary=b0undary"})
+    time.sleep(0.5)  # the gateway sees the cut after the client does
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _uploads_in_flight(env):
+        time.sleep(0.1)
+    assert _uploads_in_flight(env) == []  # two parts were sent before the cut: aborted
+    assert env.s3.list_objects_v2(Bucket=env.bucket, Prefix="files/").get("KeyCount", 0) == 0
+
+
 def test_the_line_limit_comes_from_the_config(env):
     fid = env.upload(lines(51))
     r = env.http("POST", "/v1/batches", json={"input_file_id": fid, "endpoint": "/v1/chat/completions",
@@ -286,6 +371,53 @@ def test_cancel_gives_back_only_the_shards_not_done(env):
     assert env.used("globex") == per_shard[done]  # the finished shard stays charged, the other is given back
     final = client.batches.retrieve(b.id)
     assert final.status == "cancelled" and final.request_counts.completed == 10
+
+
+def test_a_cli_cancel_is_given_back_exactly_once_by_the_gateways_that_next_read_the_batch(env, capsys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving.batch import cli
+
+    client = env.client("globex")
+    b = client.batches.create(input_file_id=env.upload(lines(20, max_tokens=100), tenant="globex"),
+                              endpoint="/v1/chat/completions", completion_window="24h")
+    reserved = env.used("globex")
+    assert reserved > 0
+    assert cli.main(["cancel", b.id, "--bucket", env.bucket, "--region", REGION]) == 0  # the operator CLI
+    assert json.loads(capsys.readouterr().out)["status"] == "cancelled"
+    assert env.used("globex") == reserved  # the CLI has no Redis: nothing given back yet
+    with ThreadPoolExecutor(8) as pool:  # eight concurrent readers, as several gateway replicas would be
+        got = list(pool.map(lambda _: env.client("globex").batches.retrieve(b.id).status, range(8)))
+    assert set(got) == {"cancelled"}
+    assert env.used("globex") == 0  # given back once: twice would leave it at -reserved
+    client.batches.list()
+    client.batches.cancel(b.id)
+    assert env.used("globex") == 0
+
+
+def test_an_expired_batch_gives_back_the_shards_it_never_ran(env):
+    from serving.batch.finalize import finalize
+
+    api = env.gw.gw.batch_api
+    api.b = api.b.model_copy(update={"shard_records": 10})
+    client = env.client("globex")
+    b = client.batches.create(input_file_id=env.upload(lines(20, max_tokens=50), tenant="globex"),
+                              endpoint="/v1/chat/completions", completion_window="24h")
+    manifest = json.loads(env.s3.get_object(Bucket=env.bucket, Key=f"batches/{b.id}/manifest.json")["Body"].read())
+    per_shard = [s["tokens"] for s in manifest["shards"]]
+    w = Worker(WorkerConfig(queue_url=env.queue, bucket=env.bucket, engine_url=env.engine.url, concurrency=4),
+               sqs=env.sqs, s3=env.s3)
+    msg = env.sqs.receive_message(QueueUrl=env.queue, MaxNumberOfMessages=1,
+                                  AttributeNames=["ApproximateReceiveCount"])["Messages"][0]
+    done = json.loads(msg["Body"])["shard"]
+    assert w.handle(msg) == "done"
+    m = finalize(env.s3, env.bucket, b.id, now=manifest["created_at"] + 24 * 3600 + 1)  # a finaliser, a day late
+    assert m["status"] == "expired" and m["unrun_tokens"] == per_shard[1 - done]
+    got = client.batches.retrieve(b.id)
+    assert got.status == "expired" and got.request_counts.completed == 10 and got.request_counts.failed == 10
+    assert env.used("globex") == per_shard[done]  # the shard that ran stays charged
+    client.batches.retrieve(b.id)
+    assert env.used("globex") == per_shard[done]
 
 
 def test_a_finished_batch_cannot_be_cancelled(env):
