@@ -135,7 +135,8 @@ def test_sigterm_drains_in_flight_streams(replicas, stubs):
     while t.is_alive():  # new connections are refused while the stream is still being served
         try:
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-        except httpx.ConnectError:
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+            # refused, or (on a loaded machine) accepted by the closing listener's backlog and then reset: not served
             refused_while_streaming = t.is_alive()
             break
         time.sleep(0.02)
