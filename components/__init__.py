@@ -36,6 +36,9 @@ _EXPORTS: dict[str, str] = {
     "VectorStore": "components.rag.vector_store", "VectorStoreArgs": "components.rag.vector_store",
     "VectorWorkload": "components.rag.vector_store", "AuroraVectorSettings": "components.rag.vector_store",
     "QdrantSettings": "components.rag.vector_store",
+    "EmbeddingService": "components.rag.embedding_service", "EmbeddingServiceArgs": "components.rag.embedding_service",
+    "EmbeddingAutoscaling": "components.rag.embedding_service",
+    "Ingestion": "components.rag.ingestion", "IngestionArgs": "components.rag.ingestion",
     "Gateway": "components.gateway.gateway", "GatewayArgs": "components.gateway.gateway", "TenantSpec": "components.gateway.gateway",
     # shared
     "ArgsError": "components.errors", "Problem": "problems",

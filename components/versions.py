@@ -153,3 +153,18 @@ QDRANT_CHART = Pin(
     "qdrant", "1.19.0", repository="https://qdrant.github.io/qdrant-helm",
     source="qdrant/qdrant-helm tag qdrant-1.19.0 (commit a7aeeb71, 2026-08-13; Chart 1.19.0, appVersion v1.19.0)",
     checked="2026-12")
+
+# --- RAG data plane (embedding service) ---
+TEI = Pin(
+    "text-embeddings-inference", "1.9.3", repository="ghcr.io/huggingface/text-embeddings-inference",
+    source="huggingface/text-embeddings-inference tag v1.9.3 (commit 06670157, 2026-03-23): README 'Docker Images' "
+           "table (tags cpu-1.9, 86-1.9, 89-1.9, hopper-1.9), router/src/main.rs (flags and defaults), Dockerfile "
+           "and Dockerfile-cuda (ENV PORT=80, ENTRYPOINT text-embeddings-router)", checked="2026-12-06")
+"""Text Embeddings Inference. Image tags carry the minor (``<arch>-1.9``), which follows the latest 1.9 patch."""
+
+AWS_CLI_IMAGE = Pin(
+    "aws-cli", "2.36.44", repository="public.ecr.aws/aws-cli/aws-cli",
+    source="AWS CLI v2 official image on ECR Public; tag seen pinned in public CI configurations (string search). "
+           "(uncertain) confirm the tag with `aws ecr-public describe-images --repository-name aws-cli/aws-cli`",
+    checked="2026-12-06")
+"""Init container of the EmbeddingService that copies the model from the models bucket (``aws s3 sync``)."""

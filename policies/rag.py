@@ -1,19 +1,25 @@
-"""Rules for the RAG vector store: Aurora clusters encrypted at rest, no publicly accessible database instance, no
-public Qdrant Service, and Aurora Serverless v2 that pauses when idle where the tier requires scale to zero."""
+"""Rules for the RAG data plane: Aurora clusters encrypted at rest, no publicly accessible database instance, no
+public Qdrant Service, Aurora Serverless v2 that pauses when idle and an embedding service that scales to zero where
+the tier requires scale to zero, and a dead-letter queue behind every queue a KEDA ScaledObject consumes (the
+ingestion workers). The ingestion queues' encryption is the pack's ``sqs-queue-encrypted`` rule (every SQS queue)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from pulumi_policy import EnforcementLevel, Severity
 
-from policies._props import get, truthy
-from policies._rule import Rule, Subject, resource_policy
+from policies._props import as_list, get, is_map, json_doc, to_int, truthy
+from policies._rule import Rule, Subject, resource_policy, stack_policy
 
 RDS_CLUSTER = "aws:rds/cluster:Cluster"
 RDS_INSTANCES = {"aws:rds/clusterInstance:ClusterInstance", "aws:rds/instance:Instance"}
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 PUBLIC_SERVICE_TYPES = ("LoadBalancer", "NodePort")
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+QUEUE = "aws:sqs/queue:Queue"
+TEI_NAME = "text-embeddings-inference"
+"""``app.kubernetes.io/name`` of the embedding service's objects (components/rag/_embedding.py)."""
 
 
 @resource_policy(Rule(
@@ -92,3 +98,52 @@ def aurora_scale_to_zero(s: Subject, cfg: dict) -> Iterable[str]:
     low = get(scaling, "minCapacity")
     if low != 0:
         yield f"serverlessv2ScalingConfiguration.minCapacity is {low}: this tier pauses idle databases (0 ACU)"
+
+
+@resource_policy(Rule(
+    id="embedding-service-scale-to-zero",
+    title="The embedding service scales to zero where the tier requires it",
+    description="In a tier that requires scale to zero (tier fact acceleratorsScaleToZero) the KEDA ScaledObject of "
+                "a text-embeddings-inference service must have minReplicaCount 0 and a trigger that wakes it where "
+                "no pod reports its queue (the gateway's demand, or a queue).",
+    concern="cost", severity=Severity.MEDIUM,
+    remediation="Set genai-scale:rag.embedding.autoscaling.minReplicas: 0 (EmbeddingService then adds the gateway's "
+                "demand trigger, and the ingestion queue's).",
+    config={"required": {"type": "boolean", "default": True,
+                         "description": "Embedding services must scale to zero (the tier's acceleratorsScaleToZero)."}},
+    facts={"required": "acceleratorsScaleToZero"},
+    fixed_level=EnforcementLevel.MANDATORY,
+), types={SCALED_OBJECT})
+def embedding_scale_to_zero(s: Subject, cfg: dict) -> Iterable[str]:
+    labels = get(s.props, "metadata.labels")
+    if not cfg["required"] or not is_map(labels) or labels.get("app.kubernetes.io/name") != TEI_NAME:
+        return
+    low = to_int(get(s.props, "spec.minReplicaCount"))
+    if low != 0:
+        yield f"spec.minReplicaCount is {low}: this tier keeps no idle embedding replica (minReplicaCount 0)"
+    elif len([t for t in as_list(get(s.props, "spec.triggers")) if is_map(t)]) < 2:
+        yield "only one trigger: at zero replicas no pod reports te_queue_size, so nothing would wake the service"
+
+
+@stack_policy(Rule(
+    id="scaled-object-queue-has-dlq",
+    title="A queue a ScaledObject's workers consume has a dead-letter queue",
+    description="Every SQS queue a KEDA ScaledObject's aws-sqs-queue trigger reads (the RAG ingestion workers) must "
+                "have a redrive policy to a dead-letter queue with a maxReceiveCount, so a poison document stops "
+                "coming back after N receives.",
+    concern="reliability", severity=Severity.HIGH,
+    remediation="Set the queue's redrivePolicy to {\"deadLetterTargetArn\": <DLQ ARN>, \"maxReceiveCount\": N} "
+                "(Ingestion's max_receives).",
+))
+def scaled_object_dlq(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str, str | None]]:
+    for so in resources:
+        if so.resource_type != SCALED_OBJECT or not any(
+                is_map(t) and get(t, "type") == "aws-sqs-queue" for t in as_list(get(so.props, "spec.triggers"))):
+            continue
+        for q in [d for d in (getattr(so, "dependencies", None) or []) if d.resource_type == QUEUE]:
+            policy = json_doc(get(q.props, "redrivePolicy")) or {}
+            if not get(policy, "deadLetterTargetArn"):
+                yield (f"{q.name}: consumed through ScaledObject {so.name} but has no redrivePolicy with a "
+                       "deadLetterTargetArn (poison documents would be retried forever)"), q.urn
+            elif (to_int(get(policy, "maxReceiveCount")) or 0) < 1:
+                yield f"{q.name}: redrivePolicy has no maxReceiveCount >= 1", q.urn

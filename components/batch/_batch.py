@@ -13,6 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.queues import DLQ_RETENTION_SECONDS as DLQ_RETENTION_SECONDS
+from components.queues import dlq_alarm as dlq_alarm
+from components.queues import pod_identity_trust_policy as pod_identity_trust_policy
+from components.queues import redrive_policy as redrive_policy
+from components.queues import scaler_policy as scaler_policy
+from components.queues import sqs_trigger as sqs_trigger
+from components.queues import tls_only_bucket_policy as tls_only_bucket_policy
+from components.queues import trigger_authentication_manifest as _trigger_authentication
 from components.serving.vllm.args import PORT, VllmServiceArgs
 from components.serving.vllm.manifests import RESTRICTED, RUN_AS_USER, pod_template, weights_policy
 
@@ -26,28 +34,13 @@ ENGINE_URL = f"http://{ENGINE_HOST}:{PORT}/v1"
 """``BATCH_ENGINE_URL``: the engine in the worker's own pod."""
 WORKER_COMMAND = ["python", "-m", "serving.batch", "worker"]
 """The worker's entry point (serving/batch)."""
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600
-"""The dead-letter queue keeps poisoned shards for 14 days, the SQS maximum."""
 BATCH_PREFIX = "batches/"
 """Every batch lives under ``batches/<batch_id>/`` in the bucket (the batch contract)."""
-POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 
 
 def labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "batch-worker", "app.kubernetes.io/instance": name,
             "app.kubernetes.io/component": "batch", "app.kubernetes.io/part-of": "genai-scale"}
-
-
-def redrive_policy(dlq_arn: str, max_receives: int) -> dict[str, Any]:
-    """The main queue's ``RedrivePolicy``: a message received ``max_receives`` times moves to the DLQ."""
-    return {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives}
-
-
-def pod_identity_trust_policy() -> dict[str, Any]:
-    """Trust of a role used through EKS Pod Identity (the agent assumes it and tags the session)."""
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
-        "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
 
 
 def worker_policy(*, queue_arn: str, bucket: str, kms_key_arn: str, weights_uri: str | None = None,
@@ -57,7 +50,7 @@ def worker_policy(*, queue_arn: str, bucket: str, kms_key_arn: str, weights_uri:
     statements: list[dict[str, Any]] = [
         {"Sid": "ConsumeShards", "Effect": "Allow",
          "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                    "sqs:GetQueueAttributes"], "Resource": [queue_arn]},
+                    "sqs:GetQueueAttributes", "sqs:SendMessage"], "Resource": [queue_arn]},
         {"Sid": "ReadWriteBatches", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
          "Resource": [f"arn:aws:s3:::{bucket}/{BATCH_PREFIX}*"]},
         {"Sid": "ListBatches", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"],
@@ -68,13 +61,6 @@ def worker_policy(*, queue_arn: str, bucket: str, kms_key_arn: str, weights_uri:
     if weights_uri:
         statements += weights_policy(weights_uri, weights_kms_key_arn)["Statement"]
     return {"Version": "2012-10-17", "Statement": statements}
-
-
-def scaler_policy(*queue_arns: str) -> dict[str, Any]:
-    """KEDA's operator reads the queues' depth only (``GetQueueAttributes`` decrypts nothing: no key permission)."""
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "ReadQueueDepth", "Effect": "Allow", "Action": ["sqs:GetQueueAttributes"],
-        "Resource": list(queue_arns)}]}
 
 
 # --- managed dispatch (SageMaker asynchronous endpoints) ---
@@ -142,31 +128,11 @@ def dispatcher_pod(name: str, *, image: Any, service_account: str, env: list[dic
     }
 
 
-def tls_only_bucket_policy(bucket: str) -> dict[str, Any]:
-    """Deny every request to the bucket that does not use TLS."""
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
-
-
 def lifecycle_rules(retention_days: int) -> list[dict[str, Any]]:
     """Expire batches ``retention_days`` after they were written; drop unfinished multipart uploads after a day."""
     return [{"id": "expire-batches", "status": "Enabled", "filter": {"prefix": BATCH_PREFIX},
              "expiration": {"days": retention_days},
              "abort_incomplete_multipart_upload": {"days_after_initiation": 1}}]
-
-
-def dlq_alarm(queue_name: Any, *, description: str, actions: list[str]) -> dict[str, Any]:
-    """Inputs of the ``aws.cloudwatch.MetricAlarm`` that fires while a dead-letter queue holds a message (a shard
-    that failed every allowed receive). SQS publishes ``ApproximateNumberOfMessagesVisible`` per queue every 5
-    minutes (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html,
-    read 2026-12-06); Prometheus does not see it, so this alarm is the DLQ's alert."""
-    return {"namespace": "AWS/SQS", "metric_name": "ApproximateNumberOfMessagesVisible",
-            "dimensions": {"QueueName": queue_name}, "statistic": "Maximum", "period": 300,
-            "evaluation_periods": 1, "threshold": 0, "comparison_operator": "GreaterThanThreshold",
-            "treat_missing_data": "notBreaching", "alarm_description": description,
-            "alarm_actions": list(actions), "ok_actions": list(actions)}
 
 
 # --- the worker pod ---
@@ -243,18 +209,7 @@ def job_pod(name: str, engine: VllmServiceArgs, *, engine_image: Any, worker_ima
 
 def trigger_authentication_manifest(name: str, namespace: str) -> dict[str, Any]:
     """KEDA authenticates to SQS with its operator's own AWS identity (EKS Pod Identity), no static keys."""
-    return {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
-            "metadata": {"name": f"{name}-aws", "namespace": namespace, "labels": labels(name)},
-            "spec": {"podIdentity": {"provider": "aws"}}}
-
-
-def sqs_trigger(name: str, *, queue_url: Any, region: Any, shards_per_job: int, trigger_name: str = "shards") -> dict[
-        str, Any]:
-    """The ``aws-sqs-queue`` trigger: one Job per ``shards_per_job`` messages, visible and in flight (a shard being
-    worked on still counts, so KEDA does not start a second Job for it), none while the queue is empty."""
-    return {"type": "aws-sqs-queue", "name": trigger_name, "authenticationRef": {"name": f"{name}-aws"},
-            "metadata": {"queueURL": queue_url, "queueLength": str(shards_per_job), "activationQueueLength": "0",
-                         "awsRegion": region, "scaleOnInFlight": "true"}}
+    return _trigger_authentication(name, namespace, labels(name))
 
 
 def scaled_job_manifest(name: str, namespace: str, *, pod: dict[str, Any], trigger: dict[str, Any],

@@ -193,6 +193,9 @@ class BatchInference(pulumi.ComponentResource):
     """The workers' IAM role."""
     scaled_job: k8s.apiextensions.CustomResource
     """The KEDA ScaledJob."""
+    scaler_role: aws.iam.Role | None
+    """The KEDA operator's Pod Identity role (``keda_identity``): other queue-fed components attach their queue's
+    read-depth policy to it (one association per service account). None without ``keda_identity``."""
     namespace: str
     """Namespace of the workers."""
     dispatch_queue_url: pulumi.Output[str] | None
@@ -247,6 +250,7 @@ class BatchInference(pulumi.ComponentResource):
         self.worker_role_arn = worker_role.arn
         dispatch = self._dispatch_queues(name, args, key_arn, tags) if args.async_endpoints else None
         scaler_deps: list[pulumi.Resource] = []
+        self.scaler_role = None
         if args.keda_identity:
             scaler_doc = pulumi.Output.all(self.queue.arn, *([dispatch.arn] if dispatch else [])).apply(
                 lambda arns: json.dumps(_batch.scaler_policy(*arns)))
@@ -254,6 +258,7 @@ class BatchInference(pulumi.ComponentResource):
                                                   args.keda_service_account, tags,
                                                   f"KEDA operator: read the depth of batch queue {name}")
             scaler_deps.append(scaler_role)
+            self.scaler_role = scaler_role
 
         deps: list[pulumi.Resource] = []
         if args.create_namespace:

@@ -254,6 +254,9 @@ class VectorStore(pulumi.ComponentResource):
     """Secrets Manager secret of the master user, managed by RDS (Aurora); None for Qdrant."""
     api_key_secret_name: str | None
     """Kubernetes Secret (key ``api-key``) holding the Qdrant API key; None for Aurora."""
+    kms_key_arn: pulumi.Output[str] | None
+    """The key of the Aurora volume and its master secret (readers of the secret need ``kms:Decrypt``); None for
+    Qdrant."""
     security_group_id: pulumi.Output[str] | None
     """The Aurora cluster's security group (5432 from the nodes only); None for Qdrant."""
     sizing: dict[str, float | int]
@@ -274,7 +277,7 @@ class VectorStore(pulumi.ComponentResource):
         super().__init__(f"{TYPE_PREFIX}VectorStore", name, None, with_cluster_provider(opts, args.cluster))
         self.backend = args.backend
         self.sizing = args.sizing().summary()
-        self.secret_arn = self.security_group_id = self.api_key = None
+        self.secret_arn = self.security_group_id = self.api_key = self.kms_key_arn = None
         self.api_key_secret_name = self.cluster = self.release = self.values = None
         tags = merge_tags(args.tags, {"genai-scale/component": "vector-store"})
         w = args.workload
@@ -300,6 +303,7 @@ class VectorStore(pulumi.ComponentResource):
                                   enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child).arn
         else:
             key_arn = pulumi.Output.from_input(args.kms_key_arn)
+        self.kms_key_arn = key_arn
         vpc_id, subnet_ids, node_sg = (from_cluster(getattr(args, f), args.cluster, attr)
                                        for f, attr in CLUSTER_INPUTS.items())
         subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=subnet_ids,

@@ -27,6 +27,7 @@ from components.errors import ArgsError
 from problems import Problem
 from components.gateway.gateway import Gateway, GatewayArgs
 from infra.sections.base import BuildContext, args_from, derive_settings, translate
+from infra.sections.rag import gateway_blocks as rag_gateway_blocks
 
 TITAN_EMBED_V2 = "amazon.titan-embed-text-v2:0"
 
@@ -284,6 +285,8 @@ def build(ctx: BuildContext, cfg) -> None:
     backends = batch_backends(ctx, cfg)
     if backends:
         gcfg["batch"] = {"backends": backends}
+    rag_blocks, rag_policies = rag_gateway_blocks(ctx, cfg)  # embeddings and rag: deferred, the rag section resolves
+    gcfg.update(rag_blocks)
     problems = _check_schema(gcfg, list(s.tenants))  # the settings' own rules ran in problems(cfg), before any build
     if problems:
         raise ArgsError(problems, title="invalid gateway settings")
@@ -294,6 +297,7 @@ def build(ctx: BuildContext, cfg) -> None:
         if not is_async(ep):  # the dispatcher workers call the async endpoints, not the gateway
             policies[f"sagemaker-{ep_name}"] = ep.invoke_policy_arn
     policies.update(batch_backend_policies(ctx))
+    policies.update(rag_policies)
     target_group = None
     if ctx.alb is not None:
         target_group = (getattr(ctx.alb, "target_groups", None) or {}).get("gateway")

@@ -228,7 +228,7 @@ class Worker:
             if not msgs:
                 continue
             if self.stop.is_set():  # SIGTERM during the poll: hand the message back at once
-                self._release(msgs[0]["ReceiptHandle"])
+                self._requeue(msgs[0])
                 break
             self.handle(msgs[0])
             idle_since = time.monotonic()
@@ -240,6 +240,20 @@ class Worker:
                                                VisibilityTimeout=0)
         except Exception as exc:  # the message then reappears after its visibility timeout
             log.warning("could not release message: %s", exc)
+
+    def _requeue(self, msg: dict) -> None:
+        """Hand an interrupted shard back without spending one of its receives: send its body again as a new message
+        (receive count 0) and delete the received one. SQS counts every receive toward the dead-letter queue's
+        ``maxReceiveCount``, so releasing it (visibility 0) would let a few spot interruptions send a healthy shard to
+        the DLQ. If the send fails, the message is released instead; if the delete fails, the shard is queued twice
+        and its ``.done`` marker makes the second run a skip."""
+        try:
+            self.sqs.send_message(QueueUrl=self.cfg.queue_url, MessageBody=msg["Body"])
+        except Exception as exc:
+            log.warning("could not requeue the interrupted shard, releasing it instead: %s", exc)
+            self._release(msg["ReceiptHandle"])
+            return
+        self._delete(msg["ReceiptHandle"])
 
     def _delete(self, receipt: str) -> None:
         try:
@@ -268,9 +282,9 @@ class Worker:
         try:
             outcome = self.run_shard(layout, batch_id, shard, receipt, backend)
         except Interrupted:
-            self._release(receipt)
+            self._requeue(msg)
             self.metrics.shards.labels("interrupted").inc()
-            log.info("batch %s shard %d: interrupted, message released", batch_id, shard)
+            log.info("batch %s shard %d: interrupted, shard queued again", batch_id, shard)
             return "interrupted"
         except Exception as exc:
             self.metrics.shards.labels("failed").inc()

@@ -131,6 +131,10 @@ class Gateway:
         self._embedder = embedder
         self.batch_api = None
         """The Files and Batch APIs (``batch.enabled``); built by :func:`create_app` unless set before."""
+        self.embeddings_api = None
+        """``POST /v1/embeddings`` (``embeddings.enabled``); built by :func:`create_app` unless set before."""
+        self.rag_api = None
+        """Collections and RAG routes (``rag.enabled``); built by :func:`create_app` unless set before."""
         self.semantic: SemanticCache | None = None
         self.draining = False
         self.started = time.time()
@@ -193,7 +197,9 @@ class Gateway:
         if tenant is None:
             return error(401, "Invalid or missing API key.", "authentication_error", code="invalid_api_key")
         data = [{"id": n, "object": "model", "created": int(self.started), "owned_by": "genai-scale"}
-                for n in self.routes if _allowed(tenant, n)]
+                for n in [*self.routes, *(self.cfg.rag.routes if self.rag_api else ()),
+                          *(self.cfg.embeddings.models if self.cfg.embeddings.enabled else ())]
+                if _allowed(tenant, n)]
         return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
     async def chat(self, request: Request) -> Response:
@@ -282,8 +288,15 @@ class Gateway:
             return self._reject(400, invalid.message, "invalid_request_error", None, tenant, code=invalid.code,
                                 param=invalid.param)
         model = body["model"]
+        rag = self.rag_api.route_for(model) if self.rag_api is not None and _allowed(tenant, model) else None
+        if rag is not None:  # a RAG route: retrieved chunks go into the prompt, its chat route answers
+            try:
+                body = await self.rag_api.augment(rag, tenant, body)
+            except Exception as exc:
+                return self.rag_api.failed(exc)
+            model = body["model"]
         route = self.routes.get(model)
-        if route is None or not _allowed(tenant, model):
+        if route is None or not (rag is not None or _allowed(tenant, model)):
             return self._reject(404, f"The model '{model[:256]}' does not exist or this API key may not use it. "
                                      f"See GET /v1/models.", "invalid_request_error", None, tenant,
                                 code="model_not_found", param="model")
@@ -882,6 +895,18 @@ def create_app(gw: Gateway) -> Starlette:
         if gw.batch_api is None:
             gw.batch_api = BatchApi(gw.cfg, gw.keys, gw.redis)
         routes += gw.batch_api.routes()
+    if gw.cfg.embeddings.enabled:
+        from serving.gateway.embeddings_api import EmbeddingsApi
+
+        if gw.embeddings_api is None:
+            gw.embeddings_api = EmbeddingsApi(gw)
+        routes += gw.embeddings_api.routes()
+    if gw.cfg.rag.enabled:
+        from serving.gateway.rag_api import RagApi
+
+        if gw.rag_api is None:
+            gw.rag_api = RagApi(gw)
+        routes += gw.rag_api.routes()
 
     from contextlib import asynccontextmanager
 
@@ -890,6 +915,10 @@ def create_app(gw: Gateway) -> Starlette:
         await gw.startup()
         yield
         await gw.shutdown()
+        if gw.embeddings_api is not None:
+            gw.embeddings_api.close()
+        if gw.rag_api is not None:
+            gw.rag_api.close()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)

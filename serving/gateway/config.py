@@ -472,6 +472,180 @@ class BatchConfig(_Model):
     on the cluster queue (``queueUrl``, GPU spot workers)."""
 
 
+class LocalEmbeddingModel(_Model):
+    """all-MiniLM-L6-v2 on the gateway's CPU (384 dimensions, 256 word pieces), the weights shared with the semantic
+    cache's local embedder, without its typo correction."""
+
+    kind: Literal["local"]
+    threads: PositiveInt = 2
+    """CPU threads for the model. Default: 2."""
+
+
+class BedrockEmbeddingModel(_Model):
+    """A Bedrock embedding model through InvokeModel (Titan Text Embeddings v2: one text per call, so a batch is a
+    loop of calls on the embedding worker)."""
+
+    kind: Literal["bedrock"]
+    model_id: str = "amazon.titan-embed-text-v2:0"
+    """Bedrock model id. Default: Titan Text Embeddings v2."""
+    dimensions: Literal[256, 512, 1024] = 1024
+    """Vector size when the request has no ``dimensions`` (Titan v2 takes 256, 512 or 1024, and a request may ask
+    for any of them). Default: 1024, the model's full size."""
+    region: str | None = None
+    """AWS region. Default: the SDK's (``AWS_REGION``)."""
+    request_timeout_ms: PositiveInt = 2000
+    """Timeout of one InvokeModel call. Default: 2,000 ms."""
+
+
+class OpenAIEmbeddingModel(_Model):
+    """The OpenAI-compatible ``POST {baseUrl}/embeddings`` of an embedding server: the cluster's embedding service
+    (text-embeddings-inference), vLLM with a pooling model, Infinity."""
+
+    kind: Literal["openai"]
+    base_url: str
+    """The server's API base including ``/v1``, e.g. ``http://embeddings.genai-rag.svc:8080/v1``."""
+    model: str
+    """The ``model`` field sent to the server (TEI accepts any; vLLM wants its served model name)."""
+    dimensions: PositiveInt | None = None
+    """Vector size the server's model returns, checked on every answer. Default: the size of the first answer."""
+    api_key_env: str | None = None
+    """Environment variable holding the server's bearer token. Default: none (no Authorization header)."""
+    request_timeout_ms: PositiveInt = 10_000
+    """Timeout of one call (a whole batch). Default: 10,000 ms."""
+    max_input_chars: PositiveInt = 2000
+    """Longest input text in characters; longer ones are answered 400 before any call. Default: 2,000 (inside the
+    512-token window of BERT-size models such as bge-base for English text; TEI rejects longer inputs unless it runs
+    with ``--auto-truncate``)."""
+
+
+EmbeddingModel = Annotated[LocalEmbeddingModel | BedrockEmbeddingModel | OpenAIEmbeddingModel,
+                           Field(discriminator="kind")]
+
+
+class EmbeddingCacheConfig(_Model):
+    enabled: bool = True
+    """Keep vectors in Redis/Valkey under ``sha256(model, dimensions, text)``, shared by every replica and tenant
+    (a vector is a function of the text alone). Default: on."""
+    ttl_seconds: PositiveInt = 604_800
+    """Entry lifetime. Default: 7 days."""
+    timeout_ms: PositiveInt = 100
+    """Per-call timeout on the store; on timeout or error the texts are embedded (fail open). Default: 100 ms."""
+
+
+class EmbeddingBatchConfig(_Model):
+    max_batch: int = Field(64, ge=1, le=2048)
+    """Most texts embedded in one call; a full batch goes at once. 1 turns batching off. Default: 64."""
+    max_wait_ms: float = Field(5.0, ge=0, le=1000)
+    """Longest a text waits for others to join its batch while the embedding worker is idle (counted from its
+    arrival). 0: no window. Default: 5 ms."""
+    max_queue: int = Field(8192, ge=1, le=1_000_000)
+    """Most texts waiting per model; a request whose texts do not fit is answered 503. Default: 8,192."""
+    timeout_ms: PositiveInt = 30_000
+    """Longest a request waits for its vectors (queue and embedding); after it the answer is 503. Default: 30 s."""
+
+
+class EmbeddingsConfig(_Model):
+    """``POST /v1/embeddings`` (``serving/gateway/embeddings_api.py``)."""
+
+    enabled: bool = False
+    """Serve ``POST /v1/embeddings``. Default: off (the path answers 404)."""
+    models: dict[str, EmbeddingModel] = Field(default_factory=dict)
+    """Public model name -> embedder: ``local`` (MiniLM on the gateway's CPU), ``bedrock`` (Titan v2) or ``openai``
+    (an embedding server). Tenants' ``models`` lists narrow them as they narrow routes. Default: none."""
+    cache: EmbeddingCacheConfig = EmbeddingCacheConfig()
+    """The vector cache in Redis/Valkey. Default: on, 7 days."""
+    batch: EmbeddingBatchConfig = EmbeddingBatchConfig()
+    """The micro-batcher in front of each model. Default: batches of up to 64, a 5 ms window."""
+
+
+class RagStoreConfig(_Model):
+    """Where the vector store is (``serving/rag/connect.py``)."""
+
+    kind: Literal["pgvector", "qdrant"] = "pgvector"
+    """``pgvector``: PostgreSQL with pgvector (Aurora in AWS); ``qdrant``: a Qdrant cluster. Default: pgvector."""
+    dsn_env: str | None = None
+    """``pgvector``: environment variable holding a libpq connection string (local runs, tests). Default: none
+    (``host`` and a secret or IAM auth instead)."""
+    host: str | None = None
+    """``pgvector``: the database endpoint (the Aurora cluster's reader or writer endpoint)."""
+    port: int = Field(5432, ge=1, le=65535)
+    """``pgvector``: port. Default: 5432."""
+    dbname: str = "postgres"
+    """``pgvector``: database name. Default: postgres."""
+    user: str | None = None
+    """``pgvector``: user. Default: the secret's ``username``."""
+    secret_arn: str | None = None
+    """``pgvector``: Secrets Manager secret with ``username``/``password`` (the Aurora-managed master secret); the
+    connection then requires TLS. Default: none."""
+    iam_auth: bool = False
+    """``pgvector``: sign in with an RDS IAM authentication token (``user`` required) instead of a secret; TLS is
+    required. Default: off."""
+    region: str | None = None
+    """Region of the secret or the IAM token. Default: the SDK's (``AWS_REGION``)."""
+    url: str | None = None
+    """``qdrant``: the cluster URL, e.g. ``http://qdrant.genai-rag.svc:6333`` (required there)."""
+    api_key_env: str | None = None
+    """``qdrant``: environment variable holding the API key. Default: none."""
+
+
+class RagChunkConfig(_Model):
+    max_tokens: int = Field(256, ge=8, le=8192)
+    """Chunk size in word-piece tokens (the workers' ``RAG_CHUNK_MAX_TOKENS``). Default: 256."""
+    overlap_tokens: int = Field(32, ge=0, le=4096)
+    """Tokens a chunk repeats from the previous one, at most half of ``maxTokens``. Default: 32."""
+
+
+class RagRouteConfig(_Model):
+    """A RAG route: a chat model name whose requests get the top-k chunks of a collection put into the prompt."""
+
+    route: str
+    """The chat route that answers (a name of ``routes``)."""
+    collection: str
+    """The collection the chunks come from (the calling tenant's chunks only)."""
+    top_k: int = Field(4, ge=1, le=100)
+    """Chunks put into the prompt. Default: 4."""
+    template: Literal["default"] = "default"
+    """The prompt template (serving/rag/README.md): ``default`` puts a system message with numbered sources first.
+    Default: default."""
+    filter: dict[str, Any] | None = None
+    """A metadata filter every retrieval of this route applies. Default: none."""
+
+
+class RagCacheConfig(_Model):
+    enabled: bool = True
+    """Cache retrieved chunks in Redis/Valkey under tenant + collection + collection version + query hash; an accepted
+    or deleted document bumps the version. Default: on."""
+    ttl_seconds: int = Field(60, ge=1, le=86_400)
+    """Entry lifetime; also bounds how long a result computed while a worker was still ingesting stays. Default:
+    60 s."""
+
+
+class RagConfig(_Model):
+    """Collections, document ingestion and RAG routes (``serving/gateway/rag_api.py``, ``serving/rag/README.md``)."""
+
+    enabled: bool = False
+    """Serve ``/v1/collections`` and the RAG routes. Default: off (the paths answer 404)."""
+    store: RagStoreConfig = RagStoreConfig()
+    """The vector store. Default: pgvector (set ``dsnEnv`` or ``host``)."""
+    embedding_model: str | None = None
+    """The ``embeddings.models`` name that embeds query text; collections take its dimensions, and the workers must
+    embed with the same model (required when enabled)."""
+    bucket: str | None = None
+    """S3 bucket of the documents (``rag/docs/...``) and failure reasons (required when enabled)."""
+    queue_url: str | None = None
+    """SQS queue of document messages the ingestion workers take (required when enabled)."""
+    region: str | None = None
+    """Region of the bucket and queue. Default: the SDK's (``AWS_REGION``)."""
+    chunk: RagChunkConfig = RagChunkConfig()
+    """Chunking, as the workers are configured (rendered into their environment). Default: 256 tokens, 32 overlap."""
+    max_documents_per_request: int = Field(100, ge=1, le=1000)
+    """Most documents in one ``POST .../documents``. Default: 100."""
+    routes: dict[str, RagRouteConfig] = Field(default_factory=dict)
+    """Public model name -> RAG route. Tenants' ``models`` lists narrow them as they narrow routes. Default: none."""
+    cache: RagCacheConfig = RagCacheConfig()
+    """The retrieved-chunk cache. Default: on, 60 s."""
+
+
 class GatewayConfig(_Model):
     server: ServerConfig = ServerConfig()
     """Listener, drain and logging."""
@@ -485,6 +659,10 @@ class GatewayConfig(_Model):
     """Token and request limits across replicas."""
     semantic_cache: SemanticStoreConfig = SemanticStoreConfig()
     """Embedder and vector index used by routes with ``cache.semantic.enabled``."""
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
+    """``POST /v1/embeddings``: models, vector cache and micro-batcher. Default: off."""
+    rag: RagConfig = RagConfig()
+    """Collections, document ingestion and RAG routes. Default: off."""
     upstreams: dict[str, Upstream]
     """Named upstreams."""
     routes: dict[str, RouteConfig]
@@ -544,6 +722,13 @@ def _cross_checks(cfg: GatewayConfig, base: Path) -> list[Problem]:
         (f"tenants.limits.{t}", lim) for t, lim in cfg.tenants.limits.items()]
     known = sorted(set(cfg.routes) | set(cfg.batch.backends))  # a batch-only backend name is a model too
     what = "unknown route or batch backend" if cfg.batch.backends else "unknown route"
+    if cfg.embeddings.models:  # an embeddings model is a model too
+        known = sorted(set(known) | set(cfg.embeddings.models))
+        what = ("unknown route, batch backend or embeddings model" if cfg.batch.backends
+                else "unknown route or embeddings model")
+    if cfg.rag.routes:  # a RAG route is a model too
+        known = sorted(set(known) | set(cfg.rag.routes))
+        what = "unknown model"
     for lp, lim in limit_sets:
         for i, m in enumerate(lim.models or []):
             if m not in known:
@@ -560,6 +745,8 @@ def _cross_checks(cfg: GatewayConfig, base: Path) -> list[Problem]:
         out.append(Problem("redis.url", cfg.redis.url, "expected redis://HOST:PORT[/DB] or rediss://..."))
     out += _embedder_checks(cfg.semantic_cache.embedder)
     out += _batch_checks(cfg)
+    out += _embeddings_checks(cfg)
+    out += _rag_checks(cfg)
     return out
 
 
@@ -617,6 +804,66 @@ def _backend_checks(p: str, name: str, be: BedrockBatchBackend | SageMakerAsyncB
     return out
 
 
+def _embeddings_checks(cfg: GatewayConfig) -> list[Problem]:
+    e, out = cfg.embeddings, []
+    if e.enabled and not e.models:
+        out.append(missing("embeddings.models", "required when embeddings.enabled is true: at least one model, "
+                                                "e.g. {minilm: {kind: local}}", ("embeddings.enabled",)))
+    for name, m in e.models.items():
+        p = f"embeddings.models.{name}"
+        if not _NAME.match(name):
+            out.append(Problem(p, name, "names are 1-128 characters: letters, digits and . _ : / -"))
+        if isinstance(m, OpenAIEmbeddingModel) and not re.match(r"^https?://[^/\s]+", m.base_url):
+            out.append(Problem(f"{p}.baseUrl", m.base_url, "http(s)://HOST[:PORT]/v1 (the server's API base)"))
+    if e.batch.max_queue < e.batch.max_batch:
+        out.append(Problem("embeddings.batch.maxQueue", e.batch.max_queue,
+                           f"must be >= maxBatch ({e.batch.max_batch}): a full batch must fit in the queue",
+                           ("embeddings.batch.maxBatch",)))
+    return out
+
+
+def _rag_checks(cfg: GatewayConfig) -> list[Problem]:
+    r, out = cfg.rag, []
+    if r.enabled:
+        for key, value in (("bucket", r.bucket), ("queueUrl", r.queue_url), ("embeddingModel", r.embedding_model)):
+            if not value:
+                out.append(missing(f"rag.{key}", "required when rag.enabled is true", ("rag.enabled",)))
+    if r.embedding_model and r.embedding_model not in cfg.embeddings.models:
+        out.append(Problem("rag.embeddingModel", r.embedding_model, "not a name of embeddings.models; expected one "
+                           f"of: {', '.join(sorted(cfg.embeddings.models)) or '(none defined)'}",
+                           ("embeddings.models",)))
+    s = r.store
+    if r.enabled and s.kind == "pgvector" and not (s.dsn_env or s.host):
+        out.append(missing("rag.store.host", "required for kind pgvector unless dsnEnv is set", ("rag.store.kind",)))
+    if s.kind == "pgvector" and s.host and not s.dsn_env and not (s.secret_arn or s.iam_auth):
+        out.append(missing("rag.store.secretArn", "required with host unless iamAuth is true",
+                           ("rag.store.host", "rag.store.iamAuth")))
+    if s.iam_auth and not s.user:
+        out.append(missing("rag.store.user", "required when iamAuth is true", ("rag.store.iamAuth",)))
+    if r.enabled and s.kind == "qdrant" and not (s.url and re.match(r"^https?://", s.url)):
+        out.append(Problem("rag.store.url", s.url, "required for kind qdrant: http(s)://HOST:6333",
+                           ("rag.store.kind",)))
+    if r.chunk.overlap_tokens > r.chunk.max_tokens // 2:
+        out.append(Problem("rag.chunk.overlapTokens", r.chunk.overlap_tokens,
+                           f"must be at most half of maxTokens ({r.chunk.max_tokens // 2})", ("rag.chunk.maxTokens",)))
+    for name, rr in r.routes.items():
+        p = f"rag.routes.{name}"
+        if not _NAME.match(name):
+            out.append(Problem(p, name, "names are 1-128 characters: letters, digits and . _ : / -"))
+        if name in cfg.routes:
+            out.append(Problem(p, name, "a RAG route needs a name of its own; this is a name of routes"))
+        if rr.route not in cfg.routes:
+            out.append(Problem(f"{p}.route", rr.route,
+                               f"unknown route; expected one of: {', '.join(sorted(cfg.routes))}"))
+        if rr.filter is not None:
+            from serving.rag.filters import parse_filter
+
+            out += [Problem(f"{p}.{f.path}", f.value, f.expected) for f in parse_filter(rr.filter)[1]]
+        if not re.match(r"^[a-z][a-z0-9_]{0,47}$", rr.collection):
+            out.append(Problem(f"{p}.collection", rr.collection, "a collection name: [a-z][a-z0-9_]{0,47}"))
+    return out
+
+
 def _embedder_checks(e: EmbedderConfig) -> list[Problem]:
     p = "semanticCache.embedder"
     out: list[Problem] = []
@@ -666,6 +913,7 @@ def parse_config(data: object, *, base_dir: str | Path = ".", source: str = "gat
 
 _UPSTREAM_KINDS = {"openai": OpenAIUpstream, "bedrock": BedrockUpstream, "sagemaker": SageMakerUpstream}
 _BACKEND_KINDS = {"bedrock": BedrockBatchBackend, "sagemaker-async": SageMakerAsyncBackend}
+_EMBEDDING_KINDS = {"local": LocalEmbeddingModel, "bedrock": BedrockEmbeddingModel, "openai": OpenAIEmbeddingModel}
 
 
 def _split(path: str) -> list[str]:
@@ -681,6 +929,9 @@ def _explain(p: Problem, data: dict) -> Problem:
         rest = parts[2:]
     elif len(parts) >= 4 and parts[:2] == ["batch", "backends"] and parts[3] in _BACKEND_KINDS:
         cls = _BACKEND_KINDS[parts.pop(3)]
+        rest = parts[3:]
+    elif len(parts) >= 4 and parts[:2] == ["embeddings", "models"] and parts[3] in _EMBEDDING_KINDS:
+        cls = _EMBEDDING_KINDS[parts.pop(3)]
         rest = parts[3:]
     else:
         cls, rest = GatewayConfig, parts

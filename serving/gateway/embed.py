@@ -116,6 +116,10 @@ class Speller:
         return self._WORD.sub(fix, text)
 
 
+def _unchanged(text: str) -> str:
+    return text
+
+
 class LocalEmbedder:
     """all-MiniLM-L6-v2 on CPU with numpy (see module docstring)."""
 
@@ -141,6 +145,15 @@ class LocalEmbedder:
 
     def token_count(self, text: str) -> int:
         return len(self._tok.encode(text).ids)
+
+    def plain(self) -> LocalEmbedder:
+        """The same model (weights shared, not copied) without the typo correction: the vectors of
+        ``POST /v1/embeddings`` are the model's own, as sentence-transformers computes them."""
+        import copy
+
+        twin = copy.copy(self)
+        twin.spell = _unchanged
+        return twin
 
     def too_long(self, text: str) -> bool:
         """True when the model would cut the text (the semantic cache then skips it rather than compare a prefix)."""
@@ -252,11 +265,12 @@ class BedrockEmbedder:
 
 class OpenAIEmbedder:
     """``POST {base_url}/embeddings`` with ``{"model", "input": [texts]}``; the vectors are L2-normalised here (not
-    every server does). One call per batch. Errors (HTTP status, timeout, a wrong vector count or size) raise."""
+    every server does). One call per batch. Errors (HTTP status, timeout, a wrong vector count or size) raise.
+    ``dimensions=None`` takes the size of the server's first answer and checks the later ones against it."""
 
     max_tokens = 8192
 
-    def __init__(self, base_url: str, model: str, *, dimensions: int, api_key: str | None = None,
+    def __init__(self, base_url: str, model: str, *, dimensions: int | None, api_key: str | None = None,
                  timeout_s: float = 0.5, max_chars: int = 20_000):
         self._url = base_url.rstrip("/") + "/embeddings"
         self._model = model
@@ -278,7 +292,7 @@ class OpenAIEmbedder:
         import urllib.request
 
         if not texts:
-            return np.zeros((0, self.dim), np.float32)
+            return np.zeros((0, self.dim or 0), np.float32)
         body = json.dumps({"model": self._model, "input": list(texts)}).encode()
         req = urllib.request.Request(self._url, data=body, headers=self._headers, method="POST")
         with urllib.request.urlopen(req, timeout=self._timeout) as resp:  # raises on 4xx/5xx and timeouts
@@ -287,6 +301,8 @@ class OpenAIEmbedder:
         if len(data) != len(texts):
             raise ValueError(f"embedding server returned {len(data)} vectors for {len(texts)} inputs")
         vecs = np.asarray([d["embedding"] for d in data], dtype=np.float32)
+        if self.dim is None:
+            self.dim = int(vecs.shape[1])
         if vecs.shape[1] != self.dim:
             raise ValueError(f"embedding server returned {vecs.shape[1]} dimensions, configured {self.dim}")
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)

@@ -90,3 +90,17 @@ class Metrics:
                                     "Connections closed because the client sent its headers or body too slowly, or "
                                     "headers that were too large.", ["phase"], registry=r)
         self.inflight = Gauge("gateway_inflight_requests", "Requests being served.", registry=r)
+        self.embedding_requests = Counter("gateway_embedding_requests_total",
+                                          "POST /v1/embeddings requests by model, tenant and HTTP status.",
+                                          ["model", "tenant", "status"], registry=r)
+        self.embedding_inputs = Counter("gateway_embedding_inputs_total",
+                                        "Texts in answered embeddings requests, by model, tenant and source "
+                                        "(cache: the vector cache; embedded: the model).",
+                                        ["model", "tenant", "source"], registry=r)
+        self.embedding_batch_size = Histogram("gateway_embedding_batch_size",
+                                              "Texts per embedder call of the micro-batcher, by model.", ["model"],
+                                              buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048),
+                                              registry=r)
+        self.embedding_latency = Histogram("gateway_embedding_duration_seconds",
+                                           "Time to answer a POST /v1/embeddings request, by model.", ["model"],
+                                           buckets=_LATENCY, registry=r)

@@ -116,14 +116,14 @@ def test_shipped_facts_reproduce_the_behaviour_before(tier):
 def test_shipped_pack_config_keeps_the_levels_and_tier_of_before(tier):
     # the committed policies/config/<tier>.json held {"enforcementLevel", "tier"} per policy, in this order: cost rules
     # advisory in prototype except the scale-to-zero rules (node groups, workloads pinned without an autoscaler, async
-    # SageMaker endpoints),
+    # SageMaker endpoints, the embedding service),
     # everything else mandatory
     cfg = pack_config_for(tier)
     assert list(cfg) == list(RULES)
     for rid, rule in RULES.items():
         advisory = tier == "prototype" and rule.concern == "cost" and rid not in (
             "accelerator-scale-to-zero-in-prototype", "accelerator-workload-scales-to-zero",
-            "aurora-scale-to-zero-in-prototype", "sagemaker-async-scale-to-zero")
+            "aurora-scale-to-zero-in-prototype", "sagemaker-async-scale-to-zero", "embedding-service-scale-to-zero")
         assert cfg[rid]["enforcementLevel"] == ("advisory" if advisory else "mandatory"), rid
         assert cfg[rid]["tier"] == tier
         assert set(cfg[rid]) == {"enforcementLevel", "tier", *rule.facts}

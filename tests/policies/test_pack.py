@@ -48,6 +48,7 @@ sqs-queue-encrypted scaled-job-queue-has-dlq s3-bucket-encrypted batch-pods-on-b
 pods-no-static-aws-keys
 sagemaker-async-output-encrypted sagemaker-async-scale-to-zero bedrock-service-role-source-conditions
 rds-cluster-encrypted rds-instance-not-public qdrant-service-not-public aurora-scale-to-zero-in-prototype
+embedding-service-scale-to-zero scaled-object-queue-has-dlq
 """.split()
 
 

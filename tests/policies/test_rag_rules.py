@@ -100,3 +100,63 @@ def test_small_resources_pass_and_fail():
     assert violations([ok], "aurora-scale-to-zero-in-prototype", tier="prototype") == []
     assert violations([res(CLUSTER, "c", {"engine": "aurora-postgresql"})], "rds-cluster-encrypted")
     assert violations([res(INSTANCE, "i", {"publiclyAccessible": False})], "rds-instance-not-public") == []
+
+
+# --- the embedding service and the ingestion queue ---
+
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+QUEUE = "aws:sqs/queue:Queue"
+TEI_LABELS = {"app.kubernetes.io/name": "text-embeddings-inference"}
+
+
+def test_the_new_rules_pass_on_every_shipped_plan(plan):
+    resources, tier = plan
+    assert any(r.name == "embeddings-scaledobject" for r in resources)  # every tier has the embedding service
+    report = evaluate(list(resources), config=pack_config_for(tier))
+    assert [v for v in report.violations if v.policy in (
+        "embedding-service-scale-to-zero", "scaled-object-queue-has-dlq", "sqs-queue-encrypted")] == []
+
+
+def test_prototype_embedding_service_must_scale_to_zero_and_the_scale_tier_need_not():
+    resources = planned("dev")[0].resources
+    raised = mutated(resources, "embeddings-scaledobject", lambda i: i["spec"].update(minReplicaCount=1),
+                     type_=SCALED_OBJECT)
+    assert found(raised, "prototype", "embedding-service-scale-to-zero") == [
+        ("embeddings-scaledobject", "spec.minReplicaCount is 1: this tier keeps no idle embedding replica "
+                                    "(minReplicaCount 0)")]
+    prod = planned("prod")[0].resources
+    assert found(prod, "scale", "embedding-service-scale-to-zero") == []  # min 2 is fine where not required
+
+
+def test_an_embedding_service_at_zero_without_a_wake_trigger_fires():
+    lone = res(SCALED_OBJECT, "e", {"metadata": {"labels": TEI_LABELS}, "spec": {
+        "minReplicaCount": 0, "triggers": [{"type": "prometheus", "metadata": {"query": "te_queue_size"}}]}})
+    assert violations([lone], "embedding-service-scale-to-zero", tier="prototype") == [
+        "only one trigger: at zero replicas no pod reports te_queue_size, so nothing would wake the service"]
+    other = res(SCALED_OBJECT, "x", {"metadata": {"labels": {"app.kubernetes.io/name": "vllm"}},
+                                     "spec": {"minReplicaCount": 3}})
+    assert violations([other], "embedding-service-scale-to-zero", tier="prototype") == []
+
+
+def test_the_ingestion_queue_without_a_dlq_fires(plan):
+    resources, tier = plan
+    bad = mutated(resources, "rag-ingest-queue", lambda i: i.pop("redrivePolicy"), type_=QUEUE)
+    assert ("rag-ingest-queue", "rag-ingest-queue: consumed through ScaledObject rag-ingest-scaledobject but has no "
+            "redrivePolicy with a deadLetterTargetArn (poison documents would be retried forever)") in \
+        found(bad, tier, "scaled-object-queue-has-dlq")
+
+
+def test_a_queue_redriven_without_max_receives_fires_and_one_with_it_passes():
+    q = res(QUEUE, "q", {"redrivePolicy": '{"deadLetterTargetArn": "arn:dlq"}'})
+    so = res(SCALED_OBJECT, "so", {"spec": {"triggers": [{"type": "aws-sqs-queue"}]}}, deps=[q])
+    assert violations([q, so], "scaled-object-queue-has-dlq") == ["q: redrivePolicy has no maxReceiveCount >= 1"]
+    good = res(QUEUE, "q", {"redrivePolicy": '{"deadLetterTargetArn": "arn:dlq", "maxReceiveCount": 3}'})
+    assert violations([good, res(SCALED_OBJECT, "so", {"spec": {"triggers": [{"type": "aws-sqs-queue"}]}},
+                                 deps=[good])], "scaled-object-queue-has-dlq") == []
+
+
+def test_an_unencrypted_ingestion_queue_fires(plan):
+    resources, tier = plan
+    bad = mutated(resources, "rag-ingest-queue", lambda i: i.pop("kmsMasterKeyId"), type_=QUEUE)
+    assert ("rag-ingest-queue", "neither kmsMasterKeyId nor sqsManagedSseEnabled is set: the queue's messages are "
+            "stored unencrypted") in found(bad, tier, "sqs-queue-encrypted")

@@ -89,7 +89,8 @@ def test_worker_and_scaler_roles_use_pod_identity_with_least_privilege(plan):
     policies = {p.name: json.loads(p.inputs["policy"]) for p in plan.by_type("aws:iam/policy:Policy")}
     worker = {s["Sid"]: s for s in policies["batch-worker-policy"]["Statement"]}
     assert worker["ConsumeShards"]["Action"] == ["sqs:ReceiveMessage", "sqs:DeleteMessage",
-                                                 "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+                                                 "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
+                                                 "sqs:SendMessage"]  # an interrupted shard is sent again
     assert worker["ReadWriteBatches"]["Resource"][0].endswith("/batches/*")
     assert worker["UseBatchKey"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert worker["ReadWeights"]["Resource"] == ["arn:aws:s3:::models-bucket/llama/*"]

@@ -127,7 +127,8 @@ def _ctx(**over) -> BuildContext:
 
 def _settings(**over):
     return types.SimpleNamespace(gateway=section.GatewaySettings.model_validate({"enabled": True, **over}),
-                                 batch=types.SimpleNamespace(enabled=False))
+                                 batch=types.SimpleNamespace(enabled=False),
+                                 rag=types.SimpleNamespace(embedding=types.SimpleNamespace(enabled=False)))
 
 
 def test_section_wires_cache_alb_vllm_sagemaker_and_bedrock():

@@ -95,7 +95,8 @@ def test_the_context_holds_only_what_the_gateway_runs():
     files = context_files()
     assert {f.split("/")[0] for f in files} == {"serving", "problems"}
     assert {"/".join(f.split("/")[:2]) for f in files if f.startswith("serving/")} == {
-        "serving/__init__.py", "serving/aws", "serving/gateway", "serving/batch"}  # serving/batch: the worker
+        "serving/__init__.py", "serving/aws", "serving/gateway", "serving/batch", "serving/rag"}  # both workers
+    assert "serving/rag/worker.py" in files and "serving/rag/localpg.py" not in files  # no test helpers
     assert "serving/gateway/lua/reserve.lua" in files  # package data the limiter loads
     assert {"serving/gateway/requirements.txt", "serving/gateway/requirements-nodeps.txt"} <= set(files)
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc") or f.endswith(".md")

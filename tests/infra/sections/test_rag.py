@@ -80,7 +80,7 @@ def test_an_unknown_key_is_refused():
 
 def test_a_disabled_store_builds_nothing(tmp_path):
     doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())
-    doc["config"]["genai-scale:rag"] = {"enabled": False}
+    doc["config"]["genai-scale:rag"] = {"enabled": False, "ingestion": {"enabled": False}}
     path = tmp_path / "Pulumi.dev.yaml"
     path.write_text(yaml.safe_dump(doc))
     result, cfg = plan_stack(stack="dev", config_file=str(path))
@@ -90,7 +90,8 @@ def test_a_disabled_store_builds_nothing(tmp_path):
 
 def test_the_qdrant_backend_through_stack_config(tmp_path):
     doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())
-    doc["config"]["genai-scale:rag"] = {"backend": "qdrant", "qdrant": {"replicas": 3, "replicationFactor": 2}}
+    doc["config"]["genai-scale:rag"] = {"backend": "qdrant", "qdrant": {"replicas": 3, "replicationFactor": 2},
+                                        "ingestion": {"enabled": False}}
     path = tmp_path / "Pulumi.dev.yaml"
     path.write_text(yaml.safe_dump(doc))
     result, _ = plan_stack(stack="dev", config_file=str(path))
@@ -100,3 +101,92 @@ def test_the_qdrant_backend_through_stack_config(tmp_path):
     assert result.outputs["vectorStoreEndpoint"] == "vector-store-qdrant.genai-rag.svc.cluster.local"
     settings = result.outputs["vectorStoreCollectionSettings"]
     assert (settings["shard_number"], settings["replication_factor"]) == (1, 2)
+    # the embedding service shares genai-rag with Qdrant, which creates it: no second Namespace
+    names = [r.inputs["metadata"]["name"] for r in result.by_type("kubernetes:core/v1:Namespace")]
+    assert names.count("genai-rag") == 1 and "embeddings-deployment" in {r.name for r in result.resources}
+
+
+# --- the embedding service and the ingestion workers ---
+
+TEI = {  # stack -> (image tag, node group selector, min, max, --max-batch-tokens, --max-concurrent-requests)
+    "dev": ("cpu-1.9", "system", 0, 1, "4096", "512"),
+    "staging": ("86-1.9", "a10g", 1, 3, "16384", "512"),
+    "prod": ("86-1.9", "a10g", 2, 8, "16384", "10000")}
+
+
+def _arg(argv, flag):
+    return argv[argv.index(flag) + 1]
+
+
+@pytest.mark.parametrize("stack", list(TEI))
+def test_every_tier_has_the_embedding_service_with_its_keda_trigger(stack):
+    result, cfg = planned(stack)
+    tag, group, low, high, tokens, concurrent = TEI[stack]
+    pod = result.named("embeddings-deployment").inputs["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["image"] == f"ghcr.io/huggingface/text-embeddings-inference:{tag}"
+    assert pod["nodeSelector"]["genai-scale/node-group"] == group
+    assert (_arg(c["args"], "--max-batch-tokens"), _arg(c["args"], "--max-concurrent-requests")) == (tokens,
+                                                                                                  concurrent)
+    so = result.named("embeddings-scaledobject").inputs["spec"]
+    assert (so["minReplicaCount"], so["maxReplicaCount"]) == (low, high)
+    names = [t["name"] for t in so["triggers"]]
+    assert names[0] == "queue-depth" and "te_queue_size" in so["triggers"][0]["metadata"]["query"]
+    assert ("gateway-demand" in names and "ingestion-queue" in names) == (low == 0)
+    out = result.outputs["embeddingService"]
+    assert out["url"] == "http://embeddings.genai-rag.svc:8080/v1" and out["model"] == "bge-base"
+
+
+@pytest.mark.parametrize("stack", list(TEI))
+def test_every_tier_has_the_ingestion_workers_and_the_gateway_config_blocks(stack):
+    import json
+
+    result, _ = planned(stack)
+    q = result.named("rag-ingest-queue").inputs
+    assert q["kmsMasterKeyId"] and json.loads(q["redrivePolicy"])["maxReceiveCount"] == 3
+    env = {e["name"]: e.get("value") for e in
+           result.named("rag-ingest-deployment").inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["RAG_EMBED_URL"] == "http://embeddings.genai-rag.svc:8080/v1"
+    assert env["RAG_DB_HOST"] == result.outputs["vectorStoreEndpoint"]
+    assert env["RAG_DB_SECRET_ARN"] == result.outputs["vectorStoreSecretArn"]
+    assert env["RAG_QUEUE_URL"] == result.outputs["ragIngestion"]["queueUrl"]
+    so = result.named("rag-ingest-scaledobject").inputs["spec"]
+    assert so["triggers"][0]["type"] == "aws-sqs-queue" and so["minReplicaCount"] == 0
+    # KEDA's operator has one Pod Identity association (the batch section's); its role also reads this queue
+    attach = result.named("rag-ingest-keda-scaler").inputs
+    assert attach["role"] == result.named("batch-scaler-role").outputs["name"]
+    gw = yaml.safe_load(result.named("gateway-config").inputs["data"]["gateway.yaml"])
+    assert gw["embeddings"]["models"]["bge-base"] == {"kind": "openai", "model": "BAAI/bge-base-en-v1.5",
+                                                      "baseUrl": "http://embeddings.genai-rag.svc:8080/v1"}
+    rag_cfg = gw["rag"]
+    assert rag_cfg["queueUrl"] == env["RAG_QUEUE_URL"] and rag_cfg["bucket"] == env["RAG_BUCKET"]
+    assert rag_cfg["store"]["host"] == env["RAG_DB_HOST"] and rag_cfg["embeddingModel"] == "bge-base"
+    assert "gateway-irsa-managed-rag-ingestion" in {r.name for r in result.resources}
+
+
+def test_embedding_rules_are_named_in_config_terms():
+    text = problems_of(with_rag({"embedding": {"nodeGroup": "inf2"}}))
+    assert ("genai-scale:rag.embedding.nodeGroup = 'inf2': a node group with a GPU TEI has an image for (A100, A10G, "
+            "H100, H200, L4, L40S, T4), or none for the CPU image; its accelerator is Inferentia2") in text
+    text = problems_of(with_rag({"embedding": {"nodeGroup": "h200"}}))
+    assert "genai-scale:rag.embedding.nodeGroup = 'h200': a node group of nodeGroups (" in text
+    text = problems_of(with_rag({"embedding": {"maxBatchTokens": 128}}))
+    assert ("genai-scale:rag.embedding.maxBatchTokens = 128: >= maxInputTokens (512): TEI truncates every longer "
+            "input to the batch") in text
+
+
+def test_ingestion_needs_the_store_and_the_embedding_service():
+    text = problems_of(with_rag({"enabled": False, "embedding": {"enabled": False}}))
+    assert ("genai-scale:rag.ingestion.enabled = True: needs rag.embedding.enabled (the workers embed through the "
+            "embedding service)") in text
+    assert ("genai-scale:rag.ingestion.enabled = True: needs rag.enabled with backend aurora-pgvector (the workers "
+            "upsert into PostgreSQL)") in text
+    text = problems_of(with_rag({"ingestion": {"minReplicas": 9}}))
+    assert "genai-scale:rag.ingestion.minReplicas = 9: <= maxReplicas (2)" in text
+
+
+def test_the_embedding_service_needs_keda_and_monitoring():
+    raw = with_rag({})
+    raw["genai-scale:monitoring"] = {"enabled": False}
+    assert ("genai-scale:rag.embedding.enabled = True: needs serving.keda.enabled and monitoring.enabled (KEDA scales "
+            "the service on a Prometheus metric)") in problems_of(raw)

@@ -31,6 +31,12 @@ def vllm_deployments(result):
             if d.get("metadata.labels", {}).get("app.kubernetes.io/name") == "vllm"]
 
 
+def vllm_scaled_objects(result):
+    """The ScaledObjects of the vLLM services (the rag section adds its own: the embedding service's, the workers')."""
+    services = {r.urn for r in result.by_type("genai-scale:index:VllmService")}
+    return [so for so in result.by_type(SCALED_OBJECT) if so.parent in services]
+
+
 @pytest.mark.parametrize("stack", list(STACKS))
 def test_every_tier_has_images_services_autoscalers_and_monitoring(plans, stack):
     result, cfg = plans[stack]
@@ -38,7 +44,7 @@ def test_every_tier_has_images_services_autoscalers_and_monitoring(plans, stack)
     names = set(cfg.serving.models)
     assert {r.name for r in result.by_type("genai-scale:index:VllmService")} == names
     assert {d.name for d in vllm_deployments(result)} == {f"{n}-deployment" for n in names}
-    assert {r.name for r in result.by_type(SCALED_OBJECT)} == {f"{n}-scaledobject" for n in names}
+    assert {r.name for r in vllm_scaled_objects(result)} == {f"{n}-scaledobject" for n in names}
     vendors = {lookup(cfg.node_groups[m.node_group].instance_type).vendor for m in cfg.serving.models.values()}
     images = {r.name for r in result.by_type("genai-scale:index:VllmImage")}
     assert images == {f"vllm-{v}" for v in vendors}
@@ -67,7 +73,7 @@ def test_every_service_in_every_tier_parses_with_vllms_parser(plans, stack, vllm
 
 def test_prototype_scales_to_zero_with_no_warm_pool(plans):
     result, _ = plans["dev"]
-    for so in result.by_type(SCALED_OBJECT):
+    for so in vllm_scaled_objects(result):
         assert so.get("spec.minReplicaCount") == 0
         assert [t["name"] for t in so.get("spec.triggers")][-1] == "gateway-demand"
     assert result.by_type("kubernetes:scheduling.k8s.io/v1:PriorityClass") == []
@@ -76,7 +82,7 @@ def test_prototype_scales_to_zero_with_no_warm_pool(plans):
 
 def test_growth_keeps_a_warm_minimum(plans):
     result, cfg = plans["staging"]
-    for so in result.by_type(SCALED_OBJECT):
+    for so in vllm_scaled_objects(result):
         assert so.get("spec.minReplicaCount") >= 1
     warm = [d for d in result.by_type(DEPLOYMENT) if d.name.endswith("-warm")]
     assert [d.get("spec.replicas") for d in warm] == [1]
@@ -88,7 +94,7 @@ def test_scale_sizes_warm_pools_from_config(plans):
             if d.name.endswith("-warm")}
     assert warm == {n: m.warm_pool_placeholders for n, m in cfg.serving.models.items() if m.warm_pool_placeholders}
     assert len(result.by_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")) == len(warm)
-    latency = [t for so in result.by_type(SCALED_OBJECT) for t in so.get("spec.triggers")
+    latency = [t for so in vllm_scaled_objects(result) for t in so.get("spec.triggers")
                if t["name"] == "p95-e2e-latency"]
     assert latency and all("/ 2500" in t["metadata"]["query"] for t in latency)  # targets.p95LatencyMs of scale
 

@@ -106,7 +106,7 @@ def test_sigterm_releases_the_shard_and_another_worker_takes_it_at_once(remote, 
     a.send_signal(signal.SIGTERM)
     assert a.wait(timeout=10) == 0
     assert time.monotonic() - t0 < 5, "exits well within the grace period"
-    assert "interrupted, message released" in (tmp_path / "a.log").read_text()
+    assert "interrupted, shard queued again" in (tmp_path / "a.log").read_text()
     assert not has(s3, Layout.of(BUCKET, "batch_term").done(0))
     assert depth(sqs, q) == (3, 0), "the interrupted shard is visible again at once"
     t1 = time.monotonic()

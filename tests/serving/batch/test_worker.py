@@ -130,6 +130,57 @@ def test_heartbeat_keeps_a_long_shard_invisible(aws, stub_engine):
     assert stub_engine.state.requests == 6
 
 
+def test_sigterm_does_not_use_a_receive(aws, stub_engine):
+    """An interrupted shard comes back as a new message (receive count 1 again), so spot interruptions cannot walk a
+    healthy shard into the dead-letter queue; the old message is gone (one message per shard)."""
+    s3, sqs, q, _ = aws
+    submit_batch(s3, sqs, q, "batch_t", batch_input(6))
+    stub_engine.reset(delay_ms=300)
+    w = worker(aws, stub_engine)
+    w.cfg = WorkerConfig(**{**w.cfg.__dict__, "concurrency": 1})
+    for attempt in range(3):  # three interruptions: with a release, the fourth receive would count 4
+        msg = receive(aws)
+        assert msg["Attributes"]["ApproximateReceiveCount"] == "1"
+        t = threading.Thread(target=lambda m=msg: w.handle(m))
+        t.start()
+        time.sleep(0.4)
+        w.stop.set()  # what the SIGTERM handler does
+        t.join(10)
+        w.stop.clear()
+        assert queue_depth(aws) == 1
+    msg = receive(aws)
+    assert msg["Attributes"]["ApproximateReceiveCount"] == "1"
+    assert w.handle(msg) == "done" and queue_depth(aws) == 0
+
+
+def test_an_interrupted_shard_is_released_when_it_cannot_be_sent_again(aws, stub_engine):
+    s3, sqs, q, _ = aws
+    submit_batch(s3, sqs, q, "batch_u", batch_input(4))
+    stub_engine.reset(delay_ms=300)
+    w = worker(aws, stub_engine)
+    w.cfg = WorkerConfig(**{**w.cfg.__dict__, "concurrency": 1})
+
+    class NoSend:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def send_message(self, **kw):
+            raise RuntimeError("AccessDenied: sqs:SendMessage")
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    w.sqs = NoSend(sqs)
+    msg = receive(aws)
+    t = threading.Thread(target=lambda: w.handle(msg))
+    t.start()
+    time.sleep(0.4)
+    w.stop.set()
+    t.join(10)
+    again = receive(aws)  # released at once (visibility 0), so visible now
+    assert again is not None and again["Attributes"]["ApproximateReceiveCount"] == "2"
+
+
 def test_worker_config_from_env():
     cfg = WorkerConfig.from_env({"BATCH_QUEUE_URL": "https://q", "BATCH_BUCKET": "b", "AWS_REGION": "eu-west-1",
                                  "BATCH_VISIBILITY_SECONDS": "60"})
