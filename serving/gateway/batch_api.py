@@ -49,6 +49,7 @@ from serving.batch.shards import (
     transition,
 )
 from serving.batch.validate import BatchValidationError, Limits, validate_batch
+from serving.gateway.api_errors import ApiError
 from serving.gateway.auth import Tenant
 from serving.gateway.config import (
     BedrockBatchBackend,
@@ -74,21 +75,6 @@ _METADATA_KEYS, _METADATA_KEY_CHARS, _METADATA_VALUE_CHARS = 16, 64, 512
 
 class StorageUnavailable(Exception):
     """S3, SQS or the budget store failed (answered 503)."""
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str, param: str | None = None,
-                 type_: str = "invalid_request_error", extra: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.code, self.param, self.type = status, message, code, param, type_
-        self.extra, self.headers = extra or {}, headers
-
-    def response(self) -> Response:
-        body: dict[str, Any] = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
-        body.update(self.extra)
-        return Response(orjson.dumps({"error": body}), status_code=self.status, media_type=JSON,
-                        headers=self.headers)
 
 
 def _not_found(what: str, ident: str, param: str | None = None) -> ApiError:

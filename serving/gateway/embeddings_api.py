@@ -39,6 +39,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from serving.gateway.api_errors import ApiError, read_json_object
 from serving.gateway.batcher import EmbedBatcher, EmbedUnavailable
 from serving.gateway.config import (
     BedrockEmbeddingModel,
@@ -60,18 +61,6 @@ _FIELDS = {"model", "input", "encoding_format", "dimensions", "user"}
 _REMOTE_WORKERS = 4
 """Concurrent embedder calls of a remote model's batcher (the server batches on its side too); the local model
 has one worker: two CPU-bound batches at once only share the same cores."""
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str | None, param: str | None = None,
-                 type_: str = "invalid_request_error", headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.code, self.param, self.type, self.headers = (
-            status, message, code, param, type_, headers)
-
-    def response(self) -> Response:
-        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-        return Response(orjson.dumps(body), status_code=self.status, media_type=JSON, headers=self.headers)
 
 
 def cache_key(identity: str, dimensions: int | None, text: str) -> str:
@@ -225,17 +214,7 @@ class EmbeddingsApi:
         return resp
 
     async def _body(self, request: Request) -> dict[str, Any]:
-        raw = await self.gw._read_body(request)
-        if raw is None:
-            raise ApiError(413, f"The request body is larger than {self.gw.cfg.server.max_body_bytes} bytes.",
-                           "request_too_large")
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise ApiError(400, "The request body is not valid JSON.", "invalid_json") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "The request body must be a JSON object.", "invalid_type")
-        return body
+        return await read_json_object(self.gw, request)
 
     def _validate(self, tenant, body: dict[str, Any]) -> tuple[_Model, list[str], str, int | None]:
         """(model, texts, encoding format, dimensions). Raises ApiError with the first problem."""

@@ -40,6 +40,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from serving.gateway.api_errors import ApiError, read_json_object
 from serving.rag.connect import StoreSettings, open_store
 from serving.rag.errors import VectorStoreError
 from serving.rag.ingest import (
@@ -56,18 +57,6 @@ DEFAULT_TEMPLATE = (
     "Answer the user's question from the numbered sources below. Cite the sources you use as [n]. If the sources do "
     "not contain the answer, say that you do not know.\n\nSources:\n{sources}")
 """The ``default`` RAG template: one system message, put first, with each chunk as ``[n] (document <id>) <text>``."""
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str | None, param: str | None = None,
-                 type_: str = "invalid_request_error", headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.code, self.param, self.type = status, message, code, param, type_
-        self.headers = headers
-
-    def response(self) -> Response:
-        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-        return Response(orjson.dumps(body), status_code=self.status, media_type=JSON, headers=self.headers)
 
 
 _CODES = {"DimensionMismatch": "invalid_dimensions", "InvalidDocument": "invalid_document",
@@ -222,17 +211,7 @@ class RagApi:
             raise _unavailable("document storage", exc) from None
 
     async def _json(self, request: Request) -> dict[str, Any]:
-        raw = await self.gw._read_body(request)
-        if raw is None:
-            raise ApiError(413, f"The request body is larger than {self.gw.cfg.server.max_body_bytes} bytes.",
-                           "request_too_large")
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise ApiError(400, "The request body is not valid JSON.", "invalid_json") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "The request body must be a JSON object.", "invalid_type")
-        return body
+        return await read_json_object(self.gw, request)
 
     def _model(self):
         m = self.embeddings.models.get(self.cfg.embedding_model or "")
