@@ -30,6 +30,8 @@ _EXPORTS: dict[str, str] = {
     "VllmModelSettings": "components.serving.vllm.args", "ModelFacts": "components.catalog.models",
     "AutoscalingSettings": "components.serving.vllm.args", "NodeGroupPlacement": "components.serving.vllm.args",
     "placement_from_node_group": "components.serving.vllm.args", "AcceleratorSpec": "components.catalog.accelerators",
+    "ModelPool": "components.serving.pools.pool", "ModelPoolArgs": "components.serving.pools.args",
+    "PoolModel": "components.serving.pools.args", "PoolAdapter": "components.serving.pools.args",
     "Keda": "components.serving.keda", "KedaArgs": "components.serving.keda", "Monitoring": "components.serving.monitoring", "MonitoringArgs": "components.serving.monitoring",
     "BatchInference": "components.batch.batch_inference", "BatchInferenceArgs": "components.batch.batch_inference",
     "BedrockBatchServiceRole": "components.batch.bedrock_batch", "BedrockBatchServiceRoleArgs": "components.batch.bedrock_batch",

@@ -164,7 +164,9 @@ TEI = Pin(
 
 AWS_CLI_IMAGE = Pin(
     "aws-cli", "2.36.44", repository="public.ecr.aws/aws-cli/aws-cli",
-    source="AWS CLI v2 official image on ECR Public; tag seen pinned in public CI configurations (string search). "
-           "(uncertain) confirm the tag with `aws ecr-public describe-images --repository-name aws-cli/aws-cli`",
+    source="aws/aws-cli release 2.36.44: its changelog entry .changes/2.36.44.json (api-change lightsail, batch, "
+           "invoicing, mediaconvert, s3, ecs) in the aws/aws-cli repository (stored commit 503a49be), a release "
+           "between 2.36.7 (tag, 2026-07-23) and 2.37.0, so before today; the AWS CLI v2 image on ECR Public "
+           "(public.ecr.aws/aws-cli/aws-cli, also amazon/aws-cli on Docker Hub) is tagged with every release version",
     checked="2026-12-06")
 """Init container of the EmbeddingService that copies the model from the models bucket (``aws s3 sync``)."""

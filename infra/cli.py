@@ -6,6 +6,7 @@
     genai-scale policy --program DIR [--tier TIER] [--stack NAME] [--config-file PATH] [--json]
     genai-scale gateway serve|check|hash-key|stub ...
     genai-scale batch submit|status|cancel|results ...
+    genai-scale pools recommend [--workload NAME] [--json]
     genai-scale --version
 
 `--program DIR` plans your own Pulumi program (a folder with Pulumi.yaml and __main__.py, such as examples/gpu-vllm)
@@ -147,6 +148,35 @@ def render_output(name: str, value: Any, *, secret: bool) -> list[str]:
     return [f"  {name}:", textwrap.indent(json.dumps(jsonable(value), indent=2), "    ")]
 
 
+POOLS_OUTPUT = "modelPools"
+"""The stack output the serving section exports for its model pools (``infra.sections.serving.pool_summary``)."""
+
+
+def pool_lines(pools: Any) -> list[str]:
+    """The plan's "Model pools" part: each pool with its policy, node group, replicas, models and adapters, the
+    policy the decision matrix recommends for its workload with the reason, and a warning when the two differ."""
+    if not isinstance(pools, dict) or not pools:
+        return []
+    lines = ["", "Model pools"]
+    for name, p in pools.items():
+        lines.append(f"  {name}: policy {p.get('policy')} on node group {p.get('nodeGroup')}, replicas "
+                     f"{p.get('minReplicas')}-{p.get('maxReplicas')}")
+        for model, m in (p.get("models") or {}).items():
+            adapters = m.get("adapters") or []
+            lines.append(f"    {model}: {m.get('modelId')}"
+                         + (f"; adapters: {', '.join(adapters)}" if adapters else ""))
+        rec = p.get("recommendation")
+        if rec:
+            lines.append(f"    recommended for workload {p.get('workload')}: {rec.get('policy')}")
+            lines += textwrap.wrap(rec.get("reason") or "", 110, initial_indent="      ", subsequent_indent="      ")
+        else:
+            lines.append("    no workload given: set workload to compare the policy with the recommendation "
+                         "(genai-scale pools recommend)")
+        if p.get("warning"):
+            lines.append(f"    warning: {p['warning']}")
+    return lines
+
+
 def render_plan(result, cfg=None, *, title: str | None = None, encoding: str | None = None) -> str:
     """Human plan: legend, component tree, counts per type, node groups, stack outputs (in full)."""
     sym = symbols_for(encoding if encoding is not None else getattr(sys.stdout, "encoding", None))
@@ -179,6 +209,7 @@ def render_plan(result, cfg=None, *, title: str | None = None, encoding: str | N
     if rows:
         lines += ["", "Node groups"]
         lines += _table(("name", "instance type", "accelerator", "AMI type", "capacity", "min", "max"), rows)
+    lines += pool_lines(result.outputs.get(POOLS_OUTPUT))
     lines += ["", "Outputs"]
     for k, v in result.outputs.items():
         lines += render_output(k, v, secret=k in result.secret_outputs)
@@ -189,7 +220,7 @@ def render_plan(result, cfg=None, *, title: str | None = None, encoding: str | N
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"plan": plan_main, "policy": _policy, "gateway": _gateway, "batch": _batch}
+    commands = {"plan": plan_main, "policy": _policy, "gateway": _gateway, "batch": _batch, "pools": pools_main}
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return EXIT_OK if argv else EXIT_CONFIG
@@ -236,6 +267,41 @@ def _batch(argv: Sequence[str]) -> int:
     from serving.batch import cli as batch_cli
 
     return batch_cli.main(list(argv))
+
+
+def _pools_parser() -> argparse.ArgumentParser:
+    from components.serving.pools.strategy import WORKLOADS
+
+    p = argparse.ArgumentParser(prog="genai-scale pools", description="Model pools: which GPU allocation policy "
+                                "(serving.pools.<pool>.policy) seed 003's decision matrix recommends for a workload.")
+    sub = p.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("recommend", help="the recommended policy and the reason, for one workload or all",
+                         description="Print the decision-matrix row (policy and reason) of one workload, or of all.")
+    rec.add_argument("--workload", help=f"one of: {', '.join(WORKLOADS)} (default: all)")
+    rec.add_argument("--json", action="store_true", help="print a JSON list of {workload, policy, reason}")
+    return p
+
+
+def pools_main(argv: Sequence[str]) -> int:
+    """``genai-scale pools recommend``: exit 2 with the valid names for an unknown workload."""
+    from components.serving.pools.strategy import WORKLOADS, recommend
+    from problems import did_you_mean
+
+    args = _pools_parser().parse_args(list(argv))
+    if args.workload is not None and args.workload not in WORKLOADS:
+        print(f"genai-scale pools recommend: unknown workload {args.workload!r}"
+              f"{did_you_mean(args.workload, WORKLOADS)}; expected one of: {', '.join(WORKLOADS)}", file=sys.stderr)
+        return EXIT_CONFIG
+    rows = [recommend(w) for w in ([args.workload] if args.workload else WORKLOADS)]
+    if args.json:
+        json.dump([{"workload": r.workload, "policy": r.policy, "reason": r.reason} for r in rows], sys.stdout,
+                  indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    for r in rows:
+        print(f"{r.workload}: {r.policy}")
+        print(textwrap.indent(textwrap.fill(r.reason, 100), "  "))
+    return EXIT_OK
 
 
 def _plain_config_warnings() -> None:

@@ -26,8 +26,12 @@ def build_stack(cfg, stack: str) -> BuildContext:
     ctx = BuildContext(stack=stack, tier=cfg.tier, region=cfg.region, tags=cost_tags(cfg, stack),
                        targets=cfg.targets)
     pulumi.export("tier", cfg.tier)
-    for section in SECTIONS:
-        section.build(ctx, cfg)
+    try:
+        for section in SECTIONS:
+            section.build(ctx, cfg)
+    except BaseException:
+        ctx.abandon_deferred()  # else the engine waits on them forever and the error never shows
+        raise
     return ctx
 
 

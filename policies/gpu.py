@@ -467,5 +467,8 @@ def vllm_fit(s: Subject, cfg: dict) -> Iterable[str]:
     annotations = {**{str(k): str(v) for k, v in as_map(get(s.props, "metadata.annotations")).items()},
                    **{str(k): str(v) for k, v in as_map(get(pod[0], "annotations")).items()}}
     for c in vllm:
-        for problem in check(container_argv(c), annotations):
+        # a model pool's Deployment runs several engines: each container's facts are ``<container>.genai-scale/<key>``
+        own = f"{container_name(c)}.genai-scale/"
+        facts = {**annotations, **{"genai-scale/" + k[len(own):]: v for k, v in annotations.items() if k.startswith(own)}}
+        for problem in check(container_argv(c), facts):
             yield f"container {container_name(c)}: {problem}"

@@ -253,8 +253,9 @@ def _device_resources() -> dict[str, str]:
 
 
 def nodes_after_up(stack: str) -> dict[str, int]:
-    """Per node group: max(minSize, nodes the pods the stack starts at once need, by accelerator count)."""
-    result, _ = planned(stack)
+    """Per node group: max(minSize, nodes the pods the stack starts at once need, by accelerator count; a time-sliced
+    group's node advertises each GPU timeSlicingReplicas times)."""
+    result, cfg = planned(stack)
     resources = _device_resources()
     wanted: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for d in result.by_type("kubernetes:apps/v1:Deployment"):
@@ -271,7 +272,8 @@ def nodes_after_up(stack: str) -> dict[str, int]:
         spec = lookup(ng["type"])
         need = 0
         if spec is not None:
-            per_node = {"devices": spec.count, "cores": spec.neuron_cores or spec.count}
+            shares = getattr(cfg.node_groups.get(ng["name"]), "time_slicing_replicas", None) or 1
+            per_node = {"devices": spec.count * shares, "cores": spec.neuron_cores or spec.count}
             need = max([math.ceil(n / per_node[kind]) for kind, n in wanted[ng["name"]].items()] or [0])
         out[ng["name"]] = max(ng["min"], min(need, ng["max"]))
     return out

@@ -13,13 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.queues import DLQ_RETENTION_SECONDS as DLQ_RETENTION_SECONDS
-from components.queues import dlq_alarm as dlq_alarm
-from components.queues import pod_identity_trust_policy as pod_identity_trust_policy
 from components.queues import redrive_policy as redrive_policy
-from components.queues import scaler_policy as scaler_policy
 from components.queues import sqs_trigger as sqs_trigger
-from components.queues import tls_only_bucket_policy as tls_only_bucket_policy
 from components.queues import trigger_authentication_manifest as _trigger_authentication
 from components.serving.vllm.args import PORT, VllmServiceArgs
 from components.serving.vllm.manifests import RESTRICTED, RUN_AS_USER, pod_template, weights_policy

@@ -57,7 +57,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import Field
 
-from components import versions
+from components import queues, versions
 from components.errors import ArgsError
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
 from components.batch import _batch
@@ -203,6 +203,8 @@ class BatchInference(pulumi.ComponentResource):
     ``async_endpoints``."""
     dispatch_submit_policy_arn: pulumi.Output[str] | None
     """Policy letting a submitter send to the dispatch queue and read its DLQ; None without ``async_endpoints``."""
+    dispatch_dead_letter_queue: aws.sqs.Queue | None
+    """Dispatch messages received ``max_receives`` times; None without ``async_endpoints``."""
 
     def __init__(self, name: str, args: BatchInferenceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}BatchInference", name, None, with_cluster_provider(opts, args.cluster))
@@ -213,27 +215,12 @@ class BatchInference(pulumi.ComponentResource):
             parent=self)).region
         cluster_name = from_cluster(args.cluster_name, args.cluster, "cluster_name")
 
-        if args.kms_key_arn is None:
-            key = aws.kms.Key(f"{name}-key", description=f"genai-scale batch {name}: queues and batches",
-                              enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child)
-            key_arn = key.arn
-        else:
-            key_arn = pulumi.Output.from_input(args.kms_key_arn)
+        key_arn = queues.queue_key(self, name, kms_key_arn=args.kms_key_arn, tags=tags,
+                                   description=f"genai-scale batch {name}: queues and batches")
         self.kms_key_arn = key_arn
-
-        self.dead_letter_queue = aws.sqs.Queue(
-            f"{name}-dlq", message_retention_seconds=_batch.DLQ_RETENTION_SECONDS, kms_master_key_id=key_arn,
-            kms_data_key_reuse_period_seconds=300, tags=tags, opts=child)
-        self.queue = aws.sqs.Queue(
-            f"{name}-queue", visibility_timeout_seconds=args.visibility_timeout_seconds,
-            message_retention_seconds=args.message_retention_seconds, receive_wait_time_seconds=20,
-            kms_master_key_id=key_arn, kms_data_key_reuse_period_seconds=300,
-            redrive_policy=self.dead_letter_queue.arn.apply(
-                lambda arn: json.dumps(_batch.redrive_policy(arn, args.max_receives))),
-            tags=tags, opts=child)
+        self.queue, self.dead_letter_queue = self._queues(name, "shard", args, key_arn, tags)
         self.queue_url = self.queue.url
         self.dead_letter_queue_url = self.dead_letter_queue.url
-        self._dlq_alarm(name, self.dead_letter_queue, "shard", args, tags)
 
         if args.bucket_name is None:
             bucket = self._bucket(name, key_arn, args.batch_retention_days, tags)
@@ -245,18 +232,24 @@ class BatchInference(pulumi.ComponentResource):
             _batch.worker_policy(queue_arn=a[0], bucket=a[1], kms_key_arn=a[2], weights_uri=args.model.weights_uri,
                                  weights_kms_key_arn=args.weights_kms_key_arn)))
         sa_name = f"{name}-worker"
-        worker_role = self._pod_identity_role(f"{name}-worker", worker_doc, cluster_name, args.namespace, sa_name,
-                                              tags, f"Batch workers of {name}: consume shards, read/write batches")
+        worker_role = queues.pod_identity_role(
+            self, f"{name}-worker", policy=worker_doc, cluster_name=cluster_name, namespace=args.namespace,
+            service_account=sa_name, tags=tags,
+            description=f"Batch workers of {name}: consume shards, read/write batches")
         self.worker_role_arn = worker_role.arn
-        dispatch = self._dispatch_queues(name, args, key_arn, tags) if args.async_endpoints else None
+        dispatch = self.dispatch_dead_letter_queue = None
+        if args.async_endpoints:
+            dispatch, self.dispatch_dead_letter_queue = self._queues(f"{name}-dispatch", "SageMaker async dispatch",
+                                                                     args, key_arn, tags)
         scaler_deps: list[pulumi.Resource] = []
         self.scaler_role = None
         if args.keda_identity:
             scaler_doc = pulumi.Output.all(self.queue.arn, *([dispatch.arn] if dispatch else [])).apply(
-                lambda arns: json.dumps(_batch.scaler_policy(*arns)))
-            scaler_role = self._pod_identity_role(f"{name}-scaler", scaler_doc, cluster_name, args.keda_namespace,
-                                                  args.keda_service_account, tags,
-                                                  f"KEDA operator: read the depth of batch queue {name}")
+                lambda arns: json.dumps(queues.scaler_policy(*arns)))
+            scaler_role = queues.pod_identity_role(
+                self, f"{name}-scaler", policy=scaler_doc, cluster_name=cluster_name, namespace=args.keda_namespace,
+                service_account=args.keda_service_account, tags=tags,
+                description=f"KEDA operator: read the depth of batch queue {name}")
             scaler_deps.append(scaler_role)
             self.scaler_role = scaler_role
 
@@ -289,28 +282,14 @@ class BatchInference(pulumi.ComponentResource):
         self.register_outputs({"queue_url": self.queue_url, "bucket": self.bucket,
                                "dispatch_queue_url": self.dispatch_queue_url})
 
-    def _dlq_alarm(self, name: str, dlq: aws.sqs.Queue, what: str, args: BatchInferenceArgs,
-                   tags: dict[str, str]) -> None:
-        aws.cloudwatch.MetricAlarm(f"{name}-dlq-not-empty", **_batch.dlq_alarm(
-            dlq.name, actions=args.alarm_actions,
-            description=f"genai-scale batch: a {what} message failed every allowed receive and is in the "
-                        f"dead-letter queue (its batch's records are error lines shard_failed)"),
-            tags=tags, opts=pulumi.ResourceOptions(parent=self))
-
-    def _dispatch_queues(self, name: str, args: BatchInferenceArgs, key_arn: Any,
-                         tags: dict[str, str]) -> aws.sqs.Queue:
-        child = pulumi.ResourceOptions(parent=self)
-        self.dispatch_dead_letter_queue = aws.sqs.Queue(
-            f"{name}-dispatch-dlq", message_retention_seconds=_batch.DLQ_RETENTION_SECONDS, kms_master_key_id=key_arn,
-            kms_data_key_reuse_period_seconds=300, tags=tags, opts=child)
-        self._dlq_alarm(f"{name}-dispatch", self.dispatch_dead_letter_queue, "SageMaker async dispatch", args, tags)
-        return aws.sqs.Queue(
-            f"{name}-dispatch-queue", visibility_timeout_seconds=args.visibility_timeout_seconds,
-            message_retention_seconds=args.message_retention_seconds, receive_wait_time_seconds=20,
-            kms_master_key_id=key_arn, kms_data_key_reuse_period_seconds=300,
-            redrive_policy=self.dispatch_dead_letter_queue.arn.apply(
-                lambda arn: json.dumps(_batch.redrive_policy(arn, args.max_receives))),
-            tags=tags, opts=child)
+    def _queues(self, base: str, what: str, args: BatchInferenceArgs, key_arn: Any,
+                tags: dict[str, str]) -> tuple[aws.sqs.Queue, aws.sqs.Queue]:
+        return queues.encrypted_queue(
+            self, base, key_arn=key_arn, visibility_timeout_seconds=args.visibility_timeout_seconds,
+            message_retention_seconds=args.message_retention_seconds, max_receives=args.max_receives,
+            alarm_actions=args.alarm_actions, tags=tags,
+            alarm_description=f"genai-scale batch: a {what} message failed every allowed receive and is in the "
+                              f"dead-letter queue (its batch's records are error lines shard_failed)")
 
     def _dispatchers(self, name: str, args: BatchInferenceArgs, queue: aws.sqs.Queue, bucket: Any, key_arn: Any,
                      region: Any, cluster_name: Any, tags: dict[str, str], cr_opts: pulumi.ResourceOptions) -> None:
@@ -320,8 +299,9 @@ class BatchInference(pulumi.ComponentResource):
         doc = pulumi.Output.all(queue.arn, bucket, key_arn, *endpoints.values()).apply(lambda a: json.dumps(
             _batch.dispatcher_policy(queue_arn=a[0], bucket=a[1], kms_key_arn=a[2], endpoint_arns=list(a[3:]))))
         sa_name = f"{name}-dispatcher"
-        self._pod_identity_role(sa_name, doc, cluster_name, args.namespace, sa_name, tags,
-                                f"Batch dispatchers of {name}: send shards to SageMaker async endpoints")
+        queues.pod_identity_role(self, sa_name, policy=doc, cluster_name=cluster_name, namespace=args.namespace,
+                                 service_account=sa_name, tags=tags,
+                                 description=f"Batch dispatchers of {name}: send shards to SageMaker async endpoints")
         submit = aws.iam.Policy(
             f"{name}-dispatch-submit", policy=pulumi.Output.all(queue.arn, self.dispatch_dead_letter_queue.arn).apply(
                 lambda a: json.dumps(_batch.dispatch_submit_policy(queue_arn=a[0], dlq_arn=a[1]))),
@@ -347,33 +327,10 @@ class BatchInference(pulumi.ComponentResource):
 
     def _bucket(self, name: str, key_arn: pulumi.Output[str], retention_days: int,
                 tags: dict[str, str]) -> pulumi.Output[str]:
-        child = pulumi.ResourceOptions(parent=self)
-        b = aws.s3.Bucket(f"{name}-bucket", force_destroy=False, tags=tags, opts=child)
-        aws.s3.BucketOwnershipControls(f"{name}-bucket", bucket=b.id, rule={"object_ownership": "BucketOwnerEnforced"},
-                                       opts=child)
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-bucket", bucket=b.id, block_public_acls=True, block_public_policy=True, ignore_public_acls=True,
-            restrict_public_buckets=True, opts=child)
-        aws.s3.BucketServerSideEncryptionConfiguration(f"{name}-bucket", bucket=b.id, rules=[{
-            "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key_arn},
-            "bucket_key_enabled": True}], opts=child)
-        aws.s3.BucketPolicy(f"{name}-bucket", bucket=b.id,
-                            policy=b.bucket.apply(lambda n: json.dumps(_batch.tls_only_bucket_policy(n))),
-                            opts=pulumi.ResourceOptions(parent=self, depends_on=[block]))
+        b = queues.encrypted_bucket(self, name, key_arn=key_arn, tags=tags)
         aws.s3.BucketLifecycleConfiguration(f"{name}-bucket", bucket=b.id, rules=_batch.lifecycle_rules(retention_days),
-                                            opts=child)
+                                            opts=pulumi.ResourceOptions(parent=self))
         return b.bucket
-
-    def _pod_identity_role(self, base: str, policy: pulumi.Output[str], cluster_name: Any, namespace: str,
-                           service_account: str, tags: dict[str, str], description: str) -> aws.iam.Role:
-        child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(f"{base}-role", assume_role_policy=json.dumps(_batch.pod_identity_trust_policy()),
-                            description=description, tags=tags, opts=child)
-        pol = aws.iam.Policy(f"{base}-policy", policy=policy, description=description, tags=tags, opts=child)
-        aws.iam.RolePolicyAttachment(f"{base}-attach", role=role.name, policy_arn=pol.arn, opts=child)
-        aws.eks.PodIdentityAssociation(base, cluster_name=cluster_name, namespace=namespace,
-                                       service_account=service_account, role_arn=role.arn, tags=tags, opts=child)
-        return role
 
 
 def _custom_resource(resource_name: str, manifest: dict[str, Any],

@@ -16,6 +16,14 @@ EFA_PRESENT_LABEL = "vpc.amazonaws.com/efa.present"
 
 CA_PREFIX = "k8s.io/cluster-autoscaler"
 
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+"""Node label naming the NVIDIA device plugin's config (a key of the GPU operator's config map) for that node."""
+
+
+def time_slicing_config_name(replicas: int) -> str:
+    """The device-plugin config a node group with ``timeSlicingReplicas: replicas`` selects by its node label."""
+    return f"time-slicing-{replicas}"
+
 
 def ami_type(spec: AcceleratorSpec, node_os: NodeOs = "al2023") -> str:
     """The EKS AMI type for an accelerator and OS: the vendor's driver stack (NVIDIA, Neuron) on that OS."""
@@ -36,7 +44,7 @@ def eks_taints(k8s_taints: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def labels(name: str, spec: AcceleratorSpec, *, efa: bool = False, mig_config: str | None = None,
-           extra: dict[str, str] | None = None) -> dict[str, str]:
+           extra: dict[str, str] | None = None, time_slicing_replicas: int | None = None) -> dict[str, str]:
     """Node labels: node group, accelerator kind/vendor/count, and the ones the autoscaler and device plugins read."""
     vendor = spec.vendor_facts
     out = {
@@ -50,6 +58,8 @@ def labels(name: str, spec: AcceleratorSpec, *, efa: bool = False, mig_config: s
         out[vendor.mig_config_label] = mig_config
     if efa:
         out[EFA_PRESENT_LABEL] = "true"
+    if time_slicing_replicas and vendor.time_slicing:  # this group's GPUs only (GpuOperatorArgs.node_time_slicing)
+        out[DEVICE_PLUGIN_CONFIG_LABEL] = time_slicing_config_name(time_slicing_replicas)
     out.update(extra or {})
     return out
 

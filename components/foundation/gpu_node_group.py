@@ -215,6 +215,7 @@ class GpuNodeGroupArgs(ArgsModel):
         """Extra labels or taints whose autoscaler tag would get the child name of another tag."""
         taints = _gpu.taints(spec) + [t.model_dump() for t in self.extra_taints]
         keys = list(_gpu.autoscaler_tags(None, spec, _gpu.labels("group", spec, efa=self.efa, mig_config=self.mig_config,
+                                                                  time_slicing_replicas=self.time_slicing_replicas,
                                                                   extra=self.extra_labels),
                                          taints, disk_size_gib=self.disk_size_gib, efa=self.efa,
                                          time_slicing_replicas=self.time_slicing_replicas,
@@ -244,10 +245,12 @@ class GpuNodeGroupArgs(ArgsModel):
 
 
 def node_labels(name: str, spec: AcceleratorSpec, *, efa: bool = False, mig_config: str | None = None,
-                extra: dict[str, str] | None = None) -> dict[str, str]:
+                extra: dict[str, str] | None = None, time_slicing_replicas: int | None = None) -> dict[str, str]:
     """The Kubernetes labels every node of group ``name`` carries (what :attr:`GpuNodeGroup.labels` holds): node group,
-    accelerator kind, vendor and count, the labels the autoscaler and device plugins read, then ``extra``."""
-    return _gpu.labels(name, spec, efa=efa, mig_config=mig_config, extra=extra)
+    accelerator kind, vendor and count, the labels the autoscaler and device plugins read (with time-slicing, the
+    device-plugin config of this group's share count), then ``extra``."""
+    return _gpu.labels(name, spec, efa=efa, mig_config=mig_config, extra=extra,
+                       time_slicing_replicas=time_slicing_replicas)
 
 
 def node_taints(spec: AcceleratorSpec, extra: list[NodeTaint] | None = None) -> list[dict[str, str]]:
@@ -330,7 +333,8 @@ class GpuNodeGroup(pulumi.ComponentResource):
         self.instance_type = args.instance_type
         self.accelerator = spec
         self.ami_type = _gpu.ami_type(spec, args.node_os)
-        self.labels = _gpu.labels(name, spec, efa=args.efa, mig_config=args.mig_config, extra=args.extra_labels)
+        self.labels = _gpu.labels(name, spec, efa=args.efa, mig_config=args.mig_config, extra=args.extra_labels,
+                                  time_slicing_replicas=args.time_slicing_replicas)
         self.taints = node_taints(spec, args.extra_taints)
         self.min_size, self.max_size = args.min_size, args.max_size
         child = pulumi.ResourceOptions(parent=self)

@@ -3,7 +3,10 @@
 Creates
   - ``kubernetes:helm.sh/v3:Release`` ``<name>`` of NVIDIA's ``gpu-operator`` chart (pinned, NVIDIA's Helm repo)
     in namespace ``gpu-operator``.
-  - with time-slicing: a ``ConfigMap`` ``<name>-time-slicing`` with the device-plugin sharing config.
+  - with time-slicing: a ``ConfigMap`` ``<name>-time-slicing`` with the device-plugin sharing config: ``any`` for
+    every GPU node (``time_slicing_replicas``), and ``time-slicing-<n>`` for the node groups that time-slice on their
+    own (``node_time_slicing``: nodes labelled ``nvidia.com/device-plugin.config=time-slicing-<n>``, which
+    GpuNodeGroup sets from its ``time_slicing_replicas``); the other nodes then get ``none`` (whole GPUs).
 
 EKS AL2023/Bottlerocket NVIDIA AMIs ship the driver and the container toolkit, so both are disabled in the operator
 (enabling them makes the validator crash-loop on EKS AMIs: NVIDIA/gpu-operator#528, awslabs/amazon-eks-ami#1892).
@@ -28,11 +31,14 @@ from components import versions
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
 from components.foundation.eks_cluster import with_cluster_provider
 from components.catalog.vendors import NVIDIA
+from components.foundation import _gpu
 from problems import Problem
 
 GPU_TOLERATION = NVIDIA.toleration()
 """Tolerates the taint of NVIDIA node groups (components.catalog.vendors)."""
 TIME_SLICING_KEY = "any"
+NO_SHARING_KEY = "none"
+"""Device-plugin config of the nodes that keep whole GPUs when only some node groups time-slice."""
 
 
 class GpuOperatorArgs(ArgsModel):
@@ -49,7 +55,11 @@ class GpuOperatorArgs(ArgsModel):
     """How MIG devices are exposed: ``none``, ``single`` (``nvidia.com/gpu``) or ``mixed``
     (``nvidia.com/mig-<profile>``). Default: none."""
     time_slicing_replicas: int | None = Field(default=None, ge=2, le=64)
-    """Share each GPU among this many pods by time-slicing (no memory isolation). Default: off."""
+    """Share each GPU of every NVIDIA node among this many pods by time-slicing (no memory isolation). Default: off."""
+    node_time_slicing: list[int] = Field(default_factory=list)
+    """Share counts of node groups that time-slice their own GPUs (their ``time_slicing_replicas``): a device-plugin
+    config ``time-slicing-<n>`` each, chosen by the node label GpuNodeGroup sets; nodes without it keep whole GPUs
+    (or ``time_slicing_replicas``). Default: none."""
     dcgm_exporter: bool = True
     """Run the DCGM exporter (GPU utilization metrics for autoscaling and dashboards). Default: on."""
     service_monitor: bool = False
@@ -63,7 +73,26 @@ class GpuOperatorArgs(ArgsModel):
         if self.time_slicing_replicas and self.mig_strategy != "none":
             return [Problem("time_slicing_replicas", self.time_slicing_replicas,
                             f"time-slicing cannot be combined with MIG strategy {self.mig_strategy!r}")]
+        bad = [n for n in self.node_time_slicing if not 2 <= n <= 64]
+        if bad:
+            return [Problem("node_time_slicing", bad, "share counts from 2 to 64")]
+        if self.node_time_slicing and self.mig_strategy != "none":
+            return [Problem("node_time_slicing", self.node_time_slicing,
+                            f"time-slicing cannot be combined with MIG strategy {self.mig_strategy!r}")]
         return []
+
+
+def device_plugin_configs(args: GpuOperatorArgs) -> tuple[dict[str, str], str | None]:
+    """The time-slicing ConfigMap's data and the default config's key (``({}, None)`` without time-slicing)."""
+    data: dict[str, str] = {}
+    if args.time_slicing_replicas:
+        data[TIME_SLICING_KEY] = time_slicing_config(args.time_slicing_replicas)
+    elif args.node_time_slicing:
+        data[NO_SHARING_KEY] = yaml.safe_dump({"version": "v1", "flags": {"migStrategy": "none"}}, sort_keys=False)
+    for n in sorted(set(args.node_time_slicing)):
+        data[_gpu.time_slicing_config_name(n)] = time_slicing_config(n)
+    default = TIME_SLICING_KEY if args.time_slicing_replicas else (NO_SHARING_KEY if data else None)
+    return data, default
 
 
 def time_slicing_config(replicas: int) -> str:
@@ -78,7 +107,7 @@ def render_values(args: GpuOperatorArgs, *, time_slicing_config_map: str | None 
     """Helm values of the gpu-operator chart for EKS NVIDIA AMIs."""
     device_plugin: dict[str, Any] = {"enabled": args.device_plugin}
     if time_slicing_config_map:
-        device_plugin["config"] = {"name": time_slicing_config_map, "default": TIME_SLICING_KEY}
+        device_plugin["config"] = {"name": time_slicing_config_map, "default": device_plugin_configs(args)[1]}
     values: dict[str, Any] = {
         "operator": {"nodeSelector": dict(args.system_node_selector)},
         "daemonsets": {"tolerations": [dict(GPU_TOLERATION)]},
@@ -125,11 +154,12 @@ class GpuOperator(pulumi.ComponentResource):
             "pod-security.kubernetes.io/enforce": "privileged"}}, opts=child)
         deps: list[pulumi.Resource] = [ns]
         cm_name = None
-        if args.time_slicing_replicas:
+        data, _ = device_plugin_configs(args)
+        if data:
             cm_name = "time-slicing-config"
             deps.append(k8s.core.v1.ConfigMap(
                 f"{name}-time-slicing", metadata={"name": cm_name, "namespace": args.namespace},
-                data={TIME_SLICING_KEY: time_slicing_config(args.time_slicing_replicas)},
+                data=data,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[ns])))
         self.values = render_values(args, time_slicing_config_map=cm_name)
         self.release = k8s.helm.v3.Release(

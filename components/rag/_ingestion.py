@@ -14,7 +14,13 @@ FAILED_PREFIX = "rag/failed/"
 """A poison document's reason, written by the worker before its last receive ends."""
 WORKER_COMMAND = ["python", "-m", "serving.rag", "worker"]
 METRICS_PORT = 9090
-"""The worker's Prometheus port (``RAG_METRICS_PORT``)."""
+"""The worker's Prometheus port (``RAG_METRICS_PORT``; serving/rag/worker.py serves
+``genai_scale_rag_documents_total{outcome}``, ``genai_scale_rag_chunks_total`` and ``genai_scale_rag_document_seconds``
+there)."""
+METRICS_PORT_NAME = "metrics"
+"""The container port's name: the readiness probe's and the PodMonitor's ``port``."""
+SCRAPE_INTERVAL = "30s"
+"""The PodMonitor's interval: the workers are long-running pollers (batch's short-lived Jobs use 15 s)."""
 
 
 def labels(name: str) -> dict[str, str]:
@@ -28,12 +34,13 @@ def selector_labels(name: str) -> dict[str, str]:
 
 def worker_policy(*, queue_arn: str, bucket: str, kms_key_arns: list[str], db_secret_arn: str | None) -> dict[
         str, Any]:
-    """Least privilege for a worker: consume the queue, read ``rag/docs/``, write ``rag/failed/``, read the store's
-    secret, decrypt with the keys (the queue's and bucket's, the secret's)."""
+    """Least privilege for a worker: consume the queue (and send a document interrupted by SIGTERM back to it as a
+    new message, so the interruption spends none of its receives), read ``rag/docs/``, write ``rag/failed/``, read
+    the store's secret, decrypt with the keys (the queue's and bucket's, the secret's)."""
     statements: list[dict[str, Any]] = [
         {"Sid": "ConsumeDocuments", "Effect": "Allow",
          "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                    "sqs:GetQueueAttributes"], "Resource": [queue_arn]},
+                    "sqs:GetQueueAttributes", "sqs:SendMessage"], "Resource": [queue_arn]},
         {"Sid": "ReadDocuments", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": [f"arn:aws:s3:::{bucket}/{DOCS_PREFIX}*"]},
         {"Sid": "WriteFailures", "Effect": "Allow", "Action": ["s3:PutObject"],
@@ -90,9 +97,9 @@ def deployment(name: str, namespace: str, *, image: Any, service_account: str, e
     document in hand within ``grace_seconds``."""
     container = {
         "name": "worker", "image": image, "imagePullPolicy": "IfNotPresent", "command": list(WORKER_COMMAND),
-        "env": env, "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+        "env": env, "ports": [{"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"}],
         # ready once its metrics server answers (the worker starts it before taking messages)
-        "readinessProbe": {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10,
+        "readinessProbe": {"httpGet": {"path": "/metrics", "port": METRICS_PORT_NAME}, "periodSeconds": 10,
                            "timeoutSeconds": 3, "failureThreshold": 3},
         "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
         "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
@@ -127,3 +134,14 @@ def scaled_object(name: str, namespace: str, *, trigger: dict[str, Any], min_rep
                      "pollingInterval": polling_interval_seconds, "cooldownPeriod": cooldown_seconds,
                      "minReplicaCount": min_replicas, "maxReplicaCount": max_replicas,
                      "triggers": [trigger]}}
+
+
+def pod_monitor(name: str, namespace: str) -> dict[str, Any]:
+    """A Prometheus-operator PodMonitor scraping the workers' ``metrics`` port in their own namespace; the pod's
+    ``app.kubernetes.io/instance`` (the Ingestion's name) becomes the series' ``app_kubernetes_io_instance`` label."""
+    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels(name)},
+            "spec": {"selector": {"matchLabels": selector_labels(name)},
+                     "podTargetLabels": ["app.kubernetes.io/instance"],
+                     "podMetricsEndpoints": [{"port": METRICS_PORT_NAME, "path": "/metrics",
+                                              "interval": SCRAPE_INTERVAL}]}}

@@ -13,15 +13,17 @@ Creates
     from). Its own bucket, not the batch bucket: batches expire after days and exist only where batch is on, while
     documents are kept for as long as their collection lives.
   - ``aws.iam.Role`` ``<name>-worker-role`` for EKS Pod Identity (``aws.eks.PodIdentityAssociation``
-    ``<name>-worker``): consume the queue, read ``rag/docs/``, write ``rag/failed/``, read the vector store's secret,
-    decrypt with the keys; ``aws.iam.Policy`` ``<name>-submit`` for the gateway (put documents, send messages, read
-    the store's secret) and ``<name>-scaler`` (``sqs:GetQueueAttributes`` for KEDA's operator); with ``keda_identity`` a role
-    ``<name>-scaler-role`` associated with KEDA's operator service account (one association per service account:
-    where another component owns it, attach ``scaler_policy_arn`` to that role instead).
+    ``<name>-worker``): consume the queue (and send a document interrupted by SIGTERM back to it), read
+    ``rag/docs/``, write ``rag/failed/``, read the vector store's secret, decrypt with the keys; ``aws.iam.Policy``
+    ``<name>-submit`` for the gateway (put documents, send messages, read the store's secret) and ``<name>-scaler``
+    (``sqs:GetQueueAttributes`` for KEDA's operator); with ``keda_identity`` a role ``<name>-scaler-role``
+    associated with KEDA's operator service account (one association per service account: where another component
+    owns it, attach ``scaler_policy_arn`` to that role instead).
   - Kubernetes: the namespace (``create_namespace``), the workers' ServiceAccount, a KEDA ``TriggerAuthentication``
     (``podIdentity.provider: aws``), a Deployment running ``python -m serving.rag worker`` (the gateway image) with the
-    ingestion contract's environment (ready once its metrics port answers), a PodDisruptionBudget, and a
-    ``ScaledObject`` on the ``aws-sqs-queue`` trigger.
+    ingestion contract's environment (ready once its metrics port answers), a PodDisruptionBudget, a
+    ``ScaledObject`` on the ``aws-sqs-queue`` trigger and, with ``pod_monitor``, a Prometheus-operator ``PodMonitor``
+    ``<name>`` scraping the workers' ``metrics`` port (9090) every 30 s.
 
 Why a ScaledObject over a Deployment (and not a ScaledJob as batch uses): a document takes seconds, so a Job per
 message would spend more time starting than working; pollers that KEDA adds with the queue's depth and removes (to
@@ -52,7 +54,7 @@ from pydantic import Field
 from components import queues
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
 from components.foundation.eks_cluster import from_cluster, with_cluster_provider
-from components.rag import _ingestion
+from components.rag import _ingestion, _store
 from problems import Problem
 
 DOCS_PREFIX = _ingestion.DOCS_PREFIX
@@ -91,8 +93,11 @@ class IngestionArgs(ArgsModel):
     """KMS key of that secret (the workers decrypt it). Default: none (an AWS managed key)."""
     qdrant_url: PulumiInput = None
     """Qdrant REST URL (``RAG_QDRANT_URL``); required for qdrant."""
-    qdrant_api_key_secret: str | None = None
-    """Kubernetes Secret (key ``api-key``, in ``namespace``) of the Qdrant API key (``RAG_QDRANT_API_KEY``)."""
+    qdrant_api_key_secret: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                                              max_length=253)
+    """Kubernetes Secret (key ``api-key``, in ``namespace``) of the Qdrant API key: the workers' ``RAG_QDRANT_API_KEY``
+    comes from it through a ``secretKeyRef``, never as a literal; required for qdrant (VectorStore's
+    ``api_key_secret_name``)."""
     namespace: str = Field(default="genai-rag", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     """Kubernetes namespace of the workers. Default: genai-rag."""
     create_namespace: bool = True
@@ -125,6 +130,9 @@ class IngestionArgs(ArgsModel):
     """AWS Region of the queue (``AWS_REGION``, the trigger's ``awsRegion``). Default: the provider's."""
     alarm_actions: list[str] = Field(default_factory=list)
     """Actions (e.g. SNS topic ARNs) of the DLQ alarm. Default: none (the alarm shows in CloudWatch)."""
+    pod_monitor: bool = True
+    """A Prometheus-operator ``PodMonitor`` scraping the workers' ``metrics`` port (needs the operator's CRDs: put the
+    monitoring release in ``after``). Off where no Prometheus operator runs. Default: on."""
     keda_identity: bool = True
     """Associate ``<name>-scaler-role`` with KEDA's operator service account. Off where another component owns that
     association (attach ``scaler_policy_arn`` to its role). Default: on."""
@@ -153,8 +161,12 @@ class IngestionArgs(ArgsModel):
             for f in ("db_host", "db_secret_arn"):
                 if getattr(self, f) is None:
                     out.append(Problem(f, None, "given for store pgvector (the workers connect to Aurora)", ("store",)))
-        elif self.qdrant_url is None:
-            out.append(Problem("qdrant_url", None, "given for store qdrant", ("store",)))
+        else:
+            if self.qdrant_url is None:
+                out.append(Problem("qdrant_url", None, "given for store qdrant", ("store",)))
+            if self.qdrant_api_key_secret is None:
+                out.append(Problem("qdrant_api_key_secret", None, "given for store qdrant (the workers read the API "
+                                   "key from that Secret, never from a literal)", ("store",)))
         if self.cluster is None and self.cluster_name is None:
             out.append(Problem("cluster_name", None, "given, or a cluster (the Pod Identity associations need it)",
                                ("cluster",)))
@@ -164,10 +176,9 @@ class IngestionArgs(ArgsModel):
         if self.store == "pgvector":
             return {"RAG_STORE": "pgvector", "RAG_DB_HOST": self.db_host, "RAG_DB_PORT": str(self.db_port),
                     "RAG_DB_NAME": self.db_name, "RAG_DB_USER": self.db_user, "RAG_DB_SECRET_ARN": self.db_secret_arn}
-        env: dict[str, Any] = {"RAG_STORE": "qdrant", "RAG_QDRANT_URL": self.qdrant_url}
-        if self.qdrant_api_key_secret:
-            env["RAG_QDRANT_API_KEY"] = {"secretKeyRef": {"name": self.qdrant_api_key_secret, "key": "api-key"}}
-        return env
+        return {"RAG_STORE": "qdrant", "RAG_QDRANT_URL": self.qdrant_url,
+                "RAG_QDRANT_API_KEY": {"secretKeyRef": {"name": self.qdrant_api_key_secret,
+                                                         "key": _store.API_KEY_SECRET_KEY}}}
 
 
 class Ingestion(pulumi.ComponentResource):
@@ -202,39 +213,28 @@ class Ingestion(pulumi.ComponentResource):
         region = args.region if args.region is not None else aws.get_region_output(opts=pulumi.InvokeOutputOptions(
             parent=self)).region
         cluster_name = from_cluster(args.cluster_name, args.cluster, "cluster_name")
-        if args.kms_key_arn is None:
-            key_arn = aws.kms.Key(f"{name}-key", description=f"genai-scale RAG ingestion {name}: queues and documents",
-                                  enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child).arn
-        else:
-            key_arn = pulumi.Output.from_input(args.kms_key_arn)
+        key_arn = queues.queue_key(self, name, kms_key_arn=args.kms_key_arn, tags=tags,
+                                   description=f"genai-scale RAG ingestion {name}: queues and documents")
         self.kms_key_arn = key_arn
-
-        self.dead_letter_queue = aws.sqs.Queue(
-            f"{name}-dlq", message_retention_seconds=queues.DLQ_RETENTION_SECONDS, kms_master_key_id=key_arn,
-            kms_data_key_reuse_period_seconds=300, tags=tags, opts=child)
-        self.queue = aws.sqs.Queue(
-            f"{name}-queue", visibility_timeout_seconds=args.visibility_timeout_seconds,
-            message_retention_seconds=args.message_retention_seconds, receive_wait_time_seconds=20,
-            kms_master_key_id=key_arn, kms_data_key_reuse_period_seconds=300,
-            redrive_policy=self.dead_letter_queue.arn.apply(
-                lambda arn: json.dumps(queues.redrive_policy(arn, args.max_receives))),
-            tags=tags, opts=child)
+        self.queue, self.dead_letter_queue = queues.encrypted_queue(
+            self, name, key_arn=key_arn, visibility_timeout_seconds=args.visibility_timeout_seconds,
+            message_retention_seconds=args.message_retention_seconds, max_receives=args.max_receives,
+            alarm_actions=args.alarm_actions, tags=tags,
+            alarm_description="genai-scale RAG ingestion: a document failed every allowed receive and is in the "
+                              f"dead-letter queue (its reason is under {FAILED_PREFIX} of the documents bucket)")
         self.queue_url = self.queue.url
-        aws.cloudwatch.MetricAlarm(f"{name}-dlq-not-empty", **queues.dlq_alarm(
-            self.dead_letter_queue.name, actions=args.alarm_actions,
-            description="genai-scale RAG ingestion: a document failed every allowed receive and is in the dead-letter "
-                        f"queue (its reason is under {FAILED_PREFIX} of the documents bucket)"),
-            tags=tags, opts=child)
-        self.bucket = self._bucket(name, key_arn, tags) if args.bucket_name is None else \
-            pulumi.Output.from_input(args.bucket_name)
+        self.bucket = pulumi.Output.from_input(args.bucket_name) if args.bucket_name is not None else \
+            queues.encrypted_bucket(self, name, key_arn=key_arn, tags=tags).bucket
 
         keys = [key_arn, *([args.db_secret_kms_key_arn] if args.db_secret_kms_key_arn is not None else [])]
         worker_doc = pulumi.Output.all(self.queue.arn, self.bucket, args.db_secret_arn, *keys).apply(
             lambda a: json.dumps(_ingestion.worker_policy(queue_arn=a[0], bucket=a[1], db_secret_arn=a[2],
                                                           kms_key_arns=list(a[3:]))))
         sa_name = f"{name}-worker"
-        role = self._pod_identity_role(f"{name}-worker", worker_doc, cluster_name, args.namespace, sa_name, tags,
-                                       f"RAG ingestion workers of {name}: consume documents, read the store secret")
+        role = queues.pod_identity_role(
+            self, f"{name}-worker", policy=worker_doc, cluster_name=cluster_name, namespace=args.namespace,
+            service_account=sa_name, tags=tags,
+            description=f"RAG ingestion workers of {name}: consume documents, read the store secret")
         self.worker_role_arn = role.arn
         self.submit_policy_arn = aws.iam.Policy(
             f"{name}-submit", description=f"Submit documents to RAG ingestion {name}", tags=tags, opts=child,
@@ -248,9 +248,10 @@ class Ingestion(pulumi.ComponentResource):
         self.scaler_policy_arn = scaler.arn
         scaler_deps: list[pulumi.Resource] = []
         if args.keda_identity:
-            scaler_deps.append(self._pod_identity_role(
-                f"{name}-scaler", None, cluster_name, args.keda_namespace, args.keda_service_account, tags,
-                f"KEDA operator: read the depth of RAG ingestion queue {name}", policy_arn=scaler.arn))
+            scaler_deps.append(queues.pod_identity_role(
+                self, f"{name}-scaler", policy_arn=scaler.arn, cluster_name=cluster_name,
+                namespace=args.keda_namespace, service_account=args.keda_service_account, tags=tags,
+                description=f"KEDA operator: read the depth of RAG ingestion queue {name}"))
 
         deps: list[pulumi.Resource] = []
         if args.create_namespace:
@@ -284,36 +285,10 @@ class Ingestion(pulumi.ComponentResource):
             name, args.namespace, trigger=trigger, min_replicas=args.min_replicas, max_replicas=args.max_replicas,
             polling_interval_seconds=args.polling_interval_seconds, cooldown_seconds=args.cooldown_seconds),
             pulumi.ResourceOptions(parent=self, depends_on=[deployment, auth_res, *args.after]))
+        if args.pod_monitor:
+            _custom(f"{name}-podmonitor", _ingestion.pod_monitor(name, args.namespace),
+                    pulumi.ResourceOptions(parent=self, depends_on=[*deps, *args.after]))
         self.register_outputs({"queue_url": self.queue_url, "bucket": self.bucket})
-
-    def _bucket(self, name: str, key_arn: pulumi.Output[str], tags: dict[str, str]) -> pulumi.Output[str]:
-        child = pulumi.ResourceOptions(parent=self)
-        b = aws.s3.Bucket(f"{name}-bucket", force_destroy=False, tags=tags, opts=child)
-        aws.s3.BucketOwnershipControls(f"{name}-bucket", bucket=b.id, rule={"object_ownership": "BucketOwnerEnforced"},
-                                       opts=child)
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-bucket", bucket=b.id, block_public_acls=True, block_public_policy=True, ignore_public_acls=True,
-            restrict_public_buckets=True, opts=child)
-        aws.s3.BucketServerSideEncryptionConfiguration(f"{name}-bucket", bucket=b.id, rules=[{
-            "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key_arn},
-            "bucket_key_enabled": True}], opts=child)
-        aws.s3.BucketPolicy(f"{name}-bucket", bucket=b.id,
-                            policy=b.bucket.apply(lambda n: json.dumps(queues.tls_only_bucket_policy(n))),
-                            opts=pulumi.ResourceOptions(parent=self, depends_on=[block]))
-        return b.bucket
-
-    def _pod_identity_role(self, base: str, policy: Any, cluster_name: Any, namespace: str, service_account: str,
-                           tags: dict[str, str], description: str, policy_arn: Any = None) -> aws.iam.Role:
-        child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(f"{base}-role", assume_role_policy=json.dumps(queues.pod_identity_trust_policy()),
-                            description=description, tags=tags, opts=child)
-        if policy_arn is None:
-            policy_arn = aws.iam.Policy(f"{base}-policy", policy=policy, description=description, tags=tags,
-                                        opts=child).arn
-        aws.iam.RolePolicyAttachment(f"{base}-attach", role=role.name, policy_arn=policy_arn, opts=child)
-        aws.eks.PodIdentityAssociation(base, cluster_name=cluster_name, namespace=namespace,
-                                       service_account=service_account, role_arn=role.arn, tags=tags, opts=child)
-        return role
 
 
 def _custom(resource_name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> Any:

@@ -238,6 +238,18 @@ def _aurora_problems(a: AuroraVectorSettings) -> list[Problem]:
     return out
 
 
+def qdrant_host(name: str, namespace: str) -> str:
+    """Cluster DNS name of the Service of the Qdrant a VectorStore ``name`` runs in ``namespace`` (the chart names it
+    after the release: ``name``, plus ``-qdrant`` unless the name holds ``qdrant``). Known before anything is built,
+    so clients (the gateway's config, the ingestion workers) can be configured with it."""
+    return f"{name}{'' if 'qdrant' in name else '-qdrant'}.{namespace}.svc.cluster.local"
+
+
+def qdrant_url(name: str, namespace: str) -> str:
+    """Qdrant's REST URL (in-cluster HTTP; its NetworkPolicy admits the client namespaces only)."""
+    return f"http://{qdrant_host(name, namespace)}:{_store.QDRANT_HTTP_PORT}"
+
+
 class VectorStore(pulumi.ComponentResource):
     """The RAG vector store. See the module docstring for what it creates, defaults, security and cost."""
 
@@ -382,7 +394,7 @@ class VectorStore(pulumi.ComponentResource):
                                               monitoring_namespace=q.monitoring_namespace)
         k8s.networking.v1.NetworkPolicy(f"{name}-netpol", metadata=policy["metadata"], spec=policy["spec"],
                                         opts=after_ns)
-        service = f"{name}{'' if 'qdrant' in name else '-qdrant'}.{q.namespace}.svc.cluster.local"
+        service = qdrant_host(name, q.namespace)
         self.release = release
         self.values = values
         self.endpoint = pulumi.Output.from_input(service)

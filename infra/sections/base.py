@@ -133,6 +133,18 @@ def args_from(settings: BaseModel, args: type[BaseModel], **wiring: Any) -> Any:
     return args(**data)
 
 
+def unknown_output() -> pulumi.Output[Any]:
+    """An Output whose value is unknown (as a preview shows a value computed at deploy time)."""
+    import asyncio
+
+    loop = asyncio.get_event_loop()
+    value, known, secret = loop.create_future(), loop.create_future(), loop.create_future()
+    value.set_result(None)
+    known.set_result(False)
+    secret.set_result(False)
+    return pulumi.Output(set(), value, known, secret)
+
+
 @dataclass
 class BuildContext:
     """Handed from section to section while the program builds the stack."""
@@ -156,6 +168,8 @@ class BuildContext:
     bedrock: Any = None
     sagemaker: dict[str, Any] = field(default_factory=dict)
     vllm_services: dict[str, Any] = field(default_factory=dict)
+    model_pools: dict[str, Any] = field(default_factory=dict)
+    """The serving section's ModelPools by pool name (the gateway section routes to them)."""
     keda: Any = None
     monitoring: Any = None
     gateway: Any = None
@@ -164,6 +178,31 @@ class BuildContext:
     notes: list[str] = field(default_factory=list)
     """What the reader of the plan should know that the resources do not show (what the stack offers instead of a
     component it left out, and how to add it); the plan prints them after the outputs."""
+
+    pending: list[Any] = field(default_factory=list)
+    """Resolvers of the deferred Outputs handed out by :meth:`deferred` (see :meth:`abandon_deferred`)."""
+
+    def deferred(self) -> tuple[pulumi.Output[Any], Any]:
+        """A deferred Output and its resolver, for a value a later section creates (``pulumi.deferred_output``).
+        Remembered, so that a build that fails before resolving it ends with its error instead of waiting forever."""
+        out, resolve = pulumi.deferred_output()
+        done = [False]
+
+        def resolver(value: Any) -> None:
+            done[0] = True
+            resolve(value)
+
+        resolver.done = done  # type: ignore[attr-defined]
+        self.pending.append(resolver)
+        return out, resolver
+
+    def abandon_deferred(self) -> int:
+        """Resolve every deferred Output not resolved yet as unknown (no apply runs on it), so the engine is not left
+        waiting on them after a failed build. Returns how many there were."""
+        left = [r for r in self.pending if not r.done[0]]
+        for r in left:
+            r(unknown_output())
+        return len(left)
 
     def export(self, name: str, value: Any) -> None:
         """Export a stack output (and remember it for later sections)."""

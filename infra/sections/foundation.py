@@ -39,7 +39,8 @@ ClusterSettings = derive_settings(EksClusterArgs, name="ClusterSettings", exclud
 NodeGroupSettings = derive_settings(GpuNodeGroupArgs, name="NodeGroupSettings", module=__name__,
                                     exclude=(*WIRING, "kubernetes_version"),
                                     doc="One accelerator node group (the map key is its name).")
-GpuOperatorSettings = derive_settings(GpuOperatorArgs, name="GpuOperatorSettings", exclude=WIRING, module=__name__,
+GpuOperatorSettings = derive_settings(GpuOperatorArgs, name="GpuOperatorSettings", module=__name__,
+                                      exclude=(*WIRING, "node_time_slicing"),
                                       extra={"enabled": (bool, Field(default=True, description=(
                                           "Install when any NVIDIA node group exists. Default: on.")))})
 NeuronSettings = derive_settings(NeuronDevicePluginArgs, name="NeuronSettings", module=__name__,
@@ -96,13 +97,10 @@ def problems(cfg) -> list[Problem]:
             _node_group_args(ng, **_PLACEHOLDER)
         except ArgsError as err:
             out.extend(translate(err, f"nodeGroups.{name}"))
-        if cfg.gpu_operator.time_slicing_replicas and ng.time_slicing_replicas and \
-                ng.time_slicing_replicas != cfg.gpu_operator.time_slicing_replicas:
+        if ng.time_slicing_replicas and cfg.gpu_operator.mig_strategy != "none":
             out.append(Problem(f"nodeGroups.{name}.timeSlicingReplicas", ng.time_slicing_replicas,
-                               f"must match gpuOperator.timeSlicingReplicas ({cfg.gpu_operator.time_slicing_replicas})"))
-        if ng.time_slicing_replicas and not cfg.gpu_operator.time_slicing_replicas:
-            out.append(Problem(f"nodeGroups.{name}.timeSlicingReplicas", ng.time_slicing_replicas,
-                               "time-slicing needs gpuOperator.timeSlicingReplicas set to the same value"))
+                               f"time-slicing cannot be combined with gpuOperator.migStrategy "
+                               f"{cfg.gpu_operator.mig_strategy!r}", ("gpuOperator.migStrategy",)))
         if ng.mig_config and cfg.gpu_operator.mig_strategy == "none":
             out.append(Problem(f"nodeGroups.{name}.migConfig", ng.mig_config,
                                "MIG needs gpuOperator.migStrategy single or mixed"))
@@ -145,7 +143,9 @@ def build(ctx: BuildContext, cfg) -> None:
     vendors = {g.accelerator.vendor for g in ctx.node_groups.values()}
     go = cfg.gpu_operator
     if go.enabled and "nvidia" in vendors:
-        ctx.gpu_operator = GpuOperator("gpu-operator", args_from(go, GpuOperatorArgs), opts=k8s_opts)
+        shares = sorted({ng.time_slicing_replicas for ng in cfg.node_groups.values() if ng.time_slicing_replicas})
+        ctx.gpu_operator = GpuOperator("gpu-operator", args_from(go, GpuOperatorArgs, node_time_slicing=shares),
+                                       opts=k8s_opts)
     if cfg.neuron.enabled and "neuron" in vendors:
         ctx.neuron_plugin = NeuronDevicePlugin("neuron", args_from(cfg.neuron, NeuronDevicePluginArgs,
                                                                   kubernetes_version=cluster.version), opts=k8s_opts)

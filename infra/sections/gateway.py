@@ -2,7 +2,11 @@
 
 Routes are derived from the context: one per vLLM service (named after the service), one per SageMaker endpoint
 (``sagemaker-<name>``) and ``bedrock`` for the Bedrock model; with ``bedrockFallback`` the other routes fall back to
-Bedrock on 5xx/429/timeouts. The cache (``ctx.cache``) backs the exact and semantic caches and the token limiter over
+Bedrock on 5xx/429/timeouts. Model pools (``ctx.model_pools``): a ``dynamic`` pool becomes a block of the config's
+``pools`` (its ``ModelPool.gateway_block``: the headless Service whose A records are the replicas, the engines and
+their adapters; the gateway's pool controller wakes, loads and evicts them), and its engines' API key reaches the
+gateway pods as the env var the block names; the models of a ``dedicated``, ``mig:`` or ``time-slicing:`` pool are
+plain upstreams and routes, as ``serving.models`` get. The cache (``ctx.cache``) backs the exact and semantic caches and the token limiter over
 TLS with AUTH; without a cache there is no shared store, so caches are off and tenants must not set request/token
 budgets (the section refuses rather than silently not enforcing them). The ALB's ``gateway`` target group, when the
 edge section made one, gets a TargetGroupBinding. With the batch section on, the gateway serves the OpenAI Batch and
@@ -28,6 +32,7 @@ from problems import Problem
 from components.gateway.gateway import Gateway, GatewayArgs
 from infra.sections.base import BuildContext, args_from, derive_settings, translate
 from infra.sections.rag import gateway_blocks as rag_gateway_blocks
+from infra.sections.rag import gateway_secret_env as rag_gateway_secret_env
 
 TITAN_EMBED_V2 = "amazon.titan-embed-text-v2:0"
 
@@ -65,6 +70,11 @@ class GatewaySettings(_RUNTIME_DEFAULTS):  # type: ignore[misc, valid-type]
     """When the cache is unreachable: reject (closed) or admit unmetered (open). Default: closed."""
     bedrock_fallback: bool = True
     """Other routes fall back to Bedrock when it is deployed. Default: on."""
+    prefix_affinity: bool = True
+    """Routes of the vLLM services send requests that share a session key or a prompt prefix to the same replica
+    (through the service's headless ``<name>-replicas`` Service), so vLLM's prefix cache serves the shared tokens,
+    within a bounded load (a replica over 1.25 x its share passes the request on). Off: least outstanding requests
+    over the ClusterIP Service. Default: on (bench/routing/affinity.py: about half the prefill tokens and TTFT)."""
 
 
 KEYS = {"gateway": GatewaySettings}
@@ -81,10 +91,32 @@ def upstream_key_env(service: str) -> str:
     return "VLLM_" + "".join(c if c.isalnum() else "_" for c in service).upper() + "_API_KEY"
 
 
+def pool_services(ctx: BuildContext) -> dict[str, Any]:
+    """The engines of the model pools that are plain upstreams (``dedicated``, ``mig:``, ``time-slicing:`` pools: a
+    VllmService per model, always hot), by model name."""
+    out: dict[str, Any] = {}
+    for _, pool in sorted((ctx.model_pools or {}).items()):
+        if not getattr(pool, "gateway_block", None):
+            out.update(getattr(pool, "services", None) or {})
+    return out
+
+
+def dynamic_pools(ctx: BuildContext) -> dict[str, Any]:
+    """The dynamic pools (the gateway's pool controller drives them), by pool name."""
+    return {n: p for n, p in sorted((ctx.model_pools or {}).items()) if getattr(p, "gateway_block", None)}
+
+
 def upstream_api_keys(ctx: BuildContext) -> dict[str, Any]:
-    """Env var -> API key of every vLLM service that requires one (the gateway authenticates to it)."""
-    return {upstream_key_env(n): svc.api_key for n, svc in sorted((ctx.vllm_services or {}).items())
-            if getattr(svc, "api_key", None) is not None}
+    """Env var -> API key of every vLLM service and dynamic pool that requires one (the gateway authenticates to
+    them)."""
+    services = {**(ctx.vllm_services or {}), **pool_services(ctx)}
+    out = {upstream_key_env(n): svc.api_key for n, svc in sorted(services.items())
+           if getattr(svc, "api_key", None) is not None}
+    for pool in dynamic_pools(ctx).values():
+        env = pool.gateway_block.get("apiKeyEnv")
+        if env and getattr(pool, "api_key", None) is not None:
+            out[env] = pool.api_key
+    return out
 
 
 def gateway_config(ctx: BuildContext, s: GatewaySettings) -> dict[str, Any]:
@@ -99,12 +131,15 @@ def gateway_config(ctx: BuildContext, s: GatewaySettings) -> dict[str, Any]:
         return {"targets": [{"upstream": upstream}], "maxTokens": s.max_tokens,
                 "maxPromptTokens": s.max_prompt_tokens, "cache": copy.deepcopy(cache)}
 
-    for name, svc in sorted((ctx.vllm_services or {}).items()):
+    for name, svc in sorted({**(ctx.vllm_services or {}), **pool_services(ctx)}.items()):
         upstreams[f"vllm-{name}"] = {"kind": "openai", "baseUrl": _v1(svc.service_url),
                                      "model": svc.served_model_name}
         if getattr(svc, "api_key", None) is not None:
             upstreams[f"vllm-{name}"]["apiKeyEnv"] = upstream_key_env(name)
         routes[name] = route(f"vllm-{name}")
+        if s.prefix_affinity and getattr(svc, "replicas_dns", None):
+            upstreams[f"vllm-{name}"]["replicas"] = {"dns": svc.replicas_dns, "port": 8000}
+            routes[name]["routing"] = {"strategy": "prefix-affinity"}
     for name, ep in sorted((ctx.sagemaker or {}).items()):
         if is_async(ep):
             continue  # batch only: a backend of batch.backends, never a real-time route
@@ -120,6 +155,9 @@ def gateway_config(ctx: BuildContext, s: GatewaySettings) -> dict[str, Any]:
     cfg: dict[str, Any] = {"upstreams": upstreams, "routes": routes,
                            "limiter": {"enabled": cached, "failMode": s.limiter_fail_mode},
                            "semanticCache": {"embedder": {"kind": s.embedder, "region": ctx.region}}}
+    pools = {name: dict(pool.gateway_block) for name, pool in dynamic_pools(ctx).items()}
+    if pools:
+        cfg["pools"] = pools
     if cached:
         port = pulumi.Output.from_input(ctx.cache.port).apply(str)
         cfg["redis"] = {"url": pulumi.Output.concat("rediss://", ctx.cache.primary_endpoint, ":", port, "/0")}
@@ -160,7 +198,7 @@ def batch_wiring(ctx: BuildContext, cfg: Any = None) -> dict[str, Any]:
     if cfg is not None and any(getattr(e, "mode", "real-time") == "async" for e in _endpoints(cfg).values()):
         keys += _DISPATCH_KEYS
     for key in keys:
-        outputs[key], resolvers[key] = pulumi.deferred_output()
+        outputs[key], resolvers[key] = ctx.deferred()
     ctx.extras[BATCH_WIRING] = resolvers
     ctx.extras[BACKEND_WIRING] = {k: outputs.pop(k) for k in (*_BEDROCK_KEYS, *_DISPATCH_KEYS) if k in outputs}
     return {**outputs, "batch_region": ctx.region}
@@ -213,7 +251,7 @@ def problems(cfg) -> list[Problem]:
     out: list[Problem] = []
     serving, managed = cfg.serving, (cfg.sagemaker, cfg.bedrock)
     real_time = [n for n, e in managed[0].endpoints.items() if getattr(e, "mode", "real-time") != "async"]
-    if not ((serving.enabled and serving.models) or real_time or managed[1].enabled):
+    if not ((serving.enabled and (serving.models or serving.pools)) or real_time or managed[1].enabled):
         out.append(Problem("gateway.enabled", True, "needs something to route to: a vLLM service (serving.models), "
                            "a real-time SageMaker endpoint (sagemaker.endpoints) or a Bedrock model (bedrock.enabled)",
                            ("serving", "sagemaker", "bedrock")))
@@ -307,7 +345,7 @@ def build(ctx: BuildContext, cfg) -> None:
     args = args_from(
         s, GatewayArgs, config=gcfg,
         redis_auth_token=getattr(ctx.cache, "auth_token", None) if ctx.cache is not None else None,
-        upstream_api_keys=upstream_api_keys(ctx),
+        upstream_api_keys={**upstream_api_keys(ctx), **rag_gateway_secret_env(ctx)},
         service_monitor=ctx.monitoring is not None,
         monitoring_depends_on=[ctx.monitoring.release] if ctx.monitoring is not None else [],
         target_group_arn=target_group.arn if target_group is not None else None,

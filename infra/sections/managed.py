@@ -97,8 +97,8 @@ def _async_wiring(ctx: BuildContext, name: str) -> dict[str, object]:
     """The async endpoint's S3 prefixes and key, from the batch section's bucket and key (deferred Outputs)."""
     deferred = ctx.extras.get(ASYNC_WIRING)
     if deferred is None:
-        bucket, resolve_bucket = pulumi.deferred_output()
-        key, resolve_key = pulumi.deferred_output()
+        bucket, resolve_bucket = ctx.deferred()
+        key, resolve_key = ctx.deferred()
         deferred = ctx.extras[ASYNC_WIRING] = {"bucket": bucket, "key": key,
                                                "resolvers": {"bucket": resolve_bucket, "key": resolve_key}}
     return {"async_input_s3_uri": pulumi.Output.concat("s3://", deferred["bucket"], "/", BATCH_PREFIX),

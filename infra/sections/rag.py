@@ -18,11 +18,15 @@ cluster.
 demand and the ingestion queue wake it). ``--max-concurrent-requests`` follows ``targets.concurrentStreams``.
 ``rag.ingestion`` (an :class:`~components.rag.ingestion.IngestionArgs` without its wiring): ``enabled``, replicas,
 ``documentsPerReplica``, visibility, ``maxReceives``, chunking, ``alarmActions``; the workers run the gateway image
-against the embedding service and the Aurora store (its writer endpoint and RDS-managed secret).
+against the embedding service and the store: Aurora (its writer endpoint and RDS-managed secret) or Qdrant (its
+Service's REST URL, the API key from VectorStore's Secret through a secretKeyRef: Qdrant and the workers share
+``rag.embedding.namespace``, and the gateway's namespace must be one of ``rag.qdrant.clientNamespaces``). A PodMonitor
+scrapes the workers' metrics port.
 
 With the gateway on, its config gains ``embeddings`` (the TEI model under ``gatewayModel``) and ``rag`` (the store,
 the documents bucket and queue, chunking): the gateway builds first, so those values are deferred Outputs this section
-resolves (:func:`gateway_blocks`), as the batch section does for the Batch API.
+resolves (:func:`gateway_blocks`), as the batch section does for the Batch API. On Qdrant the gateway's pods get the
+API key as ``RAG_QDRANT_API_KEY`` from the gateway's upstream-keys Secret (:func:`gateway_secret_env`).
 
 A workload that cannot fit the configured capacity (100M 1,024-d vectors on a 4 ACU prototype) is a config error that
 names the limit and by how much it is exceeded. The plan prints the sizing (output ``vectorStoreSizing``).
@@ -46,7 +50,7 @@ from pydantic import Field
 from components.errors import ArgsError
 from components.rag.embedding_service import EmbeddingService, EmbeddingServiceArgs
 from components.rag.ingestion import Ingestion, IngestionArgs
-from components.rag.vector_store import VectorStore, VectorStoreArgs
+from components.rag.vector_store import VectorStore, VectorStoreArgs, qdrant_url
 from components.serving.vllm.args import placement_from_node_group
 from problems import Problem
 from infra.sections.base import BuildContext, args_from, derive_settings, translate
@@ -73,9 +77,9 @@ EmbeddingSettings = derive_settings(
 
 IngestionSettings = derive_settings(
     IngestionArgs, name="IngestionSettings", module=__name__,
-    exclude=("embed_model", "store", "db_port", "db_name", "db_user", "qdrant_api_key_secret", "namespace",
-             "create_namespace", "keda_identity", "keda_namespace", "keda_service_account", "node_selector",
-             "embed_batch", "after", "tags"),
+    exclude=("embed_model", "store", "db_port", "db_name", "db_user", "qdrant_api_key_secret",
+             "namespace", "create_namespace", "pod_monitor", "keda_identity", "keda_namespace", "keda_service_account",
+             "node_selector", "embed_batch", "after", "tags"),
     doc="The ingestion queue (SQS + DLQ, KMS) and its workers, scaled by KEDA on the queue's depth.",
     extra={"enabled": (bool, Field(default=False, description="Build the ingestion queue and workers (needs the "
                                                               "vector store and the embedding service). Default: off."))})
@@ -97,10 +101,20 @@ KEYS = {"rag": RagSettings}
 _PLACEHOLDER = {"vpc_id": "vpc", "subnet_ids": ["subnet"], "node_security_group_id": "sg"}
 _EMBEDDING_PLACEHOLDER = {"prometheus_url": "http://prometheus:9090", "oidc_provider_arn": "arn", "oidc_issuer": "i"}
 _INGESTION_PLACEHOLDER = {"worker_image": "image", "embed_url": "http://embeddings:8080/v1", "embed_model": "m",
-                          "db_host": "host", "db_secret_arn": "arn", "cluster_name": "cluster"}
+                          "cluster_name": "cluster"}
+_STORE_PLACEHOLDER = {"secret_arn": "arn", "kms_key_arn": None, "api_key_secret_name": "vector-store-api-key"}
 GATEWAY_WIRING = "gateway-rag-wiring"
 """``ctx.extras`` key of the resolvers :func:`resolve_gateway_wiring` calls once this section has built."""
-_WIRING_KEYS = ("bucket", "queue_url", "submit_policy_arn", "db_host", "db_secret_arn")
+_WIRING_KEYS = ("bucket", "queue_url", "submit_policy_arn", "db_host", "db_reader_host", "db_secret_arn",
+                "qdrant_api_key")
+STORE_NAME = "vector-store"
+"""The VectorStore's name (Qdrant's release and Service are named after it)."""
+QDRANT_API_KEY_ENV = "RAG_QDRANT_API_KEY"
+"""The env var holding the Qdrant API key in the gateway's pods (the gateway's ``rag.store.apiKeyEnv``) and the
+workers' (from the Qdrant API key's Secret, never a literal)."""
+GATEWAY_SECRET_ENV = "gateway-rag-secret-env"
+"""``ctx.extras`` key of the env var -> secret value the gateway's pods need for the rag block
+(:func:`gateway_secret_env`)."""
 
 
 def problems(cfg) -> list[Problem]:
@@ -119,17 +133,48 @@ def problems(cfg) -> list[Problem]:
         if not r.embedding.enabled:
             out.append(Problem("rag.ingestion.enabled", True, "needs rag.embedding.enabled (the workers embed "
                                "through the embedding service)", ("rag.embedding.enabled",)))
-        if not r.enabled or r.backend != "aurora-pgvector":
-            out.append(Problem("rag.ingestion.enabled", True, "needs rag.enabled with backend aurora-pgvector (the "
-                               "workers upsert into PostgreSQL)", ("rag.enabled", "rag.backend")))
+        if not r.enabled:
+            out.append(Problem("rag.ingestion.enabled", True, "needs rag.enabled (the workers upsert into the vector "
+                               "store)", ("rag.enabled",)))
+        elif r.backend == "qdrant":
+            out += _qdrant_ingestion_problems(cfg)
         if not cfg.gateway.enabled:
             out.append(Problem("rag.ingestion.enabled", True, "needs gateway.enabled (the workers run the gateway "
                                "image, and the gateway queues the documents)", ("gateway.enabled",)))
         try:
-            args_from(r.ingestion, IngestionArgs, **_INGESTION_PLACEHOLDER)
+            args_from(r.ingestion, IngestionArgs, **_INGESTION_PLACEHOLDER,
+                      **_store_wiring(r, "host", **_STORE_PLACEHOLDER))
         except ArgsError as err:
             out += translate(err, "rag.ingestion")
     return out
+
+
+def _qdrant_ingestion_problems(cfg) -> list[Problem]:
+    """The workers run in ``rag.embedding.namespace`` and read the Qdrant API key from the Secret VectorStore keeps
+    beside Qdrant (a secretKeyRef reaches its own namespace only); the gateway's pods must pass Qdrant's
+    NetworkPolicy."""
+    r, out = cfg.rag, []
+    if r.qdrant.namespace != r.embedding.namespace:
+        out.append(Problem("rag.qdrant.namespace", r.qdrant.namespace, f"rag.embedding.namespace "
+                           f"({r.embedding.namespace}) with ingestion on the qdrant backend (the workers run there and "
+                           "read the Qdrant API key Secret of that namespace)", ("rag.embedding.namespace",)))
+    gateway_ns = cfg.gateway.namespace
+    if gateway_ns not in {r.qdrant.namespace, *r.qdrant.client_namespaces}:
+        out.append(Problem("rag.qdrant.clientNamespaces", list(r.qdrant.client_namespaces),
+                           f"to include the gateway's namespace ({gateway_ns}): with ingestion on, the gateway "
+                           "creates and queries collections in Qdrant", ("gateway.namespace",)))
+    return out
+
+
+def _store_wiring(r, endpoint: Any, **store: Any) -> dict[str, Any]:
+    """The IngestionArgs that point the workers at the vector store: the Aurora writer and its RDS-managed secret, or
+    the Qdrant Service's REST URL and the Secret holding its API key."""
+    if r.backend == "qdrant":
+        return {"store": "qdrant", "qdrant_url": qdrant_url(STORE_NAME, r.qdrant.namespace),
+                "qdrant_api_key_secret": store["api_key_secret_name"]}
+    return {"store": "pgvector", "db_host": endpoint, "db_name": r.aurora.database_name,
+            "db_user": r.aurora.master_username, "db_secret_arn": store["secret_arn"],
+            "db_secret_kms_key_arn": store["kms_key_arn"]}
 
 
 def _embedding_problems(cfg) -> list[Problem]:
@@ -183,15 +228,29 @@ def gateway_blocks(ctx: BuildContext, cfg) -> tuple[dict[str, Any], dict[str, An
         return blocks, {}
     outputs, resolvers = {}, {}
     for key in _WIRING_KEYS:
-        outputs[key], resolvers[key] = pulumi.deferred_output()
+        outputs[key], resolvers[key] = ctx.deferred()
     ctx.extras[GATEWAY_WIRING] = resolvers
+    if r.backend == "qdrant":
+        # the URL is known from config (a plain value the gateway's schema check reads); the key comes later
+        store = {"kind": "qdrant", "url": qdrant_url(STORE_NAME, r.qdrant.namespace), "apiKeyEnv": QDRANT_API_KEY_ENV}
+        ctx.extras[GATEWAY_SECRET_ENV] = {QDRANT_API_KEY_ENV: outputs["qdrant_api_key"]}
+    else:
+        store = {"kind": "pgvector", "host": outputs["db_host"], "port": 5432, "dbname": r.aurora.database_name,
+                 "secretArn": outputs["db_secret_arn"], "region": ctx.region,
+                 "readerHost": outputs["db_reader_host"]}  # reads (queries, RAG retrieval) on the readers
     blocks["rag"] = {
         "enabled": True,
-        "store": {"kind": "pgvector", "host": outputs["db_host"], "port": 5432, "dbname": r.aurora.database_name,
-                  "secretArn": outputs["db_secret_arn"], "region": ctx.region},
+        "store": store,
         "embeddingModel": model, "bucket": outputs["bucket"], "queueUrl": outputs["queue_url"], "region": ctx.region,
         "chunk": {"maxTokens": r.ingestion.chunk_max_tokens, "overlapTokens": r.ingestion.chunk_overlap_tokens}}
     return blocks, {"rag-ingestion": outputs["submit_policy_arn"]}
+
+
+def gateway_secret_env(ctx: BuildContext) -> dict[str, Any]:
+    """Env var -> secret value the gateway's pods need for its ``rag`` block (the Qdrant API key, deferred: the store
+    builds after the gateway); empty for Aurora (the gateway reads the RDS secret itself). Call after
+    :func:`gateway_blocks`; the gateway keeps them in its upstream-keys Secret, as it does the vLLM API keys."""
+    return dict(ctx.extras.get(GATEWAY_SECRET_ENV) or {})
 
 
 def resolve_gateway_wiring(ctx: BuildContext, ingestion: Ingestion, store: VectorStore) -> None:
@@ -200,7 +259,8 @@ def resolve_gateway_wiring(ctx: BuildContext, ingestion: Ingestion, store: Vecto
         return
     values = {"bucket": ingestion.bucket, "queue_url": ingestion.queue_url,
               "submit_policy_arn": ingestion.submit_policy_arn, "db_host": store.endpoint,
-              "db_secret_arn": store.secret_arn}
+              "db_reader_host": store.reader_endpoint,
+              "db_secret_arn": store.secret_arn, "qdrant_api_key": store.api_key}
     for key, resolve in resolvers.items():
         resolve(pulumi.Output.from_input(values[key]))
 
@@ -232,7 +292,7 @@ def _build(ctx: BuildContext, cfg) -> None:
     k8s_opts = pulumi.ResourceOptions(provider=ctx.k8s_provider) if ctx.k8s_provider else None
     store = None
     if r.enabled:
-        store = VectorStore("vector-store", args_from(r, VectorStoreArgs, cluster=ctx.cluster, tags=ctx.tags),
+        store = VectorStore(STORE_NAME, args_from(r, VectorStoreArgs, cluster=ctx.cluster, tags=ctx.tags),
                             opts=k8s_opts)
         ctx.extras["vector-store"] = store
         ctx.export("vectorStoreSizing", store.sizing)
@@ -292,13 +352,14 @@ def _build_ingestion(ctx: BuildContext, cfg, store: VectorStore, after: list[Any
     batch = ctx.extras.get("batch")
     scaler_role = getattr(batch, "scaler_role", None)
     image = ctx.gateway.image
+    wiring = _store_wiring(r, store.endpoint, secret_arn=store.secret_arn, kms_key_arn=store.kms_key_arn,
+                           api_key_secret_name=store.api_key_secret_name)
     args = args_from(
         r.ingestion, IngestionArgs, worker_image=image, embed_url=service_url(r.embedding.namespace),
         embed_model=r.embedding.served_model_name or r.embedding.model_id,
-        embed_batch=r.embedding.max_client_batch_size, store="pgvector", db_host=store.endpoint,
-        db_name=r.aurora.database_name, db_user=r.aurora.master_username, db_secret_arn=store.secret_arn,
-        db_secret_kms_key_arn=store.kms_key_arn, namespace=r.embedding.namespace, create_namespace=False,
-        keda_identity=scaler_role is None, cluster=ctx.cluster, region=ctx.region, after=after, tags=ctx.tags)
+        embed_batch=r.embedding.max_client_batch_size, **wiring, namespace=r.embedding.namespace,
+        create_namespace=False, keda_identity=scaler_role is None, cluster=ctx.cluster, region=ctx.region,
+        after=after, tags=ctx.tags)
     ing = Ingestion(INGESTION_NAME, args, opts=k8s_opts)
     if scaler_role is not None:
         # KEDA's operator has one Pod Identity association (the batch section's): its role also reads this queue

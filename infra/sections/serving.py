@@ -9,10 +9,20 @@ Config keys (camelCase in YAML):
   models keyed by name, each naming a node group of ``nodeGroups`` and carrying its vLLM and autoscaling settings;
   ``huggingFaceTokenSecretId`` (a Secrets Manager secret holding a Hugging Face token) or ``huggingFaceToken`` (a
   Pulumi secret): handed to every vLLM service as ``HF_TOKEN`` from a Kubernetes Secret.
+- ``serving.pools``: model pools keyed by name, each a ``ModelPool`` (components/serving/pools; docs/pools.md): a node
+  group (``nodeGroup``), a ``policy`` (``dedicated``, ``mig:<config>``, ``time-slicing:<n>`` or ``dynamic``), an
+  optional ``workload`` of seed 003's decision matrix (the plan prints the recommended policy with its reason, and a
+  warning when the policy differs; ``genai-scale pools recommend``), replica bounds, the dynamic pool's hot slots and
+  sleep level, the LoRA limits, the gateway's hold timeout and eviction, and ``models``: base models (``modelId``,
+  ``weightsPrefix`` in ``modelsBucket``, vLLM limits, ``keepHot``) with their LoRA ``adapters`` (``weightsPrefix``,
+  ``rank``). Every ModelPoolArgs rule is reported at its config key; model and adapter names must be unique across
+  pools, ``serving.models`` and the gateway's routes; a dynamic pool needs the gateway, one GPU per node, the node
+  group's ``timeSlicingReplicas`` equal to its base models, and no more replicas than the group's ``maxSize``.
 - ``monitoring``: kube-prometheus-stack with Grafana, the vLLM dashboards and alert rules.
 
-``build`` fills ``ctx.vllm_services[name]`` (``.service_url``, ``.served_model_name``, ``.api_key``), ``ctx.keda`` and
-``ctx.monitoring``. See docs/serving.md.
+``build`` fills ``ctx.vllm_services[name]`` (``.service_url``, ``.served_model_name``, ``.api_key``),
+``ctx.model_pools[name]`` (the ModelPools, for the gateway section), ``ctx.keda`` and ``ctx.monitoring``, and exports
+``vllmServices`` and ``modelPools`` (what the plan prints per pool). See docs/serving.md and docs/pools.md.
 """
 
 from __future__ import annotations
@@ -36,10 +46,13 @@ from components.serving.monitoring import Monitoring, MonitoringArgs
 from components.serving.vllm.image import VllmImage, VllmImageArgs, base_image
 from components.serving.vllm.image import engine_version as image_engine_version
 from components.serving.vllm.service import VllmService
+from components.serving.pools.args import ModelPoolArgs
+from components.serving.pools.pool import ModelPool
+from components.serving.pools.strategy import PolicyError, mismatch_warning, parse_policy, recommend
 from components.foundation.neuron_device_plugin import SCHEDULER_NAME
 from components.serving.vllm.args import (AutoscalingSettings, NodeGroupPlacement, VllmServiceArgs,
                                      placement_from_node_group)
-from infra.sections.base import BuildContext, SettingsModel, args_from, derive_settings, pick
+from infra.sections.base import BuildContext, SettingsModel, args_from, derive_settings, pick, translate
 
 ModelAutoscalingSettings = derive_settings(
     AutoscalingSettings, name="ModelAutoscalingSettings", module=__name__,
@@ -62,6 +75,23 @@ ModelServiceSettings = derive_settings(
         **pick(AutoscalingSettings, "min_replicas", "max_replicas"),
         "autoscaling": (ModelAutoscalingSettings, Field(default_factory=ModelAutoscalingSettings, description=(
             "KEDA triggers. Default: queue depth, the latency SLO and GPU utilization."))),
+    })
+
+
+POOL_WIRING = ("placement", "image", "models_bucket", "namespace", "engine_version", "mig_strategy", "api_key",
+               "gateway_namespaces", "monitoring_namespace", "keda", "prometheus_url", "oidc_provider_arn",
+               "oidc_issuer", "cluster", "weights_kms_key_arn", "after", "tags", "autoscaling")
+"""ModelPoolArgs the section supplies from the rest of the stack (the serving, gateway, monitoring and GPU operator
+settings, the cluster, the latency target); never a pool's config. (``autoscaling``: the components' defaults with the
+pool's replica bounds and the stack's ``targets.p95LatencyMs``.)"""
+
+PoolSettings = derive_settings(
+    ModelPoolArgs, name="PoolSettings", module=__name__, exclude=POOL_WIRING,
+    doc="One model pool: its node group, GPU allocation policy, base models and LoRA adapters.",
+    extra={
+        "node_group": (str, Field(description=(
+            "Name of a node group in ``nodeGroups`` (its labels and taints place the pods; ``dynamic`` needs one GPU "
+            "per node and ``timeSlicingReplicas`` equal to the number of base models)."))),
     })
 
 
@@ -113,6 +143,11 @@ ServingSettings = create_model(
     models=(dict[str, ModelServiceSettings], Field(default_factory=dict, description=(
         "Served models keyed by name (the name is the Service, the gateway route and the default served model "
         "name)."))),
+    pools=(dict[str, PoolSettings], Field(default_factory=dict, description=(
+        "Model pools keyed by name: many base models and LoRA adapters on a node group's GPUs, divided by the "
+        "pool's policy (dedicated, mig:<config>, time-slicing:<n> or dynamic: engines that sleep and wake on "
+        "demand, driven by the gateway). Model and adapter names are what clients send as ``model``: unique "
+        "across pools, serving.models and the gateway's routes. Default: none."))),
 )
 
 
@@ -235,6 +270,7 @@ def placement_from_settings(name: str, ng) -> NodeGroupPlacement | None:
     spec = args.spec()
     return NodeGroupPlacement(name=name, accelerator=spec,
                               labels=node_labels(name, spec, efa=args.efa, mig_config=args.mig_config,
+                                                 time_slicing_replicas=args.time_slicing_replicas,
                                                  extra=args.extra_labels),
                               taints=node_taints(spec), mig_config=args.mig_config,
                               time_slicing_replicas=args.time_slicing_replicas)
@@ -284,6 +320,118 @@ def model_key_problems(name: str) -> list[Problem]:
                     f"+=,.@_- (its IAM role is named <name>-weights-role-<7 random characters>, at most 64)")]
 
 
+def pool_args(name: str, p, *, cfg, placement: NodeGroupPlacement, bucket: str, **wiring: Any) -> ModelPoolArgs:
+    """A pool's :class:`ModelPoolArgs`: its settings plus what the rest of the stack decides (namespace, bucket, engine
+    version, MIG strategy, API key, gateway and monitoring namespaces, KEDA)."""
+    gateway = getattr(cfg, "gateway", None)
+    clients = [gateway.namespace] if gateway is not None and getattr(gateway, "namespace", None) else []
+    targets = getattr(cfg, "targets", None)
+    data = {k: v for k, v in p.model_dump(by_alias=False).items() if k in ModelPoolArgs.model_fields}
+    scaling = AutoscalingSettings(min_replicas=p.min_replicas, max_replicas=p.max_replicas,
+                                  p95_latency_ms=getattr(targets, "p95_latency_ms", None))
+    return ModelPoolArgs(
+        **data, placement=placement, models_bucket=bucket, namespace=cfg.serving.namespace,
+        engine_version=image_engine_version(placement.accelerator.vendor), mig_strategy=cfg.gpu_operator.mig_strategy,
+        api_key=cfg.serving.api_key, gateway_namespaces=clients, monitoring_namespace=cfg.monitoring.namespace,
+        keda=cfg.serving.keda.enabled, autoscaling=scaling, **wiring)
+
+
+_POOL_GLOBAL = {"mig_strategy": "gpuOperator.migStrategy", "models_bucket": "serving.modelsBucket",
+                "prometheus_url": "monitoring.enabled", "oidc_provider_arn": "cluster"}
+"""ModelPoolArgs fields the section fills from other settings: a problem with one is reported at that setting."""
+
+
+def _pool_config_problems(base: str, err: ArgsError) -> list[Problem]:
+    out = []
+    for orig, p in zip(err.problems, translate(err, base)):
+        head = orig.path.split(".", 1)[0]
+        out.append(Problem(_POOL_GLOBAL[head], p.value, p.expected, (*p.related, base)) if head in _POOL_GLOBAL
+                   else p)
+    return out
+
+
+def route_names(cfg) -> dict[str, str]:
+    """Names clients send as ``model`` that the stack already routes, each with the config key that defines it: the
+    served models, the real-time SageMaker endpoints (``sagemaker-<name>``) and ``bedrock``."""
+    out = {name: f"serving.models.{name}" for name in cfg.serving.models}
+    sagemaker = getattr(cfg, "sagemaker", None)
+    for name, e in (getattr(sagemaker, "endpoints", None) or {}).items():
+        if getattr(e, "mode", "real-time") != "async":
+            out[f"sagemaker-{name}"] = f"sagemaker.endpoints.{name}"
+    if getattr(getattr(cfg, "bedrock", None), "enabled", False):
+        out["bedrock"] = "bedrock"
+    return out
+
+
+def pool_name_problems(cfg) -> list[Problem]:
+    """Pool model and adapter names are unique across the stack (the pool itself reports a repeat inside it)."""
+    owners = route_names(cfg) if cfg.serving.enabled else {}
+    out: list[Problem] = []
+    for pool, p in cfg.serving.pools.items():
+        base = f"serving.pools.{pool}."
+        names = [(m, f"{base}models.{m}") for m in p.models]
+        names += [(a, f"{base}models.{m}.adapters.{a}") for m, pm in p.models.items() for a in pm.adapters]
+        for name, path in names:
+            owner = owners.setdefault(name, path)
+            if owner != path and not owner.startswith(base):
+                out.append(Problem(path, name, f"a name unique across serving.models, serving.pools and the gateway's "
+                                   f"routes (clients send it as model; already {owner})", (owner,)))
+    return out
+
+
+def pool_problems(cfg) -> list[Problem]:
+    """Every pool: its node group exists, its args hold (every ModelPoolArgs rule, at its config key), a dynamic pool
+    has the gateway to drive it and no more replicas than its node group has nodes; names unique across the stack."""
+    s = cfg.serving
+    node_groups = getattr(cfg, "node_groups", {}) or {}
+    out: list[Problem] = []
+    for name, p in s.pools.items():
+        base = f"serving.pools.{name}"
+        if p.node_group not in node_groups:
+            out.append(Problem(f"{base}.nodeGroup", p.node_group,
+                               f"a node group of nodeGroups ({', '.join(sorted(node_groups)) or 'none defined'})",
+                               (f"nodeGroups.{p.node_group}",)))
+            continue
+        ng = node_groups[p.node_group]
+        placement = placement_from_settings(p.node_group, ng)
+        if placement is None:
+            continue  # the foundation section reports the node group's own problems
+        try:
+            pool_args(name, p, cfg=cfg, placement=placement, bucket=bucket_name(cfg, "stack"),
+                      **_PLACEHOLDER_WIRING)
+        except ArgsError as err:
+            out.extend(_pool_config_problems(base, err))
+            continue
+        if parse_policy(p.policy).kind != "dynamic":
+            continue
+        if not getattr(getattr(cfg, "gateway", None), "enabled", False):
+            out.append(Problem(f"{base}.policy", p.policy, "needs the gateway (gateway.enabled): its pool controller "
+                               "wakes, loads and evicts the pool's models", ("gateway.enabled",)))
+        if p.max_replicas > ng.max_size:
+            out.append(Problem(f"{base}.maxReplicas", p.max_replicas, f"<= node group {p.node_group!r}'s maxSize "
+                               f"({ng.max_size}): a dynamic replica takes every share of its node's GPU",
+                               (f"nodeGroups.{p.node_group}.maxSize",)))
+    return out + pool_name_problems(cfg)
+
+
+def pool_summary(name: str, p, *, service_dns: Any = None) -> dict[str, Any]:
+    """What the plan prints for a pool (the ``modelPools`` output): policy, node group, replicas, models with their
+    adapters, the workload's recommended policy and reason, and the warning when the policy differs."""
+    rec = recommend(p.workload) if p.workload else None
+    try:
+        warning = mismatch_warning(p.workload, p.policy) if p.workload else None
+    except PolicyError:
+        warning = None
+    out = {"policy": p.policy, "nodeGroup": p.node_group, "minReplicas": p.min_replicas,
+           "maxReplicas": p.max_replicas, "workload": p.workload,
+           "models": {m: {"modelId": pm.model_id, "adapters": list(pm.adapters)} for m, pm in p.models.items()},
+           "recommendation": {"policy": rec.policy, "reason": rec.reason} if rec else None,
+           "warning": warning}
+    if service_dns is not None:
+        out["serviceDns"] = service_dns
+    return out
+
+
 def problems(cfg) -> list[Problem]:
     """Cross-section rules: node groups exist, the model fits them, warm capacity fits the group, monitoring is on."""
     out: list[Problem] = []
@@ -292,7 +440,8 @@ def problems(cfg) -> list[Problem]:
         return out
     node_groups = getattr(cfg, "node_groups", {}) or {}
     out.extend(token_problems(cfg))
-    if s.models and s.keda.enabled and not cfg.monitoring.enabled:
+    out.extend(pool_problems(cfg))
+    if (s.models or s.pools) and s.keda.enabled and not cfg.monitoring.enabled:
         out.append(Problem("serving.keda.enabled", True, "needs monitoring.enabled (the triggers query Prometheus)",
                            ("monitoring.enabled",)))
     for name, m in s.models.items():
@@ -356,7 +505,7 @@ def build(ctx: BuildContext, cfg) -> None:
         ctx.monitoring = Monitoring("monitoring", margs, opts=mon_opts)
         ctx.export("grafanaAdminPassword", ctx.monitoring.grafana_admin_password)
     s = cfg.serving
-    if not s.enabled or not s.models:
+    if not s.enabled or not (s.models or s.pools):
         return
     after: list[pulumi.Resource] = []
     if s.keda.enabled:
@@ -368,8 +517,9 @@ def build(ctx: BuildContext, cfg) -> None:
         "pod-security.kubernetes.io/enforce": "restricted"}}, opts=k8s_opts)
 
     bucket = bucket_name(cfg, ctx.stack)
-    if s.models_bucket.create and any(not m.weights_uri and not (m.allow_hub_download and not m.weights_prefix)
-                                      for m in s.models.values()):
+    reads_bucket = any(not m.weights_uri and not (m.allow_hub_download and not m.weights_prefix)
+                       for m in s.models.values())
+    if s.models_bucket.create and (reads_bucket or s.pools):
         _models_bucket(bucket, ctx.tags)
         ctx.export("modelsBucket", bucket)
 
@@ -379,8 +529,14 @@ def build(ctx: BuildContext, cfg) -> None:
         placements[name] = placement_from_node_group(
             ctx.node_groups[m.node_group], mig_config=getattr(spec, "mig_config", None),
             time_slicing_replicas=getattr(spec, "time_slicing_replicas", None))
+    pool_placements = {}
+    for name, p in s.pools.items():
+        spec = ctx.node_group_specs.get(p.node_group)
+        pool_placements[name] = placement_from_node_group(
+            ctx.node_groups[p.node_group], mig_config=getattr(spec, "mig_config", None),
+            time_slicing_replicas=getattr(spec, "time_slicing_replicas", None))
     images: dict[str, Any] = {}
-    for vendor in sorted({p.accelerator.vendor for p in placements.values()}):
+    for vendor in sorted({p.accelerator.vendor for p in [*placements.values(), *pool_placements.values()]}):
         if s.build_images:
             img = VllmImage(f"vllm-{vendor}", args_from(s.images, VllmImageArgs, vendor=vendor, tags=ctx.tags))
             images[vendor] = img.image_ref
@@ -389,6 +545,21 @@ def build(ctx: BuildContext, cfg) -> None:
 
     prom = ctx.monitoring.prometheus_url if ctx.monitoring is not None else None
     cluster = ctx.cluster
+    pools: dict[str, Any] = {}
+    for name, p in s.pools.items():
+        placement = pool_placements[name]
+        args = pool_args(name, p, cfg=cfg, placement=placement, bucket=bucket,
+                         image=images[placement.accelerator.vendor], prometheus_url=prom,
+                         oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),
+                         oidc_issuer=getattr(cluster, "oidc_issuer", None), after=after, tags=ctx.tags)
+        pool = ModelPool(name, args, opts=pulumi.ResourceOptions(
+            provider=ctx.k8s_provider, depends_on=[ns]) if ctx.k8s_provider else pulumi.ResourceOptions(depends_on=[ns]))
+        ctx.model_pools[name] = pool
+        pools[name] = pool_summary(name, p, service_dns=getattr(pool, "service_dns", None))
+        if pools[name]["warning"]:
+            ctx.note(f"warning: serving.pools.{name}: {pools[name]['warning']}")
+    if pools:
+        ctx.export("modelPools", pools)
     exported: dict[str, Any] = {}
     hf_token = hugging_face_token(cfg)
     for name, m in s.models.items():
@@ -405,4 +576,5 @@ def build(ctx: BuildContext, cfg) -> None:
                           "nodeGroup": m.node_group, "minReplicas": m.min_replicas, "maxReplicas": m.max_replicas,
                           "warmPoolPlaceholders": m.warm_pool_placeholders,
                           "fitGib": {"need": svc.fit.need_gib, "capacity": svc.fit.capacity_gib}}
-    ctx.export("vllmServices", exported)
+    if s.models:
+        ctx.export("vllmServices", exported)

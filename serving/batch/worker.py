@@ -13,7 +13,9 @@ becomes visible again at once, and on its last allowed receive (``BATCH_MAX_RECE
 ``out/<n>.failed`` with the reason before SQS moves the message to the dead-letter queue.
 
 SIGTERM (a node drain, including the spot two-minute notice): stop taking messages, abandon the running shard
-without a marker, set its message's visibility to 0 so another worker takes it at once, exit 0.
+without a marker, send its message again as a new one (no receive spent) and delete the received one, exit 0. The
+queue side (receive, heartbeat, release, requeue, delete, signals) is :mod:`serving.aws.sqs_worker`, shared with the
+RAG ingestion worker.
 
 Backends: a message whose ``backend.kind`` is ``sagemaker-async`` runs its records on a SageMaker asynchronous
 inference endpoint (:mod:`serving.batch.sagemaker_async`) instead of the engine in the pod, with the same markers,
@@ -27,7 +29,6 @@ import json
 import logging
 import os
 import queue
-import signal
 import threading
 import time
 import urllib.error
@@ -36,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from serving.aws.sqs_worker import SqsWorker, env_numbers, outcome_counter, receive_count, serve
 from serving.batch import sagemaker_async
 from serving.batch.shards import (
     Interrupted,
@@ -94,18 +96,7 @@ class WorkerConfig:
         if problems:
             raise SystemExit(f"batch worker: {', '.join(problems)} must be set (see serving/batch/README.md)")
 
-        def num(name: str, default: float, kind=int):
-            raw = e.get(name)
-            if raw in (None, ""):
-                return default
-            try:
-                v = kind(raw)
-            except ValueError:
-                raise SystemExit(f"batch worker: {name} = {raw!r}: expected a number") from None
-            if v < 0:
-                raise SystemExit(f"batch worker: {name} = {raw!r}: expected a number >= 0")
-            return v
-
+        num = env_numbers(e, "batch worker")
         hb = e.get("BATCH_HEARTBEAT_SECONDS")
         backend = e.get("BATCH_BACKEND") or "cluster"
         if backend not in BACKENDS:
@@ -156,16 +147,13 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry()
-        self.shards = Counter("genai_scale_batch_shards_total", "Shard messages handled, by outcome "
-                              "(done, skipped_done, skipped_cancelled, failed, interrupted)", ["outcome"],
-                              registry=self.registry)
+        self.shards = outcome_counter(self.registry, "genai_scale_batch_shards_total", "Shard messages",
+                                      SHARD_OUTCOMES)
         self.records = Counter("genai_scale_batch_records_total", "Records run, by result (ok, error)",
                                ["result"], registry=self.registry)
         self.tokens = Counter("genai_scale_batch_tokens_total", "Tokens reported in the engine's usage",
                               registry=self.registry)
         # every series exists from the start at 0, so rate() sees a short-lived pod's first increment
-        for outcome in SHARD_OUTCOMES:
-            self.shards.labels(outcome)
         for result in ("ok", "error"):
             self.records.labels(result)
         self.seconds = Histogram("genai_scale_batch_shard_seconds", "Wall time of a completed shard",
@@ -173,7 +161,12 @@ class Metrics:
                                  registry=self.registry)
 
 
-class Worker:
+class Worker(SqsWorker):
+    """The shard worker; the queue side (receive, heartbeat, release, requeue on SIGTERM, delete) is
+    :class:`serving.aws.sqs_worker.SqsWorker`'s."""
+
+    log = log
+
     def __init__(self, cfg: WorkerConfig, *, sqs=None, s3=None, metrics: Metrics | None = None,
                  sagemaker_runtime=None):
         import boto3
@@ -188,14 +181,6 @@ class Worker:
         self._runtimes: dict[str | None, Any] = {}
 
     # -- the loop ---------------------------------------------------------------------------------------------
-    def install_signals(self) -> None:
-        def on_term(signum, frame):
-            log.info("signal %s: finishing no new work", signum)
-            self.stop.set()
-
-        signal.signal(signal.SIGTERM, on_term)
-        signal.signal(signal.SIGINT, on_term)
-
     def wait_engine(self) -> None:
         deadline = time.monotonic() + self.cfg.engine_start_seconds
         url = self.cfg.engine_url.rstrip("/") + "/models"
@@ -214,57 +199,12 @@ class Worker:
         """Handle messages until SIGTERM or until the queue has been empty for ``idle_exit_seconds``."""
         if self.cfg.backend == "cluster":  # a sagemaker-async dispatcher has no engine in its pod
             self.wait_engine()
-        idle_since = time.monotonic()
-        while not self.stop.is_set():
-            left = self.cfg.idle_exit_seconds - (time.monotonic() - idle_since)
-            if left <= 0:
-                log.info("queue empty for %s s: exiting", self.cfg.idle_exit_seconds)
-                break
-            resp = self.sqs.receive_message(QueueUrl=self.cfg.queue_url, MaxNumberOfMessages=1,
-                                            WaitTimeSeconds=max(1, min(5, int(left))),
-                                            VisibilityTimeout=self.cfg.visibility_seconds,
-                                            AttributeNames=["ApproximateReceiveCount"])
-            msgs = resp.get("Messages") or []
-            if not msgs:
-                continue
-            if self.stop.is_set():  # SIGTERM during the poll: hand the message back at once
-                self._requeue(msgs[0])
-                break
-            self.handle(msgs[0])
-            idle_since = time.monotonic()
-        return 0
-
-    def _release(self, receipt: str) -> None:
-        try:
-            self.sqs.change_message_visibility(QueueUrl=self.cfg.queue_url, ReceiptHandle=receipt,
-                                               VisibilityTimeout=0)
-        except Exception as exc:  # the message then reappears after its visibility timeout
-            log.warning("could not release message: %s", exc)
-
-    def _requeue(self, msg: dict) -> None:
-        """Hand an interrupted shard back without spending one of its receives: send its body again as a new message
-        (receive count 0) and delete the received one. SQS counts every receive toward the dead-letter queue's
-        ``maxReceiveCount``, so releasing it (visibility 0) would let a few spot interruptions send a healthy shard to
-        the DLQ. If the send fails, the message is released instead; if the delete fails, the shard is queued twice
-        and its ``.done`` marker makes the second run a skip."""
-        try:
-            self.sqs.send_message(QueueUrl=self.cfg.queue_url, MessageBody=msg["Body"])
-        except Exception as exc:
-            log.warning("could not requeue the interrupted shard, releasing it instead: %s", exc)
-            self._release(msg["ReceiptHandle"])
-            return
-        self._delete(msg["ReceiptHandle"])
-
-    def _delete(self, receipt: str) -> None:
-        try:
-            self.sqs.delete_message(QueueUrl=self.cfg.queue_url, ReceiptHandle=receipt)
-        except Exception as exc:  # a stale receipt (the message was redelivered): the marker makes it a no-op
-            log.warning("could not delete message: %s", exc)
+        return super().run()
 
     def handle(self, msg: dict) -> str:
         """Run one shard message; returns its outcome (the ``outcome`` label of the shards metric)."""
         receipt = msg["ReceiptHandle"]
-        receives = int((msg.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
+        receives = receive_count(msg)
         try:
             body = json.loads(msg["Body"])
             layout = Layout(body["bucket"], body["prefix"])
@@ -276,13 +216,13 @@ class Worker:
         except (ValueError, KeyError, TypeError) as exc:
             log.error("malformed shard message %s: %s (left for the dead-letter queue)", msg.get("MessageId"), exc)
             self.metrics.shards.labels("failed").inc()
-            self._release(receipt)
+            self.release(receipt)
             return "failed"
         started = time.monotonic()
         try:
             outcome = self.run_shard(layout, batch_id, shard, receipt, backend)
         except Interrupted:
-            self._requeue(msg)
+            self.requeue(msg)
             self.metrics.shards.labels("interrupted").inc()
             log.info("batch %s shard %d: interrupted, shard queued again", batch_id, shard)
             return "interrupted"
@@ -297,9 +237,9 @@ class Worker:
                              {"shard": shard, "reason": reason, "receives": receives, "failed_at": int(time.time())})
                 except Exception as put_exc:
                     log.error("could not write the failed marker: %s", put_exc)
-            self._release(receipt)
+            self.release(receipt)
             return "failed"
-        self._delete(receipt)
+        self.delete(receipt)
         self.metrics.shards.labels(outcome).inc()
         if outcome == "done":
             self.metrics.seconds.observe(time.monotonic() - started)
@@ -326,13 +266,8 @@ class Worker:
         if manifest.get("status") in ("cancelling", "cancelled", "failed", "expired"):  # failed: submit did not finish
             return "skipped_cancelled"
         lines = read_jsonl(self.s3.get_object(Bucket=layout.bucket, Key=layout.shard(shard))["Body"].read())
-        beat = threading.Event()
-        hb = threading.Thread(target=self._heartbeat, args=(receipt, beat), daemon=True)
-        hb.start()
-        try:
+        with self.heartbeat(receipt):
             results = self._run_backend(backend or {"kind": "cluster"}, layout, batch_id, shard, lines, manifest)
-        finally:
-            beat.set()
         out = [r for ok, r in results if ok]
         err = [r for ok, r in results if not ok]
         if self._exists(layout.bucket, layout.done(shard)):
@@ -379,15 +314,6 @@ class Worker:
 
             self._runtimes[key] = boto3.client("sagemaker-runtime", region_name=key)
         return self._runtimes[key]
-
-    def _heartbeat(self, receipt: str, done: threading.Event) -> None:
-        every = self.cfg.heartbeat_seconds or max(1.0, self.cfg.visibility_seconds / 3)
-        while not done.wait(every):
-            try:
-                self.sqs.change_message_visibility(QueueUrl=self.cfg.queue_url, ReceiptHandle=receipt,
-                                                   VisibilityTimeout=self.cfg.visibility_seconds)
-            except Exception as exc:
-                log.warning("heartbeat failed: %s", exc)
 
     def _run_records(self, batch_id: str, lines: list[dict]) -> list[tuple[bool, dict]]:
         """Every record's (ok, output line), in shard order; raises Interrupted or ShardFailed."""
@@ -471,12 +397,4 @@ class Worker:
 
 
 def main(env: Mapping[str, str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    cfg = WorkerConfig.from_env(env)
-    worker = Worker(cfg)
-    worker.install_signals()
-    if cfg.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(cfg.metrics_port, registry=worker.metrics.registry)
-    return worker.run()
+    return serve(Worker(WorkerConfig.from_env(env)))

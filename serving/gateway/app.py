@@ -2,7 +2,8 @@
 
 Request path for ``POST /v1/chat/completions`` and ``/v1/completions``:
 authenticate (tenant) -> validate and cap ``max_tokens`` -> count prompt tokens (400 when too long) -> reserve
-``prompt + n x max_tokens`` in the tenant's budget (429 / 503) -> exact cache, then semantic cache -> route
+``prompt + n x max_tokens`` in the tenant's budget (429 / 503) -> exact cache, then semantic cache -> for a pool
+model, a replica where it is hot (held while it wakes or loads: ``pools.py``) -> route
 (balancing, retries, fallbacks, circuit breakers, cascade) -> respond (JSON or SSE) -> settle the reservation to the
 reported usage -> write the caches (streams only once complete).
 """
@@ -27,13 +28,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route as HttpRoute
 
+from serving.gateway.api_errors import ApiError
 from serving.gateway.auth import Tenant, load_keys
 from serving.gateway.cache import CacheUnavailable, ExactCache, SemanticCache, detect_index, digest
-from serving.gateway.config import GatewayConfig
+from serving.gateway.config import GatewayConfig, RouteConfig
 from serving.gateway.limiter import Limiter, LimiterUnavailable, Reservation
 from serving.gateway.metrics import Metrics
 from serving.gateway.routing import (IncompleteStream, NoUpstream, RetryBudget, Route, Router, compile_refusals,
-                                     escalation_reason)
+                                     escalation_reason, session_of)
 from serving.gateway.schema import check_request
 from serving.gateway.tokens import PromptError, TokenCounter
 from serving.gateway.upstreams import DONE, UpstreamClient, UpstreamError, build_upstream
@@ -124,6 +126,15 @@ class Gateway:
             self.routes[name] = Route(name, r, [(self.upstreams[t.upstream], t.weight) for t in r.targets],
                                       [self.upstreams[f] for f in r.fallbacks], counter,
                                       RetryBudget(r.retry_budget.ratio, r.retry_budget.min_per_second))
+        self.pools = None
+        """The dynamic model pools (``pools``, ``serving/gateway/pools.py``); their models are routes without targets
+        of their own: each request gets a replica where its model is hot."""
+        if cfg.pools:
+            from serving.gateway.pools import Pools
+
+            self.pools = Pools(cfg.pools, self.redis, self.metrics)
+            for model in self.pools.models:
+                self.routes[model] = Route(model, RouteConfig(), [], [], TokenCounter(None), RetryBudget(0.2, 5.0))
         for name, route in self.routes.items():
             if route.cfg.cascade:
                 route.stages = [self.routes[s] for s in route.cfg.cascade.stages]
@@ -149,6 +160,8 @@ class Gateway:
                 self.metrics.limiter_errors.labels("warm-up").inc()
                 log.warning(orjson.dumps({"msg": "limiter store not reachable at startup",
                                           "error": str(exc)}).decode())
+        if self.pools is not None:  # discover the replicas and their engines' state before serving
+            await self.pools.start()
         if any(r.cache.semantic.enabled for r in self.cfg.routes.values()):
             emb = self._embedder or make_embedder(self.cfg)
             index = None
@@ -167,6 +180,8 @@ class Gateway:
     async def shutdown(self) -> None:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
+        if self.pools is not None:
+            await self.pools.close()
         await self.limiter.aclose()  # pending refunds
         for u in self.upstreams.values():
             await u.aclose()
@@ -290,6 +305,14 @@ class Gateway:
         model = body["model"]
         rag = self.rag_api.route_for(model) if self.rag_api is not None and _allowed(tenant, model) else None
         if rag is not None:  # a RAG route: retrieved chunks go into the prompt, its chat route answers
+            answering = self.routes.get(rag.route)
+            if answering is not None:  # the request's own mistakes cost nothing: checked before the paid retrieval
+                try:
+                    self._validate(kind, {**body, "model": rag.route}, answering, tenant)
+                except BadRequest as exc:  # the prompt's length is checked after retrieval, with the chunks
+                    if exc.code != "context_length_exceeded":
+                        return self._reject(400, str(exc), "invalid_request_error", answering, tenant,
+                                            code=exc.code, param=exc.param)
             try:
                 body = await self.rag_api.augment(rag, tenant, body)
             except Exception as exc:
@@ -336,6 +359,7 @@ class Gateway:
             return await self._serve(request, ctx)
         except asyncio.CancelledError:
             self._settle(ctx, None)  # cancelled while waiting (shutdown): charged, the upstream may be generating
+            self._release_lease(ctx)
             raise
         except Exception as exc:
             # nothing came back from an upstream: nothing was used, so the whole reservation goes back
@@ -390,15 +414,23 @@ class Gateway:
                 return self._replay(ctx, hit)
         else:
             ctx.cache_status = "bypass"
+        if self.pools is not None and route.name in self.pools.models:
+            try:  # held while the model wakes or loads (a cache hit above never waits for it)
+                ctx.lease = await self.pools.acquire(route.name)
+            except ApiError as exc:
+                self._settle(ctx, 0)
+                self._finish(ctx, exc.status)
+                return exc.response()
+            route = ctx.lease.route(route)
         ub = self._upstream_body(ctx)
         try:
             if route.stages:
                 return await self._cascade(request, ctx, ub)
             if ctx.stream:
-                events, up = await self.router.stream(route, ctx.kind, ub)
+                events, up = await self.router.stream(route, ctx.kind, ub, session_of(route, request.headers))
                 ctx.upstream = up
                 return self._stream_response(ctx, events)
-            resp, up = await self.router.complete(route, ctx.kind, ub)
+            resp, up = await self.router.complete(route, ctx.kind, ub, session_of(route, request.headers))
             ctx.upstream = up
             return await self._json_response(ctx, resp)
         except (UpstreamError, NoUpstream) as exc:
@@ -639,8 +671,15 @@ class Gateway:
         self.metrics.tokens.labels(ctx.tenant.name, model, "in").inc(usage.get("prompt_tokens") or 0)
         self.metrics.tokens.labels(ctx.tenant.name, model, "out").inc(usage.get("completion_tokens") or 0)
 
+    def _release_lease(self, ctx: "_Ctx") -> None:
+        """A pool model's claim ends with its request: the model may be evicted again."""
+        if ctx.lease is not None:
+            self._background(ctx.lease.release())
+            ctx.lease = None
+
     def _finish(self, ctx: "_Ctx", status: int) -> None:
         dt = time.perf_counter() - ctx.t0
+        self._release_lease(ctx)
         self.metrics.requests.labels(ctx.route.name, ctx.tenant.name, str(status)).inc()
         self.metrics.latency.labels(ctx.route.name, "true" if ctx.stream else "false").observe(dt)
         if log.isEnabledFor(logging.INFO):
@@ -669,7 +708,7 @@ class Gateway:
             if rule.mean_logprob_below is not None and stage.supports_logprobs and not body.get("logprobs"):
                 body["logprobs"] = True
                 added = True
-            resp, up = await self.router.complete(stage, ctx.kind, body)
+            resp, up = await self.router.complete(stage, ctx.kind, body, session_of(stage, request.headers))
             reason = escalation_reason(resp, rule, route.refusal_res or [])
             if reason is None:
                 ctx.upstream, ctx.stage = up, stage.name
@@ -691,10 +730,10 @@ class Gateway:
         last = stages[-1]
         ctx.stage = last.name
         if ctx.stream:
-            events, up = await self.router.stream(last, ctx.kind, ub)
+            events, up = await self.router.stream(last, ctx.kind, ub, session_of(last, request.headers))
             ctx.upstream = up
             return self._stream_response(ctx, events)
-        resp, up = await self.router.complete(last, ctx.kind, ub)
+        resp, up = await self.router.complete(last, ctx.kind, ub, session_of(last, request.headers))
         ctx.upstream = up
         return await self._json_response(ctx, resp)
 
@@ -717,7 +756,7 @@ def _used(usage: dict[str, Any] | None) -> int | None:
 class _Ctx:
     __slots__ = ("rid", "t0", "kind", "route", "tenant", "body", "max_tokens", "n", "prompt_est", "reservation",
                  "stream", "wants_usage", "cache_status", "exact_key", "sem_vec", "sem_scope", "sem_text",
-                 "similarity", "upstream", "stage", "extra_used")
+                 "similarity", "upstream", "stage", "extra_used", "lease")
 
     def __init__(self, rid, t0, kind, route, tenant, body, max_tokens, n, prompt_est, reservation):
         self.rid, self.t0, self.kind, self.route, self.tenant, self.body = rid, t0, kind, route, tenant, body
@@ -733,6 +772,7 @@ class _Ctx:
         self.upstream = None
         self.stage = None
         self.extra_used = 0
+        self.lease = None
 
 
 class _Collector:

@@ -33,6 +33,7 @@ from serving.batch.validate import MAX_FILE_BYTES as BATCH_MAX_FILE_BYTES
 from serving.batch.validate import MAX_LINE_TOKENS as BATCH_MAX_LINE_TOKENS
 from serving.batch.validate import MAX_LINES as BATCH_MAX_LINES
 from serving.gateway.errors import ConfigError, Problem, missing, problems_from_validation
+from serving.gateway.pool_policy import DEFAULT_POLICY
 
 _SHA256 = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
@@ -167,6 +168,24 @@ class TimeoutsConfig(_Model):
         return min(DEFAULT_FIRST_BYTE_SECONDS, self.read_seconds)
 
 
+class UpstreamReplicasConfig(_Model):
+    """The replicas behind an ``openai`` upstream, addressed one by one (``serving/gateway/discovery.py``), so a
+    route's ``routing`` can choose among them (prefix affinity) instead of the Service's virtual IP choosing."""
+
+    dns: str | None = None
+    """A headless Service (``clusterIP: None``) beside the vLLM Service, e.g.
+    ``llama-8b-replicas.serving.svc.cluster.local``: every A record is one ready pod, re-resolved every
+    ``refreshSeconds``; a pod whose record disappears is dropped. Default: none (``urls``)."""
+    port: int = Field(8000, ge=1, le=65535)
+    """The pods' vLLM port (and the port of ``urls`` entries that give none). Default: 8000 (vLLM's)."""
+    refresh_seconds: float = Field(10.0, gt=0, le=3600)
+    """How often ``dns`` is resolved again (in the background; requests never wait for it once replicas are known).
+    Default: 10 s."""
+    urls: list[str] | None = None
+    """Static replicas, ``http(s)://HOST[:PORT]`` (local runs, tests); the path comes from ``baseUrl``.
+    Default: none (``dns``)."""
+
+
 class OpenAIUpstream(_Model):
     kind: Literal["openai"]
     base_url: str
@@ -184,6 +203,11 @@ class OpenAIUpstream(_Model):
     """Circuit-breaker thresholds. Default: open after 5 consecutive failures, probe after 10 s."""
     supports_logprobs: bool = True
     """Whether the upstream returns token log-probabilities (cascades use them). Default: true (vLLM does)."""
+    replicas: UpstreamReplicasConfig | None = None
+    """Address the pods behind ``baseUrl`` one by one: ``{dns: <headless Service>, port: 8000}`` or ``{urls: [...]}``;
+    each replica gets its own pooled connections and outstanding count, and the route's ``routing`` chooses among
+    them. ``baseUrl`` then gives only the scheme and the path (``/v1``). Default: none (every request goes to
+    ``baseUrl``, and the Service balances)."""
 
 
 class BedrockUpstream(_Model):
@@ -311,6 +335,31 @@ class CascadeConfig(_Model):
     """The escalation rule. Default: refusals and client hints escalate."""
 
 
+class RoutingConfig(_Model):
+    """How a route chooses among its targets and their replicas (``serving/gateway/affinity.py``)."""
+
+    strategy: Literal["least-outstanding", "prefix-affinity"] = "least-outstanding"
+    """``least-outstanding``: the candidate with the fewest requests in flight per unit of weight.
+    ``prefix-affinity``: requests that share a session key or a prompt prefix go to the same replica (so vLLM's
+    prefix cache serves their shared tokens), unless it holds more than ``loadFactor`` x its share of the requests
+    in flight; then the next replica in the key's hash order takes it. Default: least-outstanding (see "Prefix-affinity
+    routing" in ``README.md`` for when to choose affinity: bench/routing/affinity.py)."""
+    prefix_block_tokens: int = Field(16, ge=1, le=512)
+    """Tokens per block of the prefix key: vLLM's ``--block-size`` (16 by default on CUDA). Default: 16."""
+    prefix_blocks: int = Field(32, ge=1, le=4096)
+    """Leading blocks hashed into the key (of the messages up to the first user message: system prompt, tools and
+    first question). Longer keys tell apart conversations that share a long system prompt. Default: 32 (512 tokens)."""
+    load_factor: float = Field(1.25, ge=1.0, le=10.0)
+    """Bound on a replica's requests in flight, as a multiple of its fair share (Mirrokni et al.'s consistent hashing
+    with bounded loads): 1.0 balances perfectly and keeps little affinity, larger keeps more affinity and spreads
+    load less. Default: 1.25."""
+    session_header: str | None = "x-session-id"
+    """Request header whose value is the session key (takes precedence over the prompt prefix). None: no header.
+    Default: ``x-session-id``."""
+    use_user_field: bool = True
+    """Use the body's ``user`` field as the session key when there is no header. Default: on."""
+
+
 class RouteConfig(_Model):
     targets: list[Target] = Field(default_factory=list)
     """Weighted upstreams that share this route's traffic. Required unless ``cascade`` is set."""
@@ -334,6 +383,8 @@ class RouteConfig(_Model):
     """Exact and semantic caching. Default: off."""
     description: str = ""
     """Shown in ``GET /v1/models`` (``owned_by`` stays ``genai-scale``). Default: empty."""
+    routing: RoutingConfig = RoutingConfig()
+    """How requests are spread over the targets and their replicas. Default: least outstanding requests."""
 
 
 class EmbedderConfig(_Model):
@@ -567,7 +618,15 @@ class RagStoreConfig(_Model):
     """``pgvector``: environment variable holding a libpq connection string (local runs, tests). Default: none
     (``host`` and a secret or IAM auth instead)."""
     host: str | None = None
-    """``pgvector``: the database endpoint (the Aurora cluster's reader or writer endpoint)."""
+    """``pgvector``: the database endpoint every write goes to (the Aurora cluster's writer endpoint)."""
+    reader_host: str | None = None
+    """``pgvector``: the endpoint reads go to (collection lookups, queries, RAG retrieval): the Aurora cluster's
+    reader endpoint, which spreads connections over the readers; same port, database and credentials as ``host``.
+    Writes (collections, deletes) stay on ``host``. Reads may lag writes by the replica lag (Aurora: usually well
+    under a second). Default: ``host``."""
+    reader_dsn_env: str | None = None
+    """``pgvector``: environment variable holding the readers' libpq connection string, beside ``dsnEnv`` (local runs,
+    tests). Default: ``dsnEnv``."""
     port: int = Field(5432, ge=1, le=65535)
     """``pgvector``: port. Default: 5432."""
     dbname: str = "postgres"
@@ -646,6 +705,59 @@ class RagConfig(_Model):
     """The retrieved-chunk cache. Default: on, 60 s."""
 
 
+class PoolReplicasConfig(_Model):
+    """Where a pool's replicas are: the A records of its headless Service, or static URLs (local runs, tests)."""
+
+    dns: str | None = None
+    """The pool's headless Service (``<pool>.<namespace>.svc.cluster.local``): every A record is one replica (a pod
+    IP), re-resolved every ``refreshSeconds``; a replica whose record disappears is dropped from the pool's state."""
+    refresh_seconds: float = Field(10.0, gt=0, le=3600)
+    """How often the replicas are re-resolved (and new ones probed for their engines' state). Default: 10 s."""
+    urls: list[str] | None = None
+    """Static replicas, ``http://HOST[:PORT]``. Without a port an engine is at ``HOST:<engine port>``; with one the
+    engines are at consecutive ports from it, in the order of their ports (``PORT + engine port - lowest engine
+    port``), so several replicas can share one host. Default: none (``dns``)."""
+
+
+class PoolEngineConfig(_Model):
+    """One vLLM engine (one base model) that every replica of the pool runs."""
+
+    port: int = Field(ge=1, le=65535)
+    """The engine's port in the replica's pod (8000 + its index in the rendered pod)."""
+    adapters: dict[str, str] = Field(default_factory=dict)
+    """LoRA adapter name (the ``model`` clients send) -> ``lora_path`` passed to ``POST /v1/load_lora_adapter``.
+    Default: none."""
+    keep_hot: bool = False
+    """Never put this engine to sleep (it still takes one of the hot slots). Default: false."""
+
+
+class PoolConfig(_Model):
+    """A dynamic model pool (``serving/gateway/pools.py``): replicas that each run one vLLM engine per base model with
+    sleep mode and runtime LoRA loading, woken, loaded and evicted by the gateways through shared state in Valkey."""
+
+    replicas: PoolReplicasConfig
+    """Where the replicas are: ``dns`` (the pool's headless Service) or ``urls``."""
+    api_key_env: str | None = None
+    """Environment variable with the engines' bearer token (vLLM ``--api-key``). Default: none."""
+    engines: dict[str, PoolEngineConfig] = Field(min_length=1)
+    """Engine (base model) name, the ``model`` clients send -> its port and adapters."""
+    hot_engines_per_replica: int = Field(1, ge=1, le=64)
+    """Engines that may be awake at once on a replica (each has ``--gpu-memory-utilization`` 0.9 / this). Default: 1."""
+    max_loras_per_engine: int = Field(4, ge=1, le=1024)
+    """Adapters loaded at once per engine (vLLM ``--max-loras``); loading one more unloads one first. Default: 4."""
+    sleep_level: Literal[1, 2] = 1
+    """``POST /sleep?level=``: 1 keeps the weights in host RAM (wake in seconds), 2 discards them. Default: 1."""
+    eviction: str = DEFAULT_POLICY
+    """Eviction policy, a name of ``serving/gateway/pool_policy.py`` ``POLICIES`` (lru, lfu, cost-aware). Default: that
+    module's ``DEFAULT_POLICY``, the one ``bench/pools`` shows better."""
+    hold_timeout_seconds: float = Field(60.0, gt=0, le=3600)
+    """Longest a request for a cold model waits while it wakes or loads; then 503 with Retry-After. Default: 60 s."""
+    load_timeout_seconds: float = Field(300.0, gt=0, le=3600)
+    """A wake, sleep, load or unload call that takes longer has failed; also the lifetime of the lease a gateway takes
+    on a replica while it changes it (so a gateway that dies mid-load cannot block the replica longer). Default:
+    300 s."""
+
+
 class GatewayConfig(_Model):
     server: ServerConfig = ServerConfig()
     """Listener, drain and logging."""
@@ -667,6 +779,9 @@ class GatewayConfig(_Model):
     """Named upstreams."""
     routes: dict[str, RouteConfig]
     """Public model name -> route."""
+    pools: dict[str, PoolConfig] = Field(default_factory=dict)
+    """Dynamic model pools: pool name -> replicas and engines. Their engine and adapter names are models clients send,
+    beside the routes. Default: none."""
 
 
 def _cross_checks(cfg: GatewayConfig, base: Path) -> list[Problem]:
@@ -729,6 +844,9 @@ def _cross_checks(cfg: GatewayConfig, base: Path) -> list[Problem]:
     if cfg.rag.routes:  # a RAG route is a model too
         known = sorted(set(known) | set(cfg.rag.routes))
         what = "unknown model"
+    if cfg.pools:  # pool engines and adapters are models too
+        known = sorted(set(known) | set(pool_models(cfg)))
+        what = "unknown model"
     for lp, lim in limit_sets:
         for i, m in enumerate(lim.models or []):
             if m not in known:
@@ -747,6 +865,42 @@ def _cross_checks(cfg: GatewayConfig, base: Path) -> list[Problem]:
     out += _batch_checks(cfg)
     out += _embeddings_checks(cfg)
     out += _rag_checks(cfg)
+    out += _routing_checks(cfg)
+    out += _pool_checks(cfg)
+    return out
+
+
+_HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+def _routing_checks(cfg: GatewayConfig) -> list[Problem]:
+    """Upstream replicas and route routing settings."""
+    out: list[Problem] = []
+    for uname, u in cfg.upstreams.items():
+        r = getattr(u, "replicas", None)
+        if r is None:
+            continue
+        p = f"upstreams.{uname}.replicas"
+        if (r.dns is None) == (r.urls is None):
+            out.append(Problem(p, "both" if r.dns else "neither",
+                               "set exactly one of dns (a headless Service) or urls"))
+        if r.dns is not None and not _HOST.match(r.dns):
+            out.append(Problem(f"{p}.dns", r.dns, "a DNS name, e.g. llama-8b-replicas.serving.svc.cluster.local"))
+        if r.urls is not None and not r.urls:
+            out.append(Problem(f"{p}.urls", r.urls, "at least one http(s)://HOST[:PORT]"))
+        for i, url in enumerate(r.urls or []):
+            if not re.match(r"^https?://[^/:\s]+(:\d{1,5})?/?$", url):
+                out.append(Problem(f"{p}.urls[{i}]", url, "http(s)://HOST[:PORT] (no path: it comes from baseUrl)"))
+    for rname, route in cfg.routes.items():
+        p = f"routes.{rname}.routing"
+        rt = route.routing
+        if rt.session_header is not None and not _HEADER.match(rt.session_header):
+            out.append(Problem(f"{p}.sessionHeader", rt.session_header,
+                               "an HTTP header name (1-64 token characters, e.g. x-session-id)"))
+        if route.cascade is not None and rt.strategy != "least-outstanding":
+            out.append(Problem(f"{p}.strategy", rt.strategy, "a cascade route has no targets of its own: set "
+                               "routing on its stage routes", (f"routes.{rname}.cascade",)))
     return out
 
 
@@ -766,6 +920,63 @@ def _batch_checks(cfg: GatewayConfig) -> list[Problem]:
             out.append(Problem(f"batch.models[{i}]", m, f"{what}; expected one of: {', '.join(known)}"))
     for name, be in b.backends.items():
         out += _backend_checks(f"batch.backends.{name}", name, be)
+    return out
+
+
+def pool_models(cfg: GatewayConfig) -> dict[str, tuple[str, str, str | None]]:
+    """Every model name a pool serves -> (pool, engine, adapter or None)."""
+    out: dict[str, tuple[str, str, str | None]] = {}
+    for pname, pool in cfg.pools.items():
+        for ename, eng in pool.engines.items():
+            out.setdefault(ename, (pname, ename, None))
+            for aname in eng.adapters:
+                out.setdefault(aname, (pname, ename, aname))
+    return out
+
+
+def _pool_checks(cfg: GatewayConfig) -> list[Problem]:
+    from serving.gateway.pool_policy import POLICIES
+
+    out: list[Problem] = []
+    seen: dict[str, str] = {}
+    others = set(cfg.routes) | set(cfg.rag.routes) | set(cfg.embeddings.models)
+    for pname, pool in cfg.pools.items():
+        p = f"pools.{pname}"
+        if not re.match(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", pname):
+            out.append(Problem(p, pname, "a pool name is 1-63 lowercase letters, digits and '-' (a Service name)"))
+        r = pool.replicas
+        if (r.dns is None) == (r.urls is None):
+            out.append(Problem(f"{p}.replicas", "dns" if r.dns else "(neither)",
+                               "set exactly one of dns (the pool's headless Service) or urls"))
+        for i, u in enumerate(r.urls or []):
+            if not re.match(r"^http://[^/:\s]+(:\d{1,5})?/?$", u):
+                out.append(Problem(f"{p}.replicas.urls[{i}]", u, "http://HOST[:PORT] (no path)"))
+        if r.dns is not None and not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", r.dns):
+            out.append(Problem(f"{p}.replicas.dns", r.dns, "a DNS name, e.g. shared-l40s.serving.svc.cluster.local"))
+        if pool.eviction not in POLICIES:
+            out.append(Problem(f"{p}.eviction", pool.eviction, f"one of: {', '.join(sorted(POLICIES))}"))
+        ports: dict[int, str] = {}
+        keep = [e for e, eng in pool.engines.items() if eng.keep_hot]
+        if len(keep) > pool.hot_engines_per_replica:
+            out.append(Problem(f"{p}.hotEnginesPerReplica", pool.hot_engines_per_replica,
+                               f">= the keepHot engines ({len(keep)}: {', '.join(keep)})"))
+        for ename, eng in pool.engines.items():
+            ep = f"{p}.engines.{ename}"
+            if eng.port in ports:
+                out.append(Problem(f"{ep}.port", eng.port, f"already the port of engine {ports[eng.port]!r}"))
+            ports.setdefault(eng.port, ename)
+            for name, path in [(ename, None), *eng.adapters.items()]:
+                np = ep if path is None else f"{ep}.adapters.{name}"
+                if not _NAME.match(name):
+                    out.append(Problem(np, name, "names are 1-128 characters: letters, digits and . _ : / -"))
+                if name in others:
+                    out.append(Problem(np, name, "a pool model needs a name of its own; this name is already a "
+                                                 "route, RAG route or embeddings model"))
+                elif name in seen:
+                    out.append(Problem(np, name, f"a pool model needs a name of its own; already used at {seen[name]}"))
+                seen.setdefault(name, np)
+                if path is not None and not path.strip():
+                    out.append(Problem(np, path, "the adapter's lora_path (s3://..., a local folder or a Hub id)"))
     return out
 
 
@@ -840,6 +1051,12 @@ def _rag_checks(cfg: GatewayConfig) -> list[Problem]:
                            ("rag.store.host", "rag.store.iamAuth")))
     if s.iam_auth and not s.user:
         out.append(missing("rag.store.user", "required when iamAuth is true", ("rag.store.iamAuth",)))
+    if s.reader_host and (s.kind != "pgvector" or not s.host or s.dsn_env):
+        out.append(Problem("rag.store.readerHost", s.reader_host, "needs kind pgvector with host (the writer "
+                           "endpoint) and no dsnEnv; with dsnEnv set readerDsnEnv", ("rag.store.host",)))
+    if s.reader_dsn_env and (s.kind != "pgvector" or not s.dsn_env):
+        out.append(Problem("rag.store.readerDsnEnv", s.reader_dsn_env, "needs kind pgvector with dsnEnv (the "
+                           "writer's connection string)", ("rag.store.dsnEnv",)))
     if r.enabled and s.kind == "qdrant" and not (s.url and re.match(r"^https?://", s.url)):
         out.append(Problem("rag.store.url", s.url, "required for kind qdrant: http(s)://HOST:6333",
                            ("rag.store.kind",)))

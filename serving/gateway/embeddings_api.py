@@ -3,10 +3,12 @@
 Request path: authenticate (tenant) -> validate the whole request (every client mistake is a 4xx in OpenAI's error
 shape before anything is reserved) -> the model must be in ``embeddings.models`` and in the tenant's ``models``
 list (404 ``model_not_found`` otherwise, as for chat) -> count input tokens (400 when one text is longer than the
-model takes) -> reserve the tokens in the tenant's budget (the chat limiter: 429 / 503) -> look every text up in the
-vector cache (Redis/Valkey, one ``MGET``) -> embed the misses through the model's micro-batcher
-(``serving/gateway/batcher.py``: texts of concurrent requests share one embedder call) -> answer, settle the
-reservation to the tokens actually embedded, write the new vectors to the cache in the background.
+model takes, or than the tenant's ``maxPromptTokens``, which applies to each text on its own) -> reserve the tokens
+in the tenant's budget (the chat limiter: 429 / 503) -> look every text up in the vector cache (Redis/Valkey, one
+``MGET``) -> embed the misses through the model's micro-batcher (``serving/gateway/batcher.py``: texts of concurrent
+requests share one embedder call) -> answer, settle the reservation to the tokens actually embedded, write the new
+vectors to the cache in the background. The collection endpoints and RAG routes (``rag_api.py``) charge their query
+text and documents through the same counting, limit and budget.
 
 Inputs: a string or an array of up to 2,048 strings (OpenAI's limit), none empty. Token arrays (arrays of integers)
 are answered 400: the gateway's models do not share one vocabulary, so it cannot take token ids. ``encoding_format``
@@ -282,24 +284,34 @@ class EmbeddingsApi:
                 raise ApiError(400, f"'input[{i}]' cannot be an empty string.", "invalid_value", "input")
         return value
 
+    def count_text(self, tenant, m: _Model, text: str, where: str, param: str, hint: str) -> int:
+        """The tokens of one text to embed for ``tenant``, or a 400 ``context_length_exceeded`` when it is longer
+        than the model takes or than the tenant's ``maxPromptTokens`` (which applies to each text on its own)."""
+        n = m.count(text)
+        why = m.too_long(text, n)
+        if why is not None:
+            raise ApiError(400, f"{where} {why} of model '{m.name}'; {hint}.", "context_length_exceeded", param)
+        cap = tenant.limits.max_prompt_tokens
+        if cap and n > cap:
+            how = "tokens" if m.local else f"tokens (estimated at {BYTES_PER_TOKEN} UTF-8 bytes a token)"
+            raise ApiError(400, f"{where} has {n} {how}, above this API key's limit of {cap} tokens per text "
+                                f"(maxPromptTokens); {hint}.", "context_length_exceeded", param)
+        return n
+
     async def _serve(self, tenant, body: dict[str, Any]) -> Response:
         m, texts, fmt, dims = self._validate(tenant, body)
-        counts = [m.count(t) for t in texts]
-        for i, (t, n) in enumerate(zip(texts, counts)):
-            why = m.too_long(t, n)
-            if why is not None:
-                where = "'input'" if isinstance(body["input"], str) else f"'input[{i}]'"
-                raise ApiError(400, f"{where} {why} of model '{m.name}'; split it into shorter texts.",
-                               "context_length_exceeded", "input")
+        one = isinstance(body["input"], str)
+        counts = [self.count_text(tenant, m, t, "'input'" if one else f"'input[{i}]'", "input",
+                                  "split it into shorter texts") for i, t in enumerate(texts)]
         total = sum(counts)
-        reservation = await self._reserve(tenant, total)
+        reservation = await self.reserve(tenant, total)
         try:
             vecs, fresh = await self.vectors(m.name, texts, dims)
         except EmbedUnavailable as exc:
-            self._settle(reservation, 0)
+            self.settle(reservation, 0)
             raise self._unavailable(m, str(exc)) from None
         embedded = sum(n for t, n in zip(texts, counts) if t in fresh)
-        self._settle(reservation, embedded)
+        self.settle(reservation, embedded)
         inputs = self.metrics.embedding_inputs
         inputs.labels(m.name, tenant.name, "embedded").inc(sum(1 for t in texts if t in fresh))
         inputs.labels(m.name, tenant.name, "cache").inc(sum(1 for t in texts if t not in fresh))
@@ -347,16 +359,22 @@ class EmbeddingsApi:
                         "embedding_unavailable", type_="api_error", headers={"retry-after": "1"})
 
     # --- budget ------------------------------------------------------------------------------------------------
-    async def _reserve(self, tenant, tokens: int) -> Reservation | None:
+    async def reserve(self, tenant, tokens: int, *, request: bool = True, param: str = "input",
+                      what: str = "input tokens", hint: str = "send fewer or shorter inputs") -> Reservation | None:
+        """Reserve ``tokens`` (and, with ``request``, one request) in the tenant's budget: 400 when they exceed the
+        whole ``tokensPerMinute``, 429 when the budget has no room now, 503 when the limiter is down and fails
+        closed. ``request=False`` charges tokens only (the collection endpoints and a RAG route's retrieval, whose
+        chat request is counted by the chat path). Settle with :meth:`settle`."""
         gw = self.gw
-        if not gw.cfg.limiter.enabled:
+        if not gw.cfg.limiter.enabled or tokens <= 0:
             return None
         tpm = tenant.limits.tokens_per_minute
         if tpm and tokens > tpm:
-            raise ApiError(400, f"This request has {tokens} input tokens, more than this API key's budget of {tpm} "
-                                f"tokens per minute; send fewer or shorter inputs.", "exceeds_token_budget", "input")
+            raise ApiError(400, f"This request has {tokens} {what}, more than this API key's budget of {tpm} "
+                                f"tokens per minute; {hint}.", "exceeds_token_budget", param)
+        limits = tenant.limits if request else tenant.limits.model_copy(update={"requests_per_minute": None})
         try:
-            decision = await gw.limiter.reserve(tenant.name, tenant.limits, tokens)
+            decision = await gw.limiter.reserve(tenant.name, limits, tokens)
         except LimiterUnavailable:
             self.metrics.limiter_errors.labels(gw.cfg.limiter.fail_mode).inc()
             if gw.cfg.limiter.fail_mode == "closed":
@@ -371,7 +389,8 @@ class EmbeddingsApi:
                            headers={"retry-after": str(decision.retry_after_s)})
         return decision.reservation
 
-    def _settle(self, res: Reservation | None, used: int) -> None:
+    def settle(self, res: Reservation | None, used: int) -> None:
+        """Settle a reservation of :meth:`reserve` to the ``used`` tokens (a refund is held briefly, see limiter)."""
         if res is None or res.settled:
             return
         if not self.gw.limiter.settle_later(res, used):

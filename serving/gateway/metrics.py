@@ -104,3 +104,21 @@ class Metrics:
         self.embedding_latency = Histogram("gateway_embedding_duration_seconds",
                                            "Time to answer a POST /v1/embeddings request, by model.", ["model"],
                                            buckets=_LATENCY, registry=r)
+        # model pools (serving/gateway/pools.py): every gateway exports the pool's shared state as it last read it
+        self.pool_state = Gauge("gateway_pool_model_state", "Replicas of a pool on which a model is in a state: hot "
+                                "(engine awake, adapter loaded on an awake engine), warm (asleep, weights kept at "
+                                "level 1; adapter loaded on a sleeping engine), cold (not loaded, asleep at level 2, "
+                                "or unknown).", ["pool", "model", "state"], registry=r)
+        self.pool_wakes = Counter("gateway_pool_wakes_total", "Engine wakes (POST /wake_up) by outcome.",
+                                  ["pool", "model", "outcome"], registry=r)
+        self.pool_loads = Counter("gateway_pool_loads_total", "LoRA adapter loads (POST /v1/load_lora_adapter) by "
+                                  "outcome.", ["pool", "model", "outcome"], registry=r)
+        self.pool_evictions = Counter("gateway_pool_evictions_total", "Engines put to sleep and adapters unloaded to "
+                                      "make room, by the model evicted.", ["pool", "model"], registry=r)
+        self.pool_load_seconds = Histogram("gateway_pool_load_seconds", "Time of one wake or adapter load, by op "
+                                           "(wake, load).", ["pool", "model", "op"], buckets=_LATENCY, registry=r)
+        self.pool_held = Gauge("gateway_pool_held_requests", "Requests waiting for a pool model to wake or load (the "
+                               "pool's KEDA trigger).", ["pool", "model"], registry=r)
+        self.pool_hold_seconds = Histogram("gateway_pool_hold_seconds", "How long a request waited for its pool model "
+                                           "(held requests only, served or not).", ["pool", "model"],
+                                           buckets=_LATENCY, registry=r)

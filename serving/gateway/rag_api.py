@@ -23,12 +23,22 @@ chat route like any request (token counting, limits and caches see the augmented
 in Redis for ``rag.cache.ttlSeconds`` under tenant + collection + collection version + a hash of the query; an
 accepted or deleted document bumps the tenant's collection version.
 
+Budget: query text (a collection query's, a RAG route's last user turn) is counted and limited as ``/v1/embeddings``
+input is (the model's length, the tenant's ``maxPromptTokens``) and its tokens reserved in the tenant's
+``tokensPerMinute`` (tokens only, no request), settled to nothing when a cache answered; accepted documents are charged
+their tokens (the tenant pays for embedding them), a document that could not be queued is given back.
+
+Reads (collection lookups, queries, RAG retrieval) go to ``rag.store.readerHost`` / ``readerDsnEnv`` when set (the
+Aurora reader endpoint), on read-only stores that run no DDL; writes, and the lookups that guard them, stay on the
+writer.
+
 Errors are OpenAI-shaped: the vector store's typed errors keep their status and message (every problem, key path,
 value and expectation); S3/SQS or database failures answer 503 with nothing queued for the failing document.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -41,7 +51,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from serving.gateway.api_errors import ApiError, read_json_object
-from serving.rag.connect import StoreSettings, open_store
+from serving.rag.connect import StoreSettings, open_store, pg_conninfo
 from serving.rag.errors import VectorStoreError
 from serving.rag.ingest import (
     doc_key,
@@ -87,6 +97,29 @@ def store_settings(s, env: Any = None) -> StoreSettings:
                          iam_auth=s.iam_auth, region=s.region)
 
 
+def reader_settings(s, env: Any = None) -> StoreSettings | None:
+    """Where ``rag.store``'s reads go: ``readerHost`` (with the writer's port, database and credentials) or
+    ``readerDsnEnv``; None when reads share the writer's connection (the default, and Qdrant)."""
+    e = os.environ if env is None else env
+    if s.kind != "pgvector":
+        return None
+    if s.reader_dsn_env:
+        return StoreSettings(dsn=e.get(s.reader_dsn_env) or "")
+    if s.reader_host:
+        return dataclasses.replace(store_settings(s, e), host=s.reader_host)
+    return None
+
+
+def open_reader(s: StoreSettings):
+    """A read-only store on a reader endpoint: it runs no DDL (an Aurora reader refuses it; the writer creates the
+    extension and the catalogue)."""
+    import psycopg
+
+    from serving.rag.postgres import PgVectorStore
+
+    return PgVectorStore(psycopg.connect(pg_conninfo(s), autocommit=True), read_only=True)
+
+
 def last_user_text(messages: Any) -> str | None:
     """The text of the last ``user`` message (a string, or its text parts joined), or None."""
     if not isinstance(messages, list):
@@ -111,9 +144,11 @@ def render_template(hits: list[dict[str, Any]]) -> str:
 class RagApi:
     """The collection endpoints and the RAG-route hook of one gateway replica (see the module docstring)."""
 
-    def __init__(self, gw, *, s3=None, sqs=None, embeddings=None, store_factory=None):
+    def __init__(self, gw, *, s3=None, sqs=None, embeddings=None, store_factory=None, reader_factory=None):
         """``gw``: the Gateway. ``embeddings``: the EmbeddingsApi whose model embeds query text (default: the
-        gateway's, or one built for this API when ``/v1/embeddings`` is off)."""
+        gateway's, or one built for this API when ``/v1/embeddings`` is off). ``store_factory`` /
+        ``reader_factory``: open a store on the writer / on the readers (default: from ``rag.store``; reads use
+        the writer's store when no reader is configured)."""
         self.gw = gw
         self.cfg = gw.cfg.rag
         if s3 is None or sqs is None:
@@ -134,7 +169,10 @@ class RagApi:
         self.embeddings = embeddings
         self._settings = store_settings(self.cfg.store)
         self._store_factory = store_factory or (lambda: open_store(self._settings))
+        reader = reader_settings(self.cfg.store)
+        self._reader_factory = reader_factory or (None if reader is None else (lambda: open_reader(reader)))
         self._local = threading.local()
+        self._schema_ready = False
         self._stores: list[Any] = []
         self._lock = threading.Lock()
 
@@ -177,24 +215,32 @@ class RagApi:
         return endpoint
 
     # --- plumbing ----------------------------------------------------------------------------------------------
-    def _store(self):
-        """This thread's store (a psycopg connection is used by one thread at a time)."""
-        store = getattr(self._local, "store", None)
+    def _store(self, slot: str = "store"):
+        """This thread's store on the writer (``store``) or the readers (``reader``); a psycopg connection is used
+        by one thread at a time."""
+        store = getattr(self._local, slot, None)
         if store is None or getattr(getattr(store, "connection", None), "closed", False):  # lost: reconnect
-            store = self._local.store = self._store_factory()
+            if slot == "reader" and not self._schema_ready:
+                self._store()  # the writer's store creates the extension and catalogue a reader cannot
+                self._schema_ready = True
+            store = (self._reader_factory if slot == "reader" else self._store_factory)()
+            setattr(self._local, slot, store)
             with self._lock:
                 self._stores.append(store)
         return store
 
-    async def _db(self, fn, *args, **kw):
-        """Run a store call in a worker thread; typed store errors become 4xx, anything else 503."""
+    async def _db(self, fn, *args, read: bool = False, **kw):
+        """Run a store call in a worker thread; typed store errors become 4xx, anything else 503. ``read``: a call
+        that only reads, sent to the readers when ``rag.store`` names them."""
+        slot = "reader" if read and self._reader_factory is not None else "store"
+
         def call():
             try:
-                return fn(self._store(), *args, **kw)
+                return fn(self._store(slot), *args, **kw)
             except VectorStoreError:
                 raise
             except Exception:
-                self._local.store = None  # a broken connection: open a new one next time
+                setattr(self._local, slot, None)  # a broken connection: open a new one next time
                 raise
 
         try:
@@ -220,26 +266,22 @@ class RagApi:
                            "embedding_unavailable", type_="api_error")
         return m
 
-    async def _embed(self, text: str) -> list[float]:
+    async def _vector(self, m, text: str) -> tuple[list[float], bool]:
+        """(the vector of ``text``, whether it was embedded now rather than found in the embedding cache)."""
         from serving.gateway.batcher import EmbedUnavailable
 
-        m = self._model()
-        why = m.too_long(text, m.count(text))
-        if why is not None:
-            raise ApiError(400, f"'query' {why} of model '{m.name}'; send a shorter query.",
-                           "context_length_exceeded", "query")
         try:
-            vecs, _ = await self.embeddings.vectors(m.name, [text])  # the embedding cache, then the micro-batcher
+            vecs, fresh = await self.embeddings.vectors(m.name, [text])  # the embedding cache, then the batcher
             vec = vecs[text]
         except EmbedUnavailable as exc:
             raise _unavailable("embedding model", exc) from None
-        return [float(x) for x in vec]
+        return [float(x) for x in vec], text in fresh
 
     async def _dimensions(self) -> int:
         m = self._model()
         dim = getattr(m.default, "dim", None)
-        if not dim:  # an embedding server of unconfigured size: ask it once
-            dim = len(await self._embed("dimension probe"))
+        if not dim:  # an embedding server of unconfigured size: ask it once (the gateway's own call: not charged)
+            dim = len((await self._vector(m, "dimension probe"))[0])
         return int(dim)
 
     def _version_key(self, tenant: str, collection: str) -> str:
@@ -282,8 +324,8 @@ class RagApi:
 
     async def get_collection(self, request: Request, tenant) -> Response:
         name = request.path_params["name"]
-        info = await self._db(lambda s: s.describe_collection(name))
-        count = await self._db(lambda s: s.count(name, tenant.name))
+        info = await self._db(lambda s: s.describe_collection(name), read=True)
+        count = await self._db(lambda s: s.count(name, tenant.name), read=True)
         return Response(orjson.dumps(self._collection(info, count)), media_type=JSON)
 
     # --- documents ---------------------------------------------------------------------------------------------
@@ -334,12 +376,23 @@ class RagApi:
             if too_big:
                 api.status, api.code = 413, "document_too_large"
             raise api
-        out = []
-        for doc_id, text, meta in prepared:
-            msg = await self._aws(submit_document, self.s3, self.sqs, bucket=self.cfg.bucket,
-                                  queue_url=self.cfg.queue_url, tenant=tenant.name, collection=name,
-                                  document_id=doc_id, text=text, metadata=meta)
-            out.append({"object": "collection.document", "id": doc_id, "version": msg.version, "status": "queued"})
+        m = self._model()  # the tenant pays for embedding its documents, charged when they are accepted
+        counts = await anyio.to_thread.run_sync(lambda: [m.count(text) for _, text, _ in prepared])
+        res = await self.embeddings.reserve(tenant, sum(counts), request=False,
+                                            param="documents" if batch else "text", what="document tokens",
+                                            hint="send fewer or smaller documents per request")
+        out, accepted = [], 0
+        try:
+            for (doc_id, text, meta), tokens in zip(prepared, counts):
+                msg = await self._aws(submit_document, self.s3, self.sqs, bucket=self.cfg.bucket,
+                                      queue_url=self.cfg.queue_url, tenant=tenant.name, collection=name,
+                                      document_id=doc_id, text=text, metadata=meta)
+                accepted += tokens
+                out.append({"object": "collection.document", "id": doc_id, "version": msg.version,
+                            "status": "queued"})
+        finally:  # a document that was not queued is not charged
+            self.embeddings.settle(res, accepted)
+            self.gw.metrics.tokens.labels(tenant.name, m.name, "in").inc(accepted)
         await self._bump(tenant.name, name)
         return Response(orjson.dumps({"object": "list", "collection": name, "data": out}), status_code=202,
                         media_type=JSON)
@@ -388,19 +441,36 @@ class RagApi:
             text = body["query"]
             if not isinstance(text, str) or not text.strip():
                 raise ApiError(400, "'query' must be a non-empty string.", "invalid_value", "query")
-            await self._db(lambda s: s.describe_collection(name))  # 404 before embedding
-            hits = await self.retrieve(tenant.name, name, text, top_k, flt)
+            await self._db(lambda s: s.describe_collection(name), read=True)  # 404 before embedding
+            hits = await self.retrieve(tenant, name, text, top_k, flt)
         else:
             hits = await self._search(tenant.name, name, body["vector"], top_k, flt)
         return Response(orjson.dumps({"object": "list", "collection": name, "data": hits}), media_type=JSON)
 
     async def _search(self, tenant: str, collection: str, vector: Any, top_k: Any, flt: Any) -> list[dict]:
-        hits = await self._db(lambda s: s.query(collection, tenant, vector, top_k, flt))
+        hits = await self._db(lambda s: s.query(collection, tenant, vector, top_k, flt), read=True)
         return [{"document_id": h.document_id, "chunk_index": h.chunk_index, "text": h.text,
                  "metadata": h.metadata, "distance": h.distance} for h in hits]
 
-    async def retrieve(self, tenant: str, collection: str, text: str, top_k: Any, flt: Any) -> list[dict]:
-        """The tenant's top-k chunks for ``text``, through the retrieved-chunk cache."""
+    async def retrieve(self, tenant, collection: str, text: str, top_k: Any, flt: Any, *,
+                       param: str = "query") -> list[dict]:
+        """The tenant's top-k chunks for ``text``, through the retrieved-chunk cache. ``text`` is counted, limited
+        (the model's length and the tenant's ``maxPromptTokens``) and charged to the tenant's token budget as
+        ``/v1/embeddings`` input is (tokens only), settled to nothing when the chunks or the vector were cached."""
+        m = self._model()
+        where, hint = (("'query'", "send a shorter query") if param == "query" else
+                       ("The last user message", "send a shorter last user message"))
+        tokens = self.embeddings.count_text(tenant, m, text, where, param, hint)
+        res = await self.embeddings.reserve(tenant, tokens, request=False, param=param, what="query tokens", hint=hint)
+        used = [0]  # the tokens embedded now (``_retrieve`` sets it): what the tenant is charged
+        try:
+            return await self._retrieve(tenant.name, collection, m, text, top_k, flt, tokens, used)
+        finally:
+            self.embeddings.settle(res, used[0])
+            self.gw.metrics.tokens.labels(tenant.name, m.name, "in").inc(used[0])
+
+    async def _retrieve(self, tenant: str, collection: str, m, text: str, top_k: Any, flt: Any, tokens: int,
+                        used: list[int]) -> list[dict]:
         key = None
         if self.cfg.cache.enabled:
             try:
@@ -416,7 +486,9 @@ class RagApi:
             except Exception:  # fail open: retrieve from the store
                 self.gw.metrics.cache_errors.labels("rag", "get").inc()
                 key = None
-        hits = await self._search(tenant, collection, await self._embed(text), top_k, flt)
+        vector, embedded = await self._vector(m, text)
+        used[0] = tokens if embedded else 0
+        hits = await self._search(tenant, collection, vector, top_k, flt)
         if key is not None:
             try:
                 await self.gw.redis.set(key, orjson.dumps(hits), ex=self.cfg.cache.ttl_seconds)
@@ -442,7 +514,7 @@ class RagApi:
         if not text or not text.strip():
             raise ApiError(400, "A RAG route needs a last user message with text to retrieve sources for.",
                            "invalid_value", "messages")
-        hits = await self.retrieve(tenant.name, rag.collection, text, rag.top_k, rag.filter)
+        hits = await self.retrieve(tenant, rag.collection, text, rag.top_k, rag.filter, param="messages")
         out = dict(body)
         out["model"] = rag.route
         out["messages"] = [{"role": "system", "content": render_template(hits)}] + list(body["messages"])

@@ -2,9 +2,12 @@
 and cascades (small model first, escalate by rule).
 
 Attempt order for one request: the available target with the lowest ``(outstanding + 1) / weight`` (ties broken at
-random), then the next best target, then the fallbacks in their configured order. Upstreams whose circuit is open
-are skipped without counting as an attempt. Every attempt after the first must fit the route's retry budget, so an
-outage cannot multiply the load on the remaining upstreams. Streams fall back only before their first byte is sent.
+random), then the next best target, then the fallbacks in their configured order. A route with
+``routing.strategy: prefix-affinity`` orders its targets, and the replicas of an upstream with ``replicas``, by the
+request's affinity key instead (``serving/gateway/affinity.py``: rendezvous hashing with a bounded-load overflow).
+Upstreams whose circuit is open are skipped without counting as an attempt. Every attempt after the first must fit
+the route's retry budget, so an outage cannot multiply the load on the remaining upstreams. Streams fall back only
+before their first byte is sent.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 import random
 import re
 import time
-from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Mapping
 
+from serving.gateway.affinity import Ranking, Strategy
 from serving.gateway.config import EscalationRule, RouteConfig
-from serving.gateway.metrics import Metrics
+from serving.gateway.metrics import Counter, Metrics
 from serving.gateway.tokens import TokenCounter
 from serving.gateway.upstreams import UpstreamClient, UpstreamError
 
@@ -72,6 +76,11 @@ class Route:
     budget: RetryBudget
     stages: list["Route"] | None = None
     refusal_res: list[re.Pattern[str]] | None = None
+    strategy: Strategy = field(init=False)
+    """The route's ``routing`` settings, resolved."""
+
+    def __post_init__(self) -> None:
+        self.strategy = Strategy.from_config(self.cfg.routing)
 
     @property
     def supports_logprobs(self) -> bool:
@@ -79,27 +88,57 @@ class Route:
         return bool(ups) and all(u.supports_logprobs for u in ups)
 
 
-def _pick(route: Route, tried: set[str]) -> tuple[UpstreamClient, bool] | None:
-    """Next upstream to try and whether it is a fallback; takes the breaker's probe slot if half-open."""
+def session_of(route: Route, headers: Mapping[str, str]) -> str | None:
+    """The request's session key from the route's ``routing.sessionHeader`` (None without one)."""
+    h = route.strategy.session_header
+    return (headers.get(h) or None) if h and route.strategy.affinity else None
+
+
+def _pick(route: Route, tried: set[str], key: str | None = None) -> tuple[UpstreamClient, bool, str | None] | None:
+    """Next upstream to try, whether it is a fallback, and the affinity outcome of a prefix-affinity route's target
+    choice; takes the breaker's probe slot if half-open."""
     cands = [(u, w) for u, w in route.targets if u.name not in tried and u.breaker.available()]
+    if route.strategy.affinity and cands:
+        ranking = route.strategy.rank(key, [u for u, _ in cands], [w for _, w in cands])
+        for i in ranking.order:
+            if cands[i][0].breaker.acquire():
+                return cands[i][0], False, ranking.outcome(i)
+        cands = []
     while cands:
         best = min((u.outstanding + 1) / w for u, w in cands)
         ties = [(u, w) for u, w in cands if (u.outstanding + 1) / w == best]
         u, w = random.choice(ties)
         if u.breaker.acquire():
-            return u, False
+            return u, False, None
         cands.remove((u, w))
     for u in route.fallbacks:
         if u.name not in tried and u.breaker.available() and u.breaker.acquire():
-            return u, True
+            return u, True, None
     return None
 
 
 class Router:
     def __init__(self, metrics: Metrics):
         self.m = metrics
+        self.affinity = Counter("gateway_routing_affinity_total",
+                                "Prefix-affinity routing decisions by route and result: hit (the key's own replica), "
+                                "overflow (it was over its load bound or unavailable: the next in hash order), "
+                                "no_key (nothing to key on: least outstanding).", ["route", "result"],
+                                registry=metrics.registry)
 
-    async def _attempts(self, route: Route, fn, *, stream: bool = False):
+    def _order(self, route: Route, key: str | None):
+        """The replica order function for an upstream with ``replicas`` (least outstanding unless the route has
+        prefix affinity); counts the affinity outcome."""
+
+        def order(reps: list) -> list:
+            ranking: Ranking = route.strategy.rank(key, reps)
+            if ranking.result is not None and ranking.order:
+                self.affinity.labels(route.name, ranking.outcome(ranking.order[0])).inc()
+            return [reps[i] for i in ranking.order]
+
+        return order
+
+    async def _attempts(self, route: Route, fn, *, stream: bool = False, key: str | None = None):
         """Run ``fn(upstream)`` over the attempt order; returns (result, upstream). ``stream``: the breaker learns
         the outcome when the stream ends (``_GuardedEvents``), not when it opens."""
         tried: set[str] = set()
@@ -107,10 +146,12 @@ class Router:
         route.budget.record_request()
         attempts = 0
         while attempts < route.cfg.max_attempts:
-            picked = _pick(route, tried)
+            picked = _pick(route, tried, key)
             if picked is None:
                 break
-            up, is_fallback = picked
+            up, is_fallback, outcome = picked
+            if outcome is not None and attempts == 0 and not up.has_replicas:
+                self.affinity.labels(route.name, outcome).inc()
             if attempts > 0:
                 if not route.budget.try_retry():
                     self.m.retry_budget_exhausted.labels(route.name).inc()
@@ -151,21 +192,31 @@ class Router:
             raise last
         raise NoUpstream(f"no upstream available for {route.name!r} (circuits open or retry budget spent)")
 
-    async def complete(self, route: Route, kind: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    async def complete(self, route: Route, kind: str, body: dict[str, Any],
+                       session: str | None = None) -> tuple[dict[str, Any], str]:
+        """``session``: the request's session key (:func:`session_of`), for prefix-affinity routes."""
+        key = route.strategy.key(kind, body, session)
+
         async def call(up: UpstreamClient):
+            if up.has_replicas:
+                return await up.complete(kind, body, order=self._order(route, key))
             return await up.complete(kind, body)
 
-        resp, up = await self._attempts(route, call)
+        resp, up = await self._attempts(route, call, key=key)
         self._release(up)
         return resp, up.name
 
-    async def stream(self, route: Route, kind: str, body: dict[str, Any]) -> tuple[AsyncIterator[bytes], str]:
+    async def stream(self, route: Route, kind: str, body: dict[str, Any],
+                     session: str | None = None) -> tuple[AsyncIterator[bytes], str]:
         """Open a stream (fallback allowed until then); the iterator releases the upstream when it ends."""
+        key = route.strategy.key(kind, body, session)
 
         async def call(up: UpstreamClient):
+            if up.has_replicas:
+                return await up.open_stream(kind, body, order=self._order(route, key))
             return await up.open_stream(kind, body)
 
-        events, up = await self._attempts(route, call, stream=True)
+        events, up = await self._attempts(route, call, stream=True, key=key)
         return _GuardedEvents(self, events, up), up.name
 
     def _release(self, up: UpstreamClient) -> None:

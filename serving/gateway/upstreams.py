@@ -1,7 +1,10 @@
 """Upstream clients with one interface: ``complete(kind, body)`` and ``open_stream(kind, body)``.
 
 - ``OpenAIUpstreamClient``: any OpenAI-compatible server (vLLM) over pooled aiohttp keep-alive connections;
-  streamed bytes are forwarded event by event without re-encoding.
+  streamed bytes are forwarded event by event without re-encoding. With ``replicas`` it addresses the pods of a
+  headless Service one by one (``serving/gateway/discovery.py``): each replica has its own keep-alive connections and
+  outstanding count, the route's strategy orders them (``serving/gateway/affinity.py``), and a replica that refuses
+  the connection is skipped for the breaker's cooldown while the request moves to the next one.
 - ``BedrockUpstreamClient`` / ``SageMakerUpstreamClient``: the synchronous boto3 invokers of ``serving.aws`` run on
   a bounded thread pool so the event loop never blocks; their OpenAI-shaped chunks are encoded as SSE events.
 
@@ -22,7 +25,9 @@ import aiohttp
 import orjson
 import yarl
 
+from serving.gateway import affinity
 from serving.gateway.config import BedrockUpstream, CircuitBreakerConfig, OpenAIUpstream, SageMakerUpstream
+from serving.gateway.discovery import Discovery, Endpoint
 
 DONE = b"data: [DONE]\n\n"
 
@@ -36,6 +41,10 @@ class UpstreamError(Exception):
         self.retryable = retryable
         self.body = body
         self.retry_after = retry_after
+
+
+class ConnectFailed(UpstreamError):
+    """The TCP/TLS connection could not be opened: nothing was sent, so another replica may take the request."""
 
 
 class CircuitBreaker:
@@ -97,6 +106,8 @@ class CircuitBreaker:
 class UpstreamClient:
     name: str
     supports_logprobs: bool = False
+    has_replicas: bool = False
+    """Whether ``complete``/``open_stream`` take ``order=`` (a function ordering :class:`Replica` objects)."""
 
     def __init__(self, name: str, breaker: CircuitBreaker):
         self.name = name
@@ -117,6 +128,27 @@ def _retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+REPLICA_TRIES = 3
+"""Replicas one attempt tries when connections are refused (a pod gone since the last DNS refresh) before the
+attempt fails."""
+
+
+class Replica:
+    """One pod of an upstream: its URLs, requests in flight and, after a refused connection, when it may be tried
+    again."""
+
+    def __init__(self, endpoint: Endpoint, path: str):
+        self.endpoint = endpoint
+        self.name = endpoint.name
+        base = endpoint.url(path)
+        self.urls = {"chat": yarl.URL(base + "/chat/completions"), "completion": yarl.URL(base + "/completions")}
+        self.outstanding = 0
+        self.ejected_until = 0.0
+
+
+ReplicaOrder = Callable[[list[Replica]], list[Replica]]
+
+
 class OpenAIUpstreamClient(UpstreamClient):
     """An OpenAI-compatible server over one pooled aiohttp session (HTTP/1.1 keep-alive, TCP_NODELAY).
 
@@ -133,6 +165,16 @@ class OpenAIUpstreamClient(UpstreamClient):
         self.supports_logprobs = cfg.supports_logprobs
         base = cfg.base_url.rstrip("/")
         self._urls = {"chat": yarl.URL(base + "/chat/completions"), "completion": yarl.URL(base + "/completions")}
+        self.discovery: Discovery | None = None
+        self.replicas: dict[str, Replica] = {}
+        """Known replicas by name (``host:port``), with ``replicas`` configured."""
+        if cfg.replicas is not None:
+            self.has_replicas = True
+            self._path = yarl.URL(base).path.rstrip("/")
+            self.discovery = Discovery.from_config(cfg.replicas, scheme=yarl.URL(base).scheme)
+            self.discovery.listeners.append(self._replicas_changed)
+            self._replicas_changed(self.discovery.snapshot(), [])
+        self._eject_s = cfg.circuit_breaker.cooldown_seconds
         headers = {"content-type": "application/json"}
         if cfg.api_key_env:
             headers["authorization"] = f"Bearer {os.environ.get(cfg.api_key_env, '')}"
@@ -154,15 +196,53 @@ class OpenAIUpstreamClient(UpstreamClient):
                                                       skip_auto_headers=("User-Agent", "Accept-Encoding"))
         return s
 
-    async def _send(self, kind: str, body: dict[str, Any], deadline: float) -> aiohttp.ClientResponse:
+    def _replicas_changed(self, added: list[Endpoint], removed: list[Endpoint]) -> None:
+        for e in removed:
+            self.replicas.pop(e.name, None)  # in-flight requests keep their own reference
+        for e in added:
+            self.replicas.setdefault(e.name, Replica(e, self._path))
+
+    async def live_replicas(self) -> list[Replica]:
+        """The discovered replicas not recently refusing connections (all of them if every one was)."""
+        assert self.discovery is not None
+        eps = await self.discovery.endpoints()
+        reps = [self.replicas[e.name] for e in eps if e.name in self.replicas]
+        now = time.monotonic()
+        live = [r for r in reps if r.ejected_until <= now]
+        return live or reps
+
+    async def _on_replica(self, order: ReplicaOrder, send: Callable[[Replica], Any]) -> tuple[Any, Replica]:
+        """``send(replica)`` on the first replica of ``order`` that accepts the connection."""
+        reps = await self.live_replicas()
+        if not reps:
+            raise UpstreamError(503, "no replicas discovered", retryable=True)
+        ranked = order(reps)[:REPLICA_TRIES]
+        for i, rep in enumerate(ranked):
+            rep.outstanding += 1
+            try:
+                return await send(rep), rep
+            except ConnectFailed:
+                rep.outstanding -= 1
+                rep.ejected_until = time.monotonic() + self._eject_s
+                if i == len(ranked) - 1:
+                    raise
+            except BaseException:
+                rep.outstanding -= 1
+                raise
+        raise AssertionError("unreachable")
+
+    async def _send(self, kind: str, body: dict[str, Any], deadline: float,
+                    url: yarl.URL | None = None) -> aiohttp.ClientResponse:
         payload = dict(body, model=self.model)
         try:
             async with asyncio.timeout_at(deadline):  # timeouts.firstByteSeconds: the headers must come by then
-                resp = await self._client().post(self._urls[kind], data=orjson.dumps(payload))
+                resp = await self._client().post(url or self._urls[kind], data=orjson.dumps(payload))
         except TimeoutError as exc:  # aiohttp's connect/read timeouts subclass TimeoutError
             if asyncio.get_running_loop().time() >= deadline:
                 raise UpstreamError(504, "first-byte timeout", retryable=True) from exc
             raise UpstreamError(504, f"timeout ({type(exc).__name__})", retryable=True) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectFailed(502, f"connection error ({type(exc).__name__})", retryable=True) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(502, f"connection error ({type(exc).__name__})", retryable=True) from exc
         if resp.status != 200:
@@ -179,8 +259,22 @@ class OpenAIUpstreamClient(UpstreamClient):
     def _deadline(self) -> float:
         return asyncio.get_running_loop().time() + self._ttfb
 
-    async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        resp = await self._send(kind, body, self._deadline())
+    async def complete(self, kind: str, body: dict[str, Any], *, order: ReplicaOrder | None = None) -> dict[str, Any]:
+        """One completion; with replicas, on the first replica of ``order`` (default: least outstanding) that
+        accepts the connection."""
+        if self.discovery is None:
+            return await self._read_json(await self._send(kind, body, self._deadline()))
+        deadline = self._deadline()
+        rep: Replica | None = None
+        try:
+            resp, rep = await self._on_replica(order or _least_outstanding,
+                                               lambda r: self._send(kind, body, deadline, r.urls[kind]))
+            return await self._read_json(resp)
+        finally:
+            if rep is not None:
+                rep.outstanding -= 1
+
+    async def _read_json(self, resp: aiohttp.ClientResponse) -> dict[str, Any]:
         try:
             data = await resp.read()
         except TimeoutError as exc:
@@ -197,11 +291,25 @@ class OpenAIUpstreamClient(UpstreamClient):
             raise UpstreamError(502, "upstream sent invalid JSON (not a completion object)", retryable=True)
         return obj
 
-    async def open_stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def open_stream(self, kind: str, body: dict[str, Any], *,
+                          order: ReplicaOrder | None = None) -> AsyncIterator[bytes]:
         """The upstream's events, once the first one is in (by ``timeouts.firstByteSeconds``): until then a failure
-        can still fall back to another upstream."""
+        can still fall back to another upstream. With replicas, the replica's outstanding count is held until the
+        stream is closed."""
         deadline = self._deadline()
-        resp = await self._send(kind, body, deadline)
+        if self.discovery is None:
+            return await self._open(await self._send(kind, body, deadline), deadline)
+        resp, rep = await self._on_replica(order or _least_outstanding,
+                                           lambda r: self._send(kind, body, deadline, r.urls[kind]))
+        try:
+            events = await self._open(resp, deadline)
+        except BaseException:
+            rep.outstanding -= 1
+            raise
+        events.on_close = rep
+        return events
+
+    async def _open(self, resp: aiohttp.ClientResponse, deadline: float) -> "_Prefetched":
         if resp.content_type != "text/event-stream":  # a stream was asked for: anything else is a broken answer
             resp.close()
             raise UpstreamError(502, f"upstream did not stream (content-type {resp.content_type})", retryable=True)
@@ -217,16 +325,23 @@ class OpenAIUpstreamClient(UpstreamClient):
         return _Prefetched(first, events)
 
     async def aclose(self) -> None:
+        if self.discovery is not None:
+            await self.discovery.aclose()
         if self._session is not None:
             await self._session.close()
 
 
+def _least_outstanding(reps: list[Replica]) -> list[Replica]:
+    return [reps[i] for i in affinity.least_outstanding([r.outstanding for r in reps])]
+
+
 class _Prefetched:
-    """An event stream whose first event was already read."""
+    """An event stream whose first event was already read; ``on_close`` (a replica) is released once on close."""
 
     def __init__(self, first: bytes, rest: AsyncIterator[bytes]):
         self._first: bytes | None = first
         self._rest = rest
+        self.on_close: Replica | None = None
 
     def __aiter__(self) -> "_Prefetched":
         return self
@@ -238,6 +353,9 @@ class _Prefetched:
         return await self._rest.__anext__()
 
     async def aclose(self) -> None:
+        rep, self.on_close = self.on_close, None
+        if rep is not None:
+            rep.outstanding -= 1
         aclose = getattr(self._rest, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -1,6 +1,7 @@
 """How the gateway and the ingestion workers reach the vector store: a PostgreSQL connection string from a DSN or from
 host, port, database, user and an Aurora-managed Secrets Manager secret (JSON with ``username`` and ``password``),
-or a Qdrant URL with an API key from the environment.
+or a Qdrant URL with an API key from the environment (or, for local runs and tests, a folder of qdrant-client's
+local mode: the client's own in-process engine, one process at a time).
 
 Aurora's connection is TLS (``sslmode=require``) whenever the password comes from Secrets Manager; a DSN is used as
 given (local servers and tests).
@@ -21,7 +22,7 @@ __all__ = ["StoreSettings", "open_store", "pg_conninfo"]
 @dataclass(frozen=True)
 class StoreSettings:
     """Where the store is. ``kind`` pgvector: ``dsn`` or ``host`` (+ ``port``, ``dbname``, ``user``, ``secret_arn``);
-    ``kind`` qdrant: ``url`` and ``api_key``."""
+    ``kind`` qdrant: ``url`` and ``api_key``, or ``path`` (a local-mode folder)."""
 
     kind: str = "pgvector"
     dsn: str | None = None
@@ -34,17 +35,22 @@ class StoreSettings:
     region: str | None = None
     url: str | None = None
     api_key: str | None = None
+    path: str | None = None
+    """Qdrant local mode: the folder qdrant-client keeps its in-process engine's data in (local runs, tests)."""
 
     @classmethod
     def from_env(cls, env: Any = None) -> StoreSettings:
         """The worker's settings: ``RAG_STORE`` and ``RAG_DSN`` or ``RAG_DB_*``, or ``RAG_QDRANT_URL`` and
-        ``RAG_QDRANT_API_KEY`` (serving/rag/README.md)."""
+        ``RAG_QDRANT_API_KEY`` (or ``RAG_QDRANT_PATH``, local mode) (serving/rag/README.md)."""
         e = os.environ if env is None else env
         kind = e.get("RAG_STORE") or "pgvector"
         if kind == "qdrant":
-            if not e.get("RAG_QDRANT_URL"):
-                raise SystemExit("rag worker: RAG_QDRANT_URL must be set with RAG_STORE=qdrant")
-            return cls(kind="qdrant", url=e["RAG_QDRANT_URL"], api_key=e.get("RAG_QDRANT_API_KEY") or None)
+            url, path = e.get("RAG_QDRANT_URL"), e.get("RAG_QDRANT_PATH")
+            if bool(url) == bool(path):
+                raise SystemExit("rag worker: with RAG_STORE=qdrant set RAG_QDRANT_URL (a Qdrant server) or "
+                                 f"RAG_QDRANT_PATH (local mode), exactly one ({'both' if url else 'neither'} set)")
+            return cls(kind="qdrant", url=url or None, path=path or None,
+                       api_key=e.get("RAG_QDRANT_API_KEY") or None)
         if kind != "pgvector":
             raise SystemExit(f"rag worker: RAG_STORE = {kind!r}: expected pgvector or qdrant")
         if e.get("RAG_DSN"):
@@ -97,6 +103,8 @@ def open_store(s: StoreSettings):
 
         from serving.rag.qdrant import QdrantStore
 
+        if s.path:
+            return QdrantStore(QdrantClient(path=s.path))
         return QdrantStore(QdrantClient(url=s.url, api_key=s.api_key))
     from serving.rag.postgres import PgVectorStore
 

@@ -84,13 +84,14 @@ def table_name(collection: str) -> str:
 
 class PgVectorStore(VectorStore):
     """The :class:`~serving.rag.store.VectorStore` on PostgreSQL + pgvector. Takes an autocommit psycopg connection
-    (:meth:`connect` opens one); makes sure the ``vector`` extension and the catalogue table exist."""
+    (:meth:`connect` opens one); makes sure the ``vector`` extension and the catalogue table exist, except with
+    ``read_only`` (a connection to a read replica, which refuses DDL: only the read methods are used on it)."""
 
     backend = "pgvector"
 
     def __init__(self, conn: psycopg.Connection, *, hnsw_m: int = HNSW_M,
                  hnsw_ef_construction: int = HNSW_EF_CONSTRUCTION, ef_search: int = DEFAULT_EF_SEARCH,
-                 limits: Limits = LIMITS):
+                 limits: Limits = LIMITS, read_only: bool = False):
         if not conn.autocommit:
             raise ValueError("PgVectorStore needs an autocommit connection (it opens its own transactions)")
         self._conn = conn
@@ -99,6 +100,9 @@ class PgVectorStore(VectorStore):
         self.ef_search = ef_search
         self.limits = limits
         self._infos: dict[str, CollectionInfo] = {}
+        if read_only:
+            register_vector(conn)
+            return
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         register_vector(conn)
         conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, dimensions integer NOT NULL, "

@@ -7,26 +7,31 @@ of ``RAG_EMBED_BATCH`` while a heartbeat extends the message's visibility, (4) r
 ``upsert_document``: one transaction that deletes the old chunks and copies the new ones, so a worker killed at any
 point leaves the old version whole and a redelivery writes the new one; (5) delete the message.
 
+The store is PostgreSQL with pgvector or Qdrant, as ``RAG_STORE`` says (``serving.rag.connect``); both replace a
+document's chunks idempotently.
+
 Failures: any error (a bad document, an unknown collection, the embedding server or the database down) releases the
 message at once (visibility 0); on its last allowed receive (``RAG_MAX_RECEIVES``, the DLQ's maxReceiveCount) the
 worker first writes the reason to ``rag/failed/<tenant>/<collection>/<doc>.json``, then SQS moves the message to the
 dead-letter queue when it is next received.
 
-SIGTERM (scale-in, a node drain): stop taking messages, abandon the running document before its transaction, set
-its message's visibility to 0 so another worker takes it at once, exit 0.
+SIGTERM (scale-in, a node drain): stop taking messages, abandon the running document before its transaction, send
+its message again as a new message (no receive spent, so interruptions never walk a healthy document toward the
+dead-letter queue) and delete the received one, exit 0. The queue side (receive, heartbeat, release, requeue,
+delete, signals, the metrics server) is :mod:`serving.aws.sqs_worker`, shared with the batch worker.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from serving.aws.sqs_worker import SqsWorker, env_numbers, outcome_counter, receive_count, serve
 from serving.rag.chunking import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP_TOKENS, Chunker
 from serving.rag.connect import StoreSettings, open_store
 from serving.rag.errors import VectorStoreError
@@ -75,7 +80,8 @@ class WorkerConfig:
     heartbeat_seconds: float | None = None
     """Visibility renewal interval (default a third of the visibility timeout)."""
     metrics_port: int = 0
-    """Prometheus metrics port (``RAG_METRICS_PORT``; 0 = not served)."""
+    """Prometheus metrics port (``RAG_METRICS_PORT``; 0 = not served; the Ingestion component sets 9090, its
+    container port ``metrics``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerConfig:
@@ -84,18 +90,7 @@ class WorkerConfig:
         if missing:
             raise SystemExit(f"rag worker: {', '.join(missing)} must be set (see serving/rag/README.md)")
 
-        def num(name: str, default: float, kind=int, low: float = 0):
-            raw = e.get(name)
-            if raw in (None, ""):
-                return default
-            try:
-                v = kind(raw)
-            except ValueError:
-                raise SystemExit(f"rag worker: {name} = {raw!r}: expected a number") from None
-            if v < low:
-                raise SystemExit(f"rag worker: {name} = {raw!r}: expected a number >= {low}")
-            return v
-
+        num = env_numbers(e, "rag worker")
         hb = num("RAG_HEARTBEAT_SECONDS", 0.0, float)
         return cls(queue_url=e["RAG_QUEUE_URL"], bucket=e["RAG_BUCKET"], embed_url=e["RAG_EMBED_URL"],
                    embed_model=e.get("RAG_EMBED_MODEL") or "default", store=StoreSettings.from_env(e),
@@ -117,17 +112,19 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry()
-        self.documents = Counter("genai_scale_rag_documents_total", "Document messages handled, by outcome "
-                                 "(done, skipped_stale, skipped_deleted, failed, interrupted)", ["outcome"],
-                                 registry=self.registry)
-        for outcome in OUTCOMES:
-            self.documents.labels(outcome)
+        self.documents = outcome_counter(self.registry, "genai_scale_rag_documents_total", "Document messages",
+                                         OUTCOMES)
         self.chunks = Counter("genai_scale_rag_chunks_total", "Chunks embedded and written", registry=self.registry)
         self.seconds = Histogram("genai_scale_rag_document_seconds", "Wall time of an ingested document",
                                  buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300), registry=self.registry)
 
 
-class Worker:
+class Worker(SqsWorker):
+    """The ingestion worker; the queue side (receive, heartbeat, release, requeue on SIGTERM, delete) is
+    :class:`serving.aws.sqs_worker.SqsWorker`'s."""
+
+    log = log
+
     def __init__(self, cfg: WorkerConfig, *, sqs=None, s3=None, store=None, embedder_factory=None,
                  metrics: Metrics | None = None):
         import boto3
@@ -162,85 +159,35 @@ class Worker:
         return self._embedders[dimensions]
 
     # -- the loop ---------------------------------------------------------------------------------------------
-    def install_signals(self) -> None:
-        def on_term(signum, frame):
-            log.info("signal %s: finishing no new work", signum)
-            self.stop.set()
-
-        signal.signal(signal.SIGTERM, on_term)
-        signal.signal(signal.SIGINT, on_term)
-
-    def run(self) -> int:
-        """Handle messages until SIGTERM or until the queue has been empty for ``idle_exit_seconds`` (if set)."""
-        idle_since = time.monotonic()
-        while not self.stop.is_set():
-            wait = 5
-            if self.cfg.idle_exit_seconds > 0:
-                left = self.cfg.idle_exit_seconds - (time.monotonic() - idle_since)
-                if left <= 0:
-                    log.info("queue empty for %s s: exiting", self.cfg.idle_exit_seconds)
-                    break
-                wait = max(1, min(5, int(left)))
-            resp = self.sqs.receive_message(QueueUrl=self.cfg.queue_url, MaxNumberOfMessages=1,
-                                            WaitTimeSeconds=wait, VisibilityTimeout=self.cfg.visibility_seconds,
-                                            AttributeNames=["ApproximateReceiveCount"])
-            msgs = resp.get("Messages") or []
-            if not msgs:
-                continue
-            if self.stop.is_set():
-                self._release(msgs[0]["ReceiptHandle"])
-                break
-            self.handle(msgs[0])
-            idle_since = time.monotonic()
-        return 0
-
-    def _release(self, receipt: str) -> None:
-        try:
-            self.sqs.change_message_visibility(QueueUrl=self.cfg.queue_url, ReceiptHandle=receipt,
-                                               VisibilityTimeout=0)
-        except Exception as exc:  # it then reappears after its visibility timeout
-            log.warning("could not release message: %s", exc)
-
-    def _heartbeat(self, receipt: str, done: threading.Event) -> None:
-        every = self.cfg.heartbeat_seconds or max(1.0, self.cfg.visibility_seconds / 3)
-        while not done.wait(every):
-            try:
-                self.sqs.change_message_visibility(QueueUrl=self.cfg.queue_url, ReceiptHandle=receipt,
-                                                   VisibilityTimeout=self.cfg.visibility_seconds)
-            except Exception as exc:
-                log.warning("heartbeat failed: %s", exc)
+    def idle_exit_after(self) -> float | None:
+        """``idle_exit_seconds``, where 0 means never (a Deployment under a KEDA ScaledObject)."""
+        return self.cfg.idle_exit_seconds or None
 
     def handle(self, msg: dict) -> str:
         """Ingest one document message; returns its outcome (the ``outcome`` label of the documents metric)."""
         receipt = msg["ReceiptHandle"]
-        receives = int((msg.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
+        receives = receive_count(msg)
         started = time.monotonic()
         message: Message | None = None
-        beat = threading.Event()
         try:
             message = parse_message(msg["Body"])
-            threading.Thread(target=self._heartbeat, args=(receipt, beat), daemon=True).start()
-            outcome = self.ingest(message)
+            with self.heartbeat(receipt):
+                outcome = self.ingest(message)
         except Interrupted:
-            beat.set()
-            self._release(receipt)
+            self.requeue(msg)
             self.metrics.documents.labels("interrupted").inc()
+            log.info("document message %s: interrupted, queued again", msg.get("MessageId"))
             return "interrupted"
         except Exception as exc:
-            beat.set()
             reason = str(exc) if isinstance(exc, VectorStoreError) else f"{type(exc).__name__}: {exc}"
             self.metrics.documents.labels("failed").inc()
             log.error("document message %s: failed on receive %d of %d: %s", msg.get("MessageId"), receives,
                       self.cfg.max_receives, reason)
             if receives >= self.cfg.max_receives:
                 self._write_failure(message, msg, reason, receives)
-            self._release(receipt)
+            self.release(receipt)
             return "failed"
-        beat.set()
-        try:
-            self.sqs.delete_message(QueueUrl=self.cfg.queue_url, ReceiptHandle=receipt)
-        except Exception as exc:  # a redelivery finds the same version and rewrites the same chunks
-            log.warning("could not delete message: %s", exc)
+        self.delete(receipt)  # if it fails, a redelivery finds the same version and rewrites the same chunks
         self.metrics.documents.labels(outcome).inc()
         if outcome == "done":
             self.metrics.seconds.observe(time.monotonic() - started)
@@ -312,12 +259,4 @@ class Worker:
 
 
 def main(env: Mapping[str, str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    cfg = WorkerConfig.from_env(env)
-    worker = Worker(cfg)
-    worker.install_signals()
-    if cfg.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(cfg.metrics_port, registry=worker.metrics.registry)
-    return worker.run()
+    return serve(Worker(WorkerConfig.from_env(env)))

@@ -64,8 +64,10 @@ def test_deep_merge():
      "genai-scale:nodeGroups.a10g.efa = True: g5.xlarge does not support EFA"),
     ({**BASE, "genai-scale:nodeGroups": {"a10g": {"capacityType": "spot"}}},
      "genai-scale:nodeGroups.a10g.capacityType = 'spot': expected one of 'ON_DEMAND', 'SPOT' or 'CAPACITY_BLOCK'"),
-    ({**BASE, "genai-scale:nodeGroups": {"a10g": {"timeSlicingReplicas": 4}}},
-     "genai-scale:nodeGroups.a10g.timeSlicingReplicas = 4: time-slicing needs gpuOperator.timeSlicingReplicas"),
+    ({**BASE, "genai-scale:nodeGroups": {"a10g": {"timeSlicingReplicas": 4}},
+      "genai-scale:gpuOperator": {"migStrategy": "mixed"}},
+     "genai-scale:nodeGroups.a10g.timeSlicingReplicas = 4: time-slicing cannot be combined with "
+     "gpuOperator.migStrategy 'mixed'"),
     ({**BASE, "genai-scale:nodeGroups": {"h100": {"instanceType": "p5.48xlarge", "migConfig": "all-1g.10gb"}}},
      "genai-scale:nodeGroups.h100.migConfig = 'all-1g.10gb': MIG needs gpuOperator.migStrategy single or mixed"),
     ({**BASE, "genai-scale:cluster": {"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}},
@@ -225,7 +227,7 @@ def test_a_removed_node_group_that_a_model_still_names_is_reported_with_both_pat
                                "genai-scale:alb": {"certificateArn": CERT}})
     assert msg.splitlines()[1:] == [
         "  - genai-scale:serving.models.llama-8b-inf2.nodeGroup = 'inf2': a node group of nodeGroups (a10g, batch-a10g, "
-        "batch-a10g-2x, batch-a10g-4x, batch-a10g-od, h100); the stack file removes genai-scale:nodeGroups.inf2 (null): refer to one that remains, or remove "
+        "batch-a10g-2x, batch-a10g-4x, batch-a10g-od, h100, l40s-pool); the stack file removes genai-scale:nodeGroups.inf2 (null): refer to one that remains, or remove "
         "genai-scale:serving.models.llama-8b-inf2 as well (null)"]
     # removing the model too plans
     _, _, cfg = load(config_file=write(tmp_path, {

@@ -49,6 +49,7 @@ pods-no-static-aws-keys
 sagemaker-async-output-encrypted sagemaker-async-scale-to-zero bedrock-service-role-source-conditions
 rds-cluster-encrypted rds-instance-not-public qdrant-service-not-public aurora-scale-to-zero-in-prototype
 embedding-service-scale-to-zero scaled-object-queue-has-dlq
+vllm-admin-endpoints-private keda-no-removed-vllm-metrics
 """.split()
 
 

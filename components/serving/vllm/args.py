@@ -291,6 +291,10 @@ class VllmServiceArgs(ArgsModel):
     """Create the KEDA ScaledObject (needs KEDA and ``prometheus_url``). Off: a fixed ``min_replicas``. Default: on."""
     prometheus_url: PulumiInput = None
     """Prometheus the KEDA triggers query. Default: none (required with ``keda``)."""
+    replicas_service: bool = True
+    """A headless Service ``<name>-replicas`` (``clusterIP: None``) beside the ClusterIP Service, selecting the same
+    ready pods, so a client can address the replicas one by one (the gateway's prefix-affinity routing keeps a
+    conversation on the replica whose prefix cache holds it). Default: on."""
     warm_pool_placeholders: int = Field(default=0, ge=0, le=100)
     """Placeholder pods, each holding one replica's accelerators on a ready node. Default: 0 (none)."""
     pre_stop_seconds: int = Field(default=15, ge=0, le=300)

@@ -18,7 +18,7 @@ import math
 from typing import Any
 
 from components import versions
-from components.catalog.vendors import NEURON
+from components.catalog.vendors import NEURON, VendorFacts
 from components.serving.vllm.args import (PORT, NodeGroupPlacement, VllmServiceArgs, devices_requested, engine_drains,
                                           fit_input, render_args)
 from components.serving.vllm.autoscaling import (banded_trigger, gateway_demand_query, gpu_util_query, hpa_behavior,
@@ -178,10 +178,11 @@ def vllm_args(name: str, args: VllmServiceArgs) -> list[str]:
                        engine_version=args.engine_version)
 
 
-def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_account: str,
-                 api_key_secret: str | None, hf_token_secret: str | None = None) -> dict[str, Any]:
-    """The serving pod: probes on /health, preStop + drain, /dev/shm in memory, caches on emptyDirs."""
-    vendor = args.placement.accelerator.vendor_facts
+def engine_env(vendor: VendorFacts, *, model_dir: str, weights_uri: str | None, engine_version: str,
+               api_key_secret: str | None) -> list[dict[str, Any]]:
+    """Environment of a vLLM engine container: caches under ``/cache``, no usage stats, where the entrypoint puts the
+    weights (``MODEL_DIR``) and fetches them from (``MODEL_SOURCE``), the vendor's variables, drain in the entrypoint
+    for engines older than ``--shutdown-timeout``, and the API key from its Secret (shared with model pools)."""
     env: list[dict[str, Any]] = [
         {"name": "HOME", "value": CACHE_DIR},
         {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
@@ -189,18 +190,27 @@ def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_accoun
         {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_DIR}/vllm"},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
-        {"name": "MODEL_DIR", "value": MODEL_DIR},
+        {"name": "MODEL_DIR", "value": model_dir},
     ]
-    if args.model.weights_uri:
-        env.append({"name": "MODEL_SOURCE", "value": args.model.weights_uri})
+    if weights_uri:
+        env.append({"name": "MODEL_SOURCE", "value": weights_uri})
     else:
         env.append({"name": "HF_HUB_OFFLINE", "value": "0"})
     env += [{"name": k, "value": v.replace("{cache_dir}", CACHE_DIR)} for k, v in vendor.vllm_env.items()]
-    if not engine_drains(args.engine_version):
+    if not engine_drains(engine_version):
         # the engine predates --shutdown-timeout: the entrypoint drains before passing SIGTERM on
         env.append({"name": "GENAI_SCALE_DRAIN_IN_ENTRYPOINT", "value": "1"})
     if api_key_secret:
         env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": api_key_secret, "key": "api-key"}}})
+    return env
+
+
+def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_account: str,
+                 api_key_secret: str | None, hf_token_secret: str | None = None) -> dict[str, Any]:
+    """The serving pod: probes on /health, preStop + drain, /dev/shm in memory, caches on emptyDirs."""
+    vendor = args.placement.accelerator.vendor_facts
+    env = engine_env(vendor, model_dir=MODEL_DIR, weights_uri=args.model.weights_uri,
+                     engine_version=args.engine_version, api_key_secret=api_key_secret)
     if hf_token_secret:
         # huggingface_hub reads HF_TOKEN (gated models, rate limits); the value stays in the Secret
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": HF_TOKEN_KEY}}})
@@ -277,6 +287,23 @@ def service_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": object_meta(name, args),
             "spec": {"type": "ClusterIP", "selector": selector_labels(name),
+                     "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]}}
+
+
+def replicas_service_name(name: str) -> str:
+    """The headless Service that lists the replicas one by one (``VllmServiceArgs.replicas_service``)."""
+    return f"{name}-replicas"
+
+
+def replicas_service_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
+    """Headless: DNS answers with one A record per ready pod (not-ready pods are left out), no virtual IP. Its own
+    ``app.kubernetes.io/name`` keeps it out of the ServiceMonitor's selector (each pod is scraped once)."""
+    meta = object_meta(name, args)
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {**meta, "name": replicas_service_name(name),
+                         "labels": {**meta["labels"], "app.kubernetes.io/name": "vllm-replicas"}},
+            "spec": {"type": "ClusterIP", "clusterIP": "None", "selector": selector_labels(name),
+                     "publishNotReadyAddresses": False,
                      "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]}}
 
 
@@ -430,6 +457,7 @@ def render_manifests(name: str, args: VllmServiceArgs, *, image: Any | None = No
                                           hf_token_secret=hf_token_secret_name(name) if args.hf_token is not None
                                           else None),
         "Service": service_manifest(name, args),
+        **({"ReplicasService": replicas_service_manifest(name, args)} if args.replicas_service else {}),
         "PodDisruptionBudget": pdb_manifest(name, args),
         "NetworkPolicy": network_policy_manifest(name, args),
         "ServiceMonitor": service_monitor_manifest(name, args),

@@ -3,7 +3,8 @@
 Creates (all in the service's namespace, named after the service): a ServiceAccount (with an IRSA role that may only
 read the weights' S3 prefix), a Secret holding a random API key (vLLM reads it as ``VLLM_API_KEY``), with ``hf_token``
 a Secret ``<name>-hf-token`` holding the Hugging Face token (vLLM reads it as ``HF_TOKEN``), a Deployment, a
-ClusterIP Service, a PodDisruptionBudget, a NetworkPolicy, a Prometheus ServiceMonitor, a KEDA ScaledObject (with
+ClusterIP Service, a headless Service ``<name>-replicas`` listing the ready pods one by one (for prefix-affinity
+routing; ``replicas_service``), a PodDisruptionBudget, a NetworkPolicy, a Prometheus ServiceMonitor, a KEDA ScaledObject (with
 HPA ``behavior``), and, when ``warm_pool_placeholders`` > 0, a PriorityClass below the serving pods plus a placeholder
 Deployment of ``pause`` pods that hold accelerator nodes warm (a burst preempts them and is served in seconds, while the
 cluster autoscaler brings a node up for the evicted placeholder).
@@ -42,7 +43,7 @@ from components.foundation.irsa import irsa_role
 from components.serving.vllm.args import PORT, VllmServiceArgs
 from components.serving.vllm.fit import FitReport
 from components.serving.vllm.manifests import (HF_TOKEN_KEY, hf_token_metadata, object_meta, render_manifests,
-                                                served_name, weights_policy)
+                                                replicas_service_name, served_name, weights_policy)
 
 # --- component ---
 
@@ -57,6 +58,9 @@ class VllmService(pulumi.ComponentResource):
     """KEDA ScaledObject (None without keda)."""
     placeholders: k8s.apps.v1.Deployment | None
     """Warm-pool placeholder Deployment (None without placeholders)."""
+    replicas_dns: str | None
+    """DNS name of the headless Service listing the ready replicas one by one (None with ``replicas_service`` off).
+    """
     service_url: str
     """In-cluster base URL, ``http://<name>.<namespace>.svc.cluster.local:8000`` (OpenAI API under ``/v1``)."""
     served_model_name: str
@@ -115,6 +119,10 @@ class VllmService(pulumi.ComponentResource):
             f"{name}-deployment", **_body(m["Deployment"]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps, ignore_changes=["spec.replicas"]))
         self.service = k8s.core.v1.Service(f"{name}-service", **_body(m["Service"]), opts=child)
+        self.replicas_dns = None
+        if "ReplicasService" in m:
+            k8s.core.v1.Service(f"{name}-replicas", **_body(m["ReplicasService"]), opts=child)
+            self.replicas_dns = f"{replicas_service_name(name)}.{args.namespace}.svc.cluster.local"
         k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **_body(m["PodDisruptionBudget"]), opts=child)
         k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **_body(m["NetworkPolicy"]), opts=child)
         _custom_resource(f"{name}-servicemonitor", m["ServiceMonitor"], opts=after)

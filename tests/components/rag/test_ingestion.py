@@ -21,6 +21,7 @@ from tests.kit.plan import errors_of, plan_component
 QUEUE = "aws:sqs/queue:Queue"
 SO = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 TA = "kubernetes:keda.sh/v1alpha1:TriggerAuthentication"
+PM = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-abc"
 WIRING = dict(worker_image="gateway:1", embed_url="http://embeddings.genai-rag.svc:8080/v1",
               embed_model="BAAI/bge-base-en-v1.5", db_host="vectors.cluster-x.us-east-1.rds.amazonaws.com",
@@ -76,6 +77,10 @@ def test_worker_role_is_least_privilege(plan):
     by_sid = {s["Sid"]: s for s in doc["Statement"]}
     assert sorted(by_sid) == ["ConsumeDocuments", "ReadDocuments", "ReadStoreSecret", "UseKeys", "WriteFailures"]
     assert by_sid["ReadDocuments"]["Action"] == ["s3:GetObject"]
+    # SIGTERM sends the document in hand back to its own queue (then deletes it): SendMessage on that queue only
+    queue_arn = plan[0].one(QUEUE, "rag-ingest-queue").outputs["arn"]
+    sends = [s for s in doc["Statement"] if "sqs:SendMessage" in s["Action"]]
+    assert [s["Resource"] for s in sends] == [[queue_arn]]
     assert by_sid["ReadDocuments"]["Resource"][0].endswith("/rag/docs/*")
     assert by_sid["WriteFailures"]["Resource"][0].endswith("/rag/failed/*")
     assert by_sid["ReadStoreSecret"]["Resource"] == [SECRET]
@@ -115,11 +120,24 @@ def test_objects_match_the_kubernetes_schema_and_the_keda_crds(plan):
         if not (r.custom and r.type.startswith("kubernetes:")):
             continue
         body = jsonable(r.inputs, reveal_secrets=True)
-        if r.type in (SO, TA):
+        if r.type in (SO, TA, PM):
             assert cr_errors(r.name, r.type, body) == []
         else:
             body.setdefault("metadata", {}).setdefault("name", r.name)
             kubernetes_validate.validate(body, SCHEMA_VERSION, strict=True)
+
+
+def test_pod_monitor_scrapes_the_workers_metrics_port(plan):
+    result, _ = plan
+    pod = jsonable(result.one("kubernetes:apps/v1:Deployment").inputs)["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    pm = jsonable(result.one(PM).inputs)
+    assert pm["metadata"]["namespace"] == "genai-rag"
+    selector = pm["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod["metadata"]["labels"].items()  # it selects the workers' pods
+    (endpoint,) = pm["spec"]["podMetricsEndpoints"]
+    assert (endpoint["port"], ports[endpoint["port"]], endpoint["path"]) == ("metrics", 9090, "/metrics")
+    assert {"name": "RAG_METRICS_PORT", "value": "9090"} in pod["spec"]["containers"][0]["env"]
 
 
 def test_qdrant_store_env_reads_the_api_key_from_its_secret():
@@ -128,14 +146,17 @@ def test_qdrant_store_env_reads_the_api_key_from_its_secret():
                                                            qdrant_api_key_secret="vectors-api-key").store_env())
     by_name = {e["name"]: e for e in env}
     assert by_name["RAG_STORE"]["value"] == "qdrant"
+    assert not {n for n in by_name if n.startswith("RAG_DB_")}
     assert by_name["RAG_QDRANT_API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "vectors-api-key",
                                                                            "key": "api-key"}}
 
 
-def test_without_keda_identity_no_scaler_role():
-    result, _ = plan_component(lambda: Ingestion("ri", args(keda_identity=False, bucket_name="docs-bucket")))
+def test_without_keda_identity_no_scaler_role_and_without_pod_monitor_none():
+    result, _ = plan_component(lambda: Ingestion("ri", args(keda_identity=False, bucket_name="docs-bucket",
+                                                            pod_monitor=False)))
     assert [r.name for r in result.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")] == ["ri-worker"]
     assert not result.by_type("aws:s3/bucket:Bucket")
+    assert not result.by_type(PM)
 
 
 # --- validation: every message ---
@@ -155,8 +176,13 @@ def test_pgvector_needs_host_and_secret():
     assert "db_secret_arn = None: given for store pgvector (the workers connect to Aurora)" in msg
 
 
-def test_qdrant_needs_its_url():
-    assert "qdrant_url = None: given for store qdrant" in errors(store="qdrant")
+def test_qdrant_needs_its_url_and_the_secret_of_its_api_key():
+    msg = errors(store="qdrant")
+    assert "qdrant_url = None: given for store qdrant" in msg
+    assert ("qdrant_api_key_secret = None: given for store qdrant (the workers read the API key from that Secret, "
+            "never from a literal)") in msg
+    assert ("qdrant_api_key_secret = 'Bad_Name': string should match pattern '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$'"
+            in errors(store="qdrant", qdrant_url="http://q:6333", qdrant_api_key_secret="Bad_Name"))
 
 
 def test_pod_identity_needs_the_cluster_name():

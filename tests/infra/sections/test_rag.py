@@ -4,10 +4,13 @@ backend through stack config."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
 from infra.config import ROOT, ConfigError, build_settings, read_stack_file
+from infra.plan import jsonable
 from infra.program import plan_stack
 from infra.sections import SECTIONS, batch, rag
 from tests.stack_plans import planned
@@ -90,11 +93,11 @@ def test_a_disabled_store_builds_nothing(tmp_path):
 
 def test_the_qdrant_backend_through_stack_config(tmp_path):
     doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())
-    doc["config"]["genai-scale:rag"] = {"backend": "qdrant", "qdrant": {"replicas": 3, "replicationFactor": 2},
-                                        "ingestion": {"enabled": False}}
+    doc["config"]["genai-scale:rag"] = {"backend": "qdrant", "qdrant": {"replicas": 3, "replicationFactor": 2}}
     path = tmp_path / "Pulumi.dev.yaml"
     path.write_text(yaml.safe_dump(doc))
-    result, _ = plan_stack(stack="dev", config_file=str(path))
+    result, cfg = plan_stack(stack="dev", config_file=str(path))
+    assert cfg.rag.ingestion.enabled  # the tier's ingestion, now on Qdrant
     release = next(r for r in result.by_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "qdrant")
     assert release.inputs["values"]["replicaCount"] == 3
     assert result.by_type(CLUSTER) == []
@@ -104,6 +107,35 @@ def test_the_qdrant_backend_through_stack_config(tmp_path):
     # the embedding service shares genai-rag with Qdrant, which creates it: no second Namespace
     names = [r.inputs["metadata"]["name"] for r in result.by_type("kubernetes:core/v1:Namespace")]
     assert names.count("genai-rag") == 1 and "embeddings-deployment" in {r.name for r in result.resources}
+    # the workers write to Qdrant: its Service's REST URL, the API key from VectorStore's Secret (never a literal)
+    url = "http://vector-store-qdrant.genai-rag.svc.cluster.local:6333"
+    env = {e["name"]: e for e in
+           result.named("rag-ingest-deployment").inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (env["RAG_STORE"]["value"], env["RAG_QDRANT_URL"]["value"]) == ("qdrant", url)
+    assert env["RAG_QDRANT_API_KEY"] == {"name": "RAG_QDRANT_API_KEY", "valueFrom": {"secretKeyRef": {
+        "name": "vector-store-api-key", "key": "api-key"}}}
+    assert result.one("kubernetes:core/v1:Secret", "vector-store-api-key").inputs["metadata"]["namespace"] == "genai-rag"
+    assert not {n for n in env if n.startswith("RAG_DB_")}
+    worker = json.loads(result.named("rag-ingest-worker-policy").inputs["policy"])
+    assert "ReadStoreSecret" not in {s["Sid"] for s in worker["Statement"]}
+    # the gateway creates and queries collections there, with the key in its pods' env from its upstream-keys Secret
+    gw = yaml.safe_load(result.named("gateway-config").inputs["data"]["gateway.yaml"])
+    assert gw["rag"]["store"] == {"kind": "qdrant", "url": url, "apiKeyEnv": "RAG_QDRANT_API_KEY"}
+    gw_env = {e["name"]: e for e in
+              result.named("gateway-deployment").inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert gw_env["RAG_QDRANT_API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "gateway-upstream-keys",
+                                                                          "key": "RAG_QDRANT_API_KEY"}}
+    keys = jsonable(result.named("gateway-upstream-keys").inputs["stringData"], reveal_secrets=True)
+    password = result.one("random:index/randomPassword:RandomPassword", "vector-store-api-key")
+    assert keys["RAG_QDRANT_API_KEY"] == jsonable(password.outputs["result"], reveal_secrets=True)
+
+
+def test_qdrant_ingestion_needs_the_workers_and_the_gateway_beside_qdrant():
+    text = problems_of(with_rag({"backend": "qdrant", "qdrant": {"namespace": "vectors", "clientNamespaces": []}}))
+    assert ("genai-scale:rag.qdrant.namespace = 'vectors': rag.embedding.namespace (genai-rag) with ingestion on the "
+            "qdrant backend (the workers run there and read the Qdrant API key Secret of that namespace)") in text
+    assert ("genai-scale:rag.qdrant.clientNamespaces = []: to include the gateway's namespace (genai-gateway): with "
+            "ingestion on, the gateway creates and queries collections in Qdrant") in text
 
 
 # --- the embedding service and the ingestion workers ---
@@ -179,8 +211,8 @@ def test_ingestion_needs_the_store_and_the_embedding_service():
     text = problems_of(with_rag({"enabled": False, "embedding": {"enabled": False}}))
     assert ("genai-scale:rag.ingestion.enabled = True: needs rag.embedding.enabled (the workers embed through the "
             "embedding service)") in text
-    assert ("genai-scale:rag.ingestion.enabled = True: needs rag.enabled with backend aurora-pgvector (the workers "
-            "upsert into PostgreSQL)") in text
+    assert ("genai-scale:rag.ingestion.enabled = True: needs rag.enabled (the workers upsert into the vector "
+            "store)") in text
     text = problems_of(with_rag({"ingestion": {"minReplicas": 9}}))
     assert "genai-scale:rag.ingestion.minReplicas = 9: <= maxReplicas (2)" in text
 

@@ -1,25 +1,22 @@
 """Fixtures for the batch runtime tests: a stub OpenAI engine on a loopback port (the gateway's stub plus
-embeddings and two fault modes), S3 and SQS through moto (in-process, or a moto server for worker processes)."""
+embeddings and two fault modes), S3 and SQS through moto (in-process, or the session's moto server from
+tests/serving/conftest.py for worker processes; the moto helpers are tests/kit/aws.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 
-import boto3
 import orjson
 import pytest
 import uvicorn
 
 from serving.gateway.stub import StubState, make_stub
+from tests.kit.aws import FAKE_CREDS, REGION, make_queue_pair, process_env, run_moto_server  # noqa: F401 (re-exported)
 from tests.kit.net import free_port, wait_port  # noqa: F401 (re-exported to the tests of this folder)
 
-REGION = "us-east-1"
 BUCKET = "batch-test"
 MODEL = "llama-3.1-8b"
-FAKE_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
-"""moto's documented dummy credentials (never real ones)."""
 
 
 def engine_app(state: StubState):
@@ -106,53 +103,20 @@ def stub_engine(engine):
 
 
 @pytest.fixture
-def aws(monkeypatch):
+def aws(moto_aws):
     """In-process moto: (s3, sqs, queue_url, dlq_url) with the DLQ's maxReceiveCount 2."""
-    from moto import mock_aws
-
-    for k, v in FAKE_CREDS.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        yield (s3, sqs, *make_queues(s3, sqs, max_receives=2))
+    s3, sqs = moto_aws
+    return (s3, sqs, *make_queues(s3, sqs, max_receives=2))
 
 
 def make_queues(s3, sqs, *, max_receives: int, suffix: str = "") -> tuple[str, str]:
-    try:
-        s3.create_bucket(Bucket=BUCKET)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
-    dlq = sqs.create_queue(QueueName=f"batch-dlq{suffix}")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    q = sqs.create_queue(QueueName=f"batch{suffix}", Attributes={"RedrivePolicy": json.dumps(
-        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)})})["QueueUrl"]
-    return q, dlq
-
-
-def run_moto_server():
-    """A moto server (S3 and SQS over HTTP) on a free loopback port: yields its URL, stops it afterwards."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    wait_port(port)
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def moto_server():
-    """A moto server for tests that run worker processes."""
-    yield from run_moto_server()
+    """The batch bucket, queue ``batch<suffix>`` and its DLQ ``batch-dlq<suffix>``."""
+    return make_queue_pair(s3, sqs, bucket=BUCKET, name="batch", max_receives=max_receives, suffix=suffix)
 
 
 def server_env(endpoint: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BATCH_"))}
-    env.update(FAKE_CREDS, AWS_ENDPOINT_URL=endpoint, AWS_REGION=REGION)
-    return env
+    """A worker process's environment on the moto server at ``endpoint`` (no inherited ``BATCH_*``)."""
+    return process_env(endpoint, "BATCH_")
 
 
 def batch_input(n: int, *, poison: set[int] = frozenset(), reject: set[int] = frozenset(),

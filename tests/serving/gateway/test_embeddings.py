@@ -405,6 +405,27 @@ def test_auth_and_token_budget(make, redis_server):
     assert r.status_code == 429 and r.json()["error"]["type"] == "rate_limit_error"
 
 
+def test_the_tenants_max_prompt_tokens_applies_to_each_input_before_anything_is_reserved(make, redis_server,
+                                                                                          embedder):
+    import redis
+
+    g = make(lambda c: c["tenants"]["limits"]["tiny"].update(maxPromptTokens=5))
+    text = "one two three four five six"
+    n = embedder.token_count(text)
+    r = g.raw({"model": "minilm", "input": ["hi", text]}, key="tiny")
+    assert r.status_code == 400 and r.json()["error"] == {
+        "message": f"'input[1]' has {n} tokens, above this API key's limit of 5 tokens per text (maxPromptTokens); "
+                   "split it into shorter texts.", "type": "invalid_request_error", "param": "input",
+        "code": "context_length_exceeded"}
+    r = g.raw({"model": "fake", "input": "x" * 24}, key="tiny")  # 6 tokens at 4 bytes a token
+    assert r.status_code == 400 and r.json()["error"]["message"] == (
+        "'input' has 6 tokens (estimated at 4 UTF-8 bytes a token), above this API key's limit of 5 tokens per "
+        "text (maxPromptTokens); split it into shorter texts.")
+    assert redis.Redis.from_url(redis_server.url).keys("gw:lim:{tiny}:*") == [], "nothing reserved"
+    assert sum(g.gw.embeddings_api.models["fake"].default.calls) == 0
+    assert g.raw({"model": "fake", "input": ["x" * 20, "y" * 20]}, key="tiny").status_code == 200, "per text"
+
+
 def test_embeddings_off_is_a_404(redis_server, stubs):
     cfg = base_config(redis_server.url, stubs)
     from serving.gateway.app import Gateway, create_app

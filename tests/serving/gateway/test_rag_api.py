@@ -10,6 +10,7 @@ import uuid
 
 import boto3
 import openai
+import psycopg
 import pytest
 
 from serving.gateway.config import parse_config
@@ -23,6 +24,11 @@ from tests.serving.gateway.conftest import KEYS, base_config
 from tests.serving.rag.conftest import make_rag_queues
 
 DSN_ENV = "GENAI_SCALE_TEST_RAG_DSN"
+READER_DSN_ENV = "GENAI_SCALE_TEST_RAG_READER_DSN"
+READER_APP = "genai-scale-rag-reader"
+BUDGET = 10**9
+"""acme's tokens per minute: a bucket that refills in a millisecond, so after a request its level is exactly
+``BUDGET`` minus that request's charge."""
 DOCS = [
     {"id": "leave", "text": "Employees get twenty five days of paid vacation leave every year.",
      "metadata": {"team": "hr", "year": 2025}},
@@ -85,6 +91,9 @@ def env(moto_url, postgres, make_gateway, embedder, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv(DSN_ENV, postgres.conninfo)
+    # the "reader": the same server on read-only connections (any write sent there fails), named to be found
+    monkeypatch.setenv(READER_DSN_ENV, f"{postgres.conninfo} application_name={READER_APP} "
+                                       "options='-c default_transaction_read_only=on'")
     suffix = uuid.uuid4().hex[:8]
     kw = {"endpoint_url": moto_url, "region_name": REGION}
     s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
@@ -93,12 +102,15 @@ def env(moto_url, postgres, make_gateway, embedder, monkeypatch):
 
     def mutate(cfg):
         cfg["embeddings"] = {"enabled": True, "models": {"minilm": {"kind": "local"}}}
-        cfg["rag"] = {"enabled": True, "store": {"dsnEnv": DSN_ENV}, "embeddingModel": "minilm", "bucket": bucket,
+        cfg["rag"] = {"enabled": True, "store": {"dsnEnv": DSN_ENV, "readerDsnEnv": READER_DSN_ENV},
+                      "embeddingModel": "minilm", "bucket": bucket,
                       "queueUrl": queue, "region": REGION, "maxDocumentsPerRequest": 5,
                       "routes": {"support-rag": {"route": "small", "collection": "handbook", "topK": 2},
                                  "hr-rag": {"route": "small", "collection": "handbook", "topK": 3,
                                             "filter": {"team": "hr"}}}}
         cfg["tenants"]["limits"]["globex"] = {"models": ["small", "support-rag"]}
+        cfg["tenants"]["limits"]["acme"] = {"tokensPerMinute": BUDGET, "requestsPerMinute": 10**6}
+        cfg["tenants"]["limits"]["tiny"]["maxPromptTokens"] = 8
 
     store = PgVectorStore.connect(postgres.conninfo)
     try:
@@ -321,6 +333,130 @@ def test_bad_collection_definitions_and_auth(env):
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
 
 
+# --- the tenant's token budget and maxPromptTokens ------------------------------------------------------------------
+
+def _charged(redis_url: str, tenant: str = "acme") -> float:
+    """Tokens the tenant's last reservation took: the token bucket's level after it (acme's refills at once)."""
+    import redis
+
+    level = redis.Redis.from_url(redis_url).hget(f"gw:lim:{{{tenant}}}:tpm", "l")
+    return BUDGET - float(level) if level is not None else 0.0
+
+
+def test_accepted_documents_are_charged_their_tokens(env, redis_server):
+    env.http("POST", "/v1/collections", json={"name": "handbook"})
+    assert _charged(redis_server.url) == 0
+    assert env.add(DOCS).status_code == 202
+    env.gw.settle()
+    assert _charged(redis_server.url) == sum(env.embedder.token_count(d["text"]) for d in DOCS)
+
+
+def test_query_text_is_charged_when_embedded_and_refunded_when_cached(handbook, redis_server):
+    env, text = handbook, "How many vacation days do I get?"
+    r = env.http("POST", "/v1/collections/handbook/query", json={"query": text, "top_k": 1})
+    assert r.status_code == 200 and r.json()["data"][0]["document_id"] == "leave"
+    env.gw.settle()
+    assert _charged(redis_server.url) == env.embedder.token_count(text)
+    r = env.http("POST", "/v1/collections/handbook/query", json={"query": text, "top_k": 1})
+    assert r.status_code == 200
+    env.gw.settle()
+    assert _charged(redis_server.url) == 0, "the chunks came from the cache: the reservation was given back"
+
+
+def test_a_rag_routes_retrieval_is_charged_tokens_only_before_the_chat_request(handbook, stubs):
+    env, text = handbook, "How many vacation days?"
+    limiter = env.gw.gw.limiter
+    calls, reserve = [], limiter.reserve
+
+    async def spy(tenant, limits, cost):
+        calls.append((tenant, limits.requests_per_minute, cost))
+        return await reserve(tenant, limits, cost)
+
+    limiter.reserve = spy
+    try:
+        r = env.gw.post({"model": "support-rag", "max_tokens": 8, "messages": [{"role": "user", "content": text}]})
+    finally:
+        limiter.reserve = reserve
+    assert r.status_code == 200, r.text
+    assert calls[0] == ("acme", None, env.embedder.token_count(text)), "the query text: tokens, no request"
+    assert len(calls) == 2 and calls[1][:2] == ("acme", 10**6), "then the chat request, counted as one request"
+
+
+def test_documents_above_the_whole_token_budget_are_400_and_nothing_is_written(env, redis_server):
+    env.http("POST", "/v1/collections", json={"name": "handbook"}, tenant="tiny")
+    text = "word " * 1100
+    n = env.embedder.token_count(text)
+    r = env.http("POST", "/v1/collections/handbook/documents", "tiny", json={"id": "big", "text": text})
+    assert r.status_code == 400 and r.json()["error"] == {
+        "message": f"This request has {n} document tokens, more than this API key's budget of 1000 tokens per "
+                   "minute; send fewer or smaller documents per request.", "type": "invalid_request_error",
+        "param": "text", "code": "exceeds_token_budget"}
+    _nothing_written(env)
+
+
+def test_max_prompt_tokens_applies_to_query_text_and_rag_retrieval_before_anything_is_reserved(handbook,
+                                                                                               redis_server):
+    env, text = handbook, "How many days of paid vacation leave do employees get?"
+    n = env.embedder.token_count(text)
+    assert n > 8
+    r = env.http("POST", "/v1/collections/handbook/query", "tiny", json={"query": text})
+    assert r.status_code == 400 and r.json()["error"] == {
+        "message": f"'query' has {n} tokens, above this API key's limit of 8 tokens per text (maxPromptTokens); "
+                   "send a shorter query.", "type": "invalid_request_error", "param": "query",
+        "code": "context_length_exceeded"}
+    r = env.gw.post({"model": "support-rag", "messages": [{"role": "user", "content": text}]}, key="tiny")
+    assert r.status_code == 400 and r.json()["error"] == {
+        "message": f"The last user message has {n} tokens, above this API key's limit of 8 tokens per text "
+                   "(maxPromptTokens); send a shorter last user message.", "type": "invalid_request_error",
+        "param": "messages", "code": "context_length_exceeded"}
+    import redis
+
+    assert redis.Redis.from_url(redis_server.url).keys("gw:lim:{tiny}:*") == [], "nothing reserved"
+    assert env.http("POST", "/v1/collections/handbook/query", "tiny", json={"query": "vacation"}).status_code == 200
+
+
+def test_query_text_the_model_cannot_take_names_the_models_limit(handbook):
+    text = "word " * 300
+    r = handbook.http("POST", "/v1/collections/handbook/query", json={"query": text})
+    assert r.status_code == 400 and r.json()["error"]["message"] == (
+        f"'query' has {handbook.embedder.token_count(text)} tokens, above the limit of 256 tokens of model 'minilm'; "
+        "send a shorter query.")
+
+
+# --- reads on the reader endpoint ---------------------------------------------------------------------------------
+
+def test_reads_go_to_the_reader_and_writes_stay_on_the_writer(handbook, postgres):
+    """The reader connections are read-only, so the collection created and the document deleted below could only
+    have been written on the writer; the lookups and queries open connections on the reader."""
+    env = handbook
+    with psycopg.connect(postgres.conninfo, autocommit=True) as conn:
+        readers = lambda: conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                                       (READER_APP,)).fetchone()[0]
+        assert readers() == 0, "creating the collection and accepting documents read nothing on the reader"
+        assert env.http("GET", "/v1/collections/handbook").json()["chunks"] == 3
+        r = env.http("POST", "/v1/collections/handbook/query", json={"query": "laptop", "top_k": 1})
+        assert r.status_code == 200 and r.json()["data"][0]["document_id"] == "laptop"
+        assert readers() >= 1
+        assert env.http("DELETE", "/v1/collections/handbook/documents/laptop").status_code == 200
+        assert env.http("POST", "/v1/collections", json={"name": "second"}).status_code == 201
+        assert env.http("GET", "/v1/collections/handbook").json()["chunks"] == 2
+
+
+def test_reads_default_to_the_writer_and_a_reader_host_keeps_the_writers_credentials():
+    from serving.gateway.rag_api import reader_settings
+    from serving.rag.connect import StoreSettings
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rag-AbCdEf"
+    store = {"host": "db.cluster-x.us-east-1.rds.amazonaws.com", "secretArn": arn, "region": "us-east-1"}
+    assert reader_settings(parse_config(_cfg({"store": store})).rag.store) is None
+    reader = "db.cluster-ro-x.us-east-1.rds.amazonaws.com"
+    got = reader_settings(parse_config(_cfg({"store": {**store, "readerHost": reader}})).rag.store)
+    assert got == StoreSettings(host=reader, secret_arn=arn, region="us-east-1")
+    dsn = {"dsnEnv": "W", "readerDsnEnv": "R"}
+    assert reader_settings(parse_config(_cfg({"store": dsn})).rag.store, {"R": "host=r"}) == StoreSettings(
+        dsn="host=r")
+
+
 # --- config -------------------------------------------------------------------------------------------------------
 
 def _cfg(rag: dict, embeddings: dict | None = None) -> dict:
@@ -349,6 +485,14 @@ def _cfg(rag: dict, embeddings: dict | None = None) -> dict:
       "rag.routes.x-rag.collection = 'Hand Book': a collection name"]),
     ({"routes": {"x-rag": {"route": "small", "collection": "c", "filter": {"y": {"$gt": 1}}}}},
      ["rag.routes.x-rag.filter.y"]),
+    ({"store": {"dsnEnv": "W", "readerHost": "r"}},
+     ["rag.store.readerHost = 'r': needs kind pgvector with host (the writer endpoint) and no dsnEnv; with dsnEnv "
+      "set readerDsnEnv"]),
+    ({"store": {"kind": "qdrant", "url": "http://q:6333", "readerHost": "r", "readerDsnEnv": "R"}},
+     ["rag.store.readerHost = 'r': needs kind pgvector",
+      "rag.store.readerDsnEnv = 'R': needs kind pgvector with dsnEnv (the writer's connection string)"]),
+    ({"store": {"host": "db", "iamAuth": True, "user": "u", "readerDsnEnv": "R"}},
+     ["rag.store.readerDsnEnv = 'R': needs kind pgvector with dsnEnv (the writer's connection string)"]),
 ])
 def test_rag_config_errors_name_every_problem(rag, words):
     with pytest.raises(ConfigError) as err:
@@ -397,14 +541,14 @@ def test_storage_failures_answer_503_and_queue_nothing(env):
         api.s3 = good
     assert r.status_code == 503 and r.json()["error"]["code"] == "document_storage_unavailable"
     assert r.headers["retry-after"] == "2" and env.depth() == 0
-    factory = api._store_factory
+    factories = api._store_factory, api._reader_factory
     for store in api._stores:  # every connection lost, and the database refuses new ones
         store.close()
-    api._store_factory = lambda: (_ for _ in ()).throw(OSError("database down"))
+    api._store_factory = api._reader_factory = lambda: (_ for _ in ()).throw(OSError("database down"))
     try:
         r = env.http("POST", "/v1/collections/handbook/query", json={"query": "x"})
     finally:
-        api._store_factory = factory
+        api._store_factory, api._reader_factory = factories
     assert r.status_code == 503 and r.json()["error"]["code"] == "vector_store_unavailable"
     assert env.http("GET", "/v1/collections/handbook").status_code == 200, "reconnected once it is back"
 
@@ -419,3 +563,23 @@ def test_the_default_template_and_the_last_user_turn():
                            {"role": "user", "content": [{"type": "text", "text": "last"},
                                                         {"type": "text", "text": "part"}]}]) == "last\npart"
     assert last_user_text([{"role": "system", "content": "s"}]) is None
+
+
+def test_a_rag_request_with_its_own_mistake_is_refused_before_the_paid_retrieval(handbook):
+    """``max_tokens`` above the answering route's limit is the client's mistake: 400 before the query text is embedded and charged."""
+    env = handbook
+    limiter = env.gw.gw.limiter
+    calls, reserve = [], limiter.reserve
+
+    async def spy(tenant, limits, cost):
+        calls.append((tenant, cost))
+        return await reserve(tenant, limits, cost)
+
+    limiter.reserve = spy
+    try:
+        r = env.gw.post({"model": "support-rag", "max_tokens": 10**6,
+                         "messages": [{"role": "user", "content": "How many vacation days?"}]})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "max_tokens_exceeded", r.text
+    finally:
+        limiter.reserve = reserve
+    assert calls == [], "nothing embedded, reserved or charged"

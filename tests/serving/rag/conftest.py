@@ -12,6 +12,7 @@ from qdrant_client import QdrantClient
 from serving.rag.localpg import LocalPostgres, LocalPostgresUnavailable
 from serving.rag.postgres import PgVectorStore
 from serving.rag.qdrant import QdrantStore
+from tests.kit.aws import make_queue_pair
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +59,7 @@ def store(request):
     return request.getfixturevalue("pg_store" if request.param == "pgvector" else "qdrant_store")
 
 
-# --- ingestion: a stub embeddings server, S3 and SQS through moto ---------------------------------------------------
+# --- ingestion: a stub embeddings server, S3 and SQS through moto (moto_aws and moto_server: tests/serving/conftest.py)
 
 RAG_BUCKET = "rag-test"
 EMBED_DIMS = 16
@@ -82,40 +83,12 @@ def embeddings(embed_server):
 
 
 def make_rag_queues(s3, sqs, *, max_receives: int, suffix: str = "") -> tuple[str, str]:
-    """The bucket, the document queue and its dead-letter queue (maxReceiveCount ``max_receives``)."""
-    import json
-
-    try:
-        s3.create_bucket(Bucket=RAG_BUCKET)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
-    dlq = sqs.create_queue(QueueName=f"rag-dlq{suffix}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    q = sqs.create_queue(QueueName=f"rag{suffix}", Attributes={"RedrivePolicy": json.dumps(
-        {"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receives)})})["QueueUrl"]
-    return q, dlq
+    """The bucket, the document queue ``rag<suffix>`` and its dead-letter queue (maxReceiveCount ``max_receives``)."""
+    return make_queue_pair(s3, sqs, bucket=RAG_BUCKET, name="rag", max_receives=max_receives, suffix=suffix)
 
 
 @pytest.fixture
-def aws(monkeypatch):
+def aws(moto_aws):
     """In-process moto: (s3, sqs, queue_url, dlq_url) with the DLQ's maxReceiveCount 2."""
-    import boto3
-    from moto import mock_aws
-
-    from tests.serving.batch.conftest import FAKE_CREDS, REGION
-
-    for k, v in FAKE_CREDS.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        yield (s3, sqs, *make_rag_queues(s3, sqs, max_receives=2))
-
-
-@pytest.fixture(scope="session")
-def moto_server():
-    """A moto server (S3 and SQS over HTTP) for tests that run worker processes."""
-    from tests.serving.batch.conftest import run_moto_server
-
-    yield from run_moto_server()
+    s3, sqs = moto_aws
+    return (s3, sqs, *make_rag_queues(s3, sqs, max_receives=2))

@@ -1,23 +1,30 @@
 """The ingestion worker against a real PostgreSQL with pgvector, S3/SQS through moto and the stub embeddings server:
 ingestion, idempotent re-ingest, overtaken and deleted documents, poison documents in the dead-letter queue with
-their reason, SIGTERM, and (as processes on a moto server) a worker SIGKILLed mid-document and two workers."""
+their reason, SIGTERM (the message queued again without spending a receive), Qdrant as the store, and (as processes
+on a moto server) a worker SIGKILLed mid-document, a worker SIGTERMed mid-document with its metrics served, and two
+workers."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 import uuid
 
 import boto3
 import pytest
 
+from serving.rag.chunking import Chunker
+from serving.rag.connect import StoreSettings
 from serving.rag.ingest import doc_key, failed_key, submit_document
 from serving.rag.worker import Worker, WorkerConfig
 from tests.kit import ROOT
+from tests.kit.aws import FAKE_CREDS, REGION, RefusingSend, process_env
+from tests.kit.net import free_port, wait_port
 from tests.serving.rag.conftest import EMBED_DIMS, RAG_BUCKET, make_rag_queues
 
 LONG = " ".join(f"Paragraph {i}: the leave policy grants twenty five days of paid leave per year." for i in range(60))
@@ -124,18 +131,80 @@ def test_a_poison_document_lands_in_the_dead_letter_queue_with_its_reason(aws, h
     assert texts(handbook) == ["A good document beside the poison one."], "nothing of the poison document written"
 
 
-def test_sigterm_abandons_the_document_and_releases_its_message_at_once(aws, handbook, embeddings):
+def interrupt(w: Worker, msg: dict, after_requests: int, embeddings) -> str:
+    """Handle ``msg`` in a thread and set ``stop`` (what the SIGTERM handler does) once the embedding server has seen
+    ``after_requests`` more requests; returns the outcome."""
+    seen = embeddings.requests
+    out: list[str] = []
+    t = threading.Thread(target=lambda: out.append(w.handle(msg)))
+    t.start()
+    deadline = time.monotonic() + 10
+    while embeddings.requests < seen + after_requests and t.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    w.stop.set()
+    t.join(10)
+    w.stop.clear()
+    return out[0]
+
+
+def test_sigterm_queues_the_document_again_without_spending_a_receive(aws, handbook, embeddings):
+    """An interrupted document comes back as a new message (receive count 1 again), so scale-ins cannot walk a
+    healthy document into the dead-letter queue (maxReceiveCount 2 here); the next worker ingests it once."""
+    _s3, sqs, q, dlq = aws
+    submit(aws, "leave", LONG)
+    embeddings.batch_ms = 30
+    w = worker(aws, handbook, embeddings)
+    for _ in range(3):  # three interruptions: with a release, the second receive would count 2 and the third move it
+        (msg,) = sqs.receive_message(QueueUrl=q, VisibilityTimeout=300, AttributeNames=["All"])["Messages"]
+        assert msg["Attributes"]["ApproximateReceiveCount"] == "1"
+        assert interrupt(w, msg, 2, embeddings) == "interrupted"
+        assert texts(handbook) == [], "abandoned before its transaction"
+        assert depth(sqs, q) == 1, "one message: the received one is deleted"
+    assert w.metrics.registry.get_sample_value("genai_scale_rag_documents_total", {"outcome": "interrupted"}) == 3
+    embeddings.batch_ms = 0
+    nxt = worker(aws, handbook, embeddings)
+    assert nxt.run() == 0
+    assert texts(handbook) == Chunker(32, 4).texts(LONG), "ingested once, whole"
+    assert nxt.metrics.registry.get_sample_value("genai_scale_rag_documents_total", {"outcome": "done"}) == 1
+    assert depth(sqs, q) == 0 and depth(sqs, dlq) == 0
+
+
+def test_an_interrupted_document_is_released_when_it_cannot_be_sent_again(aws, handbook, embeddings):
     _s3, sqs, q, _ = aws
     submit(aws, "leave", LONG)
+    embeddings.batch_ms = 30
     w = worker(aws, handbook, embeddings)
-    embeddings.batch_ms = 50
-    msg = sqs.receive_message(QueueUrl=q, VisibilityTimeout=300, AttributeNames=["All"])["Messages"][0]
-    stopper = __import__("threading").Timer(0.12, w.stop.set)
-    stopper.start()
-    assert w.handle(msg) == "interrupted"
-    assert texts(handbook) == []
-    again = sqs.receive_message(QueueUrl=q, VisibilityTimeout=1).get("Messages")
+    w.sqs = RefusingSend(sqs)
+    (msg,) = sqs.receive_message(QueueUrl=q, VisibilityTimeout=300)["Messages"]
+    assert interrupt(w, msg, 2, embeddings) == "interrupted"
+    again = sqs.receive_message(QueueUrl=q, VisibilityTimeout=1, AttributeNames=["All"]).get("Messages")
     assert again, "released with visibility 0, not held for 300 s"
+    assert again[0]["Attributes"]["ApproximateReceiveCount"] == "2"
+
+
+def test_the_worker_opens_qdrant_when_the_store_settings_say_so(aws, embeddings, tmp_path):
+    """RAG_STORE=qdrant: the worker builds its QdrantStore from the settings (here qdrant-client's local mode in a
+    folder, the same client code as against a server) and ingests into it."""
+    from qdrant_client import QdrantClient
+
+    from serving.rag.qdrant import QdrantStore
+
+    setup = QdrantClient(path=str(tmp_path))
+    QdrantStore(setup).create_collection("handbook", EMBED_DIMS)
+    setup.close()  # local mode: one client per folder at a time
+    submit(aws, "leave", LONG)
+    store = StoreSettings.from_env({"RAG_STORE": "qdrant", "RAG_QDRANT_PATH": str(tmp_path)})
+    s3, sqs, q, _ = aws
+    w = Worker(WorkerConfig(queue_url=q, bucket=RAG_BUCKET, embed_url=embeddings.url, store=store, max_tokens=32,
+                            overlap_tokens=4, embed_batch=4, idle_exit_seconds=0.5), sqs=sqs, s3=s3)
+    assert w.run() == 0
+    try:
+        assert isinstance(w.store, QdrantStore)
+        assert w.store.count("handbook", "acme") == len(Chunker(32, 4).texts(LONG))
+        (hit,) = w.store.query("handbook", "acme", [1.0] * EMBED_DIMS, top_k=1)
+        assert hit.document_id == "leave" and hit.chunk_index in range(len(Chunker(32, 4).texts(LONG)))
+    finally:
+        w.store.client.close()
 
 
 def test_the_environment_is_read_and_checked():
@@ -155,8 +224,14 @@ def test_the_environment_is_read_and_checked():
         WorkerConfig.from_env({k: v for k, v in env.items() if k != "RAG_DB_SECRET_ARN"})
     with pytest.raises(SystemExit, match="RAG_STORE = 'mysql': expected pgvector or qdrant"):
         WorkerConfig.from_env({**env, "RAG_STORE": "mysql"})
-    with pytest.raises(SystemExit, match="RAG_QDRANT_URL must be set with RAG_STORE=qdrant"):
+    with pytest.raises(SystemExit, match=r"with RAG_STORE=qdrant set RAG_QDRANT_URL \(a Qdrant server\) or "
+                       r"RAG_QDRANT_PATH \(local mode\), exactly one \(neither set\)"):
         WorkerConfig.from_env({**env, "RAG_STORE": "qdrant"})
+    with pytest.raises(SystemExit, match=r"exactly one \(both set\)"):
+        WorkerConfig.from_env({**env, "RAG_STORE": "qdrant", "RAG_QDRANT_URL": "http://q:6333",
+                               "RAG_QDRANT_PATH": "/tmp/q"})
+    local = WorkerConfig.from_env({**env, "RAG_STORE": "qdrant", "RAG_QDRANT_PATH": "qdrant-data"}).store
+    assert (local.kind, local.path, local.url) == ("qdrant", "qdrant-data", None)
     q = WorkerConfig.from_env({**env, "RAG_STORE": "qdrant", "RAG_QDRANT_URL": "http://qdrant:6333",
                                "RAG_QDRANT_API_KEY": "k"}).store
     assert (q.kind, q.url, q.api_key) == ("qdrant", "http://qdrant:6333", "k")
@@ -179,15 +254,13 @@ def test_the_aurora_password_comes_from_the_secret_and_tls_is_required():
 
 @pytest.fixture
 def served(moto_server, postgres, handbook, embeddings, monkeypatch):
-    from tests.serving.batch.conftest import FAKE_CREDS, REGION
-
     for k, v in FAKE_CREDS.items():
         monkeypatch.setenv(k, v)
     kw = {"endpoint_url": moto_server, "region_name": REGION}
     s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
     q, dlq = make_rag_queues(s3, sqs, max_receives=3, suffix=uuid.uuid4().hex[:8])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RAG_"))}
-    env.update(FAKE_CREDS, AWS_ENDPOINT_URL=moto_server, AWS_REGION=REGION, RAG_QUEUE_URL=q, RAG_BUCKET=RAG_BUCKET,
+    env = process_env(moto_server, "RAG_")
+    env.update(RAG_QUEUE_URL=q, RAG_BUCKET=RAG_BUCKET,
                RAG_EMBED_URL=embeddings.url, RAG_DSN=postgres.conninfo, RAG_CHUNK_MAX_TOKENS="32",
                RAG_CHUNK_OVERLAP_TOKENS="4", RAG_EMBED_BATCH="4", RAG_VISIBILITY_SECONDS="2",
                RAG_IDLE_EXIT_SECONDS="3", PYTHONPATH=str(ROOT))
@@ -217,9 +290,43 @@ def test_a_worker_killed_mid_document_leaves_the_old_version_whole(served, handb
     embeddings.batch_ms = 0
     second = spawn(env)  # takes the message once its 2 s visibility lapses
     assert second.wait(timeout=90) == 0, second.stderr.read().decode()[-2000:]
-    from serving.rag.chunking import Chunker
-
     assert texts(handbook) == Chunker(32, 4).texts(LONG), "the new version, whole"
+
+
+def metric(port: int, name: str) -> float:
+    """One sample of the worker's /metrics (the PodMonitor's view)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        body = r.read().decode()
+    return float(next(line.split()[-1] for line in body.splitlines() if line.startswith(name + " ")
+                      or line.startswith(name + "{")))
+
+
+def test_a_sigtermed_worker_queues_its_document_again_and_the_next_ingests_it_once(served, handbook, embeddings):
+    """As a process: SIGTERM mid-document -> exit 0, the message back as a new one (receive count 1, not 2), nothing
+    written; the next worker writes the document once. The metrics port answers while the worker runs."""
+    aws, env = served
+    _s3, sqs, q, dlq = aws
+    port = free_port()
+    env = {**env, "RAG_METRICS_PORT": str(port), "RAG_VISIBILITY_SECONDS": "60", "RAG_IDLE_EXIT_SECONDS": "0"}
+    embeddings.batch_ms = 200
+    submit(aws, "leave", LONG)
+    proc = spawn(env)
+    wait_port(port, timeout=30)
+    assert metric(port, 'genai_scale_rag_documents_total{outcome="done"}') == 0
+    deadline = time.monotonic() + 60
+    while embeddings.requests < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0, proc.stderr.read().decode()[-2000:]
+    assert texts(handbook) == []
+    msgs = sqs.receive_message(QueueUrl=q, VisibilityTimeout=1, AttributeNames=["All"]).get("Messages")
+    assert msgs and msgs[0]["Attributes"]["ApproximateReceiveCount"] == "1", "a new message, not a released one"
+    sqs.change_message_visibility(QueueUrl=q, ReceiptHandle=msgs[0]["ReceiptHandle"], VisibilityTimeout=0)
+    embeddings.batch_ms = 0
+    second = spawn(env | {"RAG_IDLE_EXIT_SECONDS": "3", "RAG_METRICS_PORT": "0"})
+    assert second.wait(timeout=90) == 0, second.stderr.read().decode()[-2000:]
+    assert texts(handbook) == Chunker(32, 4).texts(LONG), "ingested once, whole"
+    assert depth(sqs, q) == 0 and depth(sqs, dlq) == 0
 
 
 def test_two_workers_share_the_queue_and_ingest_every_document_once(served, handbook, embeddings):

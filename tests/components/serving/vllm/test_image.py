@@ -60,7 +60,8 @@ def test_dockerfiles_pin_the_base_run_non_root_and_bake_no_weights():
         assert ":latest" not in text
         assert not any(w in text.lower() for w in (".safetensors", "huggingface-cli download", "hf download"))
     files = sorted(p.name for p in CONTEXT_DIR.iterdir() if p.is_file())
-    assert files == ["Dockerfile.neuron", "Dockerfile.nvidia", "__init__.py", "entrypoint.py"]
+    assert files == ["Dockerfile.neuron", "Dockerfile.nvidia", "__init__.py", "entrypoint.py", "pool_gate.py"]
+    assert "COPY --chmod=0755 pool_gate.py /usr/local/bin/genai-scale-pool-gate" in nvidia
     assert Path(CONTEXT_DIR / "entrypoint.py").stat().st_mode & 0o111
 
 

@@ -265,7 +265,8 @@ def test_component_registers_every_child_under_mocks():
     names = sorted(r.name for r in result.children_of(parent.urn))
     assert names == sorted([
         "llama-8b-weights-role", "llama-8b-weights-policy", "llama-8b-weights-attach", "llama-8b-sa",
-        "llama-8b-api-key", "llama-8b-api-key", "llama-8b-deployment", "llama-8b-service", "llama-8b-pdb",
+        "llama-8b-api-key", "llama-8b-api-key", "llama-8b-deployment", "llama-8b-service", "llama-8b-replicas",
+        "llama-8b-pdb",
         "llama-8b-netpol", "llama-8b-servicemonitor", "llama-8b-scaledobject", "llama-8b-warm-pool",
         "llama-8b-warm"])
     dep = result.one("kubernetes:apps/v1:Deployment", "llama-8b-deployment")
@@ -282,6 +283,21 @@ def test_component_registers_every_child_under_mocks():
     assert doc["Statement"][1]["Condition"] == {"StringLike": {"s3:prefix": ["llama-8b/*", "llama-8b"]}}
     sa = result.one("kubernetes:core/v1:ServiceAccount", "llama-8b-sa")
     assert "eks.amazonaws.com/role-arn" in sa.get("metadata.annotations")
+
+
+def test_a_headless_service_lists_the_ready_replicas_one_by_one():
+    m = render_manifests("llama-8b", args())
+    svc, headless = m["Service"], m["ReplicasService"]
+    assert headless["metadata"]["name"] == "llama-8b-replicas"
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is False
+    assert headless["spec"]["selector"] == svc["spec"]["selector"], "the same pods as the ClusterIP Service"
+    monitor = m["ServiceMonitor"]["spec"]["selector"]["matchLabels"]
+    assert all(svc["metadata"]["labels"].get(k) == v for k, v in monitor.items())
+    assert not all(headless["metadata"]["labels"].get(k) == v for k, v in monitor.items()), \
+        "the ServiceMonitor must not select it too (every pod would be scraped twice)"
+    assert "ReplicasService" not in render_manifests("llama-8b", args(replicas_service=False))
+    result = run_program(lambda: VllmService("llama-8b", args()))
+    assert result.one("kubernetes:core/v1:Service", "llama-8b-replicas").get("spec.clusterIP") == "None"
 
 
 def test_api_key_can_be_switched_off():
