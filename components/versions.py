@@ -48,9 +48,27 @@ GPU_OPERATOR = Pin("gpu-operator", "v26.7.1", "https://helm.ngc.nvidia.com/nvidi
                    "(gpu-operator-v26.7.1.tgz)", "2026-11-23")
 NEURON_HELM_CHART = Pin("neuron-helm-chart", "1.3.0", "oci://public.ecr.aws/neuron",
                         "aws-neuron/neuron-helm-charts; version used by awslabs/ai-on-eks", "2026-11-23")
+EFA_DEVICE_PLUGIN_CHART = Pin("aws-efa-k8s-device-plugin", "v0.5.30", "https://aws.github.io/eks-charts",
+                              "aws/eks-charts stable/aws-efa-k8s-device-plugin/Chart.yaml at commit bfe91c4b "
+                              "(2026-07-21; the chart has no tag) and the repository index (gh-pages, "
+                              "aws-efa-k8s-device-plugin-v0.5.30.tgz created 2026-08-03), the newest version",
+                              "2026-12-06")
+EFA_DEVICE_PLUGIN_IMAGE = Pin("aws-efa-k8s-device-plugin", "v0.5.20",
+                              "602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/aws-efa-k8s-device-plugin",
+                              "values.yaml image.tag (and appVersion) of chart v0.5.30", "2026-12-06")
+"""EFA Kubernetes device plugin (advertises ``vpc.amazonaws.com/efa``); its values are vendored in
+tests/upstream/aws-efa-k8s-device-plugin/."""
 CLUSTER_AUTOSCALER_CHART = Pin("cluster-autoscaler", "9.58.0", "https://kubernetes.github.io/autoscaler",
                                "kubernetes/autoscaler chart releases (cluster-autoscaler-chart-9.58.0, 2026-07)",
                                "2026-11-23")
+KARPENTER_CHART = Pin("karpenter", "1.14.1", "oci://public.ecr.aws/karpenter",
+                      "aws/karpenter-provider-aws tag v1.14.1 (bde00654, 2026-08-20), the newest 1.x release tag; "
+                      "charts/karpenter and pkg/apis/crds (NodePool, EC2NodeClass, NodeClaim at karpenter.sh/v1 and "
+                      "karpenter.k8s.aws/v1); controller IAM policies from the getting-started cloudformation.yaml",
+                      "2026-12-06")
+KARPENTER_CRD_CHART = "karpenter-crd"
+"""The chart that installs only Karpenter's CRDs, published beside ``karpenter`` at the same version (same repository,
+same tag): installed as its own release so a controller upgrade updates the CRDs and never deletes them."""
 KUBE_SCHEDULER_IMAGE = "registry.k8s.io/kube-scheduler"
 """Image of the second kube-scheduler (``my-scheduler``) the Neuron chart runs when its scheduler extension is on."""
 KUBE_SCHEDULER_IMAGE_TAGS: dict[str, str] = {
@@ -128,6 +146,17 @@ KEDA_CHART = Pin(
 KUBE_PROMETHEUS_STACK_CHART = Pin(
     "kube-prometheus-stack", "82.4.3", repository="https://prometheus-community.github.io/helm-charts",
     source="vllm-project/production-stack helm/Chart.yaml dependency (commit a6c01db0, 2026-08-05)", checked="2026-11")
+
+LWS_CHART = Pin(
+    "lws", "0.10.0", repository="oci://registry.k8s.io/lws/charts",
+    source="kubernetes-sigs/lws tag v0.10.0 (commit 2161f38f, 2026-08-11): site/content/en/docs/installation "
+           "(`helm install lws oci://registry.k8s.io/lws/charts/lws --version=0.10.0 -n lws-system`), chart "
+           "charts/lws (appVersion v0.10.0; CRDs under crds/ since v0.8.0)", checked="2026-12-06")
+"""LeaderWorkerSet controller chart (multi-node serving); the CRD it ships is vendored in tests/upstream/lws/."""
+LWS_IMAGE = Pin(
+    "lws", "v0.10.0", repository="registry.k8s.io/lws/lws",
+    source="kubernetes-sigs/lws v0.10.0 charts/lws/values.yaml image.manager.repository (its tag defaults to `main`, "
+           "so the release tag is set explicitly)", checked="2026-12-06")
 
 # --- gateway ---
 GATEWAY_IMAGE = Pin(

@@ -413,6 +413,7 @@ UNSCOPED_OK_DEFAULT = [
     # account-level calls without resource-level permissions (IAM Service Authorization Reference)
     "ecr:GetAuthorizationToken", "sts:GetCallerIdentity", "cloudwatch:PutMetricData", "cloudwatch:GetMetricData",
     "ec2:GetInstanceTypesFromInstanceRequirements", "acm:ListCertificates", "iam:ListServerCertificates",
+    "pricing:GetProducts",  # the AWS Price List API has no resource types (Karpenter reads on-demand prices)
     # read-only Get calls the AWS Load Balancer Controller makes
     "ec2:GetCoipPoolUsage", "ec2:GetSecurityGroupsForVpc", "iam:GetServerCertificate", "waf-regional:GetWebACL",
     "waf-regional:GetWebACLForResource", "wafv2:GetWebACL", "wafv2:GetWebACLForResource", "shield:GetSubscriptionState",

@@ -45,6 +45,10 @@ class AcceleratorSpec:
     memory_mib_host: int
     efa_interfaces: int
     """Maximum EFA interfaces (0: no EFA support)."""
+    instance_store_disks: int = 0
+    """Local NVMe instance-store disks (0: EBS only). See :data:`INSTANCE_STORE`."""
+    instance_store_gb: int = 0
+    """Total instance-store capacity in GB, as EC2 reports it (``InstanceStorageInfo.TotalSizeInGB``)."""
 
     @property
     def memory_gib(self) -> float:
@@ -85,6 +89,11 @@ class AcceleratorSpec:
         return self.neuron_cores // max(self.count, 1)
 
     @property
+    def has_instance_store(self) -> bool:
+        """Whether the instance has local NVMe disks (node-local storage can be striped over them)."""
+        return self.instance_store_gb > 0
+
+    @property
     def efa_supported(self) -> bool:
         return self.efa_interfaces > 0
 
@@ -98,10 +107,29 @@ class AcceleratorSpec:
         return self.vendor_facts.time_slicing
 
 
+INSTANCE_STORE_SOURCE = ("EC2 DescribeInstanceTypes InstanceStorageInfo (Disks[].Count, TotalSizeInGB; all NVMe SSD, "
+                         "encryption required), as shipped in moto 5.2.5; checked 2026-12-06")
+
+# instance type: (NVMe disks, total GB); types missing here (inf2) have no instance store
+INSTANCE_STORE: dict[str, tuple[int, int]] = {
+    "g5.xlarge": (1, 250), "g5.2xlarge": (1, 450), "g5.4xlarge": (1, 600), "g5.8xlarge": (1, 900),
+    "g5.12xlarge": (1, 3800), "g5.16xlarge": (1, 1900), "g5.24xlarge": (1, 3800), "g5.48xlarge": (2, 7600),
+    "g6.xlarge": (1, 250), "g6.2xlarge": (1, 450), "g6.4xlarge": (1, 600), "g6.8xlarge": (2, 900),
+    "g6.12xlarge": (4, 3760), "g6.16xlarge": (2, 1880), "g6.24xlarge": (4, 3760), "g6.48xlarge": (8, 7520),
+    "g6e.xlarge": (1, 250), "g6e.2xlarge": (1, 450), "g6e.4xlarge": (1, 600), "g6e.8xlarge": (2, 900),
+    "g6e.12xlarge": (2, 3800), "g6e.16xlarge": (2, 1900), "g6e.24xlarge": (2, 3800), "g6e.48xlarge": (4, 7600),
+    "p4d.24xlarge": (8, 8000), "p4de.24xlarge": (8, 8000),
+    "p5.48xlarge": (8, 30400), "p5e.48xlarge": (8, 30400), "p5en.48xlarge": (8, 30400),
+    "trn1.2xlarge": (1, 474), "trn1.32xlarge": (4, 7600),
+}
+"""Local NVMe instance store per catalogue type (:data:`INSTANCE_STORE_SOURCE`); tests re-check it against EC2."""
+
+
 def _row(instance_type: str, vendor: Vendor, accelerator: str, count: int, memory_mib: int, neuron_cores: int,
          vcpus: int, memory_mib_host: int, efa: int) -> AcceleratorSpec:
+    disks, gb = INSTANCE_STORE.get(instance_type, (0, 0))
     return AcceleratorSpec(instance_type, instance_type.split(".")[0], vendor, accelerator, count, memory_mib,
-                           neuron_cores, vcpus, memory_mib_host, efa)
+                           neuron_cores, vcpus, memory_mib_host, efa, disks, gb)
 
 
 # instance type, vendor, accelerator, count, MiB per accelerator, NeuronCores, vCPUs, host MiB, max EFA interfaces

@@ -61,6 +61,9 @@ _ROWS = (
     ("meta-llama/Llama-3.1-8B-Instruct", 8.03, 32, 32, 8, 128, 131072),
     ("meta-llama/Llama-3.1-70B-Instruct", 70.6, 80, 64, 8, 128, 131072),
     ("meta-llama/Llama-3.3-70B-Instruct", 70.6, 80, 64, 8, 128, 131072),
+    # hidden_size 16384 / 128 heads (read 2026-12); BF16 weights ~756 GiB (812 GB): more than one 8 x H100 80 GB node,
+    # served across nodes (serving.models in the scale preset)
+    ("meta-llama/Llama-3.1-405B-Instruct", 406, 126, 128, 8, 128, 131072),
     ("mistralai/Mistral-7B-Instruct-v0.3", 7.25, 32, 32, 8, 128, 32768),
     ("Qwen/Qwen2.5-0.5B-Instruct", 0.494, 24, 14, 2, 64, 32768),
     ("Qwen/Qwen2.5-7B-Instruct", 7.62, 28, 28, 4, 128, 32768),

@@ -6,6 +6,8 @@ pieces. No Pulumi here: everything is unit-tested directly.
 
 from __future__ import annotations
 
+import base64
+
 from components.catalog.accelerators import EFA_RESOURCE, AcceleratorSpec
 from components.catalog.vendors import VENDOR_LABEL, NodeOs
 
@@ -131,3 +133,43 @@ def efa_interfaces(spec: AcceleratorSpec, security_group_ids: list) -> list[dict
             "securityGroups": security_group_ids,
         })
     return out
+
+
+# --- node-local NVMe: AL2023 nodeadm NodeConfig in the launch template's user data ---
+
+NODEADM_CONTENT_TYPE = "application/node.eks.aws"
+"""MIME type of a nodeadm NodeConfig part (awslabs/amazon-eks-ami nodeadm docs; EKS merges such parts of a managed
+node group's launch-template user data with its own when the group uses an EKS AMI type, not a custom AMI)."""
+
+MIME_BOUNDARY = "//genai-scale-nodeadm//"
+"""Fixed so the rendered user data (and the launch template) only changes when the NodeConfig does."""
+
+
+def local_storage_node_config(strategy: str = "RAID0") -> str:
+    """nodeadm ``NodeConfig`` (``node.eks.aws/v1alpha1``) that stripes the instance-store NVMe disks
+    (``spec.instance.localStorage.strategy``) and moves kubelet's and containerd's storage onto them: image layers,
+    emptyDirs (the vLLM caches, weights) and pod logs then live on local NVMe instead of the EBS root volume."""
+    return ("apiVersion: node.eks.aws/v1alpha1\n"
+            "kind: NodeConfig\n"
+            "spec:\n"
+            "  instance:\n"
+            "    localStorage:\n"
+            f"      strategy: {strategy}\n")
+
+
+def node_user_data(spec: AcceleratorSpec, node_os: NodeOs, *, local_storage: bool = True) -> str | None:
+    """Base64 MIME multi-part user data for the launch template, or None when there is nothing to say: only AL2023
+    nodes (nodeadm) whose instance type has instance store get the RAID0 NodeConfig; Bottlerocket is configured
+    through its own settings, and EBS-only types (inf2) have nothing to stripe."""
+    if not local_storage or node_os != "al2023" or not spec.has_instance_store:
+        return None
+    body = (f"MIME-Version: 1.0\n"
+            f'Content-Type: multipart/mixed; boundary="{MIME_BOUNDARY}"\n'
+            f"\n"
+            f"--{MIME_BOUNDARY}\n"
+            f"Content-Type: {NODEADM_CONTENT_TYPE}\n"
+            f"\n"
+            f"{local_storage_node_config()}"
+            f"\n"
+            f"--{MIME_BOUNDARY}--\n")
+    return base64.b64encode(body.encode()).decode()

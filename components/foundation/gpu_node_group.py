@@ -3,7 +3,9 @@
 Creates
   - ``aws.ec2.LaunchTemplate`` ``<name>-lt``: IMDSv2 required (hop limit 1 by default: pods use IRSA, not the node
     role), encrypted gp3 volume sized for images and model weights, EFA interfaces when ``efa`` is on, the capacity
-    reservation and ``capacity-block`` market for CAPACITY_BLOCK, cost tags on instances and volumes.
+    reservation and ``capacity-block`` market for CAPACITY_BLOCK, cost tags on instances and volumes; on AL2023 with
+    instance store (``local_nvme``), user data with a nodeadm NodeConfig striping the NVMe disks (RAID0) for kubelet
+    and containerd (docs/coldstart.md).
   - ``aws.eks.NodeGroup`` ``<name>``: AMI type derived from the accelerator (NVIDIA or Neuron), taints and labels,
     capacity type, rolling update settings, node auto-repair; ``scalingConfig.desiredSize`` is ignored after creation
     so ``pulumi up`` never fights the cluster autoscaler.
@@ -110,6 +112,12 @@ class GpuNodeGroupArgs(ArgsModel):
     """Node OS: ``al2023`` (EKS AL2023 accelerated AMI) or ``bottlerocket``. Default: al2023."""
     efa: bool = False
     """Attach EFA interfaces, a cluster placement group and pin to one AZ. Default: off."""
+    local_nvme: bool = True
+    """On AL2023 nodes whose instance type has instance store (catalogue ``instance_store_gb``: g5, g6, g6e, p4d, p5,
+    trn1; not inf2), stripe the NVMe disks as RAID0 through nodeadm (``spec.instance.localStorage.strategy``) and
+    put kubelet and containerd storage on them: image layers unpack, and emptyDirs (vLLM compile caches, downloaded
+    weights) live, on local NVMe rather than the EBS volume. The disks are wiped when the instance stops. Default: on
+    (ignored on Bottlerocket and EBS-only types)."""
     node_security_group_ids: PulumiInput = None
     """Security groups for EFA interfaces (the cluster's node security group). Default: ``[cluster.node_security_group_id]``
     with ``cluster``, else none (required with efa)."""
@@ -364,6 +372,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 "capacity_reservation_target": {"capacity_reservation_id": args.capacity_reservation_id}}
             lt_extra["instance_type"] = args.instance_type
 
+        user_data = _gpu.node_user_data(spec, args.node_os, local_storage=args.local_nvme)
         self.launch_template = aws.ec2.LaunchTemplate(
             f"{name}-lt",
             description=f"genai-scale {name}: {args.instance_type} ({spec.accelerator} x{spec.count})",
@@ -371,6 +380,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
             metadata_options={"http_endpoint": "enabled", "http_tokens": "required",
                               "http_put_response_hop_limit": args.imds_hop_limit, "instance_metadata_tags": "disabled"},
             block_device_mappings=_gpu.block_devices(args.node_os, args.disk_size_gib, kms_key_arn=args.kms_key_arn),
+            **({"user_data": user_data} if user_data else {}),
             tag_specifications=[{"resource_type": "instance", "tags": {**tags, "genai-scale/node-group": name}},
                                 {"resource_type": "volume", "tags": {**tags, "genai-scale/node-group": name}}],
             tags=tags,

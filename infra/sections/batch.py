@@ -236,6 +236,7 @@ def build(ctx: BuildContext, cfg) -> None:
 def _engine_image(ctx: BuildContext, cfg, vendor: str) -> Any:
     """The vLLM image the serving section runs for this vendor: the model's VllmService's, else the upstream pin."""
     svc = ctx.vllm_services.get(cfg.batch.model)
-    if svc is not None and svc.manifests["Deployment"]["spec"]["template"]["spec"]["containers"][0].get("image"):
-        return svc.manifests["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    deployment = svc.manifests.get("Deployment") if svc is not None else None  # none on a multi-node service
+    if deployment is not None and deployment["spec"]["template"]["spec"]["containers"][0].get("image"):
+        return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     return base_image(vendor)

@@ -1,16 +1,26 @@
-"""Stack section: foundation. Network, EKS cluster, accelerator node groups, GPU operator, Neuron plugin, autoscaler."""
+"""Stack section: foundation. Network, EKS cluster, accelerator node groups, GPU operator, Neuron and EFA device plugins,
+autoscaler.
+
+``nodeProvisioner`` picks who brings accelerator nodes: ``managed-node-groups`` (the default: one EKS managed node group
+per ``nodeGroups`` entry, scaled by the cluster autoscaler) or ``karpenter`` (the Karpenter controller and one NodePool
+per ``nodeGroups`` entry, EC2NodeClasses per accelerator family; no GPU node groups and no cluster autoscaler). The
+system node group stays a managed node group either way."""
 
 from __future__ import annotations
 
 
 from pydantic import Field
+from pydantic_core import core_schema
 
 from components.errors import ArgsError
 from problems import Problem
 from components.foundation.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.foundation.efa_device_plugin import EfaDevicePlugin, EfaDevicePluginArgs
 from components.foundation.eks_cluster import EksCluster, EksClusterArgs
 from components.foundation.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from components.foundation.gpu_operator import GpuOperator, GpuOperatorArgs
+from components.foundation.karpenter import Karpenter, KarpenterArgs
+from components.foundation.node_pools import KarpenterNodePools, KarpenterNodePoolsArgs, NodePoolSpec
 from components.foundation.network import Network, NetworkArgs
 from components.foundation.neuron_device_plugin import NeuronDevicePlugin, NeuronDevicePluginArgs
 from infra.sections.base import BuildContext, SettingsModel, args_from, derive_settings, translate
@@ -47,10 +57,33 @@ NeuronSettings = derive_settings(NeuronDevicePluginArgs, name="NeuronSettings", 
                                  exclude=(*WIRING, "kubernetes_version"),
                                  extra={"enabled": (bool, Field(default=True, description=(
                                      "Install when any Neuron node group exists. Default: on.")))})
+EfaDevicePluginSettings = derive_settings(
+    EfaDevicePluginArgs, name="EfaDevicePluginSettings", module=__name__, exclude=(*WIRING, "extra_taints"),
+    extra={"enabled": (bool, Field(default=True, description=(
+        "Install when any node group has efa on (managed node groups or Karpenter NodePools). Default: on.")))})
 ClusterAutoscalerSettings = derive_settings(
     ClusterAutoscalerArgs, name="ClusterAutoscalerSettings", module=__name__,
     exclude=(*WIRING, "cluster_name", "kubernetes_version", "region", "oidc_provider_arn", "oidc_issuer"),
     extra={"enabled": (bool, Field(default=True, description="Install the cluster autoscaler. Default: on."))})
+
+
+KarpenterSettings = derive_settings(KarpenterArgs, name="KarpenterSettings", module=__name__,
+                                    exclude=(*WIRING, "cluster_name"),
+                                    doc="The Karpenter controller (used when nodeProvisioner is karpenter).")
+
+PROVISIONERS = ("managed-node-groups", "karpenter")
+
+
+class NodeProvisioner(str):
+    """Who provisions accelerator nodes: ``managed-node-groups`` (EKS managed node groups + cluster autoscaler) or
+    ``karpenter`` (NodePools). Default: managed-node-groups."""
+
+    def __new__(cls, value: str = PROVISIONERS[0]) -> NodeProvisioner:
+        return super().__new__(cls, value)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler):
+        return core_schema.no_info_after_validator_function(cls, core_schema.literal_schema(list(PROVISIONERS)))
 
 
 RENAMED = {"nodeGroups.*.labels": "extraLabels"}
@@ -65,7 +98,10 @@ KEYS = {
     "nodeGroups": dict[str, NodeGroupSettings],
     "gpuOperator": GpuOperatorSettings,
     "neuron": NeuronSettings,
+    "efaDevicePlugin": EfaDevicePluginSettings,
     "clusterAutoscaler": ClusterAutoscalerSettings,
+    "nodeProvisioner": NodeProvisioner,
+    "karpenter": KarpenterSettings,
 }
 
 _PLACEHOLDER = {"cluster_name": "cluster", "node_role_arn": "role", "subnet_ids": ["subnet"],
@@ -116,6 +152,12 @@ def problems(cfg) -> list[Problem]:
                                                                               "set neuron.schedulerImageTag"),
                                ("neuron.schedulerExtension",))
                        if p.path == "neuron.kubernetesVersion" else p for p in translate(err, "neuron"))
+    if cfg.node_provisioner == "karpenter":
+        for name, ng in cfg.node_groups.items():
+            if ng.min_size > 0:
+                out.append(Problem(f"nodeGroups.{name}.minSize", ng.min_size, "0 with nodeProvisioner karpenter "
+                                   "(a NodePool keeps no minimum: Karpenter starts nodes for pending pods)",
+                                   ("nodeProvisioner",)))
     if "team" not in cfg.tags:
         out.append(Problem("tags", dict(cfg.tags), "must include a team tag (cost allocation: team, environment, tier)"))
     return out
@@ -133,12 +175,16 @@ def build(ctx: BuildContext, cfg) -> None:
     import pulumi
     k8s_opts = pulumi.ResourceOptions(provider=cluster.k8s_provider)
 
-    for name, ng in cfg.node_groups.items():
-        ctx.node_group_specs[name] = ng
-        ctx.node_groups[name] = GpuNodeGroup(name, _node_group_args(
-            ng, cluster_name=cluster.cluster_name, node_role_arn=cluster.node_role_arn,
-            subnet_ids=ctx.network.private_subnet_ids, node_security_group_ids=[cluster.node_security_group_id],
-            vpc_id=ctx.network.vpc_id, tags=tags), opts=pulumi.ResourceOptions(depends_on=[cluster]))
+    karpenter = cfg.node_provisioner == "karpenter"
+    if karpenter:
+        _build_karpenter(ctx, cfg, cluster, tags)
+    else:
+        for name, ng in cfg.node_groups.items():
+            ctx.node_group_specs[name] = ng
+            ctx.node_groups[name] = GpuNodeGroup(name, _node_group_args(
+                ng, cluster_name=cluster.cluster_name, node_role_arn=cluster.node_role_arn,
+                subnet_ids=ctx.network.private_subnet_ids, node_security_group_ids=[cluster.node_security_group_id],
+                vpc_id=ctx.network.vpc_id, tags=tags), opts=pulumi.ResourceOptions(depends_on=[cluster]))
 
     vendors = {g.accelerator.vendor for g in ctx.node_groups.values()}
     go = cfg.gpu_operator
@@ -149,8 +195,14 @@ def build(ctx: BuildContext, cfg) -> None:
     if cfg.neuron.enabled and "neuron" in vendors:
         ctx.neuron_plugin = NeuronDevicePlugin("neuron", args_from(cfg.neuron, NeuronDevicePluginArgs,
                                                                   kubernetes_version=cluster.version), opts=k8s_opts)
+    efa_groups = [ng for ng in cfg.node_groups.values() if ng.efa]
+    if cfg.efa_device_plugin.enabled and efa_groups:  # the same plugin for node groups and NodePools (module docs)
+        ctx.extras["efa_device_plugin"] = EfaDevicePlugin("efa-device-plugin", args_from(
+            cfg.efa_device_plugin, EfaDevicePluginArgs,
+            extra_taints=[{"key": t.key, "value": t.value, "effect": t.effect}
+                          for ng in efa_groups for t in ng.extra_taints]), opts=k8s_opts)
     ca = cfg.cluster_autoscaler
-    if ca.enabled:
+    if ca.enabled and not karpenter:  # the autoscaler only ever scaled the accelerator node groups
         ctx.cluster_autoscaler = ClusterAutoscaler("cluster-autoscaler", args_from(
             ca, ClusterAutoscalerArgs, cluster_name=cluster.cluster_name, kubernetes_version=cluster.version,
             region=ctx.region, oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
@@ -162,8 +214,32 @@ def build(ctx: BuildContext, cfg) -> None:
     ctx.export("vpcId", ctx.network.vpc_id)
     ctx.export("privateSubnetIds", ctx.network.private_subnet_ids)
     ctx.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
+    if karpenter:
+        ctx.export("nodePools", {name: {"instanceType": g.instance_type, "accelerator": g.accelerator.accelerator,
+                                        "count": g.accelerator.count, "maxSize": g.max_size}
+                                 for name, g in ctx.node_groups.items()})
+        return
     ctx.export("nodeGroups", {name: {"instanceType": g.instance_type, "accelerator": g.accelerator.accelerator,
                                      "count": g.accelerator.count, "amiType": g.ami_type,
                                      "capacityType": cfg.node_groups[name].capacity_type,
                                      "minSize": g.min_size, "maxSize": g.max_size, "asgName": g.asg_name}
                               for name, g in ctx.node_groups.items()})
+
+
+def _build_karpenter(ctx: BuildContext, cfg, cluster, tags) -> None:
+    """The Karpenter controller, then one NodePool per ``nodeGroups`` entry (same labels and taints as the group)."""
+    import pulumi
+    k8s_opts = pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[cluster])
+    karpenter = Karpenter("karpenter", args_from(cfg.karpenter, KarpenterArgs, cluster=cluster, tags=tags),
+                          opts=k8s_opts)
+    if not cfg.node_groups:
+        return
+    pools = {name: NodePoolSpec.from_node_group(_node_group_args(ng, **_PLACEHOLDER))
+             for name, ng in cfg.node_groups.items()}
+    node_pools = KarpenterNodePools("node-pools", KarpenterNodePoolsArgs(
+        pools=pools, cluster_name=cluster.cluster_name, node_role_name=karpenter.node_role_name,
+        subnet_ids=ctx.network.private_subnet_ids, security_group_ids=[cluster.node_security_group_id], tags=tags),
+        opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[karpenter]))
+    for name, ng in cfg.node_groups.items():
+        ctx.node_group_specs[name] = ng
+        ctx.node_groups[name] = node_pools.pools[name]

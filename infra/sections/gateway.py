@@ -1,6 +1,8 @@
 """Stack section: gateway. The OpenAI-compatible gateway in front of whatever the earlier sections built.
 
-Routes are derived from the context: one per vLLM service (named after the service), one per SageMaker endpoint
+Routes are derived from the context: one per vLLM service (named after the service; a multi-node model's
+``MultiNodeVllmService`` is routed like a ``VllmService``: its URL and headless replicas Service select the groups'
+leaders), one per SageMaker endpoint
 (``sagemaker-<name>``) and ``bedrock`` for the Bedrock model; with ``bedrockFallback`` the other routes fall back to
 Bedrock on 5xx/429/timeouts. Model pools (``ctx.model_pools``): a ``dynamic`` pool becomes a block of the config's
 ``pools`` (its ``ModelPool.gateway_block``: the headless Service whose A records are the replicas, the engines and

@@ -1,4 +1,4 @@
-"""Stack section: serving. vLLM images, one VllmService per model, KEDA, warm pools, monitoring.
+"""Stack section: serving. vLLM images, one VllmService (or multi-node group) per model, KEDA, warm pools, monitoring.
 
 Config keys (camelCase in YAML):
 
@@ -18,9 +18,20 @@ Config keys (camelCase in YAML):
   ``rank``). Every ModelPoolArgs rule is reported at its config key; model and adapter names must be unique across
   pools, ``serving.models`` and the gateway's routes; a dynamic pool needs the gateway, one GPU per node, the node
   group's ``timeSlicingReplicas`` equal to its base models, and no more replicas than the group's ``maxSize``.
+- Multi-node models: a model that does not fit one node of its group, on an instance type with EFA, is laid out by
+  the fit check over the fewest nodes that fit (TP = GPUs per node, PP = nodes: a 405B BF16 model on p5.48xlarge
+  gives 2 nodes, TP 8 x PP 2), or over ``nodes`` (with an optional ``pipelineParallelSize``) when given, and served
+  as a ``MultiNodeVllmService`` (a LeaderWorkerSet group; docs/multinode.md). Its node group needs ``efa: true``
+  (EFA interfaces, a cluster placement group, one AZ) and ``maxSize`` >= nodes x ``maxReplicas``; warm-pool
+  placeholders are refused; a layout that cannot work is reported with the fit check's numbers under the model's key.
+  The plan's ``vllmServices`` entry of such a model adds its ``layout``.
+- ``serving.lws``: the LeaderWorkerSet controller (``enabled``, default on; ``highAvailability``, ``chartVersion``,
+  ``imageTag``), installed once when any served model is multi-node (its ServiceMonitor with monitoring on); turning
+  it off under a multi-node model is an error.
 - ``monitoring``: kube-prometheus-stack with Grafana, the vLLM dashboards and alert rules.
 
-``build`` fills ``ctx.vllm_services[name]`` (``.service_url``, ``.served_model_name``, ``.api_key``),
+``build`` fills ``ctx.vllm_services[name]`` (a ``VllmService`` or ``MultiNodeVllmService``: ``.service_url``,
+``.served_model_name``, ``.api_key``),
 ``ctx.model_pools[name]`` (the ModelPools, for the gateway section), ``ctx.keda`` and ``ctx.monitoring``, and exports
 ``vllmServices`` and ``modelPools`` (what the plan prints per pool). See docs/serving.md and docs/pools.md.
 """
@@ -42,10 +53,13 @@ from components.serving.vllm.args import VllmModelSettings
 from components.catalog import vendors
 from components.naming import autoname_problems, aws_name, longest_key
 from components.serving.keda import Keda, KedaArgs
+from components.serving.lws import LeaderWorkerSetController, LeaderWorkerSetControllerArgs
 from components.serving.monitoring import Monitoring, MonitoringArgs
 from components.serving.vllm.image import VllmImage, VllmImageArgs, base_image
 from components.serving.vllm.image import engine_version as image_engine_version
 from components.serving.vllm.service import VllmService
+from components.serving.vllm.multinode import MultiNodeVllmServiceArgs, planned_layout
+from components.serving.vllm.multinode_service import MultiNodeVllmService
 from components.serving.pools.args import ModelPoolArgs
 from components.serving.pools.pool import ModelPool
 from components.serving.pools.strategy import PolicyError, mismatch_warning, parse_policy, recommend
@@ -72,6 +86,7 @@ ModelServiceSettings = derive_settings(
             "model id."))),
         **pick(VllmServiceArgs, "gpu_sharing", "mig_profile", "warm_pool_placeholders", "pre_stop_seconds",
                "startup_timeout_seconds"),
+        **pick(MultiNodeVllmServiceArgs, "nodes", "pipeline_parallel_size"),
         **pick(AutoscalingSettings, "min_replicas", "max_replicas"),
         "autoscaling": (ModelAutoscalingSettings, Field(default_factory=ModelAutoscalingSettings, description=(
             "KEDA triggers. Default: queue depth, the latency SLO and GPU utilization."))),
@@ -109,6 +124,16 @@ KedaSettings = derive_settings(KedaArgs, name="KedaSettings", exclude=("node_sel
                                    "Run KEDA and autoscale the models. Default: on.")))})
 
 
+LwsSettings = derive_settings(
+    LeaderWorkerSetControllerArgs, name="LwsSettings", module=__name__,
+    exclude=("node_selector", "prometheus", "after"),
+    doc="The LeaderWorkerSet controller, installed once when any served model spans several nodes (its ServiceMonitor "
+        "with monitoring on).",
+    extra={"enabled": (bool, Field(default=True, description=(
+        "Install the LWS controller when a served model spans several nodes (every multi-node model needs it). "
+        "Default: on.")))})
+
+
 VllmImageSettings = derive_settings(
     VllmImageArgs, name="VllmImageSettings", module=__name__,
     exclude=("vendor", "repository_name", "base_image", "push", "tags"),
@@ -131,6 +156,9 @@ ServingSettings = create_model(
         "The vLLM images' ECR repositories: ``forceDelete`` (set true before ``pulumi destroy`` to delete "
         "repositories that still hold images), ``keepImages``, ``untaggedExpiryDays``."))),
     keda=(KedaSettings, Field(default_factory=KedaSettings, description="KEDA, which autoscales the models.")),
+    lws=(LwsSettings, Field(default_factory=LwsSettings, description=(
+        "The LeaderWorkerSet controller for models served across several nodes: ``enabled``, ``highAvailability``, "
+        "``chartVersion``, ``imageTag``."))),
     **pick(VllmServiceArgs, "namespace", "api_key"),  # for every model: one default, on the service args
     hugging_face_token_secret_id=(str | None, Field(default=None, pattern=SECRET_ID, description=(
         "Secrets Manager secret (name or ARN) whose string is a Hugging Face token, read at deploy time and handed "
@@ -243,11 +271,56 @@ def token_problems(cfg) -> list[Problem]:
 
 def service_args(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGroupPlacement, bucket: str,
                  **wiring: Any) -> VllmServiceArgs:
+    """A model's :class:`VllmServiceArgs`, or :class:`MultiNodeVllmServiceArgs` when it is multi-node
+    (:func:`is_multi_node`)."""
+    data = _service_data(name, m, cfg=cfg, placement=placement, bucket=bucket, **wiring)
+    return _build_args(m, data, is_multi_node(m, data))
+
+
+def _build_args(m: ModelServiceSettings, data: dict[str, Any], multi: bool) -> VllmServiceArgs:
+    if not multi:
+        return VllmServiceArgs(**data)
+    return MultiNodeVllmServiceArgs(**data, nodes=m.nodes, pipeline_parallel_size=m.pipeline_parallel_size)
+
+
+def multi_node_problems(name: str, m: ModelServiceSettings, ng, *, nodes: int | None) -> list[Problem]:
+    """A multi-node model's node group: EFA on (EFA interfaces, a cluster placement group, one AZ: the group's
+    pods talk NCCL to each other) and room for ``nodes`` x ``maxReplicas`` nodes."""
+    base, group = f"serving.models.{name}", f"nodeGroups.{m.node_group}"
+    layout = f"{nodes} nodes" if nodes else "several nodes"
+    out: list[Problem] = []
+    if not ng.efa:
+        out.append(Problem(f"{group}.efa", ng.efa, f"true: {base} is served across {layout} per replica (NCCL over "
+                           "EFA needs the EFA interfaces, a cluster placement group and one AZ)",
+                           (f"{base}.nodeGroup",)))
+    if nodes and ng.max_size < nodes * m.max_replicas:
+        out.append(Problem(f"{group}.maxSize", ng.max_size, f">= {nodes * m.max_replicas}: {base} runs up to "
+                           f"maxReplicas ({m.max_replicas}) groups of {nodes} nodes", (f"{base}.maxReplicas",)))
+    return out
+
+
+def is_multi_node(m: ModelServiceSettings, data: dict[str, Any]) -> bool:
+    """Whether a model is served across nodes: ``nodes`` given, or the fit check's layout needs more than one node
+    (the model does not fit one node of its group, the fewest nodes that fit, with TP = GPUs per node and
+    PP = nodes, are more than one, and the instance type has EFA: across nodes without EFA the fit check's
+    "does not fit" stands)."""
+    if m.nodes is not None:
+        return True
+    spec = data["placement"].accelerator
+    if (m.gpu_sharing != "dedicated" or spec.shards_over_cores or not spec.efa_supported
+            or data["model"].facts() is None):
+        return False  # whole GPUs with EFA, known models only (VllmServiceArgs reports the rest)
+    # the layout of the single-node settings, unvalidated: they fail the fit check when one node is too small
+    return planned_layout(VllmServiceArgs.model_construct(**data)).multi_node
+
+
+def _service_data(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGroupPlacement, bucket: str,
+                  **wiring: Any) -> dict[str, Any]:
     vendor = placement.accelerator.vendor
     gateway = getattr(cfg, "gateway", None)
     clients = [gateway.namespace] if gateway is not None and getattr(gateway, "namespace", None) else []
     targets = getattr(cfg, "targets", None)
-    return VllmServiceArgs(
+    return dict(
         model=model_settings(name, m, bucket), placement=placement, namespace=cfg.serving.namespace,
         engine_version=image_engine_version(vendor),
         gpu_sharing=m.gpu_sharing, mig_profile=m.mig_profile, mig_strategy=cfg.gpu_operator.mig_strategy,
@@ -292,7 +365,17 @@ def _config_term(term: str) -> str:
     return ".".join(to_camel(p) for p in term.split("."))
 
 
-def _config_problem(base: str, p: Problem) -> Problem:
+_NODE_GROUP_KEYS = {"efa": "instanceType", "placement": "instanceType"}
+"""Args fields of a multi-node model whose problem is its node group's (an instance type without EFA, Neuron)."""
+
+
+def _config_problem(base: str, p: Problem, *, node_group: tuple[str, str] | None = None) -> Problem:
+    """A service-args problem at its config key; ``node_group`` (name, instance type) places a multi-node model's
+    instance-type problems at its node group."""
+    if node_group and p.path in _NODE_GROUP_KEYS:
+        expected = p.expected.replace(" (or efa off)", "")  # the group always requests EFA from the section
+        return Problem(f"nodeGroups.{node_group[0]}.{_NODE_GROUP_KEYS[p.path]}", node_group[1],
+                       f"{expected} ({base} is served across nodes)", (f"{base}.nodeGroup",))
     if p.path == "neuron_scheduler":  # the extension is a cluster-wide setting of the Neuron chart
         reason = p.expected.removeprefix("required: ").split("; turn on", 1)[0]
         return Problem("neuron.schedulerExtension", False, f"true: {base}: {reason}",
@@ -441,6 +524,7 @@ def problems(cfg) -> list[Problem]:
     node_groups = getattr(cfg, "node_groups", {}) or {}
     out.extend(token_problems(cfg))
     out.extend(pool_problems(cfg))
+    multi_node: list[str] = []
     if (s.models or s.pools) and s.keda.enabled and not cfg.monitoring.enabled:
         out.append(Problem("serving.keda.enabled", True, "needs monitoring.enabled (the triggers query Prometheus)",
                            ("monitoring.enabled",)))
@@ -456,11 +540,20 @@ def problems(cfg) -> list[Problem]:
         placement = placement_from_settings(m.node_group, ng)
         if placement is None:
             continue  # the foundation section reports the unknown instance type
+        multi = False
         try:
-            args = service_args(name, m, cfg=cfg, placement=placement, bucket=bucket_name(cfg, "stack"),
-                                **_PLACEHOLDER_WIRING)
+            data = _service_data(name, m, cfg=cfg, placement=placement, bucket=bucket_name(cfg, "stack"),
+                                 **_PLACEHOLDER_WIRING)
+            multi = is_multi_node(m, data)
+            args = _build_args(m, data, multi)
         except ArgsError as err:
-            out.extend(_config_problem(base, p) for p in err.problems)
+            out.extend(_config_problem(base, p, node_group=(m.node_group, ng.instance_type)) for p in err.problems)
+            if multi:
+                out.extend(multi_node_problems(name, m, ng, nodes=m.nodes))
+            continue
+        if isinstance(args, MultiNodeVllmServiceArgs):
+            multi_node.append(base)
+            out.extend(multi_node_problems(name, m, ng, nodes=args.layout().nodes))
             continue
         per_replica = _accelerators_per_replica(args)
         per_node = placement.accelerator.count * (placement.time_slicing_replicas or 1)
@@ -470,6 +563,9 @@ def problems(cfg) -> list[Problem]:
                                f"minReplicas ({m.min_replicas}) + placeholders hold {need} accelerator(s), more than "
                                f"node group {m.node_group!r} can have ({ng.max_size} x {per_node})",
                                (f"{base}.minReplicas", f"nodeGroups.{m.node_group}")))
+    if multi_node and not s.lws.enabled:
+        out.append(Problem("serving.lws.enabled", False, f"true: {', '.join(multi_node)} span several nodes per "
+                           "replica (a LeaderWorkerSet needs the LWS controller)", tuple(multi_node)))
     return out
 
 
@@ -491,7 +587,8 @@ def _models_bucket(name: str, tags: dict[str, str]) -> aws.s3.Bucket:
 
 
 def build(ctx: BuildContext, cfg) -> None:
-    """Monitoring -> KEDA -> models bucket, images -> one VllmService per model."""
+    """Monitoring -> KEDA -> models bucket, images -> the LWS controller (with a multi-node model) -> one VllmService or
+    MultiNodeVllmService per model."""
     k8s_opts = pulumi.ResourceOptions(provider=ctx.k8s_provider) if ctx.k8s_provider else None
     mon = cfg.monitoring
     targets = ctx.targets
@@ -562,19 +659,34 @@ def build(ctx: BuildContext, cfg) -> None:
         ctx.export("modelPools", pools)
     exported: dict[str, Any] = {}
     hf_token = hugging_face_token(cfg)
+    model_args = {name: service_args(
+        name, m, cfg=cfg, placement=placements[name], bucket=bucket, image=images[placements[name].accelerator.vendor],
+        prometheus_url=prom, hf_token=hf_token, hf_token_source=hugging_face_token_source(cfg),
+        oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),
+        oidc_issuer=getattr(cluster, "oidc_issuer", None), after=after, tags=ctx.tags)
+        for name, m in s.models.items()}
+    group_after = list(after)
+    if any(isinstance(a, MultiNodeVllmServiceArgs) for a in model_args.values()):
+        lws = LeaderWorkerSetController("lws", args_from(
+            s.lws, LeaderWorkerSetControllerArgs, prometheus=ctx.monitoring is not None,
+            after=[ctx.monitoring.release] if ctx.monitoring is not None else []), opts=k8s_opts)
+        group_after.append(lws.release)
     for name, m in s.models.items():
-        placement = placements[name]
-        args = service_args(name, m, cfg=cfg, placement=placement, bucket=bucket,
-                            image=images[placement.accelerator.vendor], prometheus_url=prom, hf_token=hf_token,
-                            hf_token_source=hugging_face_token_source(cfg),
-                            oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),
-                            oidc_issuer=getattr(cluster, "oidc_issuer", None), after=after, tags=ctx.tags)
-        svc = VllmService(name, args, opts=pulumi.ResourceOptions(
-            provider=ctx.k8s_provider, depends_on=[ns]) if ctx.k8s_provider else pulumi.ResourceOptions(depends_on=[ns]))
+        args = model_args[name]
+        svc_opts = pulumi.ResourceOptions(provider=ctx.k8s_provider, depends_on=[ns]) if ctx.k8s_provider \
+            else pulumi.ResourceOptions(depends_on=[ns])
+        if isinstance(args, MultiNodeVllmServiceArgs):
+            svc = MultiNodeVllmService(name, args.model_copy(update={"after": group_after}), opts=svc_opts)
+        else:
+            svc = VllmService(name, args, opts=svc_opts)
         ctx.vllm_services[name] = svc
         exported[name] = {"url": svc.service_url, "servedModelName": svc.served_model_name,
                           "nodeGroup": m.node_group, "minReplicas": m.min_replicas, "maxReplicas": m.max_replicas,
                           "warmPoolPlaceholders": m.warm_pool_placeholders,
                           "fitGib": {"need": svc.fit.need_gib, "capacity": svc.fit.capacity_gib}}
+        if isinstance(args, MultiNodeVllmServiceArgs):
+            lay = svc.layout
+            exported[name]["layout"] = {"nodes": lay.nodes, "tensorParallelSize": lay.tensor_parallel_size,
+                                        "pipelineParallelSize": lay.pipeline_parallel_size}
     if s.models:
         ctx.export("vllmServices", exported)

@@ -138,9 +138,12 @@ class SqsWorker:
                 if left <= 0:
                     self.log.info("queue empty for %s s: exiting", idle_exit)
                     break
-                wait = max(1, min(MAX_WAIT_SECONDS, int(left)))
+                wait = min(MAX_WAIT_SECONDS, int(left))  # whole seconds (the API's unit)
             msg = self.receive(wait)
             if msg is None:
+                if wait == 0:  # under a second of the idle budget left: this short poll found nothing
+                    self.log.info("queue empty for %s s: exiting", idle_exit)
+                    break
                 continue
             if self.stop.is_set():  # SIGTERM during the poll: hand the message back at once
                 self.requeue(msg)

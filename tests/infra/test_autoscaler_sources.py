@@ -35,7 +35,9 @@ TRIGGER_AUTH = "kubernetes:keda.sh/v1alpha1:TriggerAuthentication"
 CLUSTER_TRIGGER_AUTH = "kubernetes:keda.sh/v1alpha1:ClusterTriggerAuthentication"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 ADDON = "aws:eks/addon:Addon"
-WORKLOADS = {"Deployment": "kubernetes:apps/v1:Deployment", "StatefulSet": "kubernetes:apps/v1:StatefulSet"}
+WORKLOADS = {"Deployment": "kubernetes:apps/v1:Deployment", "StatefulSet": "kubernetes:apps/v1:StatefulSet",
+             # the multi-node services' groups (its CRD has the scale subresource KEDA's HPA uses)
+             "LeaderWorkerSet": "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"}
 
 PROMETHEUS_PORT = 9090
 """kube-prometheus-stack's ``prometheus.service.port`` default (values.yaml)."""
@@ -86,7 +88,7 @@ def _target_problems(where: str, namespace: str, ref: dict[str, Any], resources:
     kind, name = ref.get("kind", "Deployment"), ref.get("name")
     token = WORKLOADS.get(kind)
     if token is None:
-        return [f"{where}: scaleTargetRef kind {kind!r} is not a Deployment or StatefulSet"]
+        return [f"{where}: scaleTargetRef kind {kind!r} is not a Deployment, StatefulSet or LeaderWorkerSet"]
     found = [r for r in resources if r.type == token and _namespace(r) == namespace
              and (r.inputs.get("metadata") or {}).get("name") == name]
     return [] if found else [f"{where}: scaleTargetRef {kind} {namespace}/{name} is not in the plan"]

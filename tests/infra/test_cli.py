@@ -21,7 +21,7 @@ def test_human_plan(capsys):
     assert "  ■ eks  [genai-scale:index:EksCluster]" in out
     assert "  ├─ ● eks  [aws:eks/cluster:Cluster]\n" in out
     assert "Counts per type" in out and "aws:eks/nodeGroup:NodeGroup" in out
-    assert "  h100           p5.48xlarge    H100 x8          AL2023_x86_64_NVIDIA    ON_DEMAND  0    2\n" in out
+    assert "  h100            p5.48xlarge    H100 x8          AL2023_x86_64_NVIDIA    ON_DEMAND  0    2\n" in out
     assert "kubeconfig: [secret]" in out
 
 

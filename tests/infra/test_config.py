@@ -202,8 +202,8 @@ def test_an_unknown_tier_and_every_other_mistake_in_one_message(tmp_path):
         "keys were checked against the prototype preset",
         "  - genai-scale:nodeGroups.a10g.minSise: unknown key (did you mean \"minSize\"?)",
         "  - genai-scale:bogus: unknown key; expected one of: alb, batch, bedrock, cache, cluster, clusterAutoscaler, "
-        "gateway, gpuOperator, monitoring, network, neuron, nodeGroups, rag, region, sagemaker, serving, tags, targets, "
-        "tier",
+        "efaDevicePlugin, gateway, gpuOperator, karpenter, monitoring, network, neuron, nodeGroups, nodeProvisioner, rag, region, "
+        "sagemaker, serving, tags, targets, tier",
         "  - genai-scale:nodeGroups.a10g.minSize = 3: must be <= maxSize (2)",
         "  - genai-scale:alb.certificateArn = 'nope': an ACM certificate ARN "
         "arn:aws:acm:<region>:<account>:certificate/<uuid>",
@@ -227,7 +227,7 @@ def test_a_removed_node_group_that_a_model_still_names_is_reported_with_both_pat
                                "genai-scale:alb": {"certificateArn": CERT}})
     assert msg.splitlines()[1:] == [
         "  - genai-scale:serving.models.llama-8b-inf2.nodeGroup = 'inf2': a node group of nodeGroups (a10g, batch-a10g, "
-        "batch-a10g-2x, batch-a10g-4x, batch-a10g-od, h100, l40s-pool); the stack file removes genai-scale:nodeGroups.inf2 (null): refer to one that remains, or remove "
+        "batch-a10g-2x, batch-a10g-4x, batch-a10g-od, h100, h100-multinode, l40s-pool); the stack file removes genai-scale:nodeGroups.inf2 (null): refer to one that remains, or remove "
         "genai-scale:serving.models.llama-8b-inf2 as well (null)"]
     # removing the model too plans
     _, _, cfg = load(config_file=write(tmp_path, {

@@ -50,6 +50,8 @@ sagemaker-async-output-encrypted sagemaker-async-scale-to-zero bedrock-service-r
 rds-cluster-encrypted rds-instance-not-public qdrant-service-not-public aurora-scale-to-zero-in-prototype
 embedding-service-scale-to-zero scaled-object-queue-has-dlq
 vllm-admin-endpoints-private keda-no-removed-vllm-metrics
+lws-efa-on-leader-and-workers multinode-pods-least-privilege multinode-network-policy
+karpenter-accelerator-pools-tainted karpenter-pools-limited karpenter-disruption-budgets karpenter-no-termination-handler
 """.split()
 
 

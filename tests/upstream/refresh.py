@@ -94,6 +94,21 @@ SOURCES: tuple[Source, ...] = (
                 "https://grafana-community.github.io/helm-charts)."),
     _chart("qdrant/1.19.0", "qdrant/qdrant-helm", "qdrant-1.19.0", "charts/qdrant",
            note="Chart of the VectorStore component's qdrant backend (https://qdrant.github.io/qdrant-helm)."),
+    _chart("lws/0.10.0", "kubernetes-sigs/lws", "v0.10.0", "charts/lws",
+           crds=("charts/lws/crds/leaderworkerset.x-k8s.io_leaderworkersets.yaml",),
+           note="LeaderWorkerSet controller (multi-node serving). The chart is published as "
+                "oci://registry.k8s.io/lws/charts/lws version 0.10.0 (install doc at the tag); its Chart.yaml on the "
+                "branch says 0.1.0. Only the LeaderWorkerSet CRD is vendored (the chart also ships DisaggregatedSet "
+                "CRDs, which nothing here creates)."),
+    _chart("aws-efa-k8s-device-plugin/v0.5.30", "aws/eks-charts", "bfe91c4b9257c80f754ad4b3d6a9a3c239b2b8ec",
+           "stable/aws-efa-k8s-device-plugin",
+           note="aws/eks-charts tags no chart release: the ref is the newest commit of the chart directory (2026-07-21), "
+                "whose Chart.yaml says v0.5.30, the version the repository index publishes "
+                "(https://aws.github.io/eks-charts, created 2026-08-03)."),
+    _chart("karpenter/1.14.1", "aws/karpenter-provider-aws", "v1.14.1", "charts/karpenter",
+           crds=("pkg/apis/crds/karpenter.sh_nodepools.yaml", "pkg/apis/crds/karpenter.k8s.aws_ec2nodeclasses.yaml",
+                 "pkg/apis/crds/karpenter.sh_nodeclaims.yaml"),
+           note='Tag v1.14.1 of aws/karpenter-provider-aws; its charts/karpenter/Chart.yaml still says 1.13.0 (the release workflow sets the chart version when it publishes oci://public.ecr.aws/karpenter/karpenter:1.14.1). The CRDs are pkg/apis/crds at the tag, the same files the karpenter and karpenter-crd charts ship. The controller IAM policy source is in ../iam-v1.14.1/ (CloudFormation tags do not load as plain YAML).'),
 )
 
 

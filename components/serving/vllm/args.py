@@ -7,6 +7,7 @@ version, so a flag vLLM removed or renamed fails in the tests, not at pod start.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, Literal
@@ -27,6 +28,16 @@ Dtype = Literal["auto", "bfloat16", "float16"]
 Quantization = Literal["fp8", "awq", "awq_marlin", "gptq", "gptq_marlin", "moe_wna16", "mxfp4", "modelopt_fp4",
                        "experts_int8"]
 KvCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2"]
+LoadFormat = Literal["auto", "runai_streamer"]
+
+STREAMER = "runai_streamer"
+"""``--load-format`` of the Run:ai Model Streamer (vLLM's ``runai`` extra: ``runai-model-streamer[s3,...]``)."""
+STREAMER_CONCURRENCY_MIN = 16
+"""Fewest streamer reader threads: the streamer's own default (``RUNAI_STREAMER_CONCURRENCY``, 16 in the vLLM
+Run:ai streamer docs' example)."""
+STREAMER_CONCURRENCY_MAX = 64
+"""Most streamer reader threads a replica gets by default (one per vCPU of its share of the node, capped here so a
+p5.48xlarge replica does not open 192 S3 connections; an inference, calibrate with bench/coldstart)."""
 
 PORT = 8000
 QUIET_ENDPOINTS = "/health,/metrics,/ping"
@@ -45,7 +56,7 @@ RENDERED_FLAGS = (
     "--served-model-name", "--host", "--port", "--tensor-parallel-size", "--max-model-len", "--max-num-seqs",
     "--gpu-memory-utilization", "--dtype", "--quantization", "--kv-cache-dtype", "--enable-prefix-caching",
     "--no-enable-prefix-caching", "--shutdown-timeout", "--disable-access-log-for-endpoints", "--api-key",
-    "--model",
+    "--model", "--load-format", "--model-loader-extra-config",
 )
 """Flags set from typed settings; ``extra_args`` may not repeat them (the typed field is the one place to set each)."""
 
@@ -93,6 +104,17 @@ class VllmModelSettings(ArgsModel):
     shutdown_timeout_seconds: int = Field(default=60, ge=0, le=3600)
     """On SIGTERM, stop taking requests and let in-flight ones finish for up to this long (``--shutdown-timeout``,
     vLLM >= 0.18; the pod's grace period is sized from it). Default: 60."""
+    load_format: LoadFormat = "auto"
+    """How the weights reach the GPUs. ``auto``: the image's entrypoint downloads ``weights_uri`` into the pod's
+    ``/models`` volume before vLLM starts, and vLLM loads them from disk. ``runai_streamer``: no download step;
+    vLLM gets the ``s3://`` URI as its model and streams the safetensors into GPU memory with the Run:ai Model
+    Streamer (``--load-format runai_streamer``: concurrent S3 range reads; docs/coldstart.md), through the same
+    read-only IRSA role. Needs ``weights_uri`` (a safetensors checkpoint) and an NVIDIA engine image carrying the
+    streamer (serving/vllm/Dockerfile.nvidia). Default: auto."""
+    streamer_concurrency: int | None = Field(default=None, ge=1, le=256)
+    """Streamer reader threads (``--model-loader-extra-config '{"concurrency": N}'``), with ``runai_streamer``.
+    Default: one per vCPU of the replica's share of the node, at least 16 and at most 64
+    (:func:`streamer_concurrency`)."""
     extra_args: list[str] = Field(default_factory=list)
     """More `vllm serve` flags, verbatim (escape hatch; parsed by vLLM's parser in the tests). Default: none."""
 
@@ -117,6 +139,12 @@ class VllmModelSettings(ArgsModel):
         if self.kv_tokens_per_sequence and self.kv_tokens_per_sequence > self.max_model_len:
             out.append(Problem("kv_tokens_per_sequence", self.kv_tokens_per_sequence,
                                f"<= max_model_len ({self.max_model_len})"))
+        if self.load_format == STREAMER and self.weights_uri is None:
+            out.append(Problem("load_format", self.load_format, "auto without weights_uri (the streamer reads the "
+                               "weights from S3: set weights_uri to their s3:// prefix)"))
+        if self.streamer_concurrency is not None and self.load_format != STREAMER:
+            out.append(Problem("streamer_concurrency", self.streamer_concurrency,
+                               f"only with load_format {STREAMER} (it sets the streamer's reader threads)"))
         for i, arg in enumerate(self.extra_args):
             flag = arg.split("=", 1)[0].replace("_", "-")
             if flag in RENDERED_FLAGS:
@@ -150,11 +178,13 @@ def engine_drains(engine_version: str) -> bool:
 
 
 def render_args(s: VllmModelSettings, *, served_model_name: str, model_path: str,
-                engine_version: str = versions.VLLM.version, port: int = PORT) -> list[str]:
+                engine_version: str = versions.VLLM.version, port: int = PORT,
+                streamer_threads: int = STREAMER_CONCURRENCY_MIN) -> list[str]:
     """`vllm serve` arguments (without ``vllm serve``) for one server.
 
-    ``model_path`` is the positional model: the local directory the entrypoint fills from ``weights_uri``, or the hub
-    id. The API key is not an argument (vLLM reads ``VLLM_API_KEY`` from the environment, set from a Secret), so it
+    ``model_path`` is the positional model: the local directory the entrypoint fills from ``weights_uri``, the
+    ``s3://`` URI itself when the streamer reads it (``load_format`` runai_streamer, with ``streamer_threads``
+    reader threads unless ``streamer_concurrency`` says otherwise), or the hub id. The API key is not an argument (vLLM reads ``VLLM_API_KEY`` from the environment, set from a Secret), so it
     never shows in the Deployment or in ``ps``.
     """
     args = [
@@ -176,6 +206,10 @@ def render_args(s: VllmModelSettings, *, served_model_name: str, model_path: str
     args += ["--shutdown-timeout", str(s.shutdown_timeout_seconds)]
     if supports("--disable-access-log-for-endpoints", engine_version):
         args += ["--disable-access-log-for-endpoints", QUIET_ENDPOINTS]
+    if s.load_format == STREAMER:
+        threads = s.streamer_concurrency or streamer_threads
+        args += ["--load-format", STREAMER,
+                 "--model-loader-extra-config", json.dumps({"concurrency": threads}, separators=(",", ":"))]
     return args + list(s.extra_args)
 
 
@@ -382,6 +416,9 @@ class VllmServiceArgs(ArgsModel):
                 out.append(Problem("gpu_sharing", "mig", f"node group {self.placement.name!r} to have migConfig set"))
         elif self.mig_profile is not None:
             out.append(Problem("mig_profile", self.mig_profile, "only with gpu_sharing mig"))
+        if self.model.load_format == STREAMER and spec.vendor == NEURON.name:
+            out.append(Problem("model.load_format", STREAMER, f"auto on {vendor.display_name} node groups "
+                               "(genai-scale adds and checks the streamer in the NVIDIA image only)"))
         if needs_neuron_scheduler(self) and self.neuron_scheduler is None:
             out.append(Problem("neuron_scheduler", None, NEURON_SCHEDULER_NEEDED.format(
                 devices=devices_requested(self), count=spec.count, instance_type=spec.instance_type),
@@ -406,6 +443,18 @@ def devices_requested(args: VllmServiceArgs) -> int:
     """Whole devices one replica takes: ``tensor_parallel_size`` GPUs, or enough devices for that many cores."""
     spec, tp = args.placement.accelerator, args.model.tensor_parallel_size
     return math.ceil(tp / max(spec.cores_per_device, 1)) if spec.shards_over_cores else tp
+
+
+def streamer_concurrency(args: VllmServiceArgs) -> int:
+    """Reader threads of the Run:ai streamer for one replica: ``model.streamer_concurrency`` when set, else one per
+    vCPU of the replica's share of the node (``tensor_parallel_size`` of its GPUs), at least
+    :data:`STREAMER_CONCURRENCY_MIN` and at most :data:`STREAMER_CONCURRENCY_MAX` (a g5.12xlarge replica on one of 4
+    GPUs: 12 vCPUs -> 16; a p5.48xlarge replica on 8 GPUs: 192 vCPUs -> 64)."""
+    if args.model.streamer_concurrency:
+        return args.model.streamer_concurrency
+    spec = args.placement.accelerator
+    share = spec.vcpus * devices_requested(args) / max(spec.count, 1)
+    return int(min(STREAMER_CONCURRENCY_MAX, max(STREAMER_CONCURRENCY_MIN, share)))
 
 
 def needs_neuron_scheduler(args: VllmServiceArgs) -> bool:

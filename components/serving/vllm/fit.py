@@ -14,14 +14,19 @@ slice, or a NeuronCore (Inferentia2: 32 GiB per chip, 2 NeuronCores per chip). T
 
 Errors (the model cannot run as configured) and warnings (it runs, but the hardware is far too big) are returned as
 sentences that name the model, the need in GiB and the capacity. :func:`fit_problems_from_manifest` runs the same
-check from a rendered Deployment (container args and the ``genai-scale/*`` annotations) for the policy pack.
+check from a rendered Deployment or LeaderWorkerSet member (container args, with ``--pipeline-parallel-size`` and
+``--nnodes``, and the ``genai-scale/*`` annotations) for the policy pack.
+
+Multi-node: a layout of ``nodes`` x ``tensor_parallel_size`` x ``pipeline_parallel_size`` is checked per accelerator
+(:func:`check_layout`), and :func:`plan_layout` picks the fewest nodes that fit (TP = units per node, PP = nodes, the
+vLLM docs' rule) for a model that does not fit one node; models that fit one node keep the single-node check.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pydantic import ValidationError
@@ -113,6 +118,14 @@ class FitInput:
     """What a unit is called in messages: "A10G GPU", "MIG 3g.40gb slice", "NeuronCore"."""
     instance_type: str = ""
     time_slicing_replicas: int | None = None
+    pipeline_parallel_size: int = 1
+    """Pipeline stages (vLLM ``--pipeline-parallel-size``); more than 1 with ``nodes`` > 1 is a multi-node layout."""
+    nodes: int = 1
+    """Nodes one replica spans (``tensor_parallel_size`` x ``pipeline_parallel_size`` units over this many nodes)."""
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.nodes, self.tensor_parallel_size, self.pipeline_parallel_size)
 
 
 @dataclass
@@ -127,6 +140,34 @@ class FitReport:
     capacity_gib: float
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    pipeline_errors: list[int] = field(default_factory=list)
+    """Indexes in ``errors`` of the errors about ``pipeline_parallel_size`` (multi-node layouts), so callers can
+    point them at that setting."""
+
+
+MAX_NODES = 8
+"""Largest group :func:`plan_layout` tries (16 nodes x 8 GPUs would be a 128-GPU replica; 8 covers 405B-685B
+models in BF16 on H100-class nodes with room to spare)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one replica spreads over accelerators: ``nodes`` nodes, ``tensor_parallel_size`` shards per pipeline stage
+    and ``pipeline_parallel_size`` stages. The vLLM docs' rule across nodes: TP = GPUs per node, PP = nodes
+    (``docs/serving/parallelism_scaling.md``)."""
+
+    nodes: int = 1
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+
+    @property
+    def units(self) -> int:
+        """Accelerator units the replica uses (TP x PP)."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size
+
+    @property
+    def multi_node(self) -> bool:
+        return self.nodes > 1
 
 
 def kv_cache_bytes_per_token(f: FitInput) -> float:
@@ -135,7 +176,10 @@ def kv_cache_bytes_per_token(f: FitInput) -> float:
 
 
 def check_fit(f: FitInput) -> FitReport:
-    """Weights plus KV cache against accelerator memory x utilization x tensor parallel size."""
+    """Weights plus KV cache against accelerator memory x utilization x tensor parallel size (a single-node replica),
+    or per accelerator for a multi-node or pipeline-parallel layout (:func:`check_layout`)."""
+    if f.nodes > 1 or f.pipeline_parallel_size > 1:
+        return check_layout(f)
     tp, m = f.tensor_parallel_size, f.facts
     weights = m.parameters_billion * 1e9 * bytes_per_parameter(f.dtype, f.quantization) / GIB
     per_token = kv_cache_bytes_per_token(f)
@@ -191,6 +235,84 @@ def check_fit(f: FitInput) -> FitReport:
     return report
 
 
+def check_layout(f: FitInput) -> FitReport:
+    """The fit of a layout of ``tensor_parallel_size`` x ``pipeline_parallel_size`` units over ``nodes`` nodes, per
+    accelerator unit: TP splits every layer (and the KV heads, replicated when TP exceeds them), PP splits the layers.
+    Rejects a layout whose TP x PP does not fill ``nodes`` x units per node, TP beyond one node (TP across nodes runs
+    over the network: use PP across nodes), TP not dividing the attention heads and PP not dividing the layers."""
+    tp, pp, nodes, m = f.tensor_parallel_size, f.pipeline_parallel_size, f.nodes, f.facts
+    units = tp * pp
+    weights = m.parameters_billion * 1e9 * bytes_per_parameter(f.dtype, f.quantization) / GIB
+    per_token = kv_cache_bytes_per_token(f)
+    tokens_per_seq = f.kv_tokens_per_sequence or f.max_model_len
+    kv = per_token * tokens_per_seq * f.max_num_seqs / GIB
+    kv_one = per_token * f.max_model_len / GIB
+    kv_shards = min(tp, m.kv_heads) * pp  # KV heads are replicated, not split, beyond tp = kv_heads
+    unit_cap = f.unit_memory_gib * f.gpu_memory_utilization
+    w_u, kv_u, kv_one_u = weights / units, kv / kv_shards, kv_one / kv_shards
+    need_u, min_need_u = w_u + kv_u + RUNTIME_OVERHEAD_GIB, w_u + kv_one_u + RUNTIME_OVERHEAD_GIB
+    report = FitReport(round(weights, 2), round(kv, 2), round(RUNTIME_OVERHEAD_GIB * units, 2),
+                       round(need_u * units, 2), round(min_need_u * units, 2), round(unit_cap * units, 2))
+    shape = (f"TP {tp} x PP {pp} over {nodes} x {f.instance_type or 'node'} ({f.units_per_node} {f.unit_name}(s) "
+             f"each)")
+    cap = (f"{unit_cap:.1f} GiB per {f.unit_name} ({f.unit_memory_gib:.1f} GiB x gpu_memory_utilization "
+           f"{f.gpu_memory_utilization:g})")
+    e = report.errors
+    if f.max_model_len > m.max_context:
+        e.append(f"{f.model}: max_model_len {f.max_model_len} exceeds the model's context of {m.max_context} tokens")
+    if units != nodes * f.units_per_node:
+        report.pipeline_errors.append(len(e))
+        e.append(f"{f.model}: layout {shape} uses {units} {f.unit_name}(s) but {nodes} nodes hold "
+                 f"{nodes * f.units_per_node}; tensor_parallel_size x pipeline_parallel_size must equal nodes x "
+                 f"{f.unit_name}s per node (the vLLM docs' rule: TP = {f.unit_name}s per node, PP = nodes)")
+    if tp > f.units_per_node:
+        e.append(f"{f.model}: tensor_parallel_size {tp} exceeds the {f.units_per_node} {f.unit_name}(s) of one "
+                 f"{f.instance_type or 'node'}; across nodes use pipeline parallelism (TP = {f.unit_name}s per node, "
+                 f"PP = nodes)")
+    if m.attention_heads % tp:
+        e.append(f"{f.model}: tensor_parallel_size {tp} must divide the {m.attention_heads} attention heads (sizes "
+                 f"that do, up to the {f.units_per_node} per node: {_divisors(m.attention_heads, f.units_per_node)})")
+    elif m.kv_heads % tp and tp % m.kv_heads:
+        e.append(f"{f.model}: tensor_parallel_size {tp} must divide the {m.kv_heads} KV heads or be a multiple of them")
+    if m.layers % pp:
+        report.pipeline_errors.append(len(e))
+        e.append(f"{f.model}: pipeline_parallel_size {pp} must divide the model's {m.layers} layers (sizes that do, "
+                 f"up to {MAX_NODES}: {_divisors(m.layers, MAX_NODES)})")
+    if min_need_u > unit_cap:
+        e.append(f"{f.model} does not fit {shape}: per {f.unit_name} weights {w_u:.1f} GiB ({weights:.1f} / {units}) "
+                 f"+ KV cache for one {f.max_model_len}-token sequence {kv_one_u:.1f} GiB + runtime "
+                 f"{RUNTIME_OVERHEAD_GIB:.1f} GiB = {min_need_u:.1f} GiB, capacity {cap}; use more nodes, "
+                 f"quantization or a shorter max_model_len")
+    elif need_u > unit_cap:
+        e.append(f"{f.model} does not fit {shape} at max_num_seqs {f.max_num_seqs}: per {f.unit_name} weights "
+                 f"{w_u:.1f} GiB + KV cache {kv_u:.1f} GiB ({f.max_num_seqs} x {tokens_per_seq} tokens / "
+                 f"{kv_shards}) + runtime {RUNTIME_OVERHEAD_GIB:.1f} GiB = {need_u:.1f} GiB, capacity {cap}; lower "
+                 f"max_num_seqs, set kv_tokens_per_sequence to the typical length, or use more nodes")
+    return report
+
+
+def plan_layout(f: FitInput, *, max_nodes: int = MAX_NODES) -> tuple[FitInput, FitReport]:
+    """The layout to serve with: ``f`` itself when it fits one node (its report unchanged) or when more nodes cannot
+    help (an error other than memory); else the fewest nodes, 2 to ``max_nodes``, with TP = units per node and
+    PP = nodes that fit. When none does, ``f``'s report with one more error naming the largest layout tried.
+    Returns the chosen input (``.layout`` gives nodes, TP, PP) and its report."""
+    report = check_fit(f)
+    if not report.errors or f.nodes > 1 or f.pipeline_parallel_size > 1:
+        return f, report
+    if any("does not fit" not in e for e in report.errors):
+        return f, report
+    last = None
+    for nodes in range(2, max_nodes + 1):
+        candidate = replace(f, nodes=nodes, tensor_parallel_size=f.units_per_node, pipeline_parallel_size=nodes)
+        last = check_fit(candidate)
+        if not last.errors:
+            return candidate, last
+    if last is not None:
+        report.errors.append(f"{f.model}: no multi-node layout of up to {max_nodes} nodes fits either: "
+                             + "; ".join(last.errors))
+    return f, report
+
+
 def _divisors(heads: int, limit: int) -> str:
     return ", ".join(str(d) for d in range(1, max(limit, 1) + 1) if heads % d == 0)
 
@@ -208,7 +330,7 @@ ANNOTATIONS = (
 _FLAG_DEFAULTS = {
     # vLLM defaults for flags the check reads, used when the manifest does not set them
     "--tensor-parallel-size": "1", "--gpu-memory-utilization": "0.9", "--dtype": "auto", "--kv-cache-dtype": "auto",
-    "--max-num-seqs": "256", "--quantization": "",
+    "--max-num-seqs": "256", "--quantization": "", "--pipeline-parallel-size": "1", "--nnodes": "1",
 }
 
 
@@ -262,6 +384,7 @@ def fit_input_from_manifest(container_args: list[str], annotations: dict[str, st
             instance_type=ann.get("instance-type", ""),
             time_slicing_replicas=int(ann["time-slicing-replicas"]) if sharing == "time-sliced" and
             ann.get("time-slicing-replicas") else None,
+            pipeline_parallel_size=int(flags["--pipeline-parallel-size"]), nodes=int(flags["--nnodes"]),
         )
     except ValidationError as exc:  # a model fact out of range (0 layers, ...)
         shown = "; ".join(f"{ANNOTATION_PREFIX}model-{str(e['loc'][0]).replace('_', '-')} {e['msg'].lower()}"

@@ -19,8 +19,8 @@ from typing import Any
 
 from components import versions
 from components.catalog.vendors import NEURON, VendorFacts
-from components.serving.vllm.args import (PORT, NodeGroupPlacement, VllmServiceArgs, devices_requested, engine_drains,
-                                          fit_input, render_args)
+from components.serving.vllm.args import (PORT, STREAMER, NodeGroupPlacement, VllmServiceArgs, devices_requested,
+                                          engine_drains, fit_input, render_args, streamer_concurrency)
 from components.serving.vllm.autoscaling import (banded_trigger, gateway_demand_query, gpu_util_query, hpa_behavior,
                                           latency_p95_ms_query, prometheus_trigger, queue_query, tokens_query)
 
@@ -172,17 +172,26 @@ def grace_period_seconds(args: VllmServiceArgs) -> int:
     return args.pre_stop_seconds + args.model.shutdown_timeout_seconds + 15
 
 
+def streams_weights(args: VllmServiceArgs) -> bool:
+    """Whether vLLM streams the weights from S3 itself (no download step, no ``/models`` volume)."""
+    return args.model.load_format == STREAMER and args.model.weights_uri is not None
+
+
 def vllm_args(name: str, args: VllmServiceArgs) -> list[str]:
+    if streams_weights(args):
+        return render_args(args.model, served_model_name=served_name(name, args), model_path=args.model.weights_uri,
+                           engine_version=args.engine_version, streamer_threads=streamer_concurrency(args))
     model_path = MODEL_DIR if args.model.weights_uri else args.model.model_id
     return render_args(args.model, served_model_name=served_name(name, args), model_path=model_path,
                        engine_version=args.engine_version)
 
 
 def engine_env(vendor: VendorFacts, *, model_dir: str, weights_uri: str | None, engine_version: str,
-               api_key_secret: str | None) -> list[dict[str, Any]]:
+               api_key_secret: str | None, stream_weights: bool = False) -> list[dict[str, Any]]:
     """Environment of a vLLM engine container: caches under ``/cache``, no usage stats, where the entrypoint puts the
-    weights (``MODEL_DIR``) and fetches them from (``MODEL_SOURCE``), the vendor's variables, drain in the entrypoint
-    for engines older than ``--shutdown-timeout``, and the API key from its Secret (shared with model pools)."""
+    weights (``MODEL_DIR``) and fetches them from (``MODEL_SOURCE``; left out with ``stream_weights``: vLLM reads
+    ``weights_uri`` itself), the vendor's variables, drain in the entrypoint for engines older than
+    ``--shutdown-timeout``, and the API key from its Secret (shared with model pools)."""
     env: list[dict[str, Any]] = [
         {"name": "HOME", "value": CACHE_DIR},
         {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
@@ -192,9 +201,9 @@ def engine_env(vendor: VendorFacts, *, model_dir: str, weights_uri: str | None, 
         {"name": "DO_NOT_TRACK", "value": "1"},
         {"name": "MODEL_DIR", "value": model_dir},
     ]
-    if weights_uri:
+    if weights_uri and not stream_weights:
         env.append({"name": "MODEL_SOURCE", "value": weights_uri})
-    else:
+    elif not weights_uri:
         env.append({"name": "HF_HUB_OFFLINE", "value": "0"})
     env += [{"name": k, "value": v.replace("{cache_dir}", CACHE_DIR)} for k, v in vendor.vllm_env.items()]
     if not engine_drains(engine_version):
@@ -210,13 +219,16 @@ def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_accoun
     """The serving pod: probes on /health, preStop + drain, /dev/shm in memory, caches on emptyDirs."""
     vendor = args.placement.accelerator.vendor_facts
     env = engine_env(vendor, model_dir=MODEL_DIR, weights_uri=args.model.weights_uri,
-                     engine_version=args.engine_version, api_key_secret=api_key_secret)
+                     engine_version=args.engine_version, api_key_secret=api_key_secret,
+                     stream_weights=streams_weights(args))
     if hf_token_secret:
         # huggingface_hub reads HF_TOKEN (gated models, rate limits); the value stays in the Secret
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": HF_TOKEN_KEY}}})
     # writable paths under a read-only root filesystem: (volume, mount path, emptyDir)
+    # (with the streamer the weights go from S3 to GPU memory: no /models copy)
     volumes = [("dshm", "/dev/shm", {"medium": "Memory", "sizeLimit": f"{shm_gib(args):g}Gi"}),
-               ("weights", "/models", {"sizeLimit": f"{weights_volume_gib(args)}Gi"}),
+               *([] if streams_weights(args) else
+                 [("weights", "/models", {"sizeLimit": f"{weights_volume_gib(args)}Gi"})]),
                ("cache", CACHE_DIR, {"sizeLimit": "20Gi"}),
                ("tmp", "/tmp", {"sizeLimit": "4Gi"})]
     probe = {"httpGet": {"path": "/health", "port": "http"}}

@@ -97,3 +97,12 @@ def test_vendor_facts_drive_the_derived_properties():
     inf2, l4 = cat.lookup("inf2.24xlarge"), cat.lookup("g6.12xlarge")
     assert inf2.shards_over_cores and inf2.cores_per_device == 2 and not inf2.time_slicing_supported
     assert not l4.shards_over_cores and l4.parallel_units == 4 and l4.time_slicing_supported and not l4.mig_capable
+
+
+@pytest.mark.parametrize("instance_type", sorted(cat.CATALOG))
+def test_instance_store_matches_describe_instance_types(instance_type, ec2_types):
+    info = ec2_types[instance_type].get("InstanceStorageInfo") or {}
+    disks = sum(d["Count"] for d in info.get("Disks", []))
+    spec = cat.CATALOG[instance_type]
+    assert (spec.instance_store_disks, spec.instance_store_gb) == (disks, info.get("TotalSizeInGB", 0))
+    assert spec.has_instance_store == bool(disks)
