@@ -241,12 +241,19 @@ def render_node_pool(name: str, spec: NodePoolSpec, node_class: str) -> dict[str
     }
 
 
+def all_have_instance_store(specs: list[NodePoolSpec]) -> bool:
+    """Whether every instance type the pools may launch has NVMe instance store (catalogue), so RAID0 applies."""
+    return all(catalog.lookup(t).instance_store_disks > 0 for s in specs for t in s.instance_types)
+
+
 def render_node_class(name: str, *, role: Any, cluster_name: Any, disk_size_gib: int = 200,
                       ami_alias: str = "al2023@latest", subnet_ids: Any = None, security_group_ids: Any = None,
                       capacity_reservation_ids: list[str] | None = None, kms_key_arn: Any = None,
-                      tags: dict[str, str] | None = None) -> dict[str, Any]:
+                      tags: dict[str, str] | None = None, instance_store_raid0: bool = False) -> dict[str, Any]:
     """The EC2NodeClass object of one accelerator family. Subnets and security groups by id when given, else by the
-    ``karpenter.sh/discovery: <cluster>`` tag."""
+    ``karpenter.sh/discovery: <cluster>`` tag. ``instance_store_raid0``: the nodes' NVMe instance-store disks as one
+    RAID0 array for kubelet and containerd (images, emptyDirs such as the model and compile caches), as the managed
+    node groups' nodeadm ``localStorage`` does."""
     by_tag = [{"tags": {DISCOVERY_TAG: cluster_name}}]
     ebs: dict[str, Any] = {"volumeSize": f"{disk_size_gib}Gi", "volumeType": "gp3", "encrypted": True,
                            "deleteOnTermination": True}
@@ -263,6 +270,8 @@ def render_node_class(name: str, *, role: Any, cluster_name: Any, disk_size_gib:
         "blockDeviceMappings": [{"deviceName": "/dev/xvda", "rootVolume": True, "ebs": ebs}],
         "tags": dict(tags or {}),
     }
+    if instance_store_raid0:
+        spec["instanceStorePolicy"] = "RAID0"
     if capacity_reservation_ids:
         spec["capacityReservationSelectorTerms"] = [{"id": cr} for cr in capacity_reservation_ids]
     return {"apiVersion": NODECLASS_API, "kind": "EC2NodeClass", "metadata": {"name": name}, "spec": spec}
@@ -357,7 +366,7 @@ class KarpenterNodePools(pulumi.ComponentResource):
                                          f"{name}-{f}", role=a[0], cluster_name=a[1], subnet_ids=a[2],
                                          security_group_ids=a[3], kms_key_arn=a[4], capacity_reservation_ids=c,
                                          disk_size_gib=max(s.disk_size_gib for s in ss), ami_alias=args.ami_alias,
-                                         tags=args.tags))
+                                         tags=args.tags, instance_store_raid0=all_have_instance_store(ss)))
             self.node_classes[family] = k8s.apiextensions.CustomResource(
                 f"{name}-{family}", api_version=NODECLASS_API, kind="EC2NodeClass",
                 metadata={"name": f"{name}-{family}"}, spec=body.apply(lambda b: b["spec"]), opts=child)

@@ -328,7 +328,8 @@ def _service_data(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGro
         keda=cfg.serving.keda.enabled, warm_pool_placeholders=m.warm_pool_placeholders,
         pre_stop_seconds=m.pre_stop_seconds, startup_timeout_seconds=m.startup_timeout_seconds,
         api_key=cfg.serving.api_key, client_namespaces=clients, monitoring_namespace=cfg.monitoring.namespace,
-        neuron_scheduler=neuron_scheduler(cfg), **wiring)
+        neuron_scheduler=neuron_scheduler(cfg),
+        do_not_disrupt=getattr(cfg, "node_provisioner", "managed-node-groups") == "karpenter", **wiring)
 
 
 def placement_from_settings(name: str, ng) -> NodeGroupPlacement | None:

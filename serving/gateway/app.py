@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route as HttpRoute
 
+from serving.gateway import affinity
 from serving.gateway.api_errors import ApiError
 from serving.gateway.auth import Tenant, load_keys
 from serving.gateway.cache import CacheUnavailable, ExactCache, SemanticCache, detect_index, digest
@@ -416,7 +417,7 @@ class Gateway:
             ctx.cache_status = "bypass"
         if self.pools is not None and route.name in self.pools.models:
             try:  # held while the model wakes or loads (a cache hit above never waits for it)
-                ctx.lease = await self.pools.acquire(route.name)
+                ctx.lease = await self.pools.acquire(route.name, key=_affinity_key(request, ctx))
             except ApiError as exc:
                 self._settle(ctx, 0)
                 self._finish(ctx, exc.status)
@@ -751,6 +752,13 @@ def _used(usage: dict[str, Any] | None) -> int | None:
     if total is None:
         total = (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)
     return int(total)
+
+
+def _affinity_key(request: Request, ctx: "_Ctx") -> str | None:
+    """The session or prompt-prefix key a pool request is routed by among the replicas where its model is hot
+    (the defaults of a route's ``routing``: ``x-session-id``, else ``user``, else the leading 32 blocks of 16 tokens)."""
+    return (affinity.session_key(request.headers.get("x-session-id"), ctx.body)
+            or affinity.prefix_key(ctx.kind, ctx.body, block_tokens=16, blocks=32))
 
 
 class _Ctx:

@@ -55,6 +55,7 @@ import aiohttp
 import orjson
 from redis.exceptions import RedisError
 
+from serving.gateway import affinity
 from serving.gateway.api_errors import ApiError
 from serving.gateway.config import OpenAIUpstream, PoolConfig
 from serving.gateway.metrics import Metrics
@@ -372,7 +373,7 @@ class PoolController:
                 self.m.pool_state.labels(self.name, model, s).set(v)
 
     # --- the request path ---------------------------------------------------------------------------------------
-    async def acquire(self, model: str) -> Lease:
+    async def acquire(self, model: str, *, key: str | None = None) -> Lease:
         """A claim on a replica where ``model`` is hot, waking or loading it first (held up to holdTimeoutSeconds).
         Raises :class:`ApiError` (503 model_loading / no_replica_available, 502 model_load_failed)."""
         t = self.targets[model]
@@ -381,7 +382,7 @@ class PoolController:
         held_since: float | None = None
         try:
             while True:
-                lease = await self._try_claim(t)
+                lease = await self._try_claim(t, key)
                 if lease is not None:
                     return lease
                 if held_since is None:
@@ -420,11 +421,17 @@ class PoolController:
                              f"{hold:g} s; retry after {retry} s.", "model_loading", type_="api_error",
                         headers={"retry-after": str(retry)})
 
-    async def _try_claim(self, t: Target) -> Lease | None:
+    async def _try_claim(self, t: Target, key: str | None = None) -> Lease | None:
+        """Claim a replica where ``t`` is hot: with a session or prefix ``key`` (serving/gateway/affinity.py) the
+        key's replica in hash order unless it is over its load bound, so a conversation's turns find vLLM's prefix
+        cache; without one, the least busy."""
         snap = await self.snapshot()
         hot = self._hot_on(t, snap)
         random.shuffle(hot)
         hot.sort(key=lambda rid: snap.inflight.get(f"{rid}|{t.engine}", 0))
+        if key is not None and len(hot) > 1:
+            loads = [snap.inflight.get(f"{rid}|{t.engine}", 0) for rid in hot]
+            hot = [hot[i] for i in affinity.rank(key, hot, loads).order]
         now = time.time()
         for rid in hot:
             self._seq += 1
@@ -640,8 +647,8 @@ class Pools:
         for c in self.controllers.values():
             await c.close()
 
-    async def acquire(self, model: str) -> Lease:
-        return await self.models[model].acquire(model)
+    async def acquire(self, model: str, *, key: str | None = None) -> Lease:
+        return await self.models[model].acquire(model, key=key)
 
 
 def _s(v: Any) -> str:

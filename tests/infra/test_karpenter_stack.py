@@ -90,3 +90,19 @@ def test_unknown_provisioner_is_reported(tmp_path):
     text = _error(tmp_path, {"genai-scale:nodeProvisioner": "auto-mode"})
     assert "genai-scale:nodeProvisioner = 'auto-mode'" in text
     assert "'managed-node-groups' or 'karpenter'" in text
+
+
+def test_on_karpenter_serving_pods_are_not_disrupted_and_elsewhere_they_carry_no_annotation(example):
+    result, _ = example
+    vllm = [d for d in result.by_type("kubernetes:apps/v1:Deployment")
+            if d.get("spec.template.metadata.labels", {}).get("app.kubernetes.io/name") == "vllm"]
+    assert vllm
+    for d in vllm:
+        pod = d.get("spec.template")
+        assert pod["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true", d.name
+        assert pod["spec"]["terminationGracePeriodSeconds"] <= 3600  # within the NodePools' terminationGracePeriod
+    from tests.stack_plans import planned
+
+    dev, _ = planned("dev")
+    assert not [d for d in dev.by_type("kubernetes:apps/v1:Deployment")
+                if "karpenter.sh/do-not-disrupt" in (d.get("spec.template.metadata.annotations") or {})]

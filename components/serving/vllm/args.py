@@ -325,6 +325,10 @@ class VllmServiceArgs(ArgsModel):
     """Create the KEDA ScaledObject (needs KEDA and ``prometheus_url``). Off: a fixed ``min_replicas``. Default: on."""
     prometheus_url: PulumiInput = None
     """Prometheus the KEDA triggers query. Default: none (required with ``keda``)."""
+    do_not_disrupt: bool = False
+    """Annotate the pods ``karpenter.sh/do-not-disrupt: "true"``: on Karpenter nodes, consolidation and drift never
+    take a node that runs a replica mid-stream (the pods' grace period, preStop delay plus vLLM's drain, stays well
+    within the NodePools' ``terminationGracePeriod`` of 1 h). Default: off (a stack on Karpenter turns it on)."""
     replicas_service: bool = True
     """A headless Service ``<name>-replicas`` (``clusterIP: None``) beside the ClusterIP Service, selecting the same
     ready pods, so a client can address the replicas one by one (the gateway's prefix-affinity routing keeps a

@@ -214,6 +214,10 @@ def engine_env(vendor: VendorFacts, *, model_dir: str, weights_uri: str | None, 
     return env
 
 
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+"""Karpenter's pod annotation: the node is not disrupted voluntarily (consolidation, drift) while the pod runs."""
+
+
 def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_account: str,
                  api_key_secret: str | None, hf_token_secret: str | None = None) -> dict[str, Any]:
     """The serving pod: probes on /health, preStop + drain, /dev/shm in memory, caches on emptyDirs."""
@@ -264,8 +268,10 @@ def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_accoun
         "containers": [container],
         "volumes": [{"name": volume, "emptyDir": empty_dir} for volume, _, empty_dir in volumes],
     }
-    return {"metadata": {"labels": labels(name, served_name(name, args)),
-                         "annotations": {"kubectl.kubernetes.io/default-container": "vllm"}},
+    annotations = {"kubectl.kubernetes.io/default-container": "vllm"}
+    if args.do_not_disrupt:
+        annotations[DO_NOT_DISRUPT] = "true"
+    return {"metadata": {"labels": labels(name, served_name(name, args)), "annotations": annotations},
             "spec": pod}
 
 

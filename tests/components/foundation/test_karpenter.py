@@ -278,3 +278,14 @@ def test_node_pools_build_and_validate(built):
     h100 = built.one(NODEPOOL, "pools-h100").inputs
     assert h100["metadata"]["name"] == "h100"
     assert h100["spec"]["template"]["spec"]["nodeClassRef"]["name"] == "pools-nvidia"
+
+
+def test_node_classes_put_instance_store_in_raid0_where_every_type_has_it():
+    from components.foundation.node_pools import NodePoolSpec, all_have_instance_store
+
+    gpu = NodePoolSpec(instance_types=["g5.2xlarge", "g6e.2xlarge"])
+    neuron = NodePoolSpec(instance_types=["inf2.8xlarge"])
+    assert all_have_instance_store([gpu]) and not all_have_instance_store([neuron])
+    assert render_node_class("n", role="r", cluster_name="c", instance_store_raid0=True)["spec"][
+        "instanceStorePolicy"] == "RAID0"
+    assert "instanceStorePolicy" not in render_node_class("n", role="r", cluster_name="c")["spec"]

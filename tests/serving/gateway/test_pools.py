@@ -377,3 +377,19 @@ def test_pool_config_problems_are_listed_with_their_paths(redis_server, stubs):
     p = parsed.pools["shared"]
     assert (p.hot_engines_per_replica, p.max_loras_per_engine, p.sleep_level, p.eviction, p.hold_timeout_seconds,
             p.load_timeout_seconds, p.replicas.refresh_seconds) == (1, 4, 1, DEFAULT_POLICY, 60.0, 300.0, 10.0)
+
+
+def test_a_sessions_turns_stay_on_one_hot_replica_and_sessions_spread(fakes, pool_gateway):
+    """Prefix-affinity among the replicas where the model is already hot: the same session (or prompt prefix)
+    lands on the same replica, so vLLM's prefix cache there serves the shared tokens; other sessions spread."""
+    a, b = fakes(awake=("llama",)), fakes(awake=("llama",))
+    gw = pool_gateway([a, b])
+    seen: dict[str, set[str]] = {}
+    for i in range(12):
+        for turn in range(3):
+            r = gw.post(chat(f"turn {turn}", model="llama"), headers={"x-session-id": f"s{i}"})
+            assert r.status_code == 200, r.text
+            seen.setdefault(f"s{i}", set()).add(r.headers["x-gateway-upstream"])
+    assert all(len(v) == 1 for v in seen.values()), seen
+    assert len({next(iter(v)) for v in seen.values()}) == 2, "12 sessions over 2 hot replicas use both"
+    assert a.count("wake_up", "llama") == b.count("wake_up", "llama") == 0  # both were hot: no wake
