@@ -32,16 +32,14 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from components.base import TYPE_PREFIX
-from components.foundation.eks_cluster import from_cluster, with_cluster_provider
-from components.foundation.irsa import irsa_role
+from components.foundation.eks_cluster import with_cluster_provider
 from components.serving.vllm.args import PORT
 from components.serving.vllm.fit import FitReport, Layout
-from components.serving.vllm.manifests import (HF_TOKEN_KEY, hf_token_metadata, object_meta, replicas_service_name,
-                                                served_name, weights_policy)
+from components.serving.vllm.manifests import replicas_service_name, served_name
 from components.serving.vllm.multinode import MultiNodeVllmServiceArgs, render_multinode_manifests
+from components.serving.vllm.service import identity_and_secrets
 
 
 class MultiNodeVllmService(pulumi.ComponentResource):
@@ -85,31 +83,8 @@ class MultiNodeVllmService(pulumi.ComponentResource):
             pulumi.log.warn(f"MultiNodeVllmService {name}: {w}", resource=self)
         self.manifests = m = render_multinode_manifests(name, args)
 
-        sa_meta = object_meta(name, args)
-        if args.model.weights_uri:
-            role = irsa_role(f"{name}-weights",
-                             oidc_provider_arn=from_cluster(args.oidc_provider_arn, args.cluster, "oidc_provider_arn"),
-                             oidc_issuer=from_cluster(args.oidc_issuer, args.cluster, "oidc_issuer"),
-                             namespace=args.namespace, service_account=name,
-                             policy_document=weights_policy(args.model.weights_uri, args.weights_kms_key_arn),
-                             tags=args.tags, parent=self, description=f"vLLM {name}: read model weights from S3")
-            sa_meta["annotations"] = {"eks.amazonaws.com/role-arn": role.arn}
-        sa = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=sa_meta, automount_service_account_token=False,
-                                        opts=child)
-        deps: list[pulumi.Resource] = [sa, *args.after]
-        self.api_key = None
-        self.api_key_secret_name = None
-        if args.api_key:
-            key = random.RandomPassword(f"{name}-api-key", length=48, special=False, opts=child)
-            self.api_key = pulumi.Output.secret(key.result)
-            self.api_key_secret_name = f"{name}-api-key"
-            deps.append(k8s.core.v1.Secret(
-                f"{name}-api-key", metadata={**object_meta(name, args), "name": self.api_key_secret_name},
-                type="Opaque", string_data={"api-key": self.api_key}, opts=child))
-        if args.hf_token is not None:
-            deps.append(k8s.core.v1.Secret(
-                f"{name}-hf-token", metadata=hf_token_metadata(object_meta(name, args), name, args.hf_token_source),
-                type="Opaque", string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.hf_token)}, opts=child))
+        deps, self.api_key, self.api_key_secret_name = identity_and_secrets(self, name, args)
+        deps = [*deps, *args.after]
 
         lws = m["LeaderWorkerSet"]
         self.leader_worker_set = k8s.apiextensions.CustomResource(

@@ -88,32 +88,7 @@ class VllmService(pulumi.ComponentResource):
             pulumi.log.warn(f"VllmService {name}: {w}", resource=self)
         self.manifests = m = render_manifests(name, args)
 
-        sa_meta = object_meta(name, args)
-        if args.model.weights_uri:
-            role = irsa_role(f"{name}-weights",
-                             oidc_provider_arn=from_cluster(args.oidc_provider_arn, args.cluster, "oidc_provider_arn"),
-                             oidc_issuer=from_cluster(args.oidc_issuer, args.cluster, "oidc_issuer"),
-                             namespace=args.namespace, service_account=name,
-                             policy_document=weights_policy(args.model.weights_uri, args.weights_kms_key_arn),
-                             tags=args.tags, parent=self, description=f"vLLM {name}: read model weights from S3")
-            sa_meta["annotations"] = {"eks.amazonaws.com/role-arn": role.arn}
-        sa = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=sa_meta, automount_service_account_token=False,
-                                        opts=child)
-        deps: list[pulumi.Resource] = [sa]
-        self.api_key = None
-        self.api_key_secret_name = None
-        if args.api_key:
-            key = random.RandomPassword(f"{name}-api-key", length=48, special=False, opts=child)
-            self.api_key = pulumi.Output.secret(key.result)
-            self.api_key_secret_name = f"{name}-api-key"
-            deps.append(k8s.core.v1.Secret(
-                f"{name}-api-key", metadata={**object_meta(name, args), "name": self.api_key_secret_name},
-                type="Opaque", string_data={"api-key": self.api_key}, opts=child))
-
-        if args.hf_token is not None:
-            deps.append(k8s.core.v1.Secret(
-                f"{name}-hf-token", metadata=hf_token_metadata(object_meta(name, args), name, args.hf_token_source),
-                type="Opaque", string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.hf_token)}, opts=child))
+        deps, self.api_key, self.api_key_secret_name = identity_and_secrets(self, name, args)
 
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment", **_body(m["Deployment"]),
@@ -142,6 +117,40 @@ class VllmService(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[prio]))
 
         self.register_outputs({"service_url": self.service_url, "served_model_name": self.served_model_name})
+
+
+def identity_and_secrets(owner: pulumi.Resource, name: str, args: VllmServiceArgs
+                         ) -> tuple[list[pulumi.Resource], pulumi.Output[str] | None, str | None]:
+    """What a vLLM workload's pods run as and read, created under ``owner``: the ServiceAccount ``name`` (no token
+    mounted) with an IRSA role that may only read the weights' prefix, the API key Secret ``<name>-api-key`` (a random
+    48-character key, a Pulumi secret) and the Hugging Face token Secret. Returns (the resources the workload must
+    wait for, the API key or None, its Secret's name or None). VllmService and MultiNodeVllmService share it."""
+    child = pulumi.ResourceOptions(parent=owner)
+    sa_meta = object_meta(name, args)
+    if args.model.weights_uri:
+        role = irsa_role(f"{name}-weights",
+                         oidc_provider_arn=from_cluster(args.oidc_provider_arn, args.cluster, "oidc_provider_arn"),
+                         oidc_issuer=from_cluster(args.oidc_issuer, args.cluster, "oidc_issuer"),
+                         namespace=args.namespace, service_account=name,
+                         policy_document=weights_policy(args.model.weights_uri, args.weights_kms_key_arn),
+                         tags=args.tags, parent=owner, description=f"vLLM {name}: read model weights from S3")
+        sa_meta["annotations"] = {"eks.amazonaws.com/role-arn": role.arn}
+    sa = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=sa_meta, automount_service_account_token=False,
+                                    opts=child)
+    deps: list[pulumi.Resource] = [sa]
+    api_key, secret_name = None, None
+    if args.api_key:
+        key = random.RandomPassword(f"{name}-api-key", length=48, special=False, opts=child)
+        api_key = pulumi.Output.secret(key.result)
+        secret_name = f"{name}-api-key"
+        deps.append(k8s.core.v1.Secret(
+            f"{name}-api-key", metadata={**object_meta(name, args), "name": secret_name},
+            type="Opaque", string_data={"api-key": api_key}, opts=child))
+    if args.hf_token is not None:
+        deps.append(k8s.core.v1.Secret(
+            f"{name}-hf-token", metadata=hf_token_metadata(object_meta(name, args), name, args.hf_token_source),
+            type="Opaque", string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.hf_token)}, opts=child))
+    return deps, api_key, secret_name
 
 
 def _body(manifest: dict[str, Any]) -> dict[str, Any]:
