@@ -32,7 +32,7 @@ from serving.gateway import affinity
 from serving.gateway.api_errors import ApiError
 from serving.gateway.auth import Tenant, load_keys
 from serving.gateway.cache import CacheUnavailable, ExactCache, SemanticCache, detect_index, digest
-from serving.gateway.config import GatewayConfig, RouteConfig
+from serving.gateway.config import GatewayConfig, RouteConfig, RoutingConfig
 from serving.gateway.limiter import Limiter, LimiterUnavailable, Reservation
 from serving.gateway.metrics import Metrics
 from serving.gateway.routing import (IncompleteStream, NoUpstream, RetryBudget, Route, Router, compile_refusals,
@@ -754,11 +754,16 @@ def _used(usage: dict[str, Any] | None) -> int | None:
     return int(total)
 
 
+_POOL_ROUTING = RoutingConfig()
+"""How pool requests are keyed among the replicas where their model is hot: a route's ``routing`` defaults."""
+
+
 def _affinity_key(request: Request, ctx: "_Ctx") -> str | None:
-    """The session or prompt-prefix key a pool request is routed by among the replicas where its model is hot
-    (the defaults of a route's ``routing``: ``x-session-id``, else ``user``, else the leading 32 blocks of 16 tokens)."""
-    return (affinity.session_key(request.headers.get("x-session-id"), ctx.body)
-            or affinity.prefix_key(ctx.kind, ctx.body, block_tokens=16, blocks=32))
+    """The session or prompt-prefix key a pool request is routed by (:data:`_POOL_ROUTING`)."""
+    r = _POOL_ROUTING
+    header = request.headers.get(r.session_header) if r.session_header else None
+    return (affinity.session_key(header, ctx.body, use_user=r.use_user_field)
+            or affinity.prefix_key(ctx.kind, ctx.body, block_tokens=r.prefix_block_tokens, blocks=r.prefix_blocks))
 
 
 class _Ctx:
