@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "MultiNodeVllmService": "components.serving.vllm.multinode_service",
     "MultiNodeVllmServiceArgs": "components.serving.vllm.multinode", "planned_layout": "components.serving.vllm.multinode",
     "Layout": "components.serving.vllm.fit",
+    "CronFloor": "components.capacity.schedule", "TrafficProfile": "components.capacity.schedule",
     "LeaderWorkerSetController": "components.serving.lws", "LeaderWorkerSetControllerArgs": "components.serving.lws",
     "Keda": "components.serving.keda", "KedaArgs": "components.serving.keda", "Monitoring": "components.serving.monitoring", "MonitoringArgs": "components.serving.monitoring",
     "BatchInference": "components.batch.batch_inference", "BatchInferenceArgs": "components.batch.batch_inference",

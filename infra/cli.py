@@ -6,6 +6,8 @@
     genai-scale policy --program DIR [--tier TIER] [--stack NAME] [--config-file PATH] [--json]
     genai-scale gateway serve|check|hash-key|stub ...
     genai-scale batch submit|status|cancel|results ...
+    genai-scale capacity [--stack NAME | --config-file PATH | --program DIR] [--json]
+    genai-scale prices refresh [--region R] [--instance-types T ...] [--days N] [--dry-run]
     genai-scale pools recommend [--workload NAME] [--json]
     genai-scale --version
 
@@ -13,8 +15,8 @@
 instead of this repository's infra/ program; `--stack` and `--config-file` then name that program's stack and its
 stack file. `genai-scale <command> --help` describes each command.
 
-Exit codes: 0 ok, 1 mandatory policy violations (policy) or an error raised by your program (--program),
-2 bad configuration or arguments.
+Exit codes: 0 ok, 1 mandatory policy violations (policy), a mandatory capacity finding (capacity), an AWS error
+(prices refresh) or an error raised by your program (--program), 2 bad configuration or arguments.
 """
 
 from __future__ import annotations
@@ -62,12 +64,32 @@ def plan_main(argv: Sequence[str]) -> int:
     except ProgramFailed as err:
         print(f"genai-scale plan: the program failed: {err}", file=sys.stderr)
         return EXIT_PROGRAM
+    capacity = capacity_summary(facts.get("cfg"), result.stack)
     if args.json:
-        json.dump(result.to_json(tier=facts["tier"]), sys.stdout, indent=2, sort_keys=False)
+        doc = result.to_json(tier=facts["tier"])
+        if capacity is not None:
+            doc["capacity"] = capacity
+        json.dump(doc, sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_plan(result, title=facts["title"]))
+        text = render_plan(result, title=facts["title"])
+        if capacity is not None:
+            from infra.capacity_cli import summary_lines
+            text += "\n".join(["", f"Capacity and cost (genai-scale capacity --stack {result.stack} for the "
+                                    "findings, pre-scaling and where to run each model)", *summary_lines(capacity)]) + "\n"
+        sys.stdout.write(text)
     return EXIT_OK
+
+
+def capacity_summary(cfg: Any, stack: str) -> dict[str, Any] | None:
+    """The capacity report of a planned stack (``genai-scale capacity``'s JSON without the comparison); None for a
+    program."""
+    if cfg is None:
+        return None
+    from infra.capacity_cli import to_json
+    from infra.sections.capacity import plan
+
+    return to_json(plan(cfg), stack=stack, tier=cfg.tier, region=cfg.region, comparison={})
 
 
 # --- the human plan ---
@@ -220,7 +242,8 @@ def render_plan(result, cfg=None, *, title: str | None = None, encoding: str | N
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"plan": plan_main, "policy": _policy, "gateway": _gateway, "batch": _batch, "pools": pools_main}
+    commands = {"plan": plan_main, "policy": _policy, "capacity": _capacity, "prices": _prices, "gateway": _gateway,
+                "batch": _batch, "pools": pools_main}
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return EXIT_OK if argv else EXIT_CONFIG
@@ -255,6 +278,26 @@ def _policy(argv: Sequence[str]) -> int:
     from infra import policy_cli
 
     return policy_cli.main(list(argv))
+
+
+def _capacity(argv: Sequence[str]) -> int:
+    from infra import capacity_cli
+
+    return capacity_cli.main(list(argv))
+
+
+def _prices(argv: Sequence[str]) -> int:
+    """``genai-scale prices refresh ...``: the price catalogue from the AWS Price List API and spot price history."""
+    argv = list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: genai-scale prices refresh [options]   (genai-scale prices refresh --help)")
+        return EXIT_OK if argv else EXIT_CONFIG
+    if argv[0] != "refresh":
+        print(f"genai-scale prices: unknown command {argv[0]!r}; expected: refresh", file=sys.stderr)
+        return EXIT_CONFIG
+    from components.catalog import price_refresh
+
+    return price_refresh.main(argv[1:])
 
 
 def _gateway(argv: Sequence[str]) -> int:

@@ -259,7 +259,8 @@ def _after_removal(p: Problem, removed: list[str]) -> Problem:
     gone = [r for r in removed if any(x == r or x.startswith(f"{r}.") for x in p.related)]
     if not gone:
         return p
-    entry = p.path.rsplit(".", 1)[0] if "." in p.path else p.path
+    # the entry that refers: the problem's own path when it names a map entry (code "entry"), else its parent
+    entry = p.path if p.code == "entry" or "." not in p.path else p.path.rsplit(".", 1)[0]
     what = ", ".join(f"{NAMESPACE}:{r}" for r in gone)
     return replace(p, expected=f"{p.expected}; the stack file removes {what} (null): refer to one that remains, or "
                                f"remove {NAMESPACE}:{entry} as well (null)")

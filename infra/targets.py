@@ -58,6 +58,6 @@ def plan_target(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
     result, cfg = plan_stack(stack=args.stack, config_file=args.config_file)
     title = f"genai-scale plan: stack {result.stack} (tier {cfg.tier}, region {cfg.region})"
-    return result, {"title": title, "tier": cfg.tier, "program": False}
+    return result, {"title": title, "tier": cfg.tier, "program": False, "cfg": cfg}
 
 

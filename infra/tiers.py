@@ -74,9 +74,26 @@ class Caps(_Facts):
     """Largest warm accelerator replicas/instances per workload."""
 
 
+Level = Literal["advisory", "mandatory"]
+"""A policy enforcement level a tier may set: advisory (reported, never blocks) or mandatory (fails the run)."""
+
+
+class CapacityLevels(_Facts):
+    """One level per capacity rule (``policies/capacity.py``): the capacity plan's verdicts on a ScaledObject."""
+
+    max_below_peak: Level
+    """Level of capacity-max-below-peak (maxReplicaCount cannot carry the peak demand)."""
+    slo_unreachable: Level
+    """Level of capacity-slo-unreachable (no replica meets the latency SLO at any concurrency)."""
+    min_above_off_peak: Level
+    """Level of capacity-min-above-off-peak (minReplicaCount far above what off-peak demand needs)."""
+
+
 class PolicyLevels(_Facts):
-    cost_enforcement: Literal["advisory", "mandatory"]
+    cost_enforcement: Level
     """Enforcement level of the cost rules."""
+    capacity: CapacityLevels
+    """Enforcement levels of the capacity rules, one per rule."""
 
 
 class TierFacts(_Facts):
@@ -275,9 +292,11 @@ def _value(doc: dict[str, Any], path: str) -> Any:
 def facts_markdown(tiers_dir: Path | str | None = None) -> str:
     """The tier table of docs/policies.md: every fact, its value in each tier, what it means, the policies that read
     it."""
-    from policies.pack import COST_ENFORCEMENT_FACT, RULES
+    from policies.pack import COST_ENFORCEMENT_FACT, LEVEL_FACTS, RULES
 
     readers: dict[str, list[str]] = {COST_ENFORCEMENT_FACT: ["cost rules' level"]}
+    for rid, path in LEVEL_FACTS.items():
+        readers.setdefault(path, []).append(f"`{rid}`'s level")
     for rid, rule in RULES.items():
         for path in rule.facts.values():
             readers.setdefault(path, []).append(f"`{rid}`")

@@ -18,7 +18,7 @@ import jsonschema
 from pulumi_policy import EnforcementLevel
 
 from policies import (  # noqa: F401 - importing registers the rules
-    batch, batch_managed, cost, gpu, karpenter, multinode, pools, rag, reliability, security, security_edge,
+    batch, batch_managed, capacity, cost, gpu, karpenter, multinode, pools, rag, reliability, security, security_edge,
     security_secrets, security_workloads)
 from policies._rule import (  # noqa: F401 - forget_shipped_configs is re-exported
     CONCERNS, CONFIG_DIR, COST_ENFORCEMENT_FACT, RegisteredRule, Rule, forget_shipped_configs, registry,
@@ -32,11 +32,15 @@ REGISTERED: dict[str, RegisteredRule] = dict(sorted(
     registry().items(), key=lambda kv: (CONCERNS.index(kv[1].rule.concern), kv[0])))
 RULES: dict[str, Rule] = {k: v.rule for k, v in REGISTERED.items()}
 ALL_POLICIES = [reg.policy for reg in REGISTERED.values()]
+LEVEL_FACTS: dict[str, str] = dict(capacity.LEVEL_FACTS)
+"""Rules whose enforcement level is a tier fact of their own (rule id -> fact path, ``advisory`` | ``mandatory``)."""
 
 
 def fact_schemas() -> dict[str, dict[str, Any]]:
     """Every tier fact the pack reads (dotted path in the tier file) with the JSON schema of its value."""
     out: dict[str, dict[str, Any]] = {COST_ENFORCEMENT_FACT: {"enum": ["advisory", "mandatory"]}}
+    for path in LEVEL_FACTS.values():
+        out[path] = {"enum": ["advisory", "mandatory"]}
     for rule in RULES.values():
         for prop, path in rule.facts.items():
             spec = {k: v for k, v in rule.config[prop].items() if k in ("type", "minimum", "enum")}
@@ -91,10 +95,11 @@ def pack_config(tier: str | None, *, facts: Mapping[str, Any] | None = None,
     """The pack config for a tier, in the format of ``pulumi preview --policy-pack-config`` files.
 
     Every policy gets ``tier`` (when given), its level and, from ``facts`` (the tier file's mapping, camelCase), the
-    value of every tier fact it reads; cost rules take ``policy.costEnforcement``. Without ``facts`` the rules keep
-    their strict defaults and every level is mandatory. ``overrides`` (same format: ``{"all": level, "<policy>":
-    level | {"enforcementLevel": ..., "<prop>": ...}}``) is merged on top. Raises :class:`TierFactsError` when
-    ``facts`` lacks a fact the pack reads or gives it a value of the wrong kind.
+    value of every tier fact it reads; cost rules take ``policy.costEnforcement``, and a rule of :data:`LEVEL_FACTS`
+    (the capacity rules) its own level fact. Without ``facts`` the rules keep their strict defaults and every level is
+    the one the rule registers (mandatory; advisory for the capacity rules). ``overrides`` (same format:
+    ``{"all": level, "<policy>": level | {"enforcementLevel": ..., "<prop>": ...}}``) is merged on top. Raises
+    :class:`TierFactsError` when ``facts`` lacks a fact the pack reads or gives it a value of the wrong kind.
     """
     if facts is not None:
         found = fact_problems(facts)
@@ -103,7 +108,11 @@ def pack_config(tier: str | None, *, facts: Mapping[str, Any] | None = None,
     cost_level = fact_of(facts, COST_ENFORCEMENT_FACT) if facts is not None else None
     cfg: dict[str, Any] = {}
     for rid, rule in RULES.items():
-        entry: dict[str, Any] = {"enforcementLevel": rule.level(cost_level).value}
+        if facts is not None and rid in LEVEL_FACTS:
+            level = EnforcementLevel(fact_of(facts, LEVEL_FACTS[rid]))
+        else:
+            level = rule.level(cost_level)
+        entry: dict[str, Any] = {"enforcementLevel": level.value}
         if tier is not None:
             entry["tier"] = tier
         if facts is not None:
@@ -160,7 +169,9 @@ def rule_table_markdown() -> str:
     for rid, reg in REGISTERED.items():
         r = reg.rule
         facts = ", ".join(f"`{path}`" for path in r.facts.values()) or "-"
-        if r.fixed_level is None and r.concern == "cost":
+        if rid in LEVEL_FACTS:
+            enforcement = f"`{LEVEL_FACTS[rid]}`"
+        elif r.fixed_level is None and r.concern == "cost":
             enforcement = f"`{COST_ENFORCEMENT_FACT}`"
         else:
             enforcement = r.level().value

@@ -46,7 +46,8 @@ class Problem:
     """Other paths (same root as ``path``) that the rule read, e.g. ``("max_size",)`` for ``min_size <= max_size``."""
     code: str = ""
     """What kind of problem, for callers that act on it: ``missing`` (a required key is absent), ``unknown_key``,
-    ``invalid`` (a bad value of a field), or empty (a rule's own finding). Never rendered."""
+    ``invalid`` (a bad value of a field), ``entry`` (a rule's finding about the map entry ``path`` names as a whole),
+    or empty (a rule's own finding). Never rendered."""
 
     def render(self, prefix: str = "") -> str:
         where = f"{prefix}{self.path}" if self.path else prefix.rstrip(".:") or "(root)"

@@ -4,7 +4,8 @@ published phase times so the effect of each change (and what is left) is visible
 
     .venv/bin/python bench/coldstart/model.py [--tier scale] [--model 8b]
 
-Phases (seconds) and where each figure comes from:
+Phases (seconds) and where each figure comes from (the figures live in components/catalog/coldstart.py, which the
+pre-scaling schedule reads too):
 
 - **node**: a pending pod to a Ready GPU node. Managed node group + cluster autoscaler 3-5 min (240 s, the middle),
   Karpenter under 60 s (60 s): third-party blogs only, no AWS benchmark (uncertain; anchors-next, Karpenter part §1
@@ -42,17 +43,9 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from components.catalog.coldstart import phase_seconds
 
-NODE_SECONDS = {"managed-node-groups": 240.0, "karpenter": 60.0}
-IMAGE_STANDARD_SECONDS = 300.0
-SOCI_PARALLEL_SAVING = 0.32
-WEIGHTS_8B_DEFAULT_LOAD = 47.99
-WEIGHTS_8B_STREAMER = 14.34
-WEIGHTS_8B_DOWNLOAD = 61.0
-REFERENCE_PARAMS_B = 8.03
-COMPILE_COLD = 10 + 42 + 54 + 94
-COMPILE_WARM = 10 + 13 + 7 + 34
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -85,14 +78,9 @@ class Scenario:
 
 def phases(m: ModelSize, s: Scenario) -> dict[str, float]:
     """Seconds per phase for one model under one scenario (see the module docstring for every figure)."""
-    scale = m.params_b / m.nodes / REFERENCE_PARAMS_B
-    image = IMAGE_STANDARD_SECONDS * ((1 - SOCI_PARALLEL_SAVING) if s.soci else 1)
-    download = 0.0 if s.weights_on_disk else WEIGHTS_8B_DOWNLOAD
-    weights = WEIGHTS_8B_STREAMER if s.streamer else download + WEIGHTS_8B_DEFAULT_LOAD
-    return {"node": NODE_SECONDS[s.provisioner] if s.new_node else 0.0,
-            "image": round(image, 1) if s.new_node else 0.0,
-            "weights": round(weights * scale, 1),
-            "compile": float(COMPILE_WARM if s.warm_compile else COMPILE_COLD)}
+    return phase_seconds(m.params_b, nodes=m.nodes, provisioner=s.provisioner, new_node=s.new_node,  # type: ignore[arg-type]
+                         soci=s.soci, streamer=s.streamer, warm_compile=s.warm_compile,
+                         weights_on_disk=s.weights_on_disk)
 
 
 def _keys(tree: Any, key: str) -> list[Any]:

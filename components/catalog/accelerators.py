@@ -9,11 +9,17 @@ re-checks every row against DescribeInstanceTypes and fails on any disagreement.
 Memory is what EC2 reports per accelerator (A10G and L4: 22,888 MiB, marketed as "24 GB"). An instance type outside
 this table is usable when the caller states its accelerator facts (:class:`AcceleratorFacts`, or :func:`custom`).
 What follows from the vendor (resources, taints, labels, AMI types, MIG) is in :mod:`components.catalog.vendors`.
+
+:data:`CHIP_SPECS` holds each accelerator's datasheet figures (memory bandwidth, dense BF16/FP8 TFLOPS, INT8 TOPS),
+with the vendor page and the date read beside each row: the inputs of the throughput estimate in
+:mod:`components.catalog.throughput`. The A100 has two rows (``A100``: 40 GB, p4d; ``A100-80GB``: p4de);
+:func:`chip_spec` picks by the instance's accelerator memory.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -208,3 +214,96 @@ class AcceleratorFacts(BaseModel):
         return custom(instance_type, vendor=self.vendor, accelerator=self.accelerator, count=self.count,
                       memory_gib=self.memory_gib, neuron_cores=self.neuron_cores,
                       efa_interfaces=self.efa_interfaces)
+
+
+class ChipSpec(BaseModel):
+    """Datasheet figures of one accelerator chip: what a roofline estimate of serving throughput needs.
+
+    TFLOPS are dense (no 2:4 structured sparsity): datasheets print the sparse figure first, at twice the dense one.
+    Figures are per GPU, or per Neuron device (chip: two NeuronCores on Inferentia2 and Trainium).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    accelerator: str = Field(min_length=1)
+    """Accelerator name as :attr:`AcceleratorSpec.accelerator` spells it (``H100``), or a variant (``A100-80GB``)."""
+    memory_gb: float = Field(gt=0)
+    """Accelerator memory per chip in GB as the datasheet states it (EC2 reports MiB: see :class:`AcceleratorSpec`)."""
+    memory_bandwidth_gb_per_second: float = Field(gt=0)
+    """Peak memory bandwidth per chip (HBM or GDDR6), GB/s."""
+    bf16_dense_tflops: float = Field(gt=0)
+    """Peak dense BF16 (tensor core) TFLOPS per chip."""
+    fp8_dense_tflops: float | None = Field(default=None, gt=0)
+    """Peak dense FP8 TFLOPS per chip; None where the chip has no FP8 math (A10G, A100: FP8 weights run as BF16)."""
+    int8_dense_tops: float | None = Field(default=None, gt=0)
+    """Peak dense INT8 TOPS per chip (None: not stated)."""
+    source: str = Field(pattern=r"^https://")
+    """The datasheet or product page the figures come from."""
+    as_of: date
+    """When the source was read."""
+    note: str = ""
+    """Caveats: which form factor, figures not stated by the vendor, derived values."""
+
+    def dense_tflops(self, precision: str) -> float:
+        """Dense TFLOPS for the matmuls of a model served at ``precision``: FP8 math for ``fp8`` and INT8 math for
+        ``int8`` (W8A8) when the chip has it, else BF16; ``int4`` (AWQ/GPTQ, weight-only) dequantises to BF16."""
+        if precision == "fp8":
+            return self.fp8_dense_tflops or self.bf16_dense_tflops
+        if precision == "int8":
+            return self.int8_dense_tops or self.bf16_dense_tflops
+        return self.bf16_dense_tflops
+
+
+_NV_READ = date(2026, 12, 6)
+A10_DATASHEET = "https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a10/pdf/a10-datasheet.pdf"
+A10G_COMPARISON = "https://www.baseten.co/blog/nvidia-a10-vs-a10g-for-ml-model-inference/"
+L4_PAGE = "https://www.nvidia.com/en-us/data-center/l4/"
+L40S_PAGE = "https://www.nvidia.com/en-us/data-center/l40s/"
+A100_DATASHEET = ("https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/"
+                  "nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf")
+H100_PAGE = "https://www.nvidia.com/en-us/data-center/h100/"
+H200_PAGE = "https://www.nvidia.com/en-us/data-center/h200/"
+INF2_ARCH = "https://awsdocs-neuron.readthedocs-hosted.com/en/latest/general/arch/neuron-hardware/inferentia2.html"
+TRN1_ARCH = "https://awsdocs-neuron.readthedocs-hosted.com/en/latest/general/arch/neuron-hardware/trainium.html"
+
+CHIP_SPECS: dict[str, ChipSpec] = {c.accelerator: c for c in (
+    ChipSpec(accelerator="A10G", memory_gb=24, memory_bandwidth_gb_per_second=600, bf16_dense_tflops=125,
+             int8_dense_tops=250, source=A10_DATASHEET, as_of=_NV_READ,
+             note="AWS's variant of the A10 (g5); neither NVIDIA nor AWS publishes an A10G datasheet. Memory and "
+                  "bandwidth (24 GB GDDR6, 600 GB/s) are the A10's (same per " + A10G_COMPARISON + "); the tensor "
+                  "figures are the A10's and the A10G's are lower (not published: prefill estimates are optimistic)"),
+    ChipSpec(accelerator="L4", memory_gb=24, memory_bandwidth_gb_per_second=300, bf16_dense_tflops=121,
+             fp8_dense_tflops=242.5, int8_dense_tops=242.5, source=L4_PAGE, as_of=_NV_READ,
+             note="datasheet: BF16 242, FP8 485, INT8 485 TOPS with sparsity; dense is half"),
+    ChipSpec(accelerator="L40S", memory_gb=48, memory_bandwidth_gb_per_second=864, bf16_dense_tflops=362.05,
+             fp8_dense_tflops=733, int8_dense_tops=733, source=L40S_PAGE, as_of=_NV_READ,
+             note="datasheet: BF16 362.05 | 733*, FP8 733 | 1,466*, INT8 733 | 1,466* (* with sparsity)"),
+    ChipSpec(accelerator="A100", memory_gb=40, memory_bandwidth_gb_per_second=1555, bf16_dense_tflops=312,
+             int8_dense_tops=624, source=A100_DATASHEET, as_of=_NV_READ,
+             note="A100 40GB SXM (p4d); no FP8 math (FP8 checkpoints run as weight-only on Ampere)"),
+    ChipSpec(accelerator="A100-80GB", memory_gb=80, memory_bandwidth_gb_per_second=2039, bf16_dense_tflops=312,
+             int8_dense_tops=624, source=A100_DATASHEET, as_of=_NV_READ,
+             note="A100 80GB SXM (p4de): same compute as the 40GB part, HBM2e at 2,039 GB/s"),
+    ChipSpec(accelerator="H100", memory_gb=80, memory_bandwidth_gb_per_second=3350, bf16_dense_tflops=989.5,
+             fp8_dense_tflops=1979, int8_dense_tops=1979, source=H100_PAGE, as_of=_NV_READ,
+             note="H100 SXM (p5): BF16 1,979*, FP8 3,958*, INT8 3,958* TOPS (* with sparsity; dense is half)"),
+    ChipSpec(accelerator="H200", memory_gb=141, memory_bandwidth_gb_per_second=4800, bf16_dense_tflops=989.5,
+             fp8_dense_tflops=1979, int8_dense_tops=1979, source=H200_PAGE, as_of=_NV_READ,
+             note="H200 SXM (p5e, p5en): the H100's compute with 141 GB HBM3e at 4.8 TB/s"),
+    ChipSpec(accelerator="Inferentia2", memory_gb=32, memory_bandwidth_gb_per_second=820, bf16_dense_tflops=190,
+             fp8_dense_tflops=190, int8_dense_tops=380, source=INF2_ARCH, as_of=_NV_READ,
+             note="per chip (2 NeuronCore-v2): 190 FP16/BF16/cFP8/TF32 TFLOPS, 380 INT8 TOPS, 32 GiB HBM at "
+                  "820 GiB/s (older pages: 32 GB, 820 GB/s; the GB figure is used)"),
+    ChipSpec(accelerator="Trainium", memory_gb=32, memory_bandwidth_gb_per_second=820, bf16_dense_tflops=190,
+             fp8_dense_tflops=190, int8_dense_tops=380, source=TRN1_ARCH, as_of=_NV_READ,
+             note="Trainium (trn1) chip: 2 NeuronCore-v2, same compute and memory as Inferentia2"),
+)}
+"""Datasheet figures per accelerator (keys as :attr:`AcceleratorSpec.accelerator`, plus ``A100-80GB``)."""
+
+
+def chip_spec(accelerator: str, memory_mib: int | None = None) -> ChipSpec | None:
+    """The datasheet figures of an accelerator, or None when unknown; an A100 with more than 40 GiB (p4de) gets the
+    80 GB part's bandwidth."""
+    if accelerator == "A100" and memory_mib is not None and memory_mib > 40 * 1024:
+        return CHIP_SPECS["A100-80GB"]
+    return CHIP_SPECS.get(accelerator)

@@ -1,4 +1,5 @@
-"""Price catalogue: EC2 on-demand and SageMaker hosting hourly prices, the spot reference, and Bedrock token prices.
+"""Price catalogue: EC2 on-demand, spot ranges, Capacity Blocks and SageMaker hosting hourly prices, and Bedrock token
+and Provisioned Throughput prices.
 
 Every row carries the URL it comes from, the date the figure is stated for, and how it was obtained (``basis``). A
 figure that could not be sourced is left out, and the instance types the shipped stacks use without a price are
@@ -28,30 +29,46 @@ What is here and what is not (read 2026-12):
   is 1.19-1.41x its EC2 instance, which the tests check. ``ml.inf2.*`` are the least certain rows (two
   transcriptions, no quoted usage type). ``ml.p4d.24xlarge`` is not priced: its SageMaker Training price after the
   2025 cut ($25.2513) was found, its hosting price was not; likewise ``ml.p5.48xlarge`` (see :data:`UNPRICED`).
-- **Spot.** Spot prices move with supply and demand; no dated observed average was sourced. The reference is a
-  documented typical discount (the seed's "about 70% cheaper"), with AWS's stated ceiling ("up to 90%") beside it;
-  :func:`spot_usd_per_hour` applies it and says so. SageMaker inference has no spot price.
+- **Spot** (:func:`spot_range`: low / typical / high per instance type and Region). When a refresh stored a spot
+  price history summary (:data:`SPOT_OBSERVED`) the range is its min, time-weighted average and max. Otherwise it is
+  the documented discount range applied to on-demand: the seed's typical "about 70% cheaper" (typical), AWS's "up to
+  90%" ceiling (low), and the on-demand price itself (high: the default maximum spot price). The ``basis`` says which.
+  :func:`spot_usd_per_hour` keeps applying the typical discount only. SageMaker inference has no spot price.
+- **EC2 Capacity Blocks for ML** (:data:`CAPACITY_BLOCKS`, USD per instance-hour): p5.48xlarge (us-east-1, us-east-2)
+  $39.33 ($4.916 per GPU-hour), p5e.48xlarge (us-east-2) $43.26, p4d.24xlarge (us-east-2, us-west-2) $14.75, from
+  the Capacity Blocks pricing page as captured before its 2025-01-01 update (AWS revises these rates with supply and
+  demand). No later figure was found, nor whether AWS's June 2025 P5/P4 price cut (stated for on-demand and Savings
+  Plans) reached them, so they may be high. p5en.48xlarge had no figure. Capacity Blocks exist in the listed Regions
+  only; the refresh does not fetch them.
 - **Bedrock tokens, us-east-1:** the Amazon Nova (v1) text models, on-demand and batch. AWS's Bedrock pricing page
   states that batch inference is priced 50% below on-demand; the per-model figures are as transcribed from that
-  page by a public pricing table. Nova 2 Lite, Titan and Claude v2 prices were not sourced and are absent.
+  page by a public pricing table (the same figures appear in a dated 2025-07-20 transcription,
+  github.com/convo-lang/convo-lang packages/convo-lang-bedrock/bedrock-pricing.md). Nova 2 Lite, Titan and Claude v2
+  prices were not sourced and are absent. :func:`bedrock_tokens` prices a contextual variant as its base model.
+- **Bedrock Provisioned Throughput** (:func:`bedrock_provisioned`, USD per model unit per hour, no commitment / 1
+  month / 6 months): no price was found for any catalogued model (read 2026-12). :data:`PROVISIONED_UNPRICED` holds
+  the reason per model, and :func:`provisioned_unpriced_reason` adds the Region and no-commitment restrictions of
+  :mod:`components.catalog.bedrock_models`; the capacity report says "no price" with that reason.
 
-Refresh: run ``aws pricing get-products --service-code AmazonEC2 --region us-east-1 --filters
-Type=TERM_MATCH,Field=instanceType,Value=<type> Type=TERM_MATCH,Field=location,Value="US East (N. Virginia)"
-Type=TERM_MATCH,Field=operatingSystem,Value=Linux Type=TERM_MATCH,Field=tenancy,Value=Shared
-Type=TERM_MATCH,Field=preInstalledSw,Value=NA Type=TERM_MATCH,Field=capacitystatus,Value=Used``, and
-``aws ec2 describe-spot-price-history --instance-types <type> --product-descriptions Linux/UNIX --start-time <date>``
-for an observed spot average; for SageMaker, ``aws pricing get-products --service-code AmazonSageMaker
---region us-east-1 --filters Type=TERM_MATCH,Field=instanceName,Value=<ml.type>
-Type=TERM_MATCH,Field=regionCode,Value=us-east-1`` and read the ``Host`` and ``AsyncInf`` components. Record the
-offer version or the averaging window in ``basis`` (docs/prices.md).
+Refresh: ``genai-scale prices refresh`` (:mod:`components.catalog.price_refresh`) reads the AWS Price List API
+(``pricing:GetProducts``: AmazonEC2 with ``TERM_MATCH`` filters ``instanceType``, ``regionCode``,
+``operatingSystem=Linux``, ``tenancy=Shared``, ``preInstalledSw=NA``, ``capacitystatus=Used``,
+``marketoption=OnDemand``; AmazonSageMaker with ``instanceName`` and ``regionCode``, the ``Host`` and ``AsyncInf``
+components) and ``ec2:DescribeSpotPriceHistory`` (``Linux/UNIX``, the last 30 days), and writes the rows to
+:data:`DATA_FILE` (``components/catalog/data/prices.json``) with the API endpoint as source, the fetch date as
+``as_of`` and the offer version or averaging window in ``basis``. This module loads that file at import: a refreshed
+row replaces the hand-kept row with the same (instance type, Region) in :data:`INSTANCE_PRICES`, and a stored spot
+summary makes :func:`spot_range` observed. The hand-kept rows stay in :data:`HAND_KEPT_PRICES`.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import date
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.catalog import bedrock_models
 
@@ -70,7 +87,8 @@ BEDROCK_TRANSCRIPTION = ("https://huggingface.co/spaces/Presidentlin/llm-pricing
 SPOT_PRICING_PAGE = "https://aws.amazon.com/ec2/spot/pricing/"
 SEED_BATCH = "seed 003 §4.5 (BATCH INFERENCE VS REAL-TIME INFERENCE)"
 
-Region = Literal["us-east-1", "us-west-2"]
+Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]+$")]
+"""An AWS Region code (``us-east-1``); the hand-kept rows cover us-east-1 and us-west-2, a refresh may add others."""
 
 
 class _Sourced(BaseModel):
@@ -122,6 +140,137 @@ class TokenPrice(_Sourced):
     on_demand_output_per_mtok: float = Field(gt=0)
     batch_input_per_mtok: float = Field(gt=0)
     batch_output_per_mtok: float = Field(gt=0)
+
+
+class SpotObservation(_Sourced):
+    """Spot price history of one instance type in one Region over a window (Linux/UNIX), as stored by a refresh
+    (:mod:`components.catalog.price_refresh`): the time-weighted average per Availability Zone, averaged over the
+    zones, and the lowest and highest price any zone had in the window."""
+
+    instance_type: str = Field(pattern=r"^[a-z][a-z0-9-]*\.[0-9a-z]+$")
+    region: Region
+    availability_zones: tuple[str, ...] = Field(min_length=1)
+    """The zones that had a spot price in the window."""
+    window_start: date
+    window_end: date
+    samples: int = Field(ge=1)
+    """Price records read (each one a price change in one zone, plus the price in effect at the window start)."""
+    min_usd_per_hour: float = Field(gt=0, le=1000)
+    average_usd_per_hour: float = Field(gt=0, le=1000)
+    max_usd_per_hour: float = Field(gt=0, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SpotObservation:
+        if not self.min_usd_per_hour <= self.average_usd_per_hour <= self.max_usd_per_hour:
+            raise ValueError(f"min_usd_per_hour ({self.min_usd_per_hour}) <= average_usd_per_hour "
+                             f"({self.average_usd_per_hour}) <= max_usd_per_hour ({self.max_usd_per_hour}) must hold")
+        if self.window_start > self.window_end:
+            raise ValueError(f"window_start ({self.window_start}) must be <= window_end ({self.window_end})")
+        return self
+
+
+class SpotRange(_Sourced):
+    """What one instance type costs on spot in one Region, USD per instance-hour: a low, a typical and a high figure.
+
+    ``kind="observed"``: min, time-weighted average and max of a stored spot price history (``basis`` names the
+    window). ``kind="typical-discount"``: no history is stored; the figures are on-demand x (1 - 0.90) (AWS's "up to
+    90%" ceiling), x (1 - 0.70) (the seed's typical saving) and the on-demand price itself (the default maximum spot
+    price; spot never bills above it unless a higher maximum is set)."""
+
+    instance_type: str
+    region: Region
+    kind: Literal["observed", "typical-discount"]
+    low_usd_per_hour: float = Field(gt=0)
+    typical_usd_per_hour: float = Field(gt=0)
+    high_usd_per_hour: float = Field(gt=0)
+    on_demand_usd_per_hour: float = Field(gt=0)
+    """The on-demand price the range is compared with (and, for ``typical-discount``, derived from)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SpotRange:
+        if not self.low_usd_per_hour <= self.typical_usd_per_hour <= self.high_usd_per_hour:
+            raise ValueError(f"low_usd_per_hour ({self.low_usd_per_hour}) <= typical_usd_per_hour "
+                             f"({self.typical_usd_per_hour}) <= high_usd_per_hour ({self.high_usd_per_hour}) must hold")
+        return self
+
+
+class CapacityBlockPrice(_Sourced):
+    """EC2 Capacity Blocks for ML: the reservation fee of one instance of a block, USD per instance-hour (paid up
+    front for the whole block when it is bought; the operating-system fee while instances run is not included)."""
+
+    instance_type: str = Field(pattern=r"^[a-z][a-z0-9-]*\.[0-9a-z]+$")
+    region: Region
+    usd_per_instance_hour: float = Field(gt=0, le=1000)
+    accelerators: int = Field(ge=1)
+    """Accelerators (GPUs or Trainium chips) per instance: the per-accelerator rate is the instance rate / this."""
+
+    @property
+    def usd_per_accelerator_hour(self) -> float:
+        return self.usd_per_instance_hour / self.accelerators
+
+
+Commitment = Literal["none", "1month", "6month"]
+"""Bedrock Provisioned Throughput terms: no commitment (delete any time), one month, six months."""
+
+COMMITMENT_FROM_API: dict[str | None, Commitment] = {None: "none", "OneMonth": "1month", "SixMonths": "6month"}
+"""CreateProvisionedModelThroughput's ``commitmentDuration`` (omitted for no commitment) -> :data:`Commitment`."""
+
+
+class ProvisionedPrice(_Sourced):
+    """Bedrock Provisioned Throughput: USD per model unit per hour for one model variant, Region and term."""
+
+    model_id: str = Field(min_length=3)
+    """Contextual-variant id, as in :mod:`components.catalog.bedrock_models` (``amazon.nova-lite-v1:0:24k``)."""
+    region: Region
+    commitment: Commitment
+    usd_per_model_unit_per_hour: float = Field(gt=0)
+
+
+DATA_FILE = Path(__file__).parent / "data" / "prices.json"
+"""Rows stored by a refresh (``genai-scale prices refresh``); they win over the hand-kept rows with the same key."""
+
+
+class RefreshedPrices(BaseModel):
+    """The content of :data:`DATA_FILE`: rows read from the AWS APIs, each with its source, date and basis."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    on_demand: tuple[InstancePrice, ...] = ()
+    """EC2 and SageMaker (``ml.*``) on-demand rows from the Price List API."""
+    spot: tuple[SpotObservation, ...] = ()
+    """Spot price history summaries from DescribeSpotPriceHistory."""
+
+
+class PriceDataError(ValueError):
+    """The stored price data is malformed; the message lists every problem with its key path."""
+
+
+def parse_refreshed(data: object, where: str = "prices.json") -> RefreshedPrices:
+    """Validate the JSON content of a refreshed price file; :class:`PriceDataError` lists every problem."""
+    try:
+        return RefreshedPrices.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors():
+            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+            got = "" if e["type"] == "missing" else f" (got {e['input']!r})"
+            lines.append(f"  - {where}: {path or '(top level)'}: {e['msg']}{got}")
+        raise PriceDataError(f"{where} has {len(lines)} problem(s):\n" + "\n".join(lines)) from None
+
+
+def load_refreshed(path: Path = DATA_FILE) -> RefreshedPrices:
+    """Read a refreshed price file (an absent file is an empty one)."""
+    if not path.exists():
+        return RefreshedPrices()
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PriceDataError(f"{path.name}: not valid JSON ({exc})") from None
+    return parse_refreshed(data, path.name)
+
+
+REFRESHED = load_refreshed()
+"""What the last refresh stored (empty until one runs)."""
 
 
 _EC2_BASIS = (f"AWS Price List AmazonEC2 us-east-1 offer file version {EC2_OFFER_VERSION}, Linux shared tenancy; "
@@ -213,8 +362,22 @@ _INSTANCE_ROWS: tuple[InstancePrice, ...] = (
         "one table's 1.968 is the EC2 price"),
 )
 
-INSTANCE_PRICES: dict[tuple[str, str], InstancePrice] = {(p.instance_type, p.region): p for p in _INSTANCE_ROWS}
-"""Keyed by (instance type, Region): EC2 types, and ``ml.*`` types for SageMaker hosting (real-time and async)."""
+HAND_KEPT_PRICES: dict[tuple[str, str], InstancePrice] = {(p.instance_type, p.region): p for p in _INSTANCE_ROWS}
+"""The rows above, keyed by (instance type, Region)."""
+
+
+
+def with_refreshed(refreshed: RefreshedPrices) -> dict[tuple[str, str], InstancePrice]:
+    """The hand-kept rows, with each refreshed row replacing the one of the same (instance type, Region)."""
+    return {**HAND_KEPT_PRICES, **{(p.instance_type, p.region): p for p in refreshed.on_demand}}
+
+
+INSTANCE_PRICES: dict[tuple[str, str], InstancePrice] = with_refreshed(REFRESHED)
+"""Keyed by (instance type, Region): EC2 types, and ``ml.*`` types for SageMaker hosting (real-time and async).
+Refreshed rows (:data:`REFRESHED`) replace the hand-kept row with the same key."""
+
+SPOT_OBSERVED: dict[tuple[str, str], SpotObservation] = {(o.instance_type, o.region): o for o in REFRESHED.spot}
+"""Stored spot price history summaries, keyed by (instance type, Region)."""
 
 SPOT = SpotReference(
     kind="typical-discount", discount=0.70, ceiling=0.90, source=SEED_BATCH, as_of=date(2026, 12, 5),
@@ -247,6 +410,48 @@ UNPRICED: dict[str, str] = {
 planned type that is in neither table, and on an entry here that has a price)."""
 
 
+CAPACITY_BLOCKS_PRICING_PAGE = "https://aws.amazon.com/ec2/capacityblocks/pricing/"
+
+_CB_DATE = date(2024, 12, 31)
+"""The snapshot says its rates hold until a price update "scheduled ... on January 1, 2025": their last day."""
+_CB_BASIS = ("EC2 Capacity Blocks for ML pricing page: the reservation fee per instance-hour, paid up front (the "
+             "operating-system fee while instances run is extra and not included), as captured in a public copy of "
+             "the page taken before its 2025-01-01 price update (AWS revises these rates with supply and demand; no "
+             "later figure was found)")
+
+
+def _cb(instance_type: str, region: str, usd: float, per_accelerator: float, accelerators: int) -> CapacityBlockPrice:
+    return CapacityBlockPrice(
+        instance_type=instance_type, region=region, usd_per_instance_hour=usd, accelerators=accelerators,
+        source=CAPACITY_BLOCKS_PRICING_PAGE, as_of=_CB_DATE,
+        basis=f"{_CB_BASIS}; the page states ${per_accelerator:g} per accelerator-hour")
+
+
+CAPACITY_BLOCKS: dict[tuple[str, str], CapacityBlockPrice] = {(p.instance_type, p.region): p for p in (
+    _cb("p5.48xlarge", "us-east-1", 39.33, 4.916, 8),
+    _cb("p5.48xlarge", "us-east-2", 39.33, 4.916, 8),
+    _cb("p5e.48xlarge", "us-east-2", 43.26, 5.408, 8),
+    _cb("p4d.24xlarge", "us-east-2", 14.75, 1.844, 8),
+    _cb("p4d.24xlarge", "us-west-2", 14.75, 1.844, 8),
+)}
+"""EC2 Capacity Blocks for ML, keyed by (instance type, Region)."""
+
+PROVISIONED_PRICES: dict[tuple[str, str, str], ProvisionedPrice] = {}
+"""Bedrock Provisioned Throughput, keyed by (contextual-variant model id, Region, commitment)."""
+
+_PT_NOVA = ("no primary or clearly quoted per-model-unit hourly price found (read 2026-12): the Bedrock pricing page "
+            "renders its Provisioned Throughput table client-side, no transcription of its Nova rows was found, and "
+            "third-party pages give only guesses (one says to 'expect ~$22-28/hour' for Nova Pro), not prices")
+_PT_OLDER = ("no current price found (read 2026-12): the only per-model-unit figures seen are an undated third-party "
+             "copy of an older (Claude Instant and Llama 2 era) Bedrock pricing page whose origin could not be "
+             "traced, so they are not used")
+
+PROVISIONED_UNPRICED: dict[str, str] = {
+    m.model_id: (_PT_NOVA if m.name.startswith("Nova") else _PT_OLDER) for m in bedrock_models.MODELS.values()
+}
+"""Bedrock models (contextual-variant ids) without a Provisioned Throughput price, with the reason."""
+
+
 class PriceNotFound(LookupError):
     """No catalogue price for the asked instance type, Region or model; the message lists what exists."""
 
@@ -269,6 +474,83 @@ def spot_usd_per_hour(instance_type: str, region: str = "us-east-1", spot: SpotR
     return on_demand(instance_type, region).on_demand_usd_per_hour * (1 - spot.discount)
 
 
+def spot_range(instance_type: str, region: str = "us-east-1") -> SpotRange:
+    """Spot price range for an EC2 type: from the stored spot history when a refresh stored one (``observed``), else
+    the documented discount range applied to on-demand (``typical-discount``); see :class:`SpotRange`.
+
+    :class:`PriceNotFound` for an ``ml.*`` type (SageMaker inference has no spot price) and for a type without an
+    on-demand price."""
+    if instance_type.startswith("ml."):
+        raise PriceNotFound(f"instance_type ({instance_type!r}) is a SageMaker type: SageMaker inference has no spot "
+                            "price")
+    od = on_demand(instance_type, region).on_demand_usd_per_hour
+    seen = SPOT_OBSERVED.get((instance_type, region))
+    if seen is not None:
+        return SpotRange(
+            instance_type=instance_type, region=region, kind="observed", low_usd_per_hour=seen.min_usd_per_hour,
+            typical_usd_per_hour=seen.average_usd_per_hour, high_usd_per_hour=seen.max_usd_per_hour,
+            on_demand_usd_per_hour=od, source=seen.source, as_of=seen.as_of,
+            basis=(f"observed spot price history {seen.window_start}..{seen.window_end} in "
+                   f"{', '.join(seen.availability_zones)}: min, time-weighted average, max ({seen.basis})"))
+    return SpotRange(
+        instance_type=instance_type, region=region, kind="typical-discount",
+        low_usd_per_hour=od * (1 - SPOT.ceiling), typical_usd_per_hour=od * (1 - SPOT.discount),
+        high_usd_per_hour=od, on_demand_usd_per_hour=od, source=SPOT.source, as_of=SPOT.as_of,
+        basis=(f"no spot history stored: on-demand ${od:g}/h x (1 - {SPOT.ceiling:g}) (AWS's 'up to 90% off' "
+               f"ceiling), x (1 - {SPOT.discount:g}) (the seed's typical saving), and the on-demand price (the "
+               "default maximum spot price). An estimate, not an observed price"))
+
+
+def capacity_block(instance_type: str, region: str = "us-east-1") -> CapacityBlockPrice | None:
+    """The Capacity Blocks for ML price of an instance type in a Region, or None when none is catalogued."""
+    return CAPACITY_BLOCKS.get((instance_type, region))
+
+
+def sagemaker(instance_type_ml: str, region: str = "us-east-1") -> InstancePrice:
+    """SageMaker real-time / asynchronous inference instance price (an ``ml.*`` type); :class:`PriceNotFound` for a
+    type without one (the message carries the :data:`UNPRICED` reason) or a name without the ``ml.`` prefix."""
+    if not instance_type_ml.startswith("ml."):
+        raise PriceNotFound(f"instance_type ({instance_type_ml!r}) is not a SageMaker instance type (they start with "
+                            "'ml.')")
+    return on_demand(instance_type_ml, region)
+
+
+def _bedrock_variant(model_id: str) -> bedrock_models.BedrockModel:
+    row = bedrock_models.lookup(model_id)
+    if row is None:
+        raise PriceNotFound(f"model ({model_id!r}) is not in the Bedrock Provisioned Throughput catalogue; known: "
+                            f"{', '.join(sorted(bedrock_models.MODELS))}")
+    return row
+
+
+def bedrock_tokens(model_id: str, region: str = "us-east-1") -> TokenPrice:
+    """Bedrock on-demand/batch token price for an on-demand id (``amazon.nova-lite-v1:0``) or a contextual variant
+    (``amazon.nova-lite-v1:0:24k``, priced as its base model); :class:`PriceNotFound` when not catalogued."""
+    row = bedrock_models.lookup(model_id)
+    return tokens(row.base_id if row is not None else model_id, region)
+
+
+def bedrock_provisioned(model_id: str, region: str = "us-east-1",
+                        commitment: Commitment = "none") -> ProvisionedPrice | None:
+    """Provisioned Throughput price per model unit per hour, or None when no source was found (the reason is
+    :func:`provisioned_unpriced_reason`). :class:`PriceNotFound` for a model id that is not a catalogued contextual
+    variant."""
+    _bedrock_variant(model_id)
+    return PROVISIONED_PRICES.get((model_id, region, commitment))
+
+
+def provisioned_unpriced_reason(model_id: str, region: str = "us-east-1", commitment: Commitment = "none") -> str:
+    """Why :func:`bedrock_provisioned` has no price for this model, Region and term ("" when it has one)."""
+    row = _bedrock_variant(model_id)
+    if (model_id, region, commitment) in PROVISIONED_PRICES:
+        return ""
+    if region not in row.pt_regions:
+        return f"{model_id} cannot be bought as Provisioned Throughput in {region} (only {', '.join(row.pt_regions)})"
+    if commitment == "none" and row.no_commit is False:
+        return f"{model_id} is not offered without a commitment"
+    return PROVISIONED_UNPRICED.get(model_id, f"no {commitment} price for {model_id} in {region} is catalogued")
+
+
 def tokens(model_id: str, region: str = "us-east-1") -> TokenPrice:
     """The Bedrock token price row, or :class:`PriceNotFound` naming the priced models."""
     row = TOKEN_PRICES.get((model_id, region))
@@ -285,17 +567,41 @@ def bedrock_base_ids() -> set[str]:
 
 
 __all__ = [
+    "CAPACITY_BLOCKS",
     "CHECKED",
+    "COMMITMENT_FROM_API",
+    "DATA_FILE",
+    "HAND_KEPT_PRICES",
     "INSTANCE_PRICES",
+    "PROVISIONED_PRICES",
+    "PROVISIONED_UNPRICED",
+    "REFRESHED",
     "SPOT",
+    "SPOT_OBSERVED",
     "TOKEN_PRICES",
     "UNPRICED",
+    "CapacityBlockPrice",
+    "Commitment",
     "InstancePrice",
+    "PriceDataError",
     "PriceNotFound",
+    "ProvisionedPrice",
+    "RefreshedPrices",
+    "SpotObservation",
+    "SpotRange",
     "SpotReference",
     "TokenPrice",
     "bedrock_base_ids",
+    "bedrock_provisioned",
+    "bedrock_tokens",
+    "capacity_block",
+    "load_refreshed",
     "on_demand",
+    "parse_refreshed",
+    "provisioned_unpriced_reason",
+    "sagemaker",
+    "spot_range",
     "spot_usd_per_hour",
     "tokens",
+    "with_refreshed",
 ]

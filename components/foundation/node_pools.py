@@ -11,7 +11,8 @@ Creates (all ``kubernetes:apiextensions.k8s.io`` custom resources, after the Kar
     the accelerator's taint plus the pool's own, the node-group labels the serving components select on, limits on the
     accelerator resource and CPU (``max_nodes`` x the instance's devices and vCPUs), and a disruption block suited to
     inference: ``WhenEmpty`` consolidation (a busy GPU node is never consolidated), ``consolidateAfter``, budgets that
-    allow one node at a time and freeze drift replacements during a weekday window, ``expireAfter`` and a
+    allow one node at a time and freeze drift replacements during a weekday window (and, with ``peak_windows``,
+    consolidation of empty or underutilized nodes during traffic peaks), ``expireAfter`` and a
     ``terminationGracePeriod`` that bounds how long a ``karpenter.sh/do-not-disrupt`` pod can hold a node.
 
 :func:`serving_pod_disruption` is what serving pods carry on Karpenter nodes: the ``karpenter.sh/do-not-disrupt``
@@ -112,6 +113,11 @@ class NodePoolSpec(BaseModel):
     window. Default: weekdays from 08:00."""
     freeze_duration: str = Field(default="10h", pattern=_BUDGET_DURATION)
     """Length of the freeze window. Default: 10h."""
+    peak_windows: list[tuple[str, str]] = Field(default_factory=list)
+    """(cron ``schedule`` in UTC, ``duration``) of each traffic peak, e.g. ``("45 5 * * 1-5", "13h15m")``: a budget
+    of 0 nodes for reasons ``Empty`` and ``Underutilized`` in each, so consolidation never takes a node the pre-scaled
+    replicas hold or are about to land on
+    (:func:`components.capacity.schedule.peak_windows` derives them from the services' cron floors). Default: none."""
     expire_after: str = Field(default="720h", pattern=_DURATION_OR_NEVER)
     """Node lifetime before replacement (budgets do not hold expiry back). Default: 720h (30 days)."""
     termination_grace_period: str = Field(default="1h", pattern=_DURATION)
@@ -171,6 +177,12 @@ class NodePoolSpec(BaseModel):
         if self.freeze_schedule is not None and not _CRON.match(self.freeze_schedule):
             out.append(Problem(f"{p}freeze_schedule", self.freeze_schedule,
                                "a cron schedule of five fields (e.g. '0 8 * * mon-fri') or @daily/@weekly/..."))
+        for i, (schedule, duration) in enumerate(self.peak_windows):
+            if not _CRON.match(schedule):
+                out.append(Problem(f"{p}peak_windows[{i}][0]", schedule,
+                                   "a cron schedule of five fields (e.g. '45 5 * * 1-5') or @daily/@weekly/..."))
+            if not re.match(_BUDGET_DURATION, duration):
+                out.append(Problem(f"{p}peak_windows[{i}][1]", duration, "a duration in h and m, e.g. 13h or 13h15m"))
         if self.consolidation_policy != "WhenEmpty" and self.consolidate_after == "Never":
             out.append(Problem(f"{p}consolidate_after", "Never", f"a duration: consolidation_policy "
                                f"{self.consolidation_policy} never runs with Never", (f"{p}consolidation_policy",)))
@@ -210,11 +222,14 @@ def pool_limits(spec: NodePoolSpec) -> dict[str, str]:
 
 
 def budgets(spec: NodePoolSpec) -> list[dict[str, Any]]:
-    """Disruption budgets: ``budget_nodes`` at a time, and no drift replacement inside the freeze window."""
+    """Disruption budgets: ``budget_nodes`` at a time, no drift replacement inside the freeze window, and no
+    consolidation of empty or underutilized nodes inside a peak window."""
     out: list[dict[str, Any]] = [{"nodes": spec.budget_nodes}]
     if spec.freeze_schedule:
         out.append({"nodes": "0", "reasons": ["Drifted"], "schedule": spec.freeze_schedule,
                     "duration": spec.freeze_duration})
+    out += [{"nodes": "0", "reasons": ["Empty", "Underutilized"], "schedule": schedule, "duration": duration}
+            for schedule, duration in spec.peak_windows]
     return out
 
 

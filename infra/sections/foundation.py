@@ -30,13 +30,21 @@ class TargetsSettings(SettingsModel):
     """Load targets of the tier; later components and the capacity model size themselves from these."""
 
     requests_per_second: float = Field(default=1, gt=0)
-    """Sustained requests per second the stack must serve. Default: 1."""
+    """Requests per second the stack must serve at its daily peak (all serving targets together; capacity.targets
+    splits it). Default: 1."""
     concurrent_streams: int = Field(default=4, ge=1)
     """Concurrent streaming responses. Default: 4."""
     p95_latency_ms: int = Field(default=5000, ge=50)
     """p95 end-to-end latency SLO in milliseconds. Default: 5000."""
     tokens_per_second: float = Field(default=100, gt=0)
     """Output tokens per second across the stack. Default: 100."""
+    prompt_tokens: int = Field(default=1000, ge=1)
+    """Mean prompt tokens per request (with ``tokensPerSecond / requestsPerSecond`` output tokens, the request shape
+    capacity is planned for). Default: 1000."""
+    ttft_p95_ms: float | None = Field(default=None, gt=0)
+    """Time-to-first-token SLO, p95, in milliseconds (capacity planning). Default: none."""
+    itl_p95_ms: float | None = Field(default=None, gt=0)
+    """Inter-token latency SLO, p95, in milliseconds (capacity planning). Default: none."""
 
 
 WIRING = ("cluster", "tags")
@@ -226,6 +234,21 @@ def build(ctx: BuildContext, cfg) -> None:
                               for name, g in ctx.node_groups.items()})
 
 
+def peak_windows_by_group(ctx: BuildContext, cfg) -> dict[str, list[tuple[str, str]]]:
+    """Node group -> the peak windows (UTC cron schedule, duration) of the cron floors of the models it serves, from
+    the capacity section's plan (built first): their NodePool freezes consolidation inside them."""
+    from components.capacity.schedule import peak_windows
+
+    plan = ctx.extras.get("capacity")
+    if plan is None or not cfg.serving.enabled:
+        return {}
+    out: dict[str, list] = {}
+    for model, floors in plan.floors.items():
+        group = cfg.serving.models[model].node_group
+        out.setdefault(group, []).extend(floors)
+    return {group: peak_windows(floors) for group, floors in out.items() if floors}
+
+
 def _build_karpenter(ctx: BuildContext, cfg, cluster, tags) -> None:
     """The Karpenter controller, then one NodePool per ``nodeGroups`` entry (same labels and taints as the group)."""
     import pulumi
@@ -234,8 +257,9 @@ def _build_karpenter(ctx: BuildContext, cfg, cluster, tags) -> None:
                           opts=k8s_opts)
     if not cfg.node_groups:
         return
-    pools = {name: NodePoolSpec.from_node_group(_node_group_args(ng, **_PLACEHOLDER))
-             for name, ng in cfg.node_groups.items()}
+    peaks = peak_windows_by_group(ctx, cfg)
+    pools = {name: NodePoolSpec.from_node_group(_node_group_args(ng, **_PLACEHOLDER)).model_copy(
+        update={"peak_windows": peaks.get(name, [])}) for name, ng in cfg.node_groups.items()}
     node_pools = KarpenterNodePools("node-pools", KarpenterNodePoolsArgs(
         pools=pools, cluster_name=cluster.cluster_name, node_role_name=karpenter.node_role_name,
         subnet_ids=ctx.network.private_subnet_ids, security_group_ids=[cluster.node_security_group_id], tags=tags),

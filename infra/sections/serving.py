@@ -70,8 +70,9 @@ from infra.sections.base import BuildContext, SettingsModel, args_from, derive_s
 
 ModelAutoscalingSettings = derive_settings(
     AutoscalingSettings, name="ModelAutoscalingSettings", module=__name__,
-    exclude=("min_replicas", "max_replicas", "p95_latency_ms"),
-    doc="KEDA triggers of one model (replica bounds are on the model; the latency SLO comes from targets).",
+    exclude=("min_replicas", "max_replicas", "p95_latency_ms", "cron_floors"),
+    doc="KEDA triggers of one model (replica bounds are on the model; the latency SLO comes from targets; the cron "
+        "floors from capacity.traffic).",
     extra={"latency_slo": (bool, Field(default=True, description=(
         "Scale on p95 latency against the stack's ``targets.p95LatencyMs``. Default: on.")))})
 
@@ -216,10 +217,11 @@ def model_settings(name: str, m, bucket: str) -> VllmModelSettings:
     return VllmModelSettings(**data)
 
 
-def autoscaling_settings(m, p95_latency_ms: float | None) -> AutoscalingSettings:
+def autoscaling_settings(m, p95_latency_ms: float | None, cron_floors: tuple = ()) -> AutoscalingSettings:
     data = m.autoscaling.model_dump(by_alias=False, exclude={"latency_slo"})
     return AutoscalingSettings(**data, min_replicas=m.min_replicas, max_replicas=m.max_replicas,
-                               p95_latency_ms=p95_latency_ms if m.autoscaling.latency_slo else None)
+                               p95_latency_ms=p95_latency_ms if m.autoscaling.latency_slo else None,
+                               cron_floors=tuple(cron_floors))
 
 
 def neuron_scheduler(cfg) -> str | None:
@@ -315,7 +317,7 @@ def is_multi_node(m: ModelServiceSettings, data: dict[str, Any]) -> bool:
 
 
 def _service_data(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGroupPlacement, bucket: str,
-                  **wiring: Any) -> dict[str, Any]:
+                  cron_floors: tuple = (), **wiring: Any) -> dict[str, Any]:
     vendor = placement.accelerator.vendor
     gateway = getattr(cfg, "gateway", None)
     clients = [gateway.namespace] if gateway is not None and getattr(gateway, "namespace", None) else []
@@ -324,7 +326,7 @@ def _service_data(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGro
         model=model_settings(name, m, bucket), placement=placement, namespace=cfg.serving.namespace,
         engine_version=image_engine_version(vendor),
         gpu_sharing=m.gpu_sharing, mig_profile=m.mig_profile, mig_strategy=cfg.gpu_operator.mig_strategy,
-        autoscaling=autoscaling_settings(m, getattr(targets, "p95_latency_ms", None)),
+        autoscaling=autoscaling_settings(m, getattr(targets, "p95_latency_ms", None), cron_floors),
         keda=cfg.serving.keda.enabled, warm_pool_placeholders=m.warm_pool_placeholders,
         pre_stop_seconds=m.pre_stop_seconds, startup_timeout_seconds=m.startup_timeout_seconds,
         api_key=cfg.serving.api_key, client_namespaces=clients, monitoring_namespace=cfg.monitoring.namespace,
@@ -660,11 +662,14 @@ def build(ctx: BuildContext, cfg) -> None:
         ctx.export("modelPools", pools)
     exported: dict[str, Any] = {}
     hf_token = hugging_face_token(cfg)
+    capacity = ctx.extras.get("capacity")  # the capacity section's plan: cron floors and facts per model
     model_args = {name: service_args(
         name, m, cfg=cfg, placement=placements[name], bucket=bucket, image=images[placements[name].accelerator.vendor],
         prometheus_url=prom, hf_token=hf_token, hf_token_source=hugging_face_token_source(cfg),
         oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),
-        oidc_issuer=getattr(cluster, "oidc_issuer", None), after=after, tags=ctx.tags)
+        oidc_issuer=getattr(cluster, "oidc_issuer", None), after=after, tags=ctx.tags,
+        cron_floors=capacity.floors.get(name, ()) if capacity is not None else (),
+        capacity=capacity.facts.get(name) if capacity is not None else None)
         for name, m in s.models.items()}
     group_after = list(after)
     if any(isinstance(a, MultiNodeVllmServiceArgs) for a in model_args.values()):

@@ -16,7 +16,7 @@ from infra.config import ConfigError, build_settings, load_tier_preset, read_sta
 from infra.program import plan_stack
 from infra.tiers import (TierError, TierFacts, facts_markdown, load_tier, main, pack_config_for, stale_policy_configs,
                          tier_names, write_policy_configs)
-from policies.pack import CONFIG_DIR, RULES
+from policies.pack import CONFIG_DIR, LEVEL_FACTS, RULES
 from tests.kit import ROOT
 
 SHIPPED = ("growth", "prototype", "scale")
@@ -117,10 +117,13 @@ def test_shipped_pack_config_keeps_the_levels_and_tier_of_before(tier):
     # the committed policies/config/<tier>.json held {"enforcementLevel", "tier"} per policy, in this order: cost rules
     # advisory in prototype except the scale-to-zero rules (node groups, workloads pinned without an autoscaler, async
     # SageMaker endpoints, the embedding service),
-    # everything else mandatory
+    # everything else mandatory; the capacity rules (added later) take a level fact each (test_capacity.py)
     cfg = pack_config_for(tier)
     assert list(cfg) == list(RULES)
     for rid, rule in RULES.items():
+        if rid in LEVEL_FACTS:
+            assert cfg[rid]["tier"] == tier
+            continue
         advisory = tier == "prototype" and rule.concern == "cost" and rid not in (
             "accelerator-scale-to-zero-in-prototype", "accelerator-workload-scales-to-zero",
             "aurora-scale-to-zero-in-prototype", "sagemaker-async-scale-to-zero", "embedding-service-scale-to-zero")

@@ -21,8 +21,8 @@ from pulumi_policy.policy import _PolicyAnalyzerServicer
 
 from infra.tiers import TierFacts, pack_config_for, tier_names
 from policies.engine import PolicyConfigError, evaluate
-from policies.pack import (ALL_POLICIES, PACK_NAME, REGISTERED, RULES, config_reference_markdown, fact_schemas,
-                           pack_config, rule_table_markdown)
+from policies.pack import (ALL_POLICIES, LEVEL_FACTS, PACK_NAME, REGISTERED, RULES, config_reference_markdown,
+                           fact_schemas, pack_config, rule_table_markdown)
 from policies._rule import CONCERNS
 from tests.policies.kit import res, run
 
@@ -52,6 +52,7 @@ embedding-service-scale-to-zero scaled-object-queue-has-dlq
 vllm-admin-endpoints-private keda-no-removed-vllm-metrics
 lws-efa-on-leader-and-workers multinode-pods-least-privilege multinode-network-policy
 karpenter-accelerator-pools-tainted karpenter-pools-limited karpenter-disruption-budgets karpenter-no-termination-handler
+capacity-max-below-peak capacity-slo-unreachable capacity-min-above-off-peak
 """.split()
 
 
@@ -135,9 +136,12 @@ class TestDocs:
 class TestEnforcement:
     def test_cost_level_is_the_tiers_cost_enforcement_fact(self):
         shipped = pack_config_for("growth")
-        advisory = {**TierFacts.model_validate(_growth_doc()).to_doc(), "policy": {"costEnforcement": "advisory"}}
+        doc = TierFacts.model_validate(_growth_doc()).to_doc()
+        advisory = {**doc, "policy": {**doc["policy"], "costEnforcement": "advisory"}}
         cfg = pack_config("lenient", facts=advisory)
         for rid, rule in RULES.items():
+            if rid in LEVEL_FACTS:  # capacity rules: a level fact each (tests/policies/test_capacity.py)
+                continue
             want = "advisory" if rule.concern == "cost" and rule.fixed_level is None else "mandatory"
             assert cfg[rid]["enforcementLevel"] == want, rid
             assert shipped[rid]["enforcementLevel"] == "mandatory", rid
@@ -145,7 +149,8 @@ class TestEnforcement:
 
     def test_without_facts_every_rule_is_mandatory_and_keeps_its_strict_defaults(self):
         cfg = pack_config("unknown")
-        assert {e["enforcementLevel"] for e in cfg.values()} == {"mandatory"}
+        assert {e["enforcementLevel"] for rid, e in cfg.items() if rid not in LEVEL_FACTS} == {"mandatory"}
+        assert {cfg[rid]["enforcementLevel"] for rid in LEVEL_FACTS} == {"advisory"}  # estimates: advisory
         assert cfg["on-demand-h100-max-size-cap"] == {"enforcementLevel": "mandatory", "tier": "unknown"}
         assert RULES["on-demand-h100-max-size-cap"].defaults() == {"maxNodes": 0}
         assert RULES["bedrock-commitment-outside-scale"].defaults() == {"allowProvisionedThroughput": False,

@@ -316,6 +316,9 @@ class ModelPoolArgs(ArgsModel):
         except PolicyError as exc:
             return [exc.problem("policy"), *self._name_problems()]
         out = self._name_problems()
+        if self.autoscaling.cron_floors:
+            out.append(Problem("autoscaling.cron_floors", len(self.autoscaling.cron_floors),
+                               "empty: a pool's ScaledObject renders no cron triggers (pre-scale a VllmService)"))
         out += self._replica_problems()
         out += self._lora_problems()
         out += self._policy_problems(policy)

@@ -21,6 +21,7 @@ from components.base import PulumiInput
 from components.catalog import models as model_catalog
 from components.catalog.accelerators import AcceleratorSpec
 from components.catalog.vendors import NEURON
+from components.capacity.schedule import CronFloor
 from components.catalog.models import ModelFacts
 from components.serving.vllm.fit import FitInput, FitReport, check_fit, mig_memory_gib, unit_name
 
@@ -295,6 +296,10 @@ class AutoscalingSettings(_Settings):
     """Slow down: at most this many pods removed per ``scale_down_period_seconds``. Default: 1."""
     scale_down_period_seconds: int = Field(default=300, ge=15, le=1800)
     """Period of the scale-down rate limit. Default: 300."""
+    cron_floors: tuple[CronFloor, ...] = ()
+    """Scheduled floors (KEDA ``cron`` triggers, appended to the others: the HPA follows the highest): at least
+    ``desired_replicas`` inside each window, so replicas are up before a known daily peak
+    (:func:`components.capacity.schedule.cron_floors` derives them from a traffic profile). Default: none."""
 
 
 class VllmServiceArgs(ArgsModel):
@@ -323,6 +328,10 @@ class VllmServiceArgs(ArgsModel):
     """Replica bounds and KEDA triggers. Default: 1-2 replicas, queue depth 5 and GPU utilization 70/30 %."""
     keda: bool = True
     """Create the KEDA ScaledObject (needs KEDA and ``prometheus_url``). Off: a fixed ``min_replicas``. Default: on."""
+    capacity: dict[str, Any] | None = None
+    """Capacity facts the caller computed (the planner's peak and off-peak requests/s, requests/s per replica, SLO),
+    rendered as compact JSON in the ScaledObject's ``genai-scale.io/capacity-plan`` annotation for the policy pack.
+    Default: none (no annotation)."""
     prometheus_url: PulumiInput = None
     """Prometheus the KEDA triggers query. Default: none (required with ``keda``)."""
     do_not_disrupt: bool = False
@@ -388,6 +397,23 @@ class VllmServiceArgs(ArgsModel):
         if a.gpu_utilization_up_percent is not None and a.gpu_utilization_down_percent >= a.gpu_utilization_up_percent:
             out.append(Problem("autoscaling.gpu_utilization_down_percent", a.gpu_utilization_down_percent,
                                f"< gpu_utilization_up_percent ({a.gpu_utilization_up_percent:g})"))
+        for i, floor in enumerate(a.cron_floors):
+            where = f"autoscaling.cron_floors[{i}].desired_replicas"
+            if floor.desired_replicas > a.max_replicas:
+                out.append(Problem(where, floor.desired_replicas, f"<= autoscaling.max_replicas ({a.max_replicas})",
+                                   ("autoscaling.max_replicas",)))
+            if floor.desired_replicas <= a.min_replicas:
+                out.append(Problem(where, floor.desired_replicas, f"> autoscaling.min_replicas ({a.min_replicas}): "
+                                   "a floor at or below the minimum raises nothing", ("autoscaling.min_replicas",)))
+        if a.cron_floors and not self.keda:
+            out.append(Problem("autoscaling.cron_floors", len(a.cron_floors),
+                               "none without keda (KEDA's cron triggers hold the floors)", ("keda",)))
+        if self.capacity is not None:
+            try:
+                json.dumps(self.capacity, allow_nan=False)
+            except (TypeError, ValueError):
+                out.append(Problem("capacity", self.capacity, "a JSON object of strings, numbers (no NaN or "
+                                   "infinity), booleans, null, lists and objects"))
         if self.keda and self.prometheus_url is None:
             out.append(Problem("prometheus_url", None, "required with keda (the triggers query Prometheus)"))
         if not self.keda and a.min_replicas == 0:

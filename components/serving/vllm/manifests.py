@@ -14,10 +14,12 @@ The autoscaling signals (metric names, PromQL, HPA behaviour) live in :mod:`comp
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 from components import versions
+from components.capacity.schedule import cron_triggers
 from components.catalog.vendors import NEURON, VendorFacts
 from components.serving.vllm.args import (PORT, STREAMER, NodeGroupPlacement, VllmServiceArgs, devices_requested,
                                           engine_drains, fit_input, render_args, streamer_concurrency)
@@ -351,7 +353,7 @@ def network_policy_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
 
 
 def triggers(name: str, args: VllmServiceArgs) -> list[dict[str, Any]]:
-    """The KEDA Prometheus triggers; the HPA follows the one that wants the most replicas."""
+    """The KEDA Prometheus triggers, then the ``cron`` floors; the HPA follows the one that wants the most replicas."""
     a, ns, served, server = args.autoscaling, args.namespace, served_name(name, args), args.prometheus_url
     out = [prometheus_trigger("queue-depth", server, queue_query(ns, served), a.queue_depth_per_replica,
                               activation=0)]
@@ -371,7 +373,22 @@ def triggers(name: str, args: VllmServiceArgs) -> list[dict[str, Any]]:
         out.append(prometheus_trigger("gateway-demand", server,
                                       gateway_demand_query(args.gateway_upstream or f"vllm-{name}"),
                                       a.scale_from_zero_rps, activation=0))
-    return out
+    return out + cron_triggers(a.cron_floors)
+
+
+CAPACITY_ANNOTATION = "genai-scale.io/capacity-plan"
+"""ScaledObject annotation: the capacity facts the caller computed (``VllmServiceArgs.capacity``, see
+:mod:`components.capacity.facts`), compact JSON; the policy pack compares them with ``spec.minReplicaCount`` /
+``spec.maxReplicaCount``. (Not ``genai-scale.io/capacity``: that is the batch node groups' label.)"""
+
+
+def scaled_object_metadata(name: str, args: VllmServiceArgs) -> dict[str, Any]:
+    """The ScaledObject's metadata: the service's, plus the capacity annotation when ``args.capacity`` is set."""
+    meta = object_meta(name, args)
+    if args.capacity is not None:
+        meta["annotations"] = {CAPACITY_ANNOTATION: json.dumps(args.capacity, separators=(",", ":"),
+                                                               sort_keys=True, allow_nan=False)}
+    return meta
 
 
 def scaled_object_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
@@ -390,7 +407,7 @@ def scaled_object_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
         spec["cooldownPeriod"] = a.cooldown_seconds
         spec["initialCooldownPeriod"] = args.startup_timeout_seconds
     return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-            "metadata": object_meta(name, args),
+            "metadata": scaled_object_metadata(name, args),
             "spec": spec}
 
 

@@ -49,14 +49,15 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from components.capacity.schedule import cron_triggers
 from components.catalog.accelerators import EFA_RESOURCE
 from components.serving.vllm.args import PORT, VllmServiceArgs, fit_input
 from components.serving.vllm.autoscaling import (banded_replicas_query, gateway_demand_query, hpa_behavior,
                                                  latency_p95_ms_query, prometheus_trigger, queue_query, tokens_query)
 from components.serving.vllm.fit import MAX_NODES, FitInput, FitReport, Layout, check_fit, plan_layout
 from components.serving.vllm.manifests import (annotations, hf_token_secret_name, object_meta, pdb_manifest,
-                                               pod_template, replicas_service_manifest, selector_labels,
-                                               service_manifest, service_monitor_manifest, vllm_args)
+                                               pod_template, replicas_service_manifest, scaled_object_metadata,
+                                               selector_labels, service_manifest, service_monitor_manifest, vllm_args)
 from problems import Problem
 
 LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
@@ -306,7 +307,8 @@ def gpu_util_query(namespace: str, name: str, metric: str, window: str = "5m") -
 
 
 def triggers(name: str, args: MultiNodeVllmServiceArgs) -> list[dict[str, Any]]:
-    """VllmService's triggers, with the banded ones counting groups (leader pods) instead of Deployment replicas."""
+    """VllmService's triggers, with the banded ones counting groups (leader pods) instead of Deployment replicas; the
+    ``cron`` floors count groups too."""
     a, ns, served, server = args.autoscaling, args.namespace, args.model.served_model_name or name, args.prometheus_url
     out = [prometheus_trigger("queue-depth", server, queue_query(ns, served), a.queue_depth_per_replica, activation=0)]
     if a.p95_latency_ms:
@@ -325,7 +327,7 @@ def triggers(name: str, args: MultiNodeVllmServiceArgs) -> list[dict[str, Any]]:
         out.append(prometheus_trigger("gateway-demand", server,
                                       gateway_demand_query(args.gateway_upstream or f"vllm-{name}"),
                                       a.scale_from_zero_rps, activation=0))
-    return out
+    return out + cron_triggers(a.cron_floors)
 
 
 def scaled_object_manifest(name: str, args: MultiNodeVllmServiceArgs) -> dict[str, Any]:
@@ -343,7 +345,7 @@ def scaled_object_manifest(name: str, args: MultiNodeVllmServiceArgs) -> dict[st
     if a.min_replicas == 0:
         spec["cooldownPeriod"] = a.cooldown_seconds
         spec["initialCooldownPeriod"] = args.startup_timeout_seconds
-    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": object_meta(name, args),
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": scaled_object_metadata(name, args),
             "spec": spec}
 
 

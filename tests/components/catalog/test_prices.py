@@ -7,7 +7,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from components.catalog import accelerators, prices, throughput
+from components.catalog import accelerators, bedrock_models, prices, throughput
 from tests.kit import ROOT
 from tests.stack_plans import planned
 
@@ -15,16 +15,31 @@ STACKS = ("dev", "staging", "prod")
 
 
 def _rows():
-    return [*prices.INSTANCE_PRICES.values(), *prices.TOKEN_PRICES.values(), prices.SPOT]
+    return [*prices.INSTANCE_PRICES.values(), *prices.TOKEN_PRICES.values(), prices.SPOT,
+            *prices.CAPACITY_BLOCKS.values(), *prices.PROVISIONED_PRICES.values(), *prices.SPOT_OBSERVED.values()]
 
 
 def test_every_row_has_a_source_a_date_and_a_basis():
     rows = _rows()
-    assert len(prices.INSTANCE_PRICES) >= 20 and len(prices.TOKEN_PRICES) >= 3
+    assert len(prices.INSTANCE_PRICES) >= 20 and len(prices.TOKEN_PRICES) >= 3 and len(prices.CAPACITY_BLOCKS) >= 3
+    refreshed = [*prices.REFRESHED.on_demand, *prices.REFRESHED.spot]
     for row in rows:
         assert row.source.startswith(("https://", "seed ")), row
-        assert date(2024, 1, 1) <= row.as_of <= date.fromisoformat(prices.CHECKED), row
+        # hand-kept rows were read by CHECKED; a refresh stamps the day it ran
+        latest = date.today() if row in refreshed else date.fromisoformat(prices.CHECKED)
+        assert date(2024, 1, 1) <= row.as_of <= latest, row
         assert len(row.basis) >= 10, row
+
+
+@pytest.mark.parametrize("model", [prices.InstancePrice, prices.CapacityBlockPrice, prices.ProvisionedPrice,
+                                   prices.SpotObservation, prices.TokenPrice, prices.SpotRange])
+def test_a_row_without_source_or_date_is_refused(model):
+    for name in ("source", "as_of", "basis"):
+        assert model.model_fields[name].is_required(), (model.__name__, name)
+    with pytest.raises(ValidationError) as exc:
+        model.model_validate({})
+    missing = {e["loc"][0] for e in exc.value.errors() if e["type"] == "missing"}
+    assert {"source", "as_of", "basis"} <= missing
 
 
 def test_keys_match_rows_and_ec2_rows_name_the_offer_version():
@@ -54,11 +69,13 @@ def test_no_row_is_listed_twice():
     # INSTANCE_PRICES is a dict built from the rows: a second row for the same key would silently replace the first
     counts = Counter((r.instance_type, r.region) for r in prices._INSTANCE_ROWS)
     assert [key for key, n in counts.items() if n > 1] == []
-    assert len(prices.INSTANCE_PRICES) == len(prices._INSTANCE_ROWS)
+    assert len(prices.HAND_KEPT_PRICES) == len(prices._INSTANCE_ROWS)
+    assert set(prices.INSTANCE_PRICES) == set(prices.HAND_KEPT_PRICES) | {
+        (r.instance_type, r.region) for r in prices.REFRESHED.on_demand}
 
 
 def _sagemaker_rows():
-    return [r for r in prices.INSTANCE_PRICES.values() if r.instance_type.startswith("ml.")]
+    return [r for r in prices.HAND_KEPT_PRICES.values() if r.instance_type.startswith("ml.")]
 
 
 def test_sagemaker_rows_name_the_sagemaker_offer_file_and_both_inference_components():
@@ -75,20 +92,20 @@ def test_sagemaker_prices_carry_a_premium_over_their_ec2_instance():
     # every sourced pair is 1.2x-1.4x; a row equal to (or below) the EC2 price is the copying mistake some
     # third-party tables make (ml.inf2.8xlarge at 1.968, ml.g6e.12xlarge at 10.49)
     for r in _sagemaker_rows():
-        ec2 = prices.on_demand(r.instance_type.removeprefix("ml."), r.region).on_demand_usd_per_hour
+        ec2 = prices.HAND_KEPT_PRICES[(r.instance_type.removeprefix("ml."), r.region)].on_demand_usd_per_hour
         assert 1.15 <= r.on_demand_usd_per_hour / ec2 <= 1.45, (r.instance_type, r.on_demand_usd_per_hour, ec2)
 
 
 def test_us_west_2_rows_are_sourced_separately_and_equal_us_east_1():
-    west = [r for r in prices.INSTANCE_PRICES.values() if r.region == "us-west-2"]
+    west = [r for r in prices.HAND_KEPT_PRICES.values() if r.region == "us-west-2"]
     assert {r.instance_type for r in west} >= {"g5.xlarge", "g5.2xlarge", "g5.12xlarge", "inf2.xlarge",
                                                 "inf2.8xlarge", "p5.48xlarge"}
     for r in west:
         assert r.source == prices.VANTAGE + r.instance_type and "us-west-2" in r.basis, r
-        east = prices.on_demand(r.instance_type).on_demand_usd_per_hour
+        east = prices.HAND_KEPT_PRICES[(r.instance_type, "us-east-1")].on_demand_usd_per_hour
         assert r.on_demand_usd_per_hour == pytest.approx(east, abs=1e-5), r.instance_type
     # the CPU system nodes have no us-west-2 source: absent, not copied
-    assert ("m7i.large", "us-west-2") not in prices.INSTANCE_PRICES
+    assert ("m7i.large", "us-west-2") not in prices.HAND_KEPT_PRICES
 
 
 def _tier_instance_types() -> set[str]:
@@ -121,12 +138,16 @@ def test_every_instance_type_in_the_tier_presets_is_priced_or_listed_as_unpriced
 
 
 def test_known_prices():
-    assert prices.on_demand("g5.xlarge").on_demand_usd_per_hour == 1.006
-    assert prices.on_demand("ml.g6e.2xlarge").on_demand_usd_per_hour == 2.8026  # USE1-Host = USE1-AsyncInf
-    assert prices.on_demand("ml.g5.xlarge").on_demand_usd_per_hour == 1.408  # not the 1.21 one blog gives
-    assert prices.on_demand("g6e.12xlarge", "us-west-2").on_demand_usd_per_hour == 10.49264
-    assert prices.on_demand("p5.48xlarge").on_demand_usd_per_hour == 55.04  # after the June 2025 P5 cut
-    assert prices.spot_usd_per_hour("g5.xlarge") == pytest.approx(1.006 * 0.30)
+    def hand(itype, region="us-east-1"):
+        return prices.HAND_KEPT_PRICES[(itype, region)].on_demand_usd_per_hour
+
+    assert hand("g5.xlarge") == 1.006
+    assert hand("ml.g6e.2xlarge") == 2.8026  # USE1-Host = USE1-AsyncInf
+    assert hand("ml.g5.xlarge") == 1.408  # not the 1.21 one blog gives
+    assert hand("g6e.12xlarge", "us-west-2") == 10.49264
+    assert hand("p5.48xlarge") == 55.04  # after the June 2025 P5 cut
+    assert prices.spot_usd_per_hour("g5.xlarge") == pytest.approx(prices.on_demand("g5.xlarge").on_demand_usd_per_hour
+                                                                  * 0.30)
     assert prices.SPOT.kind == "typical-discount" and prices.SPOT.ceiling == 0.90
 
 
@@ -193,8 +214,9 @@ def test_validation_messages():
         prices.InstancePrice(**{**base, "on_demand_usd_per_hour": 0})
     with pytest.raises(ValidationError, match="should match pattern"):
         prices.InstancePrice(**{**base, "instance_type": "G5 xlarge"})
-    with pytest.raises(ValidationError, match="Input should be 'us-east-1' or 'us-west-2'"):
+    with pytest.raises(ValidationError, match=r"region\n  String should match pattern"):
         prices.InstancePrice(**{**base, "region": "mars-1"})
+    prices.InstancePrice(**{**base, "region": "eu-west-1"})  # a refresh may store any Region
     with pytest.raises(ValidationError, match="at least 10 characters"):
         prices.InstancePrice(**{**base, "basis": "x"})
     with pytest.raises(ValidationError, match="less than 1"):
@@ -218,3 +240,107 @@ def test_throughput_rows_are_sourced_and_convert_tokens_to_requests():
         throughput.Throughput(model="m", accelerator="A100", accelerators=1, instance_type="p4d.24xlarge",
                               mode="batch", unit="requests_per_second", value=1, source="nvidia",
                               as_of=date(2026, 1, 1))
+
+
+def test_spot_range_without_history_is_the_documented_discount_range(monkeypatch):
+    # pin the hand-kept g5.xlarge row and no stored history, whatever a refresh wrote
+    key = ("g5.xlarge", "us-east-1")
+    monkeypatch.setitem(prices.INSTANCE_PRICES, key, prices.HAND_KEPT_PRICES[key])
+    monkeypatch.delitem(prices.SPOT_OBSERVED, key, raising=False)
+    got = prices.spot_range("g5.xlarge")
+    assert got.kind == "typical-discount" and got.source == prices.SEED_BATCH and got.on_demand_usd_per_hour == 1.006
+    assert got.low_usd_per_hour == pytest.approx(0.1006)  # 1.006 x (1 - 0.90): AWS's "up to 90%" ceiling
+    assert got.typical_usd_per_hour == pytest.approx(0.3018)  # 1.006 x (1 - 0.70): the seed's "70% cheaper"
+    assert got.high_usd_per_hour == 1.006  # the default maximum spot price is the on-demand price
+    assert "no spot history stored" in got.basis and "not an observed price" in got.basis
+    assert prices.spot_usd_per_hour("g5.xlarge") == pytest.approx(got.typical_usd_per_hour)
+    with pytest.raises(prices.PriceNotFound, match=r"'ml.g5.xlarge'\) is a SageMaker type: SageMaker inference has "
+                                                   r"no spot price"):
+        prices.spot_range("ml.g5.xlarge")
+    with pytest.raises(prices.PriceNotFound, match=r"no on-demand price for region 'eu-west-1'"):
+        prices.spot_range("g5.xlarge", "eu-west-1")
+
+
+def test_capacity_blocks_match_the_page_and_the_accelerator_catalogue():
+    p5 = prices.capacity_block("p5.48xlarge")
+    assert p5 is not None and p5.usd_per_instance_hour == 39.33 and p5.accelerators == 8
+    assert p5.usd_per_accelerator_hour == pytest.approx(4.916, abs=1e-3)  # the page's "$4.916" per GPU-hour
+    assert p5.source == prices.CAPACITY_BLOCKS_PRICING_PAGE and p5.as_of == date(2024, 12, 31)
+    assert prices.capacity_block("p4d.24xlarge", "us-west-2").usd_per_instance_hour == 14.75
+    assert prices.capacity_block("g5.xlarge") is None
+    assert prices.capacity_block("p4d.24xlarge", "us-east-1") is None  # offered in us-east-2 and us-west-2 only
+    for (itype, region), row in prices.CAPACITY_BLOCKS.items():
+        assert (row.instance_type, row.region) == (itype, region)
+        assert row.accelerators == accelerators.lookup(itype).count, itype
+        stated = float(row.basis.rsplit("states $", 1)[1].split(" ")[0])
+        assert row.usd_per_accelerator_hour == pytest.approx(stated, abs=1e-3), itype
+        # a capacity block costs less per hour than on demand where both are catalogued
+        od = prices.INSTANCE_PRICES.get((itype, region))
+        assert od is None or row.usd_per_instance_hour < od.on_demand_usd_per_hour, itype
+
+
+def _preset_bedrock_models() -> set[str]:
+    return {yaml.safe_load(path.read_text())["bedrock"]["modelId"]
+            for path in sorted((ROOT / "stacks" / "tiers").glob("*/managed.yaml"))}
+
+
+def test_every_bedrock_model_is_priced_or_listed_with_a_reason():
+    assert _preset_bedrock_models() == {"amazon.nova-lite-v1:0:24k"}
+    for model_id in bedrock_models.MODELS:
+        priced = [k for k in prices.PROVISIONED_PRICES if k[0] == model_id]
+        assert priced or prices.PROVISIONED_UNPRICED.get(model_id), model_id
+    for (model_id, region, commitment), row in prices.PROVISIONED_PRICES.items():
+        assert (row.model_id, row.region, row.commitment) == (model_id, region, commitment)
+        assert model_id in bedrock_models.MODELS and model_id not in prices.PROVISIONED_UNPRICED
+
+
+def test_provisioned_prices_and_their_reasons():
+    # the scale preset buys one model unit of Nova Lite 24k for a month: no source gives that price
+    scale = yaml.safe_load((ROOT / "stacks" / "tiers" / "scale" / "managed.yaml").read_text())["bedrock"]
+    term = prices.COMMITMENT_FROM_API[scale["commitment"]]
+    assert (scale["modelId"], term) == ("amazon.nova-lite-v1:0:24k", "1month")
+    assert prices.bedrock_provisioned(scale["modelId"], "us-east-1", term) is None
+    assert set(prices.COMMITMENT_FROM_API.values()) == {"none", "1month", "6month"}
+    why = prices.provisioned_unpriced_reason("amazon.nova-lite-v1:0:24k", "us-east-1", "1month")
+    assert why.startswith("no primary or clearly quoted per-model-unit hourly price found")
+    assert prices.provisioned_unpriced_reason("amazon.nova-lite-v1:0:24k", "us-west-2", "6month") == (
+        "amazon.nova-lite-v1:0:24k cannot be bought as Provisioned Throughput in us-west-2 (only us-east-1)")
+    assert prices.provisioned_unpriced_reason("amazon.titan-image-generator-v2:0", "us-east-1", "none") == (
+        "amazon.titan-image-generator-v2:0 is not offered without a commitment")
+    with pytest.raises(prices.PriceNotFound, match=r"model \('amazon.nova-lite-v1:0'\) is not in the Bedrock "
+                                                   r"Provisioned Throughput catalogue; known: amazon.nova-2-lite"):
+        prices.bedrock_provisioned("amazon.nova-lite-v1:0", "us-east-1", "none")
+
+
+def test_sagemaker_and_bedrock_token_lookups():
+    assert prices.sagemaker("ml.g6.2xlarge", "us-east-1") == prices.on_demand("ml.g6.2xlarge")
+    with pytest.raises(prices.PriceNotFound, match=r"'g6.2xlarge'\) is not a SageMaker instance type"):
+        prices.sagemaker("g6.2xlarge", "us-east-1")
+    with pytest.raises(prices.PriceNotFound, match="SageMaker hosting price not found"):
+        prices.sagemaker("ml.p5.48xlarge", "us-east-1")
+    # a contextual variant is priced as its base model
+    assert prices.bedrock_tokens("amazon.nova-lite-v1:0:24k", "us-east-1") == prices.tokens("amazon.nova-lite-v1:0")
+    assert prices.bedrock_tokens("amazon.nova-pro-v1:0", "us-east-1").on_demand_output_per_mtok == 3.20
+    with pytest.raises(prices.PriceNotFound, match=r"model \('amazon.nova-2-lite-v1:0'\) has no Bedrock token"):
+        prices.bedrock_tokens("amazon.nova-2-lite-v1:0:256k", "us-east-1")
+
+
+def test_new_row_validation_messages():
+    src = {"source": "https://example.com/x", "as_of": date(2026, 1, 1), "basis": "a test row, not data"}
+    with pytest.raises(ValidationError, match=r"low_usd_per_hour \(0.5\) <= typical_usd_per_hour \(0.3\) <= "
+                                              r"high_usd_per_hour \(1.0\) must hold"):
+        prices.SpotRange(instance_type="g5.xlarge", region="us-east-1", kind="observed", low_usd_per_hour=0.5,
+                         typical_usd_per_hour=0.3, high_usd_per_hour=1.0, on_demand_usd_per_hour=1.0, **src)
+    obs = {"instance_type": "g5.xlarge", "region": "us-east-1", "availability_zones": ("us-east-1a",),
+           "window_start": date(2026, 1, 2), "window_end": date(2026, 1, 1), "samples": 1,
+           "min_usd_per_hour": 0.2, "average_usd_per_hour": 0.3, "max_usd_per_hour": 0.4, **src}
+    with pytest.raises(ValidationError, match=r"window_start \(2026-01-02\) must be <= window_end \(2026-01-01\)"):
+        prices.SpotObservation(**obs)
+    with pytest.raises(ValidationError, match="should match pattern"):
+        prices.SpotObservation(**{**obs, "window_start": date(2026, 1, 1), "instance_type": "ml.g5.xlarge"})
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        prices.CapacityBlockPrice(instance_type="p5.48xlarge", region="us-east-1", usd_per_instance_hour=39.33,
+                                  accelerators=0, **src)
+    with pytest.raises(ValidationError, match="Input should be 'none', '1month' or '6month'"):
+        prices.ProvisionedPrice(model_id="amazon.nova-lite-v1:0:24k", region="us-east-1", commitment="OneMonth",
+                                usd_per_model_unit_per_hour=20, **src)

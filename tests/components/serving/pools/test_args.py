@@ -271,3 +271,13 @@ def test_tensor_parallel_only_in_a_dedicated_pool():
     a = pool(policy="dedicated", models=big, placement=placement("l40s4", "g6e.12xlarge"))
     assert a.service_args("llama-70b").model.tensor_parallel_size == 4
     assert a.fit("llama-70b").errors == []
+
+
+def test_cron_floors_are_refused_on_a_pool():  # its ScaledObject renders no cron trigger: floors would be dropped
+    from components.capacity.schedule import CronFloor
+    from components.serving.vllm.args import AutoscalingSettings
+
+    floor = CronFloor(timezone="UTC", start="0 8 * * 1-5", end="0 18 * * 1-5", desired_replicas=2)
+    text = problems(autoscaling=AutoscalingSettings(min_replicas=1, max_replicas=4, cron_floors=(floor,)))
+    assert ("autoscaling.cron_floors = 1: empty: a pool's ScaledObject renders no cron triggers (pre-scale a "
+            "VllmService)") in text

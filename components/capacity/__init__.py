@@ -1,0 +1,35 @@
+"""Capacity and cost planning, pure (no Pulumi): what a serving target needs and costs at peak and at its minimum
+(:mod:`.planner`), where to run a model (:mod:`.compare`), and the types both use (:mod:`.model`).
+
+``from components.capacity import plan_target, TargetSpec, Demand``: names load lazily from the module that defines
+them, so importing one module of this package (e.g. the pre-scaling schedule) does not load the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    **{name: "components.capacity.model" for name in (
+        "CapacityType", "Commitment", "Demand", "Finding", "Kind", "Option", "PoolMember", "Slo", "TargetReport",
+        "TargetSpec", "Verdict", "VERDICT_SEVERITY")},
+    **{name: "components.capacity.planner" for name in (
+        "DEFAULT_HEADROOM", "DEFAULT_OVER_RATIO", "RULES", "plan_target", "sum_demands")},
+    **{name: "components.capacity.compare" for name in ("MONTH_HOURS", "compare")},
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'components.capacity' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
