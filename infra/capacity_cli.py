@@ -69,8 +69,11 @@ def main(argv: Sequence[str]) -> int:
 # --- where to run each model ----------------------------------------------------------------------------------------
 
 def compare_models(cfg, result) -> dict[str, list[Any]]:
-    """The where-to-run table of every model a vLLM service or SageMaker endpoint serves, at that target's demand."""
+    """The where-to-run table of every model a vLLM service or SageMaker endpoint serves, at that target's demand.
+    A model with a Bedrock on-demand equivalent (the same weights, :data:`components.catalog.bedrock_models.
+    HF_TO_BEDROCK`) that the target's Region can call and that has a token price there gets a Bedrock row."""
     from components.capacity import compare
+    from components.catalog import bedrock_models, prices
 
     out: dict[str, list[Any]] = {}
     batch = next((r for r in result.reports if r.target.kind == "batch" and r.demand is not None), None)
@@ -78,11 +81,21 @@ def compare_models(cfg, result) -> dict[str, list[Any]]:
         t = r.target
         if t.kind not in ("vllm", "sagemaker") or r.demand is None or t.params_billion is None or t.model in out:
             continue
-        share = 0.0
+        share, demand = 0.0, r.demand
         if batch is not None and batch.target.model == t.model and batch.demand.batch_requests_per_day:
-            online = r.demand.peak_requests_per_second * 86_400
-            share = batch.demand.batch_requests_per_day / (online + batch.demand.batch_requests_per_day)
-        out[t.model] = list(compare(t.model, t.params_billion, r.demand, region=t.region, batch_share=share))
+            # the batch volume comes on top of this target's online demand: compare() carries (1 - share) of the
+            # demand it is given online and the share in batch, so it is given the online demand grown to the total
+            per_day = batch.demand.batch_requests_per_day
+            online_per_day = (demand.peak_requests_per_second + demand.off_peak_requests_per_second) / 2 * 86_400
+            share = per_day / (online_per_day + per_day)
+            demand = demand.model_copy(update={
+                "peak_requests_per_second": demand.peak_requests_per_second / (1 - share),
+                "off_peak_requests_per_second": demand.off_peak_requests_per_second / (1 - share)})
+        bedrock = bedrock_models.on_demand_for(t.model, t.region)
+        if (bedrock, t.region) not in prices.TOKEN_PRICES:
+            bedrock = None
+        out[t.model] = list(compare(t.model, t.params_billion, demand, region=t.region, batch_share=share,
+                                    bedrock_model=bedrock))
     return out
 
 
@@ -109,7 +122,7 @@ def to_json(result, *, stack: str, tier: str, region: str, comparison: dict[str,
         "compare": {m: [o.model_dump(mode="json") for o in opts] for m, opts in comparison.items()},
         "preScale": {n: {"leadMinutes": result.lead_minutes.get(n),
                          "floors": [f.model_dump(mode="json") for f in fl]} for n, fl in result.floors.items()},
-        "notes": list(result.notes),
+        "notes": [*result.notes, *result.group_notes],
     }
 
 
@@ -150,7 +163,8 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
                      f"{_num(spec['min_replicas'])}/{_num(t['replicas_at_peak'])}/{_num(spec['max_replicas'])}",
                      _usd(t["usd_per_hour_at_min"]), _usd(t["usd_per_hour_at_peak"]),
                      _usd(t["usd_per_million_output_tokens"]), t["verdict"] + (" (mandatory)" if t["mandatory"] else "")))
-    header = ("target", "kind", "on", "replicas min/peak/max", "$/h at min", "$/h at peak", "$/1M out", "verdict")
+    header = ("target", "kind", "on", "replicas min/peak/max", "$/h at min", "$/h at peak", "$/1M out at peak",
+              "verdict")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines += ["  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
@@ -177,22 +191,33 @@ def render(doc: dict[str, Any]) -> str:
     if doc["preScale"]:
         lines += ["", "Pre-scaling (KEDA cron floors, opened ahead of each rise)"]
         for name, p in doc["preScale"].items():
-            lines.append(f"  {name}: lead {p['leadMinutes']} min")
-            lines += [f"    {f['start']} -> {f['end']} ({f['timezone']}): at least {f['desired_replicas']} replicas"
-                      for f in p["floors"]]
+            if not p["floors"]:
+                lines.append(f"  {name}: no floor above minReplicas (the traffic never needs more)")
+                continue
+            lines.append(f"  {name}: each window opens {p['leadMinutes']} min before the hour its replicas are needed")
+            lines += [f"    {f['start']} -> {f['end']} ({f['timezone']}): at least {f['desired_replicas']} "
+                      f"replica{'s' if f['desired_replicas'] != 1 else ''}" for f in p["floors"]]
     for model, opts in doc["compare"].items():
+        if not opts:
+            lines += ["", f"Where to run {model}: no single node of a catalogued type holds it (multi-node layouts "
+                          "are planned per target above), and no Bedrock model serves it"]
+            continue
         shown = distinct(opts)
-        lines += ["", f"Where to run {model} (the cheapest instance type per accelerator; cheapest first where "
-                      "the SLO holds)"]
-        for o in shown[:TOP]:
+        instances = [o for o in shown if o["where"] in ("vllm", "sagemaker")]
+        others = [o for o in shown if o["where"] not in ("vllm", "sagemaker")]
+        listed = instances[:TOP] + others
+        listed.sort(key=lambda o: shown.index(o))
+        lines += ["", f"Where to run {model} (the cheapest size per accelerator; where the SLO holds, cheapest per "
+                      "month first; $/1M output tokens at peak)"]
+        for o in listed:
             where = o["where"] + (f" {o['instance_type']}" if o.get("instance_type") else "") + (
                 f" {o['model_id']}" if o.get("model_id") else "")
             slo = {True: "SLO holds", False: "SLO missed", None: "SLO unknown"}[o["slo_holds"]]
             lines.append(f"  {where}: {_usd(o['usd_per_hour'])}/h at peak, {_usd(o['usd_per_month'])}/month, "
                          f"{_usd(o['usd_per_million_output_tokens'])}/1M output tokens, {slo}"
                          + (f" ({o['note']})" if o.get("note") else ""))
-        if len(shown) > TOP:
-            lines.append(f"  ... {len(shown) - TOP} more (--json lists every option)")
+        if len(shown) > len(listed):
+            lines.append(f"  ... {len(shown) - len(listed)} more (--json lists every option)")
     if doc["notes"]:
         lines += ["", "Notes"] + [f"  - {n}" for n in doc["notes"]]
     return "\n".join(lines) + "\n"

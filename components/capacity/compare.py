@@ -3,10 +3,11 @@
 Pure. :func:`compare` returns one :class:`Option` per way of serving ``model`` for a :class:`Demand`:
 
 - **vLLM** on each accelerator instance type of the catalogue (``candidates``, default: every catalogued type with
-  an on-demand price in the Region) where the model fits one node: the fewest devices that fit
+  an on-demand price in the Region) where the model fits one node: from the fewest devices that fit
   (:func:`components.serving.vllm.fit.check_fit` with the model's catalogue facts, one sequence of prompt + output
-  tokens; without facts, weights plus runtime overhead against memory x 0.9), TP = devices (NeuronCores on
-  Inferentia/Trainium), replicas per node = devices per node / TP; planned with
+  tokens; without facts, weights plus runtime overhead against memory x 0.9) up to the whole node in powers of two,
+  the size with the cheapest month where the SLO holds; TP = devices (NeuronCores on Inferentia/Trainium, whose
+  profile counts devices: cores / cores per device), replicas per node = devices per node / TP; planned with
   :func:`components.capacity.planner.plan_target` on on-demand prices. A model that fits no single node of a type is
   left out for that type (multi-node layouts are planned per target, not compared here).
 - **SageMaker** on the ``ml.*`` twin of each feasible type where that is priced: one model copy per instance.
@@ -16,7 +17,8 @@ Pure. :func:`compare` returns one :class:`Option` per way of serving ``model`` f
   ``bedrock_tokens_per_minute_per_unit`` when given, else the cost is unknown.
 - **Batch on spot** for ``batch_share`` of the volume (0 to 1; default 0: no batch row): the daily volume
   ``batch_share`` x the average rps x 86,400 within 24 hours on the feasible type with the lowest typical spot $/1M
-  output tokens (its low/high spot cost in the note). The online options then carry the other ``1 - batch_share``.
+  output tokens (its low/high spot cost in the note); its month is the work (replica-hours at the plateau), since
+  the nodes go when the day's volume is done. The online options then carry the other ``1 - batch_share``.
 
 Each option gives USD/h at peak, USD/month at the **arithmetic mean of peak and off-peak requests/s** over
 :data:`MONTH_HOURS` hours (replicas and nodes recomputed for that mean), $/1M output tokens at peak and ``slo_holds``.
@@ -207,11 +209,17 @@ def _batch_option(model: str, params_billion: float, demand: Demand, region: str
     low, high = report.usd_per_hour_at_peak_range
     return Option(where="batch", instance_type=report.target.instance_type, devices=tp,
                   replicas=report.replicas_at_peak, usd_per_hour=report.usd_per_hour_at_peak,
-                  usd_per_month=report.usd_per_hour_at_peak * BATCH_DEADLINE_HOURS / 24 * MONTH_HOURS,
+                  usd_per_month=(report.usd_per_million_output_tokens / 1e6 * daily * demand.output_tokens
+                                 * MONTH_HOURS / 24),  # the work: nodes go when the day's volume is done
                   usd_per_million_output_tokens=report.usd_per_million_output_tokens, slo_holds=None,
                   note=(f"{share:.0%} of the volume ({_n(daily)} requests/day) on spot within "
                         f"{_n(BATCH_DEADLINE_HOURS)} h; spot {_usd(low)}-{_usd(high)}/h (typical "
                         f"{_usd(report.usd_per_hour_at_peak)}/h); no real-time SLO"))
+
+
+def _cheaper(best: Option | None, o: Option) -> Option:
+    """The better of two sizes of one option: SLO holding first, then the lower monthly cost."""
+    return o if best is None or _order(o) < _order(best) else best
 
 
 def _order(o: Option) -> tuple[int, int, float]:
@@ -244,18 +252,27 @@ def compare(model: str, params_billion: float, demand: Demand, *, region: str, b
             continue
         acc = accelerators.lookup(it)
         assert acc is not None
-        common = {"model": model, "params_billion": params_billion, "accelerator": acc.accelerator,
-                  "precision": precision, "tensor_parallel": tp, "devices_per_replica": tp, "min_replicas": 1,
-                  "max_replicas": 10 ** 6, "region": region}
-        vllm = TargetSpec(name=f"vllm-{it}", kind="vllm", instance_type=it, replicas_per_node=_units(acc)[0] // tp,
-                          **common)
-        options.append(_instance_option("vllm", vllm, online, profiles, headroom,
-                                        _price(prices.on_demand, it, region), tp))
-        ml = f"ml.{it}"
-        ml_usd = _price(prices.sagemaker, ml, region)
-        if ml_usd is not None:
-            sm = TargetSpec(name=f"sagemaker-{it}", kind="sagemaker", instance_type=ml, replicas_per_node=1, **common)
-            options.append(_instance_option("sagemaker", sm, online, profiles, headroom, ml_usd, tp))
+        units = _units(acc)[0]
+        vllm_best: Option | None = None
+        sm_best: Option | None = None
+        for size in (t for t in sorted({2 ** i for i in range(units.bit_length())} | {units}) if tp <= t <= units):
+            # more units than the fewest that fit: more KV cache and bandwidth per replica (the cheapest wins)
+            devices = max(1, size // acc.cores_per_device) if acc.shards_over_cores else size
+            common = {"model": model, "params_billion": params_billion, "accelerator": acc.accelerator,
+                      "precision": precision, "tensor_parallel": devices, "devices_per_replica": devices,
+                      "min_replicas": 1, "max_replicas": 10 ** 6, "region": region}
+            vllm = TargetSpec(name=f"vllm-{it}", kind="vllm", instance_type=it, replicas_per_node=units // size,
+                              **common)
+            vllm_best = _cheaper(vllm_best, _instance_option("vllm", vllm, online, profiles, headroom,
+                                                             _price(prices.on_demand, it, region), size))
+            ml = f"ml.{it}"
+            ml_usd = _price(prices.sagemaker, ml, region)
+            if ml_usd is not None:
+                sm = TargetSpec(name=f"sagemaker-{it}", kind="sagemaker", instance_type=ml, replicas_per_node=1,
+                                **common)
+                sm_best = _cheaper(sm_best, _instance_option("sagemaker", sm, online, profiles, headroom, ml_usd,
+                                                             size))
+        options += [o for o in (vllm_best, sm_best) if o is not None]
     if online is not None:
         options += _bedrock_options(bedrock_model or model, online, region, bedrock_tokens_per_minute_per_unit)
     if batch_share > 0:

@@ -134,6 +134,9 @@ class TargetSpec(BaseModel):
     """Configured minimum replicas (SageMaker: instances). Default 1."""
     max_replicas: int = Field(default=1, ge=1)
     """Configured maximum replicas (SageMaker: instances). Default 1."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Most requests one replica runs at once (vLLM's ``--max-num-seqs``): the operating point never goes above it.
+    Default None: the profile's own range."""
     availability_replicas: int = Field(default=0, ge=0)
     """Replicas kept for availability whatever the demand (e.g. 2, one per AZ, in a tier that must survive an AZ
     outage): a minimum up to this many is never over-provisioned. Default 0: the demand alone decides."""

@@ -241,18 +241,21 @@ def e2e_ms(point: ProfilePoint, output_tokens: int) -> float:
     return point.ttft_ms + (output_tokens - 1) * point.itl_ms
 
 
-def operating_point(profile: ThroughputProfile, slo: Slo, output_tokens: int) -> ProfilePoint | None:
+def operating_point(profile: ThroughputProfile, slo: Slo, output_tokens: int,
+                    max_concurrency: int | None = None) -> ProfilePoint | None:
     """The SLO-bounded point of one replica: ``profile.best_within`` for the TTFT and ITL bounds; with an end-to-end
-    bound, the same search (integer concurrencies 1..last point, highest throughput, lowest concurrency on a tie)
-    also requiring TTFT + (output tokens - 1) x ITL <= the bound. None when no concurrency meets the SLO."""
-    if slo.e2e_p95_ms is None:
+    bound or a concurrency cap (the engine's ``--max-num-seqs``: it never runs more sequences at once), the same
+    search (integer concurrencies 1..last point or the cap, highest throughput, lowest concurrency on a tie) also
+    requiring TTFT + (output tokens - 1) x ITL <= the bound. None when no concurrency meets the SLO."""
+    if slo.e2e_p95_ms is None and max_concurrency is None:
         return profile.best_within(ttft_ms=slo.ttft_p95_ms, itl_ms=slo.itl_p95_ms)
+    top = profile.points[-1].concurrency if max_concurrency is None else max_concurrency
     best: ProfilePoint | None = None
-    for c in range(1, profile.points[-1].concurrency + 1):
+    for c in range(1, top + 1):
         p = profile.at(c)
         if ((slo.ttft_p95_ms is not None and p.ttft_ms > slo.ttft_p95_ms)
                 or (slo.itl_p95_ms is not None and p.itl_ms > slo.itl_p95_ms)
-                or e2e_ms(p, output_tokens) > slo.e2e_p95_ms):
+                or (slo.e2e_p95_ms is not None and e2e_ms(p, output_tokens) > slo.e2e_p95_ms)):
             continue
         if best is None or p.output_tokens_per_second > best.output_tokens_per_second:
             best = p
@@ -324,7 +327,7 @@ def _instances(acc: _Acc, demand: Demand | None, profiles: Sequence[ThroughputPr
     replica_rps = None
     if profile is not None and demand is not None:
         slo = Slo() if spec.kind == "batch" else demand.slo
-        point = operating_point(profile, slo, demand.output_tokens)
+        point = operating_point(profile, slo, demand.output_tokens, spec.max_concurrency)
         _shape_notes(acc, profile, demand)
         if point is None:
             _slo_unreachable(acc, profile, slo, demand.output_tokens)
@@ -352,10 +355,16 @@ def _instances(acc: _Acc, demand: Demand | None, profiles: Sequence[ThroughputPr
                  if spot is not None and nodes_at_peak is not None else None)
     per_m = (usd_peak / (peak_rps * demand.output_tokens * SECONDS_PER_HOUR) * 1e6
              if usd_peak is not None and demand is not None and peak_rps else None)
-    if spec.kind == "batch" and usd_peak is not None and demand is not None and demand.batch_requests_per_day:
+    if (spec.kind == "batch" and price is not None and replica_rps and demand is not None
+            and demand.batch_requests_per_day):
+        # a batch job runs until the volume is done, then its nodes go: priced by the replica-hours the work takes
+        per_replica_hour = price * spec.nodes_per_replica / spec.replicas_per_node
+        replica_hours = demand.batch_requests_per_day / replica_rps / SECONDS_PER_HOUR
+        per_m = per_replica_hour / (replica_rps * demand.output_tokens * SECONDS_PER_HOUR) * 1e6
         acc.notes.append(f"batch: {_n(demand.batch_requests_per_day)} requests/day within "
-                         f"{_n(demand.batch_deadline_hours)} h = {_n(peak_rps or 0)} req/s; "
-                         f"{_usd(usd_peak * demand.batch_deadline_hours)}/day at the typical price")
+                         f"{_n(demand.batch_deadline_hours)} h = {_n(peak_rps or 0)} req/s on {r_peak} replica(s); "
+                         f"the work takes {_n(replica_hours)} replica-hours a day = "
+                         f"{_usd(replica_hours * per_replica_hour)}/day at the typical price")
     return TargetReport(
         target=spec, demand=demand, profile=profile, operating_point=point, replica_requests_per_second=replica_rps,
         replicas_at_peak=r_peak, replicas_at_off_peak=r_off, nodes_at_peak=nodes_at_peak, nodes_at_min=nodes_at_min,

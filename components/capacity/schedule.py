@@ -226,7 +226,10 @@ def _hour_ranges(hours: list[int]) -> str:
             runs[-1][1] = h
         else:
             runs.append([h, h])
-    return ", ".join(hour_label(a) if a == b else f"{hour_label(a)}-{(b + 1) % 24:02d}:00" for a, b in runs)
+    def end(b: int) -> str:  # the end of hour b: the same day's hh:00, or the next day's when the run crosses days
+        return hour_label((b + 1) % HOURS_PER_WEEK)
+
+    return ", ".join(hour_label(a) if a == b else f"{hour_label(a)}-{end(b)} ({b - a + 1} hours)" for a, b in runs)
 
 
 class CronFloor(BaseModel):

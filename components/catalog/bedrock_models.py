@@ -12,6 +12,9 @@ Sources (checked 2026-11):
   and the Nova 2 user guide "Core inference" (``global.``/``us.amazon.nova-2-lite-v1:0``). Geography prefixes: ``us``,
   ``eu``, ``apac``, ``global``.
 
+On-demand models serving open weights (:data:`ON_DEMAND`, :data:`HF_TO_BEDROCK`): the Bedrock model cards (read
+2026-12), for pricing a Hugging Face model the stacks self-host against the Bedrock model that serves the same weights.
+
 The application inference profile the component creates copies from the *base* model (``base_id``) or from one of
 its system-defined profiles: CreateInferenceProfile's ``copyFrom`` accepts only foundation-model and
 inference-profile ARNs (AWS::Bedrock::ApplicationInferenceProfile InferenceProfileModelSource, pattern
@@ -112,3 +115,77 @@ def variants_of(base_id: str) -> list[str]:
 def geo_serves_region(geo: Geo, region: str) -> bool:
     """Whether a source Region can invoke that geography's system-defined profile."""
     return any(region.startswith(p) for p in GEO_REGION_PREFIXES[geo])
+
+
+# --- on-demand models that serve an open model's weights ------------------------------------------------------------
+
+MODEL_CARDS = "https://docs.aws.amazon.com/bedrock/latest/userguide/model-cards.html"
+"""The Bedrock "models at a glance" index; each model's card gives its id, lifecycle, Regions and inference profiles."""
+
+
+@dataclass(frozen=True)
+class OnDemandModel:
+    """A Bedrock on-demand (pay per token) model that serves the same weights as an open model on Hugging Face."""
+
+    model_id: str
+    """On-demand model id, e.g. ``meta.llama3-1-8b-instruct-v1:0``."""
+    provider: str
+    name: str
+    hf_model: str
+    """The Hugging Face model id whose weights it serves (same release, same instruct tuning)."""
+    in_region: tuple[str, ...]
+    """Regions where the bare ``model_id`` can be invoked on demand in that Region alone."""
+    profiles: tuple[Geo, ...]
+    """Geographies with a system-defined cross-Region profile (``us.`` + ``model_id``); a source Region in that
+    geography invokes the model through it and pays that source Region's token price."""
+    end_of_life: str | None
+    """ISO date the model card gives as its end of life (None: active, no date). Past it the id stops working."""
+    source: str
+
+
+def _card(slug: str) -> str:
+    return f"https://docs.aws.amazon.com/bedrock/latest/userguide/model-card-{slug}.html"
+
+
+_US_WEST_2 = ("us-west-2",)
+
+ON_DEMAND: dict[str, OnDemandModel] = {m.model_id: m for m in (
+    OnDemandModel("meta.llama3-1-8b-instruct-v1:0", "Meta", "Llama 3.1 8B Instruct", "meta-llama/Llama-3.1-8B-Instruct",
+                  _US_WEST_2, ("us",), None, _card("meta-llama-3-1-8b-instruct")),
+    OnDemandModel("meta.llama3-1-70b-instruct-v1:0", "Meta", "Llama 3.1 70B Instruct",
+                  "meta-llama/Llama-3.1-70B-Instruct", _US_WEST_2, ("us",), None, _card("meta-llama-3-1-70b-instruct")),
+    OnDemandModel("meta.llama3-1-405b-instruct-v1:0", "Meta", "Llama 3.1 405B Instruct",
+                  "meta-llama/Llama-3.1-405B-Instruct", _US_WEST_2, ("us",), "2026-07-07",
+                  _card("meta-llama-3-1-405b-instruct")),
+)}
+"""Bedrock on-demand models of open weights the stacks serve (read 2026-12 from the model cards, :data:`MODEL_CARDS`):
+launched 2024-07-23 as Meta's Llama 3.1 Instruct releases. In-Region invocation is us-west-2 only; other US Regions
+(us-east-1) call them through the ``us.`` cross-Region profile, billed at the source Region's price (Bedrock pricing
+page: cross-Region inference "is calculated basis the region you made the request in"). The 405B card marks it Legacy
+with end of life 2026-07-07, so it is catalogued (its price is sourced) but maps no Hugging Face model."""
+
+HF_TO_BEDROCK: dict[str, str] = {m.hf_model: m.model_id for m in ON_DEMAND.values() if m.end_of_life is None}
+"""Hugging Face model id -> the Bedrock on-demand model id serving the same weights (models past their end of life
+left out)."""
+
+HF_WITHOUT_BEDROCK: dict[str, str] = {
+    "meta-llama/Llama-3.1-405B-Instruct": ("meta.llama3-1-405b-instruct-v1:0 reached its end of life on 2026-07-07 "
+                                           "(model card: Legacy)"),
+    "mistralai/Mistral-7B-Instruct-v0.3": ("Bedrock's Mistral 7B Instruct is mistral.mistral-7b-instruct-v0:2, the "
+                                           "v0.2 weights, not v0.3"),
+    "Qwen/Qwen2.5-7B-Instruct": "no Qwen2.5 model in the Bedrock catalogue (its Qwen models are Qwen3, read 2026-12)",
+    "Qwen/Qwen2.5-32B-Instruct": "no Qwen2.5 model in the Bedrock catalogue (its Qwen models are Qwen3, read 2026-12)",
+}
+"""Open models the stacks serve that have no Bedrock on-demand equivalent, with the reason."""
+
+
+def on_demand_for(hf_model: str, region: str) -> str | None:
+    """The Bedrock on-demand model id serving ``hf_model``'s weights that ``region`` can invoke (in-Region, or through
+    a geography's system-defined profile), or None."""
+    model_id = HF_TO_BEDROCK.get(hf_model)
+    if model_id is None:
+        return None
+    row = ON_DEMAND[model_id]
+    if region in row.in_region or any(geo_serves_region(g, region) for g in row.profiles):
+        return model_id
+    return None

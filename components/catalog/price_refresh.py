@@ -271,7 +271,6 @@ def write(path: Path, refreshed: RefreshedPrices) -> None:
     """Write the rows as JSON (atomically: a temporary file renamed over the target)."""
     text = json.dumps(refreshed.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
     prices.parse_refreshed(json.loads(text), path.name)  # never write what prices.py would refuse to load
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -359,6 +358,12 @@ def _parse(argv: Sequence[str]) -> _Args:
                       for t in types if not _TYPE.match(t)]
     if not 1 <= ns.days <= MAX_DAYS:
         args.problems.append(f"--days ({ns.days}) must be between 1 and {MAX_DAYS}")
+    out = Path(ns.out)
+    if out.is_dir():
+        args.problems.append(f"--out ({str(out)!r}) is a directory: name the JSON file to write")
+    elif not out.parent.is_dir():
+        args.problems.append(f"--out ({str(out)!r}): its folder {str(out.parent)!r} does not exist (or is not a "
+                             "folder)")
     return args
 
 
@@ -429,7 +434,11 @@ def main(argv: Sequence[str] | None = None, *, clients: ClientFactory = _boto3_c
         except prices.PriceDataError as exc:
             print(f"error: {args.out} cannot be merged into: {exc}", file=sys.stderr)
             return 1
-        write(args.out, merge(existing, on_demand, spot))
+        try:
+            write(args.out, merge(existing, on_demand, spot))
+        except OSError as exc:
+            print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"wrote {args.out}")
     for f in failures:
         print(f"error: {f}", file=sys.stderr)

@@ -45,6 +45,19 @@ What is here and what is not (read 2026-12):
   page by a public pricing table (the same figures appear in a dated 2025-07-20 transcription,
   github.com/convo-lang/convo-lang packages/convo-lang-bedrock/bedrock-pricing.md). Nova 2 Lite, Titan and Claude v2
   prices were not sourced and are absent. :func:`bedrock_tokens` prices a contextual variant as its base model.
+- **Bedrock tokens, Meta Llama 3.1 Instruct** (the on-demand models of
+  :data:`components.catalog.bedrock_models.ON_DEMAND`): 8B $0.22 / $0.22 and 70B $0.72 / $0.72 per 1M input / output
+  tokens in **us-east-1**, 405B $2.40 / $2.40 in **us-west-2**, from the AWS Price List offer files for AmazonBedrock
+  (usage types ``USE1-Llama3-1-8B-*``, ``USE1-Llama3-1-70B-*``, ``USW2-Llama3-1-405B-*``) as quoted by a public
+  project's provider-validation record that fetched them on 2026-06-11 (not fetched by this project). The same
+  on-demand figures, and batch at half of them, are in the 2025-07-20 transcription above; the batch figures come from
+  that transcription (it states no Region; the record saw us-east-1 batch SKUs for 405B at $1.20, the same half).
+  us-east-1 has no 405B on-demand SKU (batch only) and in-Region 8B/70B calls are us-west-2 only: us-east-1 calls them
+  through the ``us.`` cross-Region profile at the source Region's price. Older tables show the launch prices (70B
+  $0.99, 405B $5.32 / $16.00, us-west-2, July 2024); a 2026 blog's 8B $0.08 / $0.32 and 70B $0.55 / $2.20 match no AWS
+  figure and are not used. The 405B model reached its end of life on 2026-07-07 (model card), so no Hugging Face model
+  maps to it. **Not priced:** Mistral 7B Instruct (``mistral.mistral-7b-instruct-v0:2``): only undated third-party
+  copies ($0.15 / $0.20, no batch figure) were found, and it serves the v0.2 weights, not the v0.3 the stacks serve.
 - **Bedrock Provisioned Throughput** (:func:`bedrock_provisioned`, USD per model unit per hour, no commitment / 1
   month / 6 months): no price was found for any catalogued model (read 2026-12). :data:`PROVISIONED_UNPRICED` holds
   the reason per model, and :func:`provisioned_unpriced_reason` adds the Region and no-commitment restrictions of
@@ -84,6 +97,8 @@ VANTAGE = "https://instances.vantage.sh/aws/ec2/"
 BEDROCK_PRICING_PAGE = "https://aws.amazon.com/bedrock/pricing/"
 BEDROCK_TRANSCRIPTION = ("https://huggingface.co/spaces/Presidentlin/llm-pricing-calculator/commit/"
                          "915784a89ab583f94bce7cdd61d156c62b745aaa")
+BEDROCK_OFFER_FILE = "https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonBedrock/current/{region}/index.json"
+"""The AWS Price List offer file for Amazon Bedrock in one Region (``.format(region=...)``)."""
 SPOT_PRICING_PAGE = "https://aws.amazon.com/ec2/spot/pricing/"
 SEED_BATCH = "seed 003 §4.5 (BATCH INFERENCE VS REAL-TIME INFERENCE)"
 
@@ -389,6 +404,24 @@ _NOVA_BASIS = ("aws.amazon.com/bedrock/pricing/ per-1M-token figures as transcri
 _NOVA_READ = date(2026, 10, 7)
 """The Bedrock pricing page was captured stating 'batch inference at 50% lower price' on this date."""
 
+_LLAMA_READ = date(2026, 6, 11)
+"""The offer files were fetched (and last modified) on this date by the record that quotes them."""
+
+
+def _llama(model_id: str, region: str, usd: float, usage: str, note: str) -> TokenPrice:
+    """A Llama 3.1 Instruct row: the same price for input and output tokens, batch at half."""
+    return TokenPrice(
+        model_id=model_id, region=region, on_demand_input_per_mtok=usd, on_demand_output_per_mtok=usd,
+        batch_input_per_mtok=usd / 2, batch_output_per_mtok=usd / 2,
+        source=BEDROCK_OFFER_FILE.format(region=region), as_of=_LLAMA_READ,
+        basis=(f"AWS Price List offer file for AmazonBedrock {region}, usage types {usage} input/output tokens at "
+               f"${usd / 1000:g} per 1K, as quoted by a public project's provider-validation record that fetched it "
+               "on 2026-06-11 (not fetched by this project); the same figures and batch at half in the 2025-07-20 "
+               "transcription of aws.amazon.com/bedrock/pricing/ (github.com/convo-lang/convo-lang "
+               "packages/convo-lang-bedrock/bedrock-pricing.md, which states no Region)"
+               + (f"; {note}" if note else "")))
+
+
 TOKEN_PRICES: dict[tuple[str, str], TokenPrice] = {(p.model_id, p.region): p for p in (
     TokenPrice(model_id="amazon.nova-micro-v1:0", region="us-east-1", on_demand_input_per_mtok=0.035,
                on_demand_output_per_mtok=0.14, batch_input_per_mtok=0.0175, batch_output_per_mtok=0.07,
@@ -399,6 +432,12 @@ TOKEN_PRICES: dict[tuple[str, str], TokenPrice] = {(p.model_id, p.region): p for
     TokenPrice(model_id="amazon.nova-pro-v1:0", region="us-east-1", on_demand_input_per_mtok=0.80,
                on_demand_output_per_mtok=3.20, batch_input_per_mtok=0.40, batch_output_per_mtok=1.60,
                source=BEDROCK_TRANSCRIPTION, as_of=_NOVA_READ, basis=_NOVA_BASIS),
+    *(_llama(*row) for row in (
+        ("meta.llama3-1-8b-instruct-v1:0", "us-east-1", 0.22, "USE1-Llama3-1-8B", ""),
+        ("meta.llama3-1-70b-instruct-v1:0", "us-east-1", 0.72, "USE1-Llama3-1-70B", ""),
+        ("meta.llama3-1-405b-instruct-v1:0", "us-west-2", 2.40, "USW2-Llama3-1-405B",
+         "us-east-1 has its batch SKUs only; the model's end of life was 2026-07-07 (model card)"),
+    )),
 )}
 
 UNPRICED: dict[str, str] = {
@@ -562,8 +601,10 @@ def tokens(model_id: str, region: str = "us-east-1") -> TokenPrice:
 
 
 def bedrock_base_ids() -> set[str]:
-    """On-demand model ids of the Bedrock catalogue (what :data:`TOKEN_PRICES` keys must come from)."""
-    return {m.base_id for m in bedrock_models.MODELS.values()}
+    """On-demand model ids of the Bedrock catalogue (what :data:`TOKEN_PRICES` keys must come from): the base models
+    of the Provisioned Throughput variants and the on-demand models of open weights
+    (:data:`components.catalog.bedrock_models.ON_DEMAND`)."""
+    return {m.base_id for m in bedrock_models.MODELS.values()} | set(bedrock_models.ON_DEMAND)
 
 
 __all__ = [

@@ -41,32 +41,32 @@ ROOT = Path(__file__).resolve().parents[2]
 class SloSettings(SettingsModel):
     """Latency objectives of one target (each optional; the stack's ``targets`` fill what is not given)."""
 
-    ttft_p95_ms: float | None = Field(default=None, gt=0)
+    ttft_p95_ms: float | None = Field(strict=True, default=None, gt=0)
     """Time to first token, p95, in milliseconds. Default: the stack's ``targets.ttftP95Ms``."""
-    itl_p95_ms: float | None = Field(default=None, gt=0)
+    itl_p95_ms: float | None = Field(strict=True, default=None, gt=0)
     """Inter-token latency, p95, in milliseconds. Default: the stack's ``targets.itlP95Ms``."""
-    p95_latency_ms: float | None = Field(default=None, gt=0)
+    p95_latency_ms: float | None = Field(strict=True, default=None, gt=0)
     """End-to-end latency, p95, in milliseconds. Default: the stack's ``targets.p95LatencyMs``."""
 
 
 class TargetDemandSettings(SloSettings):
     """The demand one serving target must carry."""
 
-    share: float | None = Field(default=None, gt=0, le=1)
+    share: float | None = Field(strict=True, default=None, gt=0, le=1)
     """Its share of the stack's peak ``targets.requestsPerSecond``. Default: an equal part of what is left."""
-    peak_requests_per_second: float | None = Field(default=None, gt=0)
+    peak_requests_per_second: float | None = Field(strict=True, default=None, gt=0)
     """Its peak request rate, instead of ``share``. Default: none."""
-    off_peak_requests_per_second: float | None = Field(default=None, ge=0)
+    off_peak_requests_per_second: float | None = Field(strict=True, default=None, ge=0)
     """Its off-peak request rate. Default: from ``capacity.traffic``, else ``offPeakShare`` x peak."""
-    prompt_tokens: int | None = Field(default=None, ge=1)
+    prompt_tokens: int | None = Field(strict=True, default=None, ge=1)
     """Mean prompt tokens per request. Default: the stack's ``targets.promptTokens``."""
-    output_tokens: int | None = Field(default=None, ge=1)
+    output_tokens: int | None = Field(strict=True, default=None, ge=1)
     """Mean output tokens per request. Default: ``targets.tokensPerSecond / targets.requestsPerSecond``."""
-    requests_per_day: float | None = Field(default=None, gt=0)
+    requests_per_day: float | None = Field(strict=True, default=None, gt=0)
     """``batch`` only: requests per day. Default: none (the batch target is then reported without a volume)."""
-    deadline_hours: float | None = Field(default=None, gt=0, le=168)
+    deadline_hours: float | None = Field(strict=True, default=None, gt=0, le=168)
     """``batch`` only: hours a day's requests may take. Default: 24."""
-    pre_scale: bool = True
+    pre_scale: bool = Field(default=True, strict=True)
     """vLLM models: render the KEDA cron floors from ``capacity.traffic`` (needs a traffic profile). Default: on."""
 
 
@@ -91,8 +91,6 @@ class TrafficSettings(SettingsModel):
             if bad:
                 raise ValueError("fractions of the peak between 0 and 1; out of range: "
                                  + ", ".join(f"hour {i}: {x}" for i, x in bad))
-            if max(v) == 0:
-                raise ValueError("at least one hour above 0")
         return v
 
     @field_validator("timezone")
@@ -110,20 +108,23 @@ class TrafficSettings(SettingsModel):
         if self.history_file is None and self.weekday is None:
             raise ValueError("weekday (24 fractions of the peak, optionally weekend) or historyFile")
         if self.history_file is not None and (self.weekday is not None or self.weekend is not None):
-            raise ValueError("either historyFile or weekday/weekend, not both")
+            raise ValueError("either historyFile or weekday/weekend, not both (a tier preset's shape is removed in "
+                             "the stack file with weekday: null and weekend: null)")
+        if self.weekday is not None and max([*self.weekday, *(self.weekend or [])]) == 0:
+            raise ValueError("at least one hour of the week above 0 (weekday or weekend)")
         return self
 
 
 class ProfilePointSettings(SettingsModel):
     """One measured point: one replica at one concurrency."""
 
-    concurrency: int = Field(ge=1)
+    concurrency: int = Field(strict=True, ge=1)
     """Requests in flight on the replica."""
-    output_tokens_per_second: float = Field(gt=0)
+    output_tokens_per_second: float = Field(strict=True, gt=0)
     """Output tokens per second of the whole replica."""
-    ttft_ms: float = Field(gt=0)
+    ttft_ms: float = Field(strict=True, gt=0)
     """Time to first token (the statistic in ``latencyStat``)."""
-    itl_ms: float = Field(gt=0)
+    itl_ms: float = Field(strict=True, gt=0)
     """Inter-token latency (the statistic in ``latencyStat``)."""
 
 
@@ -132,19 +133,19 @@ class MeasuredProfileSettings(SettingsModel):
 
     model: str = Field(min_length=1)
     """The model id as in ``serving.models.<name>.modelId`` (or a size class such as ``8b``)."""
-    params_billion: float = Field(gt=0)
+    params_billion: float = Field(strict=True, gt=0)
     """Parameters in billions (matches other models of the same size class too)."""
     accelerator: str = Field(min_length=1)
     """Accelerator model as the catalogue names it: A10G, L4, L40S, A100, H100, H200, Inferentia2."""
     precision: Literal["bf16", "fp16", "fp8", "int8", "int4"] = "bf16"
     """Weights precision of the run. Default: bf16."""
-    tensor_parallel: int = Field(default=1, ge=1)
+    tensor_parallel: int = Field(strict=True, default=1, ge=1)
     """Tensor parallel size of the run. Default: 1."""
-    pipeline_parallel: int = Field(default=1, ge=1)
+    pipeline_parallel: int = Field(strict=True, default=1, ge=1)
     """Pipeline parallel size (nodes) of the run. Default: 1."""
-    input_tokens: int = Field(ge=1)
+    input_tokens: int = Field(strict=True, ge=1)
     """Prompt tokens per request in the run."""
-    output_tokens: int = Field(ge=1)
+    output_tokens: int = Field(strict=True, ge=1)
     """Output tokens per request in the run."""
     latency_stat: Literal["p95", "p50", "mean"] = "p95"
     """Which statistic ``ttftMs``/``itlMs`` are. Default: p95."""
@@ -154,6 +155,22 @@ class MeasuredProfileSettings(SettingsModel):
     """What run this is (tool, version, date, where its output is kept)."""
     as_of: _dt.date
     """When it was measured."""
+
+    @field_validator("accelerator")
+    @classmethod
+    def _known_accelerator(cls, v: str) -> str:
+        from components.catalog.accelerators import CATALOG
+        known = sorted({s.accelerator for s in CATALOG.values()})
+        if v not in known:
+            raise ValueError(f"an accelerator of the catalogue: {', '.join(known)}")
+        return v
+
+    @field_validator("as_of")
+    @classmethod
+    def _not_in_the_future(cls, v: _dt.date) -> _dt.date:
+        if v > _dt.date.today():
+            raise ValueError(f"the date the profile was measured, not in the future (today is {_dt.date.today()})")
+        return v
 
     @field_validator("points")
     @classmethod
@@ -174,11 +191,11 @@ class CapacitySettings(SettingsModel):
     """The weekly shape of demand (off-peak demand and the pre-scaling floors). Default: none."""
     profiles: list[MeasuredProfileSettings] = Field(default_factory=list)
     """Throughput you measured; wins over the catalogue. Default: none."""
-    off_peak_share: float = Field(default=0.25, ge=0, le=1)
+    off_peak_share: float = Field(strict=True, default=0.25, ge=0, le=1)
     """Off-peak demand as a share of the peak, without a traffic profile. Default: 0.25."""
-    headroom: float | None = Field(default=None, gt=0, le=1)
+    headroom: float | None = Field(strict=True, default=None, gt=0, le=1)
     """Share of a replica's SLO-bounded throughput to plan on. Default: the planner's (components.capacity)."""
-    over_provisioned_ratio: float | None = Field(default=None, gt=1)
+    over_provisioned_ratio: float | None = Field(strict=True, default=None, gt=1)
     """Minimum capacity above this multiple of off-peak demand is over-provisioned. Default: the planner's."""
 
 
@@ -273,7 +290,7 @@ def _vllm_spec(cfg, name: str, m):
         accelerator=acc.accelerator, precision=_precision(args.model), tensor_parallel=tp, pipeline_parallel=pp,
         devices_per_replica=devices, replicas_per_node=per_node, nodes_per_replica=nodes,
         min_replicas=m.min_replicas, max_replicas=m.max_replicas, warm_placeholders=m.warm_pool_placeholders,
-        region=cfg.region, **_group(cfg, m.node_group))
+        max_concurrency=args.model.max_num_seqs, region=cfg.region, **_group(cfg, m.node_group))
 
 
 def _pool_spec(cfg, name: str, p):
@@ -290,7 +307,7 @@ def _pool_spec(cfg, name: str, p):
         name=name, kind="pool", model=largest.model if largest else next(iter(p.models.values())).model_id,
         params_billion=largest.params_billion if largest else None, accelerator=acc.accelerator if acc else None,
         replicas_per_node=per_node, min_replicas=p.min_replicas, max_replicas=p.max_replicas, pool_members=members,
-        region=cfg.region, **g)
+        max_concurrency=max(pm.max_num_seqs for pm in p.models.values()), region=cfg.region, **g)
 
 
 def _sagemaker_spec(cfg, name: str, e):
@@ -304,7 +321,7 @@ def _sagemaker_spec(cfg, name: str, e):
     return TargetSpec(name=name, kind="sagemaker", model=e.model, params_billion=_params(e.model),
                       accelerator=acc.accelerator if acc else None, instance_type=e.instance_type,
                       tensor_parallel=tp, devices_per_replica=tp, min_replicas=e.min_instances,
-                      max_replicas=e.max_instances, region=cfg.region)
+                      max_replicas=e.max_instances, max_concurrency=e.max_batch_size, region=cfg.region)
 
 
 def _bedrock_spec(cfg):
@@ -509,21 +526,40 @@ class CapacityPlan:
     lead_minutes: dict = field(default_factory=dict)
     """vLLM model name -> how long before a rise its floor opens (node, image and model load)."""
 
+    group_notes: tuple[str, ...] = ()
+    """Findings about node groups several targets share (their nodes at peak against the group's maxSize)."""
+
     @property
     def mandatory(self) -> bool:
         return any(r.mandatory for r in self.reports)
 
     def totals(self) -> tuple[float, float, list[str]]:
-        """USD/h of every target at its minimum and at peak, and the targets whose cost is unknown."""
+        """USD/h of every target at its minimum and at peak, and the targets whose cost is unknown (a missing price,
+        or no replica count because the SLO is unreachable). A node group's ``minSize`` is counted once, however
+        many targets share the group."""
         low = high = 0.0
         unknown = []
+        shared: dict[str, list] = {}
         for r in self.reports:
             if r.usd_per_hour_at_min is None or r.usd_per_hour_at_peak is None:
                 unknown.append(r.target.name)
                 continue
-            low += r.usd_per_hour_at_min
             high += r.usd_per_hour_at_peak
+            if r.target.node_group and r.target.kind in ("vllm", "pool", "batch") and r.target.node_min:
+                shared.setdefault(r.target.node_group, []).append(r)
+            else:
+                low += r.usd_per_hour_at_min
+        for group in shared.values():
+            per_node = [r.usd_per_hour_at_min / r.nodes_at_min for r in group if r.nodes_at_min]
+            held = sum(nodes_for(r.target, r.target.min_replicas + r.target.warm_placeholders) for r in group)
+            if per_node:
+                low += max(held, group[0].target.node_min or 0) * per_node[0]
         return low, high, unknown
+
+
+def nodes_for(spec, replicas: int) -> int:
+    from components.capacity.planner import nodes_for as planner_nodes_for
+    return planner_nodes_for(spec, replicas)
 
 
 def mandatory_rules(cfg) -> frozenset[str]:
@@ -568,16 +604,70 @@ def plan(cfg) -> CapacityPlan:
         for name, spec in specs.items())
     floors, facts, leads = {}, {}, {}
     shape = traffic_shape(cfg)
+    out = []
     for r in reports:
-        if r.target.kind != "vllm" or r.demand is None:
+        if r.target.kind == "vllm" and r.demand is not None:
+            name = r.target.name
+            facts[name] = capacity_facts(r, over_ratio=tune.get("over_ratio"))
+            d = cfg.capacity.targets.get(name)
+            if shape is not None and r.replica_requests_per_second and (d is None or d.pre_scale):
+                leads[name], floors[name] = pre_scale_floors(cfg, r, shape)
+                r = held_by_floors(r, floors[name])
+        out.append(r)
+    return CapacityPlan(stack_tier=cfg.tier, reports=tuple(out), floors=floors, facts=facts, notes=tuple(notes),
+                        lead_minutes=leads, group_notes=tuple(shared_group_notes(cfg, out)))
+
+
+def held_by_floors(r, floors: tuple):
+    """The report with its minimum raised to what the cron floors hold all week (the lowest floor in effect at any
+    minute of the week, when above ``minReplicas``): a service whose floors never close never scales below them."""
+    from components.capacity.planner import nodes_for
+    from components.capacity.schedule import floor_intervals
+
+    week = [0] * (7 * 24 * 60)
+    for f in floors:
+        for start, end in floor_intervals(f):
+            for m in range(start, end):
+                week[m % len(week)] = max(week[m % len(week)], f.desired_replicas)
+    lowest = min(week)
+    if lowest <= r.target.min_replicas:
+        return r
+    nodes = max(nodes_for(r.target, lowest + r.target.warm_placeholders), r.target.node_min or 0)
+    price = (r.usd_per_hour_at_min / r.nodes_at_min if r.nodes_at_min and r.usd_per_hour_at_min is not None
+             else (r.usd_per_hour_at_peak / r.nodes_at_peak if r.nodes_at_peak and r.usd_per_hour_at_peak else None))
+    note = (f"the cron floors hold at least {lowest} replica{'s' if lowest != 1 else ''} all week (minReplicas "
+            f"{r.target.min_replicas} is never reached): the minimum is what they hold; set "
+            f"capacity.targets.{r.target.name}.preScale: false to keep scaling to the minimum")
+    return r.model_copy(update={"nodes_at_min": nodes, "usd_per_hour_at_min": None if price is None else price * nodes,
+                                "notes": (*r.notes, note)})
+
+
+def shared_group_notes(cfg, reports) -> list[str]:
+    """Node groups that several targets (or a target and the RAG embedding service) share: the nodes the targets
+    need at peak together against the group's maxSize."""
+    from components.capacity.planner import nodes_for
+
+    by_group: dict[str, list] = {}
+    for r in reports:
+        if r.target.kind in ("vllm", "pool") and r.target.node_group:
+            by_group.setdefault(r.target.node_group, []).append(r)
+    rag = getattr(cfg, "rag", None)
+    embedding_group = getattr(getattr(rag, "embedding", None), "node_group", None) if rag is not None and getattr(
+        rag, "enabled", False) else None
+    out = []
+    for group, rs in by_group.items():
+        others = ["the RAG embedding service (its GPUs are not counted here)"] if group == embedding_group else []
+        if len(rs) < 2 and not others:
             continue
-        name = r.target.name
-        facts[name] = capacity_facts(r, over_ratio=tune.get("over_ratio"))
-        d = cfg.capacity.targets.get(name)
-        if shape is not None and r.replica_requests_per_second and (d is None or d.pre_scale):
-            leads[name], floors[name] = pre_scale_floors(cfg, r, shape)
-    return CapacityPlan(stack_tier=cfg.tier, reports=reports, floors=floors, facts=facts, notes=tuple(notes),
-                        lead_minutes=leads)
+        need = sum(nodes_for(r.target, max(r.replicas_at_peak or 0, r.target.min_replicas + r.target.warm_placeholders))
+                   for r in rs)
+        cap = rs[0].target.node_max
+        users = ", ".join([r.target.name for r in rs] + others)
+        verdict = (f"under-provisioned: raise nodeGroups.{group}.maxSize to {need}" if cap is not None and need > cap
+                   else "fits")
+        out.append(f"node group {group} is shared by {users}: the targets need {need} nodes at peak together "
+                   f"(maxSize {cap}): {verdict}")
+    return out
 
 
 def pre_scale_floors(cfg, r, shape: list[float]) -> tuple[int, tuple]:

@@ -62,6 +62,20 @@ def test_the_where_to_run_table_lists_each_accelerator_once(capsys):
     assert len(places) == len(set(places)) and any(p.startswith("vllm ") for p in places)
 
 
+def test_staging_compares_llama_8b_with_the_bedrock_model_serving_the_same_weights(capsys):
+    _, out, _ = run_cli(capsys, "capacity", "--stack", "staging", "--json")
+    compare = json.loads(out)["compare"]
+    rows = [o for o in compare["meta-llama/Llama-3.1-8B-Instruct"] if o["where"] == "bedrock-on-demand"]
+    assert [o["model_id"] for o in rows] == ["meta.llama3-1-8b-instruct-v1:0"]
+    # staging requests: 1000 prompt + 150 output tokens; Llama 3.1 8B in us-east-1 is $0.22 per 1M input and output
+    # tokens, so one request costs (1000 x 0.22 + 150 x 0.22) / 1e6 = $0.000253 and 1M output tokens
+    # 0.000253 / 150 x 1e6 = $1.686667
+    assert rows[0]["usd_per_million_output_tokens"] == pytest.approx(1.686667, abs=1e-6)
+    assert rows[0]["slo_holds"] is None
+    # no Bedrock row for a model Bedrock does not serve (Qwen2.5)
+    assert not [o for o in compare["Qwen/Qwen2.5-7B-Instruct"] if o["where"].startswith("bedrock")]
+
+
 def stack_file(tmp_path, name: str, base: str, **config) -> str:
     doc = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{base}.yaml").read_text())
     doc["config"].update(config)

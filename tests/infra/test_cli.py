@@ -141,7 +141,8 @@ def test_json_contract(capsys):
     code, out, _ = run_cli(capsys, "plan", "--stack", "dev", "--json")
     assert code == 0
     doc = json.loads(out)  # exactly one JSON object
-    assert set(doc) == {"stack", "tier", "resources", "outputs", "notes"}
+    assert set(doc) == {"stack", "tier", "resources", "outputs", "notes", "capacity"}
+    assert doc["capacity"]["stack"] == "dev" and doc["capacity"]["targets"]  # the cost summary, as `capacity --json`
     assert doc["stack"] == "dev" and doc["tier"] == "prototype"
     urns = {r["urn"] for r in doc["resources"]}
     for r in doc["resources"]:

@@ -201,7 +201,8 @@ def test_an_unknown_tier_and_every_other_mistake_in_one_message(tmp_path):
         "  - genai-scale:tier = 'protoype': one of growth, prototype, scale (did you mean \"prototype\"?); the other "
         "keys were checked against the prototype preset",
         "  - genai-scale:nodeGroups.a10g.minSise: unknown key (did you mean \"minSize\"?)",
-        "  - genai-scale:bogus: unknown key; expected one of: alb, batch, bedrock, cache, cluster, clusterAutoscaler, "
+        "  - genai-scale:bogus: unknown key; expected one of: alb, batch, bedrock, cache, capacity, cluster, "
+        "clusterAutoscaler, "
         "efaDevicePlugin, gateway, gpuOperator, karpenter, monitoring, network, neuron, nodeGroups, nodeProvisioner, rag, region, "
         "sagemaker, serving, tags, targets, tier",
         "  - genai-scale:nodeGroups.a10g.minSize = 3: must be <= maxSize (2)",
@@ -229,10 +230,18 @@ def test_a_removed_node_group_that_a_model_still_names_is_reported_with_both_pat
         "  - genai-scale:serving.models.llama-8b-inf2.nodeGroup = 'inf2': a node group of nodeGroups (a10g, batch-a10g, "
         "batch-a10g-2x, batch-a10g-4x, batch-a10g-od, h100, h100-multinode, l40s-pool); the stack file removes genai-scale:nodeGroups.inf2 (null): refer to one that remains, or remove "
         "genai-scale:serving.models.llama-8b-inf2 as well (null)"]
-    # removing the model too plans
+    # removing the model names the preset's capacity share of it the same way
+    msg = error_for(tmp_path, {"genai-scale:tier": "scale", "genai-scale:nodeGroups": {"inf2": None},
+                               "genai-scale:alb": {"certificateArn": CERT},
+                               "genai-scale:serving": {"models": {"llama-8b-inf2": None}}})
+    assert msg.splitlines()[1].endswith("the stack file removes genai-scale:serving.models.llama-8b-inf2 (null): refer "
+                                        "to one that remains, or remove genai-scale:capacity.targets.llama-8b-inf2 as "
+                                        "well (null)")
+    # removing the model and its share too plans
     _, _, cfg = load(config_file=write(tmp_path, {
         "genai-scale:tier": "scale", "genai-scale:nodeGroups": {"inf2": None}, "genai-scale:alb": {"certificateArn": CERT},
-        "genai-scale:serving": {"models": {"llama-8b-inf2": None}}}))
+        "genai-scale:serving": {"models": {"llama-8b-inf2": None}},
+        "genai-scale:capacity": {"targets": {"llama-8b-inf2": None}}}))
     assert "inf2" not in cfg.node_groups and "llama-8b-inf2" not in cfg.serving.models
 
 

@@ -123,18 +123,20 @@ def test_cli_lists_every_bad_argument(capsys):
         ("  - --model = 'x': a model with online and batch figures: llama-3.1-8b-instruct, "
          "llama-3.3-70b-instruct, seed-example"),
         ("  - --bedrock-model = 'y': a Bedrock model with token prices in us-east-1: amazon.nova-lite-v1:0, "
-         "amazon.nova-micro-v1:0, amazon.nova-pro-v1:0")]
+         "amazon.nova-micro-v1:0, amazon.nova-pro-v1:0, meta.llama3-1-70b-instruct-v1:0, "
+         "meta.llama3-1-8b-instruct-v1:0")]
 
 
 def test_cli_rejects_a_region_without_prices(capsys):
     assert cli.main(["--region", "eu-west-1"]) == 2
     err = capsys.readouterr().err
     assert "--region = 'eu-west-1': a region with a price for p5.48xlarge (priced: us-east-1, us-west-2)" in err
-    # us-west-2 has EC2 prices now, but no Bedrock token prices
+    # us-west-2 has EC2 prices now, but no Nova token price (its one Bedrock token price is Llama 3.1 405B)
     assert cli.main(["--region", "us-west-2"]) == 2
     err = capsys.readouterr().err
     assert "--region" not in err
-    assert "--bedrock-model = 'amazon.nova-lite-v1:0': a Bedrock model with token prices in us-west-2: none" in err
+    assert ("--bedrock-model = 'amazon.nova-lite-v1:0': a Bedrock model with token prices in us-west-2: "
+            "meta.llama3-1-405b-instruct-v1:0") in err
 
 
 def test_cli_leaves_sagemaker_out_when_the_batch_hardware_has_no_hosting_price(capsys):

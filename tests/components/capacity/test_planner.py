@@ -235,9 +235,12 @@ def test_batch_deadline_on_spot(fixed_prices):
     assert (r.replicas_at_peak, r.replicas_at_off_peak, r.nodes_at_peak, r.nodes_at_min) == (2, 0, 2, 0)
     assert r.usd_per_hour_at_peak == pytest.approx(0.6)  # 2 nodes x 0.3 x $1
     assert r.usd_per_hour_at_peak_range == pytest.approx((0.2, 2.0))
-    # $0.6/h / (5 req/s x 200 x 3600) x 1e6 = 0.6 / 3.6 = 0.1667
-    assert r.usd_per_million_output_tokens == pytest.approx(0.6 / 3.6)
-    assert any("72000 requests/day within 4 h = 5 req/s; $2.40/day" in n for n in r.notes)  # 0.6 x 4 h
+    # a batch job stops when the volume is done: priced by the work, $0.3 per replica-hour at 3.2 req/s,
+    # 0.3 / (3.2 x 200 x 3600) x 1e6 = 0.3 / 2.304 = $0.1302 per 1M output tokens (not the 2 rounded-up replicas)
+    assert r.usd_per_million_output_tokens == pytest.approx(0.3 / 2.304)
+    # 72,000 / 3.2 req/s / 3600 = 6.25 replica-hours x $0.3 = $1.875/day
+    assert any("72000 requests/day within 4 h = 5 req/s on 2 replica(s); the work takes 6.25 replica-hours a day "
+               "= $1.88/day" in n for n in r.notes)
     assert rules(r) == ["fine"]
     # the deadline halved: 10 req/s needs ceil(10 / 3.2) = 4 replicas; max 3 is short
     r = plan_target(s.model_copy(update={"max_replicas": 3}), d.model_copy(update={"batch_deadline_hours": 2}),

@@ -122,7 +122,7 @@ def test_history_lists_every_bad_row_by_line_and_every_hour_without_a_sample():
         ("history:6", "requests/s >= 0 in the second column"),
         ("history:170", "two columns, timestamp,requests_per_second (got 3)"),
         ("history:171", "a number of requests/s in the second column"),
-        ("history", "at least one sample in every hour of the week; none in Mon 03:00-05:00")]
+        ("history", "at least one sample in every hour of the week; none in Mon 03:00-Mon 05:00 (2 hours)")]
     with pytest.raises(ProblemsError, match="'no samples': rows of timestamp,requests_per_second"):
         TrafficProfile.from_history_csv("timestamp,requests_per_second\n")
     with pytest.raises(ProblemsError, match=r"percentile = 0: a percentile in \(0, 100\]"):
@@ -295,3 +295,11 @@ def test_coarsening_first_gives_every_weekday_the_highest_weekday_floor():
     merged = sc.merge_days(floors)
     assert [merged[d * 24 + 9] for d in range(7)] == [7, 7, 7, 7, 7, 1, 1]
     assert [merged[d * 24 + 3] for d in range(7)] == [1, 1, 1, 1, 1, 2, 2]
+
+
+def test_a_gap_across_days_names_its_last_day():
+    from components.capacity.schedule import _hour_ranges
+    # Tue 01:00 (hour 25) to Wed 07:00 (hour 55): 30 hours
+    assert _hour_ranges(list(range(25, 55))) == "Tue 01:00-Wed 07:00 (30 hours)"
+    assert _hour_ranges([167]) == "Sun 23:00"
+    assert _hour_ranges([166, 167]) == "Sun 22:00-Mon 00:00 (2 hours)"

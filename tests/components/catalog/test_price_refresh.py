@@ -409,3 +409,15 @@ def test_main_connection_and_access_errors_are_one_message(capsys):
     assert capsys.readouterr().err == (
         "error: GetProducts was denied (AccessDeniedException: not authorized to perform: pricing:GetProducts); the "
         "refresh needs pricing:GetProducts and ec2:DescribeSpotPriceHistory\n")
+
+
+def test_main_refuses_an_out_path_it_cannot_write_before_calling_aws(tmp_path, capsys):
+    def never(service, region):
+        raise AssertionError("no client for bad arguments")
+
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    assert refresh.main(["--out", str(afile / "prices.json")], clients=never) == 2
+    assert "its folder" in capsys.readouterr().err
+    assert refresh.main(["--out", str(tmp_path)], clients=never) == 2
+    assert "is a directory: name the JSON file to write" in capsys.readouterr().err

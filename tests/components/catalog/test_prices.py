@@ -344,3 +344,88 @@ def test_new_row_validation_messages():
     with pytest.raises(ValidationError, match="Input should be 'none', '1month' or '6month'"):
         prices.ProvisionedPrice(model_id="amazon.nova-lite-v1:0:24k", region="us-east-1", commitment="OneMonth",
                                 usd_per_model_unit_per_hour=20, **src)
+
+
+# --- Bedrock on-demand models of open weights ------------------------------------------------------------------------
+
+LLAMA_31 = {  # on-demand id -> (Region, $/1M input = output, usage type in the offer file)
+    "meta.llama3-1-8b-instruct-v1:0": ("us-east-1", 0.22, "USE1-Llama3-1-8B"),
+    "meta.llama3-1-70b-instruct-v1:0": ("us-east-1", 0.72, "USE1-Llama3-1-70B"),
+    "meta.llama3-1-405b-instruct-v1:0": ("us-west-2", 2.40, "USW2-Llama3-1-405B"),
+}
+
+
+def test_llama_token_rows_name_their_regions_offer_file_and_usage_type():
+    for model_id, (region, usd, usage) in LLAMA_31.items():
+        row = prices.tokens(model_id, region)
+        assert (row.on_demand_input_per_mtok, row.on_demand_output_per_mtok) == (usd, usd), model_id
+        assert (row.batch_input_per_mtok, row.batch_output_per_mtok) == (usd / 2, usd / 2), model_id
+        assert row.source == ("https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonBedrock/current/"
+                              f"{region}/index.json")
+        assert row.as_of == date(2026, 6, 11) and usage in row.basis and "not fetched by this project" in row.basis
+    # 405B has no us-east-1 on-demand price (only batch SKUs there): a lookup says so, naming what is priced
+    with pytest.raises(prices.PriceNotFound, match=r"model \('meta.llama3-1-405b-instruct-v1:0'\) has no Bedrock "
+                                                   r"token price for region 'us-east-1'; priced there: amazon"):
+        prices.tokens("meta.llama3-1-405b-instruct-v1:0", "us-east-1")
+
+
+def test_on_demand_catalogue_ids_are_token_price_keys_and_sourced():
+    assert set(bedrock_models.ON_DEMAND) <= prices.bedrock_base_ids()
+    assert {m for m, _ in prices.TOKEN_PRICES} <= prices.bedrock_base_ids()
+    for model_id, row in bedrock_models.ON_DEMAND.items():
+        assert row.model_id == model_id and row.source.startswith(
+            "https://docs.aws.amazon.com/bedrock/latest/userguide/model-card-"), model_id
+        assert any(m == model_id for m, _ in prices.TOKEN_PRICES), f"{model_id} has no token price"
+
+
+def test_every_mapped_hugging_face_model_is_priced_where_the_stacks_run():
+    assert bedrock_models.HF_TO_BEDROCK == {
+        "meta-llama/Llama-3.1-8B-Instruct": "meta.llama3-1-8b-instruct-v1:0",
+        "meta-llama/Llama-3.1-70B-Instruct": "meta.llama3-1-70b-instruct-v1:0",
+    }
+    regions = {yaml.safe_load((ROOT / "stacks" / f"Pulumi.{s}.yaml").read_text())["config"]["aws:region"]
+               for s in STACKS}
+    assert regions == {"us-east-1"}
+    for hf, model_id in bedrock_models.HF_TO_BEDROCK.items():
+        assert bedrock_models.on_demand_for(hf, "us-east-1") == model_id  # through the us. profile
+        assert (model_id, "us-east-1") in prices.TOKEN_PRICES, model_id
+
+
+def test_on_demand_for_follows_regions_profiles_and_end_of_life():
+    llama = "meta-llama/Llama-3.1-8B-Instruct"
+    assert bedrock_models.on_demand_for(llama, "us-west-2") == "meta.llama3-1-8b-instruct-v1:0"  # in-Region
+    assert bedrock_models.on_demand_for(llama, "eu-west-1") is None  # no eu. profile, not in-Region there
+    assert bedrock_models.on_demand_for("meta-llama/Llama-3.1-405B-Instruct", "us-west-2") is None  # end of life
+    assert bedrock_models.ON_DEMAND["meta.llama3-1-405b-instruct-v1:0"].end_of_life == "2026-07-07"
+    assert bedrock_models.on_demand_for("Qwen/Qwen2.5-7B-Instruct", "us-east-1") is None
+
+
+def _served_models() -> set[str]:
+    """Every Hugging Face model id the tier presets serve as a generative model (``modelId`` / ``model`` values of the
+    form org/name in serving.yaml and managed.yaml: the targets the where-to-run table compares; rag.yaml's embedding
+    model is not one)."""
+    found: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("modelId", "model") and isinstance(v, str) and "/" in v:
+                    found.add(v)
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    tiers = ROOT / "stacks" / "tiers"
+    for path in [*tiers.glob("*/serving.yaml"), *tiers.glob("*/managed.yaml")]:
+        walk(yaml.safe_load(path.read_text()))
+    return found
+
+
+def test_every_served_open_model_is_mapped_or_says_why_not():
+    served = _served_models()
+    assert {"meta-llama/Llama-3.1-8B-Instruct", "mistralai/Mistral-7B-Instruct-v0.3"} <= served
+    assert not set(bedrock_models.HF_TO_BEDROCK) & set(bedrock_models.HF_WITHOUT_BEDROCK)
+    missing = served - set(bedrock_models.HF_TO_BEDROCK) - set(bedrock_models.HF_WITHOUT_BEDROCK)
+    assert missing == set(), f"served models with neither a Bedrock mapping nor a reason: {sorted(missing)}"
+    assert "v0.2 weights, not v0.3" in bedrock_models.HF_WITHOUT_BEDROCK["mistralai/Mistral-7B-Instruct-v0.3"]

@@ -200,3 +200,32 @@ def test_removing_a_model_in_the_stack_file_names_its_preset_capacity_target():
             "remove genai-scale:capacity.targets.llama-8b-inf2 as well (null)") in str(exc.value)
     raw["genai-scale:capacity"] = {"targets": {"llama-8b-inf2": None}}
     assert "llama-8b-inf2" not in build_settings(raw, source="stacks/Pulumi.prod.yaml").capacity.targets
+
+
+def test_numbers_and_switches_are_not_coerced_from_booleans():
+    text = problems_of({"targets": {"llama-8b": {"peakRequestsPerSecond": True, "preScale": "yes"}}})
+    assert "genai-scale:capacity.targets.llama-8b.peakRequestsPerSecond = True" in text
+    assert "genai-scale:capacity.targets.llama-8b.preScale = 'yes'" in text
+
+
+def test_a_measured_profile_names_a_known_accelerator_and_a_past_date():
+    point = {"concurrency": 1, "outputTokensPerSecond": 30, "ttftMs": 200, "itlMs": 30}
+    text = problems_of({"profiles": [{"model": "meta-llama/Llama-3.1-8B-Instruct", "paramsBillion": 8,
+                                      "accelerator": "A10Gx", "inputTokens": 1000, "outputTokens": 200,
+                                      "source": "vllm bench serve", "asOf": "2999-01-01", "points": [point]}]})
+    assert "genai-scale:capacity.profiles[0].accelerator = 'A10Gx': an accelerator of the catalogue: A100, A10G" in text
+    assert "genai-scale:capacity.profiles[0].asOf" in text and "not in the future" in text
+
+
+def test_a_quiet_weekend_is_a_valid_shape_but_a_silent_week_is_not():
+    assert settings({"traffic": {"weekday": [0.5] * 24, "weekend": [0] * 24}}).capacity.traffic.weekend == [0] * 24
+    text = problems_of({"traffic": {"weekday": [0] * 24, "weekend": [0] * 24}})
+    assert "at least one hour of the week above 0 (weekday or weekend)" in text
+
+
+def test_a_history_file_over_a_preset_shape_says_how_to_remove_the_shape(tmp_path):
+    raw = read_stack_file(ROOT / "stacks" / "Pulumi.prod.yaml")
+    raw["genai-scale:capacity"] = {"traffic": {"historyFile": str(tmp_path / "h.csv")}}
+    with pytest.raises(ConfigError) as exc:
+        build_settings(raw, source="stacks/Pulumi.prod.yaml")
+    assert "weekday: null and weekend: null" in str(exc.value)

@@ -143,7 +143,7 @@ def test_qdrant_ingestion_needs_the_workers_and_the_gateway_beside_qdrant():
 TEI = {  # stack -> (image tag, node group selector, min, max, --max-batch-tokens, --max-concurrent-requests)
     "dev": ("cpu-1.9", "system", 0, 1, "4096", "512"),
     "staging": ("86-1.9", "a10g", 1, 3, "16384", "512"),
-    "prod": ("86-1.9", "a10g", 2, 8, "16384", "10000")}
+    "prod": ("86-1.9", "a10g", 2, 8, "16384", "2000")}  # 2 x targets.concurrentStreams (1000)
 
 
 def _arg(argv, flag):

@@ -97,7 +97,7 @@ def test_scale_sizes_warm_pools_from_config(plans):
     assert len(result.by_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")) == len(warm)
     latency = [t for so in vllm_scaled_objects(result) for t in so.get("spec.triggers")
                if t["name"] == "p95-e2e-latency"]
-    assert latency and all("/ 2500" in t["metadata"]["query"] for t in latency)  # targets.p95LatencyMs of scale
+    assert latency and all("/ 16000" in t["metadata"]["query"] for t in latency)  # targets.p95LatencyMs of scale
 
 
 def test_context_carries_services_keda_and_monitoring():
