@@ -33,6 +33,13 @@ NODE_SECONDS: dict[str, float] = {"managed-node-groups": 240.0, "karpenter": 60.
 """Pending pod to a Ready GPU node, per node provisioner (see the module docstring)."""
 IMAGE_STANDARD_SECONDS = 300.0
 """Standard pull and unpack of a 15-20 GB vLLM image."""
+VLLM_IMAGE_SIZE_CLASS = ("large: about 12-13 GB to pull and 25-29 GB unpacked (CUDA, PyTorch, FlashInfer, vLLM), the "
+                         "15-20 GB+ class AWS times at 4-6 min per standard pull")
+"""The NVIDIA vLLM image (``vllm/vllm-openai``, the base of genai-scale's build): 12.64 GB reported for the pulled
+image (https://discuss.vllm.ai/t/current-vllm-docker-image-size-is-12-64gb-how-to-reduce-it/1204, 2025; "around
+12 GB" in https://github.com/vllm-project/vllm/issues/27154, 2025-10-18), 28.6 GB for ``vllm-openai:latest`` on disk
+(https://github.com/vllm-project/vllm/pull/22377, updated 2025-12-10), up to 25 GB filling 50 GB node disks
+(https://github.com/vllm-project/vllm/issues/17163, 2025-04-25). Read 2026-12-06; not measured here."""
 SOCI_PARALLEL_SAVING = 0.32
 """Share of the pull SOCI parallel pull saves (14-50 %, the middle; uncertain)."""
 WEIGHTS_8B_DEFAULT_LOAD = 47.99

@@ -68,6 +68,9 @@ class NetworkArgs(ArgsModel):
     """AWS services to reach through interface endpoints, e.g. ``ecr.api``, ``ecr.dkr``, ``sts``. Default: none."""
     cluster_name: str | None = None
     """Cluster name for the ``kubernetes.io/cluster/<name>=shared`` subnet tag. Default: no such tag."""
+    private_subnet_tags: dict[str, str] = Field(default_factory=dict)
+    """Extra tags on the private subnets only, e.g. ``karpenter.sh/discovery: <cluster>`` so that Karpenter's
+    EC2NodeClasses select them by tag. Default: none."""
     existing: ExistingVpc | None = None
     """Adopt this VPC instead of creating one. Default: create a new VPC."""
     tags: dict[str, str] = Field(default_factory=dict)
@@ -130,7 +133,7 @@ class Network(pulumi.ComponentResource):
                                  opts=renamed(self, f"{name}-public-{i}", public_names[i])) for i in range(n)]
         private = [aws.ec2.Subnet(private_names[i], vpc_id=vpc.id, cidr_block=private_cidrs[i],
                                   availability_zone=az[i],
-                                  tags={**tags, **k8s_tag, "Name": f"{name}-private-{i}",
+                                  tags={**tags, **k8s_tag, **args.private_subnet_tags, "Name": f"{name}-private-{i}",
                                         "kubernetes.io/role/internal-elb": "1"},
                                   opts=renamed(self, f"{name}-private-{i}", private_names[i])) for i in range(n)]
         public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id,

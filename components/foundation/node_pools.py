@@ -30,6 +30,8 @@ nodeclasses.md (aws/karpenter-provider-aws tag v1.14.1, checked 2026-12-06).
 
 from __future__ import annotations
 
+import copy
+
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -256,6 +258,18 @@ def render_node_pool(name: str, spec: NodePoolSpec, node_class: str) -> dict[str
     }
 
 
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
+def in_zone(pool_spec: dict[str, Any], zone: str | None) -> dict[str, Any]:
+    """A NodePool spec whose nodes start in ``zone`` only (an EFA pool; unchanged when ``zone`` is None)."""
+    if not zone:
+        return pool_spec
+    out = copy.deepcopy(pool_spec)
+    out["template"]["spec"]["requirements"].append({"key": ZONE_LABEL, "operator": "In", "values": [zone]})
+    return out
+
+
 def all_have_instance_store(specs: list[NodePoolSpec]) -> bool:
     """Whether every instance type the pools may launch has NVMe instance store (catalogue), so RAID0 applies."""
     return all(catalog.lookup(t).instance_store_disks > 0 for s in specs for t in s.instance_types)
@@ -264,7 +278,8 @@ def all_have_instance_store(specs: list[NodePoolSpec]) -> bool:
 def render_node_class(name: str, *, role: Any, cluster_name: Any, disk_size_gib: int = 200,
                       ami_alias: str = "al2023@latest", subnet_ids: Any = None, security_group_ids: Any = None,
                       capacity_reservation_ids: list[str] | None = None, kms_key_arn: Any = None,
-                      tags: dict[str, str] | None = None, instance_store_raid0: bool = False) -> dict[str, Any]:
+                      tags: dict[str, str] | None = None, instance_store_raid0: bool = False,
+                      placement_group: str | None = None) -> dict[str, Any]:
     """The EC2NodeClass object of one accelerator family. Subnets and security groups by id when given, else by the
     ``karpenter.sh/discovery: <cluster>`` tag. ``instance_store_raid0``: the nodes' NVMe instance-store disks as one
     RAID0 array for kubelet and containerd (images, emptyDirs such as the model and compile caches), as the managed
@@ -287,6 +302,8 @@ def render_node_class(name: str, *, role: Any, cluster_name: Any, disk_size_gib:
     }
     if instance_store_raid0:
         spec["instanceStorePolicy"] = "RAID0"
+    if placement_group:
+        spec["placementGroupSelector"] = {"name": placement_group}
     if capacity_reservation_ids:
         spec["capacityReservationSelectorTerms"] = [{"id": cr} for cr in capacity_reservation_ids]
     return {"apiVersion": NODECLASS_API, "kind": "EC2NodeClass", "metadata": {"name": name}, "spec": spec}
@@ -308,8 +325,10 @@ def serving_pod_disruption(termination_grace_seconds: int,
 
 
 def family_of(spec: NodePoolSpec) -> str:
-    """EC2NodeClass family of a pool: its accelerator vendor (``nvidia``, ``neuron``)."""
-    return spec.accelerator().vendor
+    """EC2NodeClass family of a pool: its accelerator vendor (``nvidia``, ``neuron``), with ``-efa`` for EFA pools
+    (their class adds the cluster placement group; the others must not be confined to one)."""
+    vendor = spec.accelerator().vendor
+    return f"{vendor}-efa" if spec.efa else vendor
 
 
 class KarpenterNodePoolsArgs(ArgsModel):
@@ -330,6 +349,15 @@ class KarpenterNodePoolsArgs(ArgsModel):
     Default: al2023@latest."""
     kms_key_arn: PulumiInput = None
     """KMS key of the root volumes. Default: the account's EBS key (still encrypted)."""
+    efa_placement_group: PulumiInput = None
+    """Name of a cluster placement group the EFA pools' EC2NodeClass selects (``placementGroupSelector``; the
+    controller's policy has ``ec2:DescribePlacementGroups``): the group's nodes sit close on the network, as an EFA
+    managed node group's do. Default: none."""
+    efa_zone: PulumiInput = None
+    """The one Availability Zone the ``efa`` pools start nodes in (requirement ``topology.kubernetes.io/zone``), as
+    an EFA managed node group is pinned to one subnet: a multi-node group's NCCL traffic stays in one AZ (EFA does not
+    cross AZs) and off the inter-AZ bill. The EKS cluster security group the nodes get allows all traffic between
+    its members, which EFA needs. Default: none (any zone of the selected subnets)."""
     tags: dict[str, str] = Field(default_factory=dict)
     """Tags on the instances and volumes Karpenter launches. Default: none."""
 
@@ -376,12 +404,14 @@ class KarpenterNodePools(pulumi.ComponentResource):
         self.node_classes = {}
         for family, specs in sorted(families.items()):
             crs = sorted({cr for s in specs if "reserved" in s.capacity_types for cr in s.capacity_reservation_ids})
+            pg = args.efa_placement_group if family.endswith("-efa") else None
             body = pulumi.Output.all(args.node_role_name, args.cluster_name, args.subnet_ids, args.security_group_ids,
-                                     args.kms_key_arn).apply(lambda a, f=family, ss=specs, c=crs: render_node_class(
+                                     args.kms_key_arn, pg).apply(lambda a, f=family, ss=specs, c=crs: render_node_class(
                                          f"{name}-{f}", role=a[0], cluster_name=a[1], subnet_ids=a[2],
                                          security_group_ids=a[3], kms_key_arn=a[4], capacity_reservation_ids=c,
                                          disk_size_gib=max(s.disk_size_gib for s in ss), ami_alias=args.ami_alias,
-                                         tags=args.tags, instance_store_raid0=all_have_instance_store(ss)))
+                                         tags=args.tags, instance_store_raid0=all_have_instance_store(ss),
+                                         placement_group=a[5]))
             self.node_classes[family] = k8s.apiextensions.CustomResource(
                 f"{name}-{family}", api_version=NODECLASS_API, kind="EC2NodeClass",
                 metadata={"name": f"{name}-{family}"}, spec=body.apply(lambda b: b["spec"]), opts=child)
@@ -390,9 +420,12 @@ class KarpenterNodePools(pulumi.ComponentResource):
         for pool, spec in args.pools.items():
             family = family_of(spec)
             body = render_node_pool(pool, spec, f"{name}-{family}")
+            pool_spec: Any = body["spec"]
+            if spec.efa and args.efa_zone is not None:
+                pool_spec = pulumi.Output.from_input(args.efa_zone).apply(lambda z, b=body: in_zone(b["spec"], z))
             self.node_pools[pool] = k8s.apiextensions.CustomResource(
                 f"{name}-{pool}", api_version=NODEPOOL_API, kind="NodePool", metadata=body["metadata"],
-                spec=body["spec"], opts=pulumi.ResourceOptions(parent=self, depends_on=[self.node_classes[family]]))
+                spec=pool_spec, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.node_classes[family]]))
             self.pools[pool] = PoolPlacement(pool, spec.instance_types[0], spec.accelerator(), pool_labels(pool, spec),
                                              pool_taints(spec), 0, spec.max_nodes)
         self.register_outputs({"nodePools": sorted(self.node_pools), "nodeClasses": sorted(self.node_classes)})

@@ -20,7 +20,8 @@ from components.foundation.eks_cluster import EksCluster, EksClusterArgs
 from components.foundation.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from components.foundation.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.foundation.karpenter import Karpenter, KarpenterArgs
-from components.foundation.node_pools import KarpenterNodePools, KarpenterNodePoolsArgs, NodePoolSpec
+from components.foundation.node_pools import DISCOVERY_TAG, KarpenterNodePools, KarpenterNodePoolsArgs, NodePoolSpec
+from components.naming import aws_name
 from components.foundation.network import Network, NetworkArgs
 from components.foundation.neuron_device_plugin import NeuronDevicePlugin, NeuronDevicePluginArgs
 from infra.sections.base import BuildContext, SettingsModel, args_from, derive_settings, translate
@@ -175,7 +176,11 @@ def build(ctx: BuildContext, cfg) -> None:
     """Network -> cluster -> node groups -> GPU operator / Neuron plugin -> cluster autoscaler."""
     tags = ctx.tags
     net = cfg.network
-    ctx.network = Network("network", args_from(net, NetworkArgs, tags=tags))
+    karpenter = cfg.node_provisioner == "karpenter"
+    # Karpenter's EC2NodeClasses find the private subnets by the discovery tag (the cluster's name is known before
+    # the cluster exists: components.naming)
+    discovery = {DISCOVERY_TAG: aws_name("eks-cluster", ctx.stack, "eks")} if karpenter else {}
+    ctx.network = Network("network", args_from(net, NetworkArgs, tags=tags, private_subnet_tags=discovery))
     cluster = EksCluster("eks", _cluster_args(cfg.cluster, vpc_id=ctx.network.vpc_id,
                                               subnet_ids=ctx.network.private_subnet_ids, tags=tags))
     ctx.cluster = cluster
@@ -183,7 +188,6 @@ def build(ctx: BuildContext, cfg) -> None:
     import pulumi
     k8s_opts = pulumi.ResourceOptions(provider=cluster.k8s_provider)
 
-    karpenter = cfg.node_provisioner == "karpenter"
     if karpenter:
         _build_karpenter(ctx, cfg, cluster, tags)
     else:
@@ -260,10 +264,21 @@ def _build_karpenter(ctx: BuildContext, cfg, cluster, tags) -> None:
     peaks = peak_windows_by_group(ctx, cfg)
     pools = {name: NodePoolSpec.from_node_group(_node_group_args(ng, **_PLACEHOLDER)).model_copy(
         update={"peak_windows": peaks.get(name, [])}) for name, ng in cfg.node_groups.items()}
+    import pulumi_aws as aws
+    # the node security group is EKS's cluster security group (EKS creates it): tag it for discovery as well
+    sg_tag = aws.ec2.Tag("karpenter-discovery-node-sg", resource_id=cluster.node_security_group_id,
+                         key=DISCOVERY_TAG, value=cluster.cluster_name)
+    adopted = cfg.network.existing is not None  # an adopted VPC's subnets carry whatever tags their owner gave them
+    placement = None
+    if any(ng.efa for ng in cfg.node_groups.values()):  # EFA pools: a cluster placement group, as EFA node groups
+        placement = aws.ec2.PlacementGroup("karpenter-efa", strategy="cluster", tags=tags).name
     node_pools = KarpenterNodePools("node-pools", KarpenterNodePoolsArgs(
         pools=pools, cluster_name=cluster.cluster_name, node_role_name=karpenter.node_role_name,
-        subnet_ids=ctx.network.private_subnet_ids, security_group_ids=[cluster.node_security_group_id], tags=tags),
-        opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[karpenter]))
+        subnet_ids=ctx.network.private_subnet_ids if adopted else None,
+        security_group_ids=None, tags=tags,
+        efa_zone=None if adopted else ctx.network.availability_zones.apply(lambda z: z[0] if z else None),
+        efa_placement_group=placement),
+        opts=pulumi.ResourceOptions(provider=cluster.k8s_provider, depends_on=[karpenter, sg_tag]))
     for name, ng in cfg.node_groups.items():
         ctx.node_group_specs[name] = ng
         ctx.node_groups[name] = node_pools.pools[name]

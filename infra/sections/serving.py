@@ -572,6 +572,13 @@ def problems(cfg) -> list[Problem]:
     return out
 
 
+def image_size_class(vendor: str) -> str:
+    """What the plan says of the vLLM image's size (docs/coldstart.md, "Image pull"): the NVIDIA image's class from
+    the cold-start catalogue; the Neuron image's size is not catalogued."""
+    from components.catalog.coldstart import VLLM_IMAGE_SIZE_CLASS
+    return VLLM_IMAGE_SIZE_CLASS if vendor == "nvidia" else "not catalogued (the Neuron vLLM image; measure its pull)"
+
+
 def _accelerators_per_replica(args: VllmServiceArgs) -> int:
     from components.serving.vllm.manifests import accelerator_request
     req = accelerator_request(args)
@@ -689,7 +696,8 @@ def build(ctx: BuildContext, cfg) -> None:
         exported[name] = {"url": svc.service_url, "servedModelName": svc.served_model_name,
                           "nodeGroup": m.node_group, "minReplicas": m.min_replicas, "maxReplicas": m.max_replicas,
                           "warmPoolPlaceholders": m.warm_pool_placeholders,
-                          "fitGib": {"need": svc.fit.need_gib, "capacity": svc.fit.capacity_gib}}
+                          "fitGib": {"need": svc.fit.need_gib, "capacity": svc.fit.capacity_gib},
+                          "imageSizeClass": image_size_class(placements[name].accelerator.vendor)}
         if isinstance(args, MultiNodeVllmServiceArgs):
             lay = svc.layout
             exported[name]["layout"] = {"nodes": lay.nodes, "tensorParallelSize": lay.tensor_parallel_size,

@@ -159,3 +159,12 @@ def test_dev_has_facts_but_no_floors_without_a_traffic_profile():
     so = scaled_objects(result)["llama-8b-scaledobject"]
     assert all(t["type"] != "cron" for t in so["spec"]["triggers"])
     assert json.loads(so["metadata"]["annotations"][ANNOTATION])["availabilityReplicas"] == 0
+
+
+def test_the_plan_states_the_vllm_image_size_class():
+    from components.catalog.coldstart import VLLM_IMAGE_SIZE_CLASS
+
+    result, cfg = planned("prod")
+    services = result.outputs["vllmServices"]
+    assert services["llama-8b"]["imageSizeClass"] == VLLM_IMAGE_SIZE_CLASS  # NVIDIA
+    assert services["llama-8b-inf2"]["imageSizeClass"].startswith("not catalogued")  # Neuron

@@ -35,7 +35,8 @@ def test_example_plans_node_pools_for_inf2_g5_g6e_and_p5(example):
              if req["key"] == "node.kubernetes.io/instance-type" for t in req["values"]}
     families = {t.split(".")[0] for t in types}
     assert {"inf2", "g5", "g6e", "p5"} <= families
-    assert sorted(r.name for r in plan.by_type(NODECLASS)) == ["node-pools-neuron", "node-pools-nvidia"]
+    assert sorted(r.name for r in plan.by_type(NODECLASS)) == ["node-pools-neuron", "node-pools-nvidia",
+                                                                "node-pools-nvidia-efa"]
     # no GPU managed node groups and no cluster autoscaler: the system group only
     assert [r.name for r in plan.by_type("aws:eks/nodeGroup:NodeGroup")] == ["eks-system"]
     releases = {r.name for r in plan.by_type("kubernetes:helm.sh/v3:Release")}
@@ -106,3 +107,33 @@ def test_on_karpenter_serving_pods_are_not_disrupted_and_elsewhere_they_carry_no
     dev, _ = planned("dev")
     assert not [d for d in dev.by_type("kubernetes:apps/v1:Deployment")
                 if "karpenter.sh/do-not-disrupt" in (d.get("spec.template.metadata.annotations") or {})]
+
+
+def test_nodes_find_subnets_and_the_security_group_by_the_discovery_tag(example):
+    plan, _ = example
+    cluster = plan.one("aws:eks/cluster:Cluster", "eks").inputs["name"]
+    for r in plan.by_type(NODECLASS):
+        spec = r.inputs["spec"]
+        assert spec["subnetSelectorTerms"] == spec["securityGroupSelectorTerms"] == [
+            {"tags": {"karpenter.sh/discovery": cluster}}]
+    private = [s for s in plan.by_type("aws:ec2/subnet:Subnet") if "-private-" in s.name]
+    assert private and all(s.inputs["tags"]["karpenter.sh/discovery"] == cluster for s in private)
+    assert all("karpenter.sh/discovery" not in s.inputs["tags"] for s in plan.by_type("aws:ec2/subnet:Subnet")
+               if "-public-" in s.name)
+    (tag,) = plan.by_type("aws:ec2/tag:Tag")
+    assert (tag.inputs["key"], tag.inputs["value"]) == ("karpenter.sh/discovery", cluster)
+
+
+def test_efa_pools_get_their_own_node_class_a_placement_group_and_one_zone(example):
+    plan, cfg = example
+    (pg,) = plan.by_type("aws:ec2/placementGroup:PlacementGroup")
+    assert pg.inputs["strategy"] == "cluster"
+    classes = {r.name: r.inputs["spec"] for r in plan.by_type(NODECLASS)}
+    assert classes["node-pools-nvidia-efa"]["placementGroupSelector"]["name"].startswith("karpenter-efa")
+    assert all("placementGroupSelector" not in c for n, c in classes.items() if not n.endswith("-efa"))
+    pools = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in plan.by_type(NODEPOOL)}
+    for name, ng in cfg.node_groups.items():
+        zones = [q for q in pools[name]["template"]["spec"]["requirements"] if q["key"] == "topology.kubernetes.io/zone"]
+        assert (len(zones) == 1 and len(zones[0]["values"]) == 1) if ng.efa else not zones
+        cls = pools[name]["template"]["spec"]["nodeClassRef"]["name"]
+        assert cls.endswith("-efa") == ng.efa

@@ -266,18 +266,21 @@ def test_node_pools_build_and_validate(built):
     pools = built.by_type(NODEPOOL)
     classes = built.by_type(NODECLASS)
     assert sorted(p.name for p in pools) == ["pools-h100", "pools-inf2", "pools-l40s"]
-    assert sorted(c.name for c in classes) == ["pools-neuron", "pools-nvidia"]
+    # the EFA pool (h100) gets its own class: the placement group must not confine the other NVIDIA pools
+    assert sorted(c.name for c in classes) == ["pools-neuron", "pools-nvidia", "pools-nvidia-efa"]
     for r in pools + classes:
         assert cr_errors(r.name, r.type, jsonable(r.inputs, reveal_secrets=True)) == []
-    nvidia = built.one(NODECLASS, "pools-nvidia").inputs["spec"]
-    assert nvidia["capacityReservationSelectorTerms"] == [{"id": CR}]
-    assert nvidia["blockDeviceMappings"][0]["ebs"]["volumeSize"] == "1000Gi"  # the family's largest pool
-    assert nvidia["subnetSelectorTerms"] == [{"id": "subnet-1"}]
-    assert nvidia["role"].startswith("karpenter-node")
+    efa = built.one(NODECLASS, "pools-nvidia-efa").inputs["spec"]
+    assert efa["capacityReservationSelectorTerms"] == [{"id": CR}]
+    assert efa["blockDeviceMappings"][0]["ebs"]["volumeSize"] == "1000Gi"  # the family's largest pool
+    assert efa["subnetSelectorTerms"] == [{"id": "subnet-1"}]
+    assert efa["role"].startswith("karpenter-node")
+    assert "placementGroupSelector" not in efa  # none given here (the stack gives one: tests/infra)
+    assert "capacityReservationSelectorTerms" not in built.one(NODECLASS, "pools-nvidia").inputs["spec"]
     assert "capacityReservationSelectorTerms" not in built.one(NODECLASS, "pools-neuron").inputs["spec"]
     h100 = built.one(NODEPOOL, "pools-h100").inputs
     assert h100["metadata"]["name"] == "h100"
-    assert h100["spec"]["template"]["spec"]["nodeClassRef"]["name"] == "pools-nvidia"
+    assert h100["spec"]["template"]["spec"]["nodeClassRef"]["name"] == "pools-nvidia-efa"
 
 
 def test_node_classes_put_instance_store_in_raid0_where_every_type_has_it():
@@ -289,3 +292,18 @@ def test_node_classes_put_instance_store_in_raid0_where_every_type_has_it():
     assert render_node_class("n", role="r", cluster_name="c", instance_store_raid0=True)["spec"][
         "instanceStorePolicy"] == "RAID0"
     assert "instanceStorePolicy" not in render_node_class("n", role="r", cluster_name="c")["spec"]
+
+
+def test_an_efa_pool_is_pinned_to_one_zone_and_its_class_selects_the_placement_group():
+    from components.foundation.node_pools import NodePoolSpec, family_of, in_zone, render_node_pool
+
+    spec = NodePoolSpec(instance_types=["p5.48xlarge"], efa=True)
+    assert family_of(spec) == "nvidia-efa" and family_of(NodePoolSpec(instance_types=["g5.xlarge"])) == "nvidia"
+    body = render_node_pool("h100", spec, "pools-nvidia-efa")["spec"]
+    pinned = in_zone(body, "us-east-1a")
+    assert pinned["template"]["spec"]["requirements"][-1] == {
+        "key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1a"]}
+    assert in_zone(body, None) is body and "topology.kubernetes.io/zone" not in str(body)  # the input is not changed
+    assert render_node_class("n", role="r", cluster_name="c", placement_group="pg-a")["spec"][
+        "placementGroupSelector"] == {"name": "pg-a"}
+    assert "placementGroupSelector" not in render_node_class("n", role="r", cluster_name="c")["spec"]
