@@ -5,8 +5,7 @@ Names load lazily (each component module pulls in the pulumi_aws / pulumi_kubern
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from components._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     # public name -> the module that defines it (imported on first use)
@@ -59,14 +58,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'components' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -271,8 +271,11 @@ def _program(args: argparse.Namespace) -> int:
     if not rows:
         lines.append("  no vLLM service states its demand (VllmServiceArgs.capacity); nothing to judge")
     for row in rows:
-        lines.append(f"{row.get('target')}: replicas {row.get('minReplicas')}-{row.get('maxReplicas')}, "
-                     f"peak {row.get('peakRps')} req/s, {row.get('replicaRps')} req/s per replica")
+        def g(v: Any) -> str:
+            return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+        lines.append(f"{row.get('target')}: replicas {g(row.get('minReplicas'))}-{g(row.get('maxReplicas'))}, "
+                     f"peak {g(row.get('peakRps'))} req/s, {g(row.get('replicaRps'))} req/s per replica")
         for x in row["findings"]:
             lines.append(f"  - {x['verdict']} [{x['rule']}]: {x['number']}" + (
                 f"; change: {x['advice']}" if x["advice"] else ""))

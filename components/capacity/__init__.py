@@ -7,8 +7,7 @@ them, so importing one module of this package (e.g. the pre-scaling schedule) do
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from components._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     **{name: "components.capacity.model" for name in (
@@ -22,14 +21,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'components.capacity' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

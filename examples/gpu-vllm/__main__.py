@@ -8,6 +8,9 @@ examples/gpu-vllm``). Config (``pulumi config set <key> <value>``, all optional)
 - ``modelId``: the Hugging Face model vLLM serves (one in components/catalog/models.py). Default:
   Qwen/Qwen2.5-7B-Instruct.
 - ``maxNodes``: the node group's upper bound. Default: 2.
+- ``peakRequestsPerSecond``: the demand the service must carry at its daily peak (off-peak a quarter of it), planned
+  with the capacity planner; its ScaledObject carries the result (``genai-scale capacity --program
+  examples/gpu-vllm`` and the policy pack judge it). Default: 1.
 
 The GPU group and the model scale to zero when idle: KEDA starts a replica when requests wait, the cluster autoscaler
 then adds a GPU node. The weights are downloaded from the Hugging Face Hub at start (set ``weights_uri`` to an S3
@@ -21,6 +24,9 @@ from components import (AutoscalingSettings, ClusterAutoscaler, ClusterAutoscale
                         GpuNodeGroup, GpuNodeGroupArgs, GpuOperator, GpuOperatorArgs, Keda, KedaArgs, Monitoring,
                         MonitoringArgs, Network, NetworkArgs, VllmModelSettings, VllmService, VllmServiceArgs,
                         base_image, placement_from_node_group)
+from components.capacity import Demand, Slo, TargetSpec, plan_target
+from components.capacity.facts import capacity_facts
+from components.catalog import models
 
 config = pulumi.Config()
 tags = {"team": config.get("team") or "ml-platform", "environment": pulumi.get_stack(), "tier": "prototype"}
@@ -42,11 +48,21 @@ monitoring = Monitoring("monitoring", MonitoringArgs(retention_days=7), opts=k8s
 namespace = k8s.core.v1.Namespace("serving", metadata={
     "name": "genai-serving", "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}, opts=k8s_opts)
 placement = placement_from_node_group(gpu)
+model_id = config.get("modelId") or "Qwen/Qwen2.5-7B-Instruct"
+peak = config.get_float("peakRequestsPerSecond") or 1.0
+# what one replica carries at the SLO, and how many the peak needs (pure: components.capacity, docs/capacity.md)
+row = models.lookup(model_id)
+capacity = plan_target(
+    TargetSpec(name="llm", kind="vllm", model=model_id, params_billion=row.parameters_billion if row else None,
+               accelerator=placement.accelerator.accelerator, instance_type=placement.accelerator.instance_type,
+               min_replicas=0, max_replicas=2, max_concurrency=16, region=region),
+    Demand(peak_requests_per_second=peak, off_peak_requests_per_second=peak / 4, prompt_tokens=1000,
+           output_tokens=200, slo=Slo(ttft_p95_ms=2000, itl_p95_ms=150)))
 llm = VllmService("llm", VllmServiceArgs(
     cluster=eks, placement=placement, image=base_image(placement.accelerator.vendor),
-    model=VllmModelSettings(model_id=config.get("modelId") or "Qwen/Qwen2.5-7B-Instruct", max_model_len=4096,
-                            max_num_seqs=16, allow_hub_download=True),
+    model=VllmModelSettings(model_id=model_id, max_model_len=4096, max_num_seqs=16, allow_hub_download=True),
     autoscaling=AutoscalingSettings(min_replicas=0, max_replicas=2), prometheus_url=monitoring.prometheus_url,
+    capacity=capacity_facts(capacity) if capacity.demand else None,
     after=[keda.release, monitoring.release], tags=tags), opts=pulumi.ResourceOptions(depends_on=[namespace]))
 
 pulumi.export("clusterName", eks.cluster_name)

@@ -608,6 +608,7 @@ def plan(cfg) -> CapacityPlan:
     for r in reports:
         if r.target.kind == "vllm" and r.demand is not None:
             name = r.target.name
+            r = with_trigger_check(r, cfg.serving.models[name])
             facts[name] = capacity_facts(r, over_ratio=tune.get("over_ratio"))
             d = cfg.capacity.targets.get(name)
             if shape is not None and r.replica_requests_per_second and (d is None or d.pre_scale):
@@ -616,6 +617,29 @@ def plan(cfg) -> CapacityPlan:
         out.append(r)
     return CapacityPlan(stack_tier=cfg.tier, reports=tuple(out), floors=floors, facts=facts, notes=tuple(notes),
                         lead_minutes=leads, group_notes=tuple(shared_group_notes(cfg, out)))
+
+
+TRIGGER_MISMATCH = 1.5
+"""How far the KEDA tokens trigger's per-replica figure may sit from the plan's before the report says so."""
+
+
+def with_trigger_check(r, m):
+    """The report with a note when the model's KEDA tokens trigger (``autoscaling.tokensPerSecondPerReplica``)
+    assumes a per-replica throughput far from the plan's operating point: the trigger then adds replicas too late
+    (above) or too early (below) for the SLO the plan sizes to."""
+    per_replica = m.autoscaling.tokens_per_second_per_replica
+    point = r.operating_point
+    if per_replica is None or point is None:
+        return r
+    ratio = per_replica / point.output_tokens_per_second
+    if 1 / TRIGGER_MISMATCH <= ratio <= TRIGGER_MISMATCH:
+        return r
+    note = (f"serving.models.{r.target.name}.autoscaling.tokensPerSecondPerReplica ({per_replica:g}) is {ratio:.2g} x "
+            f"what the plan gives one replica at the SLO ({point.output_tokens_per_second:.0f} tokens/s at "
+            f"concurrency {point.concurrency}, {r.profile.basis if r.profile else 'no'} profile): the tokens trigger "
+            f"adds replicas {'late' if ratio > 1 else 'early'}; measure the replica (a profile in capacity.profiles) "
+            "and set the two alike")
+    return r.model_copy(update={"notes": (*r.notes, note)})
 
 
 def held_by_floors(r, floors: tuple):

@@ -109,9 +109,17 @@ def test_bad_config_exits_2_with_every_problem(capsys, tmp_path):
     assert code == EXIT_CONFIG and "unknown stack 'qa'" in err
 
 
-def test_a_program_without_capacity_facts_has_nothing_to_judge(capsys):
-    code, out, _ = run_cli(capsys, "capacity", "--program", str(ROOT / "examples" / "gpu-vllm"))
-    assert code == 0 and "no vLLM service states its demand" in out
+def test_a_program_is_judged_from_the_capacity_facts_its_services_carry(capsys, tmp_path):
+    example = str(ROOT / "examples" / "gpu-vllm")
+    code, out, _ = run_cli(capsys, "capacity", "--program", example)
+    assert code == 0 and out.splitlines()[2].startswith("llm: replicas 0-2, peak 1 req/s, ")
+    assert "  - fine [fine]: within bounds" in out
+    # a peak the two replicas cannot carry
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  gpu-vllm:peakRequestsPerSecond: 50\n")
+    code, out, _ = run_cli(capsys, "capacity", "--program", example, "--config-file",
+                           str(tmp_path / "Pulumi.dev.yaml"), "--json")
+    (row,) = json.loads(out)["targets"]
+    assert code == 0 and [f["rule"] for f in row["findings"]] == ["max-below-peak"]
 
 
 def test_the_plan_ends_with_the_cost_summary(capsys):

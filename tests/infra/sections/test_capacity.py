@@ -39,7 +39,7 @@ def test_a_target_that_is_not_served_is_named_with_the_targets_that_are():
 
 def test_share_and_rate_together_and_shares_above_one_are_refused():
     text = problems_of({"targets": {"llama-8b": {"share": 0.7, "peakRequestsPerSecond": 3}, "bedrock": {
-        "share": 0.6}}})
+        "share": 0.6}}}, stack="dev")
     assert ("genai-scale:capacity.targets.llama-8b.share = 0.7: either share or peakRequestsPerSecond, not both"
             in text)
     assert "genai-scale:capacity.targets = {'llama-8b': 0.7, 'bedrock': 0.6}: shares adding up to at most 1 (they " \
@@ -95,7 +95,7 @@ def test_a_measured_profile_needs_increasing_concurrency():
 # --- demand -------------------------------------------------------------------------------------------------------
 
 def test_targets_without_a_share_split_what_the_others_leave():
-    cfg = settings({"targets": {"llama-8b": {"share": 0.5}}})
+    cfg = settings({"targets": {"llama-8b": {"share": 0.5}}}, stack="dev")  # the prototype preset sets no shares
     t = cfg.targets
     demands, notes = capacity.demands(cfg)
     online = [n for n, k in capacity.target_kinds(cfg).items() if k != "batch"]
@@ -104,8 +104,8 @@ def test_targets_without_a_share_split_what_the_others_leave():
     for n in rest:
         assert demands[n].peak_requests_per_second == pytest.approx(0.5 / len(rest) * t.requests_per_second)
     assert any(", ".join(rest) in n and "share" in n for n in notes)
-    # the request shape: output tokens = tokensPerSecond / requestsPerSecond (staging: 3000 / 20 = 150)
-    assert demands["llama-8b"].output_tokens == round(t.tokens_per_second / t.requests_per_second) == 150
+    # the request shape: output tokens = tokensPerSecond / requestsPerSecond (dev: 200 / 2 = 100)
+    assert demands["llama-8b"].output_tokens == round(t.tokens_per_second / t.requests_per_second) == 100
     assert demands["llama-8b"].prompt_tokens == t.prompt_tokens
     # no traffic profile: off-peak is offPeakShare (0.25) of the peak
     assert demands["llama-8b"].off_peak_requests_per_second == pytest.approx(0.25 * 0.5 * t.requests_per_second)
@@ -113,7 +113,7 @@ def test_targets_without_a_share_split_what_the_others_leave():
 
 def test_absolute_rates_and_slo_overrides_win():
     cfg = settings({"targets": {"llama-8b": {"peakRequestsPerSecond": 7, "offPeakRequestsPerSecond": 1,
-                                             "outputTokens": 300, "ttftP95Ms": 800}}})
+                                             "outputTokens": 300, "ttftP95Ms": 800}}}, stack="dev")
     d = capacity.demands(cfg)[0]["llama-8b"]
     assert (d.peak_requests_per_second, d.off_peak_requests_per_second, d.output_tokens) == (7, 1, 300)
     assert d.slo.ttft_p95_ms == 800
@@ -229,3 +229,16 @@ def test_a_history_file_over_a_preset_shape_says_how_to_remove_the_shape(tmp_pat
     with pytest.raises(ConfigError) as exc:
         build_settings(raw, source="stacks/Pulumi.prod.yaml")
     assert "weekday: null and weekend: null" in str(exc.value)
+
+
+def test_a_tokens_trigger_far_from_the_plan_is_noted():
+    cfg = load(stack="prod")[2]
+    r = next(r for r in capacity.plan(cfg).reports if r.target.name == "llama-8b")
+    per_replica = cfg.serving.models["llama-8b"].autoscaling.tokens_per_second_per_replica  # 800 in the preset
+    ratio = per_replica / r.operating_point.output_tokens_per_second
+    assert ratio > capacity.TRIGGER_MISMATCH
+    assert any(n.startswith(f"serving.models.llama-8b.autoscaling.tokensPerSecondPerReplica (800) is {ratio:.2g} x ")
+               and "adds replicas late" in n for n in r.notes)
+    # within the tolerance: no note
+    r70 = next(r for r in capacity.plan(cfg).reports if r.target.name == "llama-70b")
+    assert not any("tokensPerSecondPerReplica" in n for n in r70.notes)  # the 70B sets no tokens trigger
