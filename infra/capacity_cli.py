@@ -4,6 +4,7 @@ floors that follow from the traffic profile.
 
     genai-scale capacity [--stack NAME | --config-file PATH] [--json]
     genai-scale capacity --program DIR [--stack NAME] [--config-file PATH] [--json]
+    genai-scale capacity profile RESULT.json... --accelerator A10G [--tensor-parallel N] [--percentile 95]
 
 A stack (``--stack``, ``--config-file``) is planned from its config alone (nothing is built, nothing leaves the
 machine). ``--program`` plans your own Pulumi program offline and judges the vLLM services that carry capacity facts
@@ -36,7 +37,61 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _profile_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genai-scale capacity profile", description=(
+        "Turn vllm bench serve --save-result JSON files (one per --max-concurrency, one model on one replica) into a "
+        "capacity.profiles entry for a stack file: measured profiles win over the catalogue's."))
+    p.add_argument("files", nargs="+", metavar="RESULT.json")
+    p.add_argument("--accelerator", required=True, help="the replica's accelerator as the catalogue names it "
+                   "(A10G, L4, L40S, A100, H100, H200, Inferentia2)")
+    p.add_argument("--params-billion", type=float, help="parameters in billions (default: from the model catalogue)")
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp8", "int8", "int4"])
+    p.add_argument("--tensor-parallel", type=int, default=1, help="devices per replica (default 1)")
+    p.add_argument("--pipeline-parallel", type=int, default=1, help="nodes per replica (default 1)")
+    p.add_argument("--percentile", type=int, default=95, choices=[50, 95],
+                   help="the latency percentile to read (the run's --metric-percentiles; default 95)")
+    return p
+
+
+def profile_main(argv: Sequence[str]) -> int:
+    """``genai-scale capacity profile``: exit 2 with every problem of the files or arguments."""
+    import yaml
+
+    from components.capacity.measured import profile_from_vllm_bench, read_results, to_config
+    from components.catalog import accelerators, models
+    from problems import ProblemsError, did_you_mean
+
+    args = _profile_parser().parse_args(list(argv))
+    known = sorted({s.accelerator for s in accelerators.CATALOG.values()})
+    if args.accelerator not in known:
+        print(f"genai-scale capacity profile: --accelerator {args.accelerator!r} is not one of "
+              f"{', '.join(known)}{did_you_mean(args.accelerator, known)}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        results = read_results(args.files)
+        model = next((d.get("model_id") for _, d in results if d.get("model_id")), None)
+        params = args.params_billion
+        if params is None:
+            row = models.lookup(str(model)) if model else None
+            if row is None:
+                print(f"genai-scale capacity profile: model {model!r} is not in the model catalogue: give "
+                      "--params-billion", file=sys.stderr)
+                return EXIT_CONFIG
+            params = row.parameters_billion
+        profile = profile_from_vllm_bench(results, accelerator=args.accelerator, params_billion=params,
+                                          precision=args.precision, tensor_parallel=args.tensor_parallel,
+                                          pipeline_parallel=args.pipeline_parallel, percentile=args.percentile)
+    except ProblemsError as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_CONFIG
+    sys.stdout.write("# add under genai-scale:capacity.profiles in the stack file (docs/capacity.md)\n")
+    sys.stdout.write(yaml.safe_dump([to_config(profile)], sort_keys=False))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str]) -> int:
+    if list(argv[:1]) == ["profile"]:
+        return profile_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(list(argv))
     from infra.targets import unknown_stack

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from components.capacity.model import Demand, Option, TargetReport, TargetSpec
 from components.capacity.planner import (
     DEFAULT_HEADROOM,
+    ESTIMATE_OPTIMISTIC_ON,
     SECONDS_PER_HOUR,
     _ceil,
     _n,
@@ -126,6 +127,8 @@ def _instance_option(where: str, spec: TargetSpec, demand: Demand, profiles: Seq
         slo = True
         note = (f"{_n(point.output_tokens_per_second)} tok/s per replica at concurrency {point.concurrency} "
                 f"({report.profile.basis}); {spec.replicas_per_node} replica(s) per node")
+        if report.profile.basis == "estimated" and report.profile.accelerator in ESTIMATE_OPTIMISTIC_ON:
+            note += f"; the estimate is optimistic on {report.profile.accelerator} (held-out check: docs/capacity.md)"
     if node_usd is None:
         note += "; no price"
     return Option(where=where, instance_type=spec.instance_type, devices=tp, replicas=report.replicas_at_peak,

@@ -242,3 +242,9 @@ def test_a_tokens_trigger_far_from_the_plan_is_noted():
     # within the tolerance: no note
     r70 = next(r for r in capacity.plan(cfg).reports if r.target.name == "llama-70b")
     assert not any("tokensPerSecondPerReplica" in n for n in r70.notes)  # the 70B sets no tokens trigger
+
+
+def test_an_estimated_inferentia2_profile_says_the_held_out_check_found_it_optimistic():
+    reports = {r.target.name: r for r in capacity.plan(load(stack="prod")[2]).reports}
+    assert any("optimistic on Inferentia2" in n for n in reports["llama-8b-inf2"].notes)
+    assert not any("optimistic on Inferentia2" in n for n in reports["llama-8b"].notes)  # A10G: no such finding
