@@ -37,6 +37,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive(kind: type, most: float):
+    """An argparse type: a finite ``kind`` in (0, most]."""
+    import math
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not (math.isfinite(value) and 0 < value <= most):
+            raise argparse.ArgumentTypeError(f"{text!r} is not between 0 (excluded) and {most:g}")
+        return value
+
+    return parse
+
+
 def _profile_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genai-scale capacity profile", description=(
         "Turn vllm bench serve --save-result JSON files (one per --max-concurrency, one model on one replica) into a "
@@ -44,10 +60,11 @@ def _profile_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="RESULT.json")
     p.add_argument("--accelerator", required=True, help="the replica's accelerator as the catalogue names it "
                    "(A10G, L4, L40S, A100, H100, H200, Inferentia2)")
-    p.add_argument("--params-billion", type=float, help="parameters in billions (default: from the model catalogue)")
+    p.add_argument("--params-billion", type=_positive(float, 5000),
+                   help="parameters in billions (default: from the model catalogue)")
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp8", "int8", "int4"])
-    p.add_argument("--tensor-parallel", type=int, default=1, help="devices per replica (default 1)")
-    p.add_argument("--pipeline-parallel", type=int, default=1, help="nodes per replica (default 1)")
+    p.add_argument("--tensor-parallel", type=_positive(int, 64), default=1, help="devices per replica (default 1)")
+    p.add_argument("--pipeline-parallel", type=_positive(int, 64), default=1, help="nodes per replica (default 1)")
     p.add_argument("--percentile", type=int, default=95, choices=[50, 95],
                    help="the latency percentile to read (the run's --metric-percentiles; default 95)")
     return p
@@ -123,6 +140,10 @@ def main(argv: Sequence[str]) -> int:
 
 # --- where to run each model ----------------------------------------------------------------------------------------
 
+MAX_BATCH_SHARE = 0.99
+"""The batch share of a model's volume is capped here, so the online demand the comparison is given stays finite."""
+
+
 def compare_models(cfg, result) -> dict[str, list[Any]]:
     """The where-to-run table of every model a vLLM service or SageMaker endpoint serves, at that target's demand.
     A model with a Bedrock on-demand equivalent (the same weights, :data:`components.catalog.bedrock_models.
@@ -142,7 +163,7 @@ def compare_models(cfg, result) -> dict[str, list[Any]]:
             # demand it is given online and the share in batch, so it is given the online demand grown to the total
             per_day = batch.demand.batch_requests_per_day
             online_per_day = (demand.peak_requests_per_second + demand.off_peak_requests_per_second) / 2 * 86_400
-            share = per_day / (online_per_day + per_day)
+            share = min(per_day / (online_per_day + per_day), MAX_BATCH_SHARE)
             demand = demand.model_copy(update={
                 "peak_requests_per_second": demand.peak_requests_per_second / (1 - share),
                 "off_peak_requests_per_second": demand.off_peak_requests_per_second / (1 - share)})

@@ -63,6 +63,9 @@ def read_stack_file(path: Path | str) -> dict[str, Any]:
         raise ConfigError([Problem("", str(p), "no such stack config file")], title=f"{where}: cannot read")
     try:
         doc = yaml.safe_load(p.read_text()) or {}
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError([Problem("", str(p), f"a readable UTF-8 YAML file ({exc.__class__.__name__})")],
+                          title=f"{where}: cannot read") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}" if mark else "?"

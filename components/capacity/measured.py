@@ -16,6 +16,7 @@ once per concurrency (1, 4, 8, 16, 32, ...) against one replica, then convert th
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -31,11 +32,34 @@ REQUIRED = ("model_id", "max_concurrency", "completed", "total_input_tokens", "t
 
 def _latency(doc: dict[str, Any], metric: str, percentile: int) -> tuple[float | None, str]:
     key = f"p{percentile}_{metric}_ms"
-    if isinstance(doc.get(key), (int, float)):
+    if _number(doc.get(key)):
         return float(doc[key]), f"p{percentile}"
-    if isinstance(doc.get(f"mean_{metric}_ms"), (int, float)):
+    if _number(doc.get(f"mean_{metric}_ms")):
         return float(doc[f"mean_{metric}_ms"]), "mean"
     return None, ""
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _field_problems(name: str, doc: dict[str, Any]) -> list[Problem]:
+    """Every required key of one result file that is missing or of the wrong kind."""
+    out = []
+    if not isinstance(doc.get("model_id"), str) or not doc.get("model_id"):
+        out.append(Problem(f"{name}: model_id", doc.get("model_id"), "the model's id (a string)"))
+    c = doc.get("max_concurrency")
+    if not isinstance(c, int) or isinstance(c, bool) or c < 1:
+        out.append(Problem(f"{name}: max_concurrency", c, "a whole number >= 1 (run vllm bench serve with "
+                           "--max-concurrency N)"))
+    for key in ("completed", "total_input_tokens", "total_output_tokens"):
+        v = doc.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < (1 if key == "completed" else 0):
+            out.append(Problem(f"{name}: {key}", v, "a whole number" + (" >= 1" if key == "completed" else " >= 0")))
+    v = doc.get("output_throughput")
+    if not _number(v) or v <= 0:
+        out.append(Problem(f"{name}: output_throughput", v, "output tokens/s, a finite number > 0"))
+    return out
 
 
 def read_results(paths: Sequence[str | Path]) -> list[tuple[str, dict[str, Any]]]:
@@ -68,25 +92,29 @@ def profile_from_vllm_bench(results: Sequence[tuple[str, dict[str, Any]]], *, ac
     problems: list[Problem] = []
     rows = []
     for name, doc in results:
-        missing = [k for k in REQUIRED if not isinstance(doc.get(k), (int, float, str)) or doc.get(k) in ("", None)]
-        if missing:
-            problems += [Problem(f"{name}: {k}", doc.get(k), "present (a vllm bench serve --save-result file)")
-                         for k in missing]
-            continue
-        if not isinstance(doc["max_concurrency"], int) or doc["max_concurrency"] < 1:
-            problems.append(Problem(f"{name}: max_concurrency", doc["max_concurrency"],
-                                    "a whole number >= 1 (run vllm bench serve with --max-concurrency N)"))
-            continue
-        if not doc["completed"]:
-            problems.append(Problem(f"{name}: completed", doc["completed"], "> 0 requests completed"))
+        bad = _field_problems(name, doc)
+        if bad:
+            problems += bad
             continue
         ttft, stat_t = _latency(doc, "ttft", percentile)
         itl, stat_i = _latency(doc, "itl", percentile)
-        if ttft is None or itl is None:
-            problems.append(Problem(f"{name}: ttft/itl", "", f"p{percentile}_ttft_ms and p{percentile}_itl_ms (or "
-                                    "the mean_ ones): run with --percentile-metrics ttft,tpot,itl"))
+        if ttft is None or itl is None or stat_t != stat_i:
+            problems.append(Problem(f"{name}: ttft/itl", "", f"p{percentile}_ttft_ms and p{percentile}_itl_ms (run "
+                                    f"vllm bench serve with --metric-percentiles {percentile}), or both mean_ ones"))
             continue
-        rows.append((name, doc, ttft, itl, stat_t if stat_t == stat_i else "mean"))
+        if not all(math.isfinite(v) and v > 0 for v in (ttft, itl)):
+            problems.append(Problem(f"{name}: ttft/itl", [ttft, itl], "finite latencies > 0 ms"))
+            continue
+        when = _date(doc.get("date"))
+        if when is not None and when > date.today():
+            problems.append(Problem(f"{name}: date", doc.get("date"), "a run in the past"))
+            continue
+        rows.append((name, doc, ttft, itl, stat_t))
+    stats = {r[4] for r in rows}
+    if len(stats) > 1:
+        problems.append(Problem("latencies", sorted(stats), f"one statistic in every file (p{percentile} or mean): "
+                                "rerun the files without the percentile with --metric-percentiles "
+                                f"{percentile}"))
     models = sorted({doc["model_id"] for _, doc, *_ in rows})
     if len(models) > 1:
         problems.append(Problem("model_id", models, "one model in all the files (one profile per model)"))

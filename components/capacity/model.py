@@ -33,7 +33,8 @@ VERDICT_SEVERITY: dict[str, int] = {"under-provisioned": 3, "over-provisioned": 
 idle capacity), unknown (a price, profile or throughput figure is missing), fine. A report's verdict is its worst
 finding's."""
 
-_FROZEN = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+_FROZEN = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
+"""No NaN or infinity anywhere: a rate, a size or a latency of infinity is a mistake, never a value to plan with."""
 
 
 class Slo(BaseModel):

@@ -258,6 +258,8 @@ def operating_point(profile: ThroughputProfile, slo: Slo, output_tokens: int,
     bound or a concurrency cap (the engine's ``--max-num-seqs``: it never runs more sequences at once), the same
     search (integer concurrencies 1..last point or the cap, highest throughput, lowest concurrency on a tie) also
     requiring TTFT + (output tokens - 1) x ITL <= the bound. None when no concurrency meets the SLO."""
+    if output_tokens <= 1:  # one token: no inter-token latency to judge
+        slo = slo.model_copy(update={"itl_p95_ms": None})
     if slo.e2e_p95_ms is None and max_concurrency is None:
         return profile.best_within(ttft_ms=slo.ttft_p95_ms, itl_ms=slo.itl_p95_ms)
     top = profile.points[-1].concurrency if max_concurrency is None else max_concurrency
@@ -353,7 +355,8 @@ def _instances(acc: _Acc, demand: Demand | None, profiles: Sequence[ThroughputPr
     peak_rps, off_rps = _rates(acc, demand)
     r_peak = _ceil(peak_rps / replica_rps) if replica_rps and peak_rps is not None else None
     r_off = _ceil(off_rps / replica_rps) if replica_rps and off_rps is not None else None
-    nodes_at_peak = (max(nodes_for(spec, max(r_peak, spec.min_replicas)), spec.node_min or 0)
+    # warm placeholders keep their headroom at peak too: displaced by replicas, they go pending and bring nodes
+    nodes_at_peak = (max(nodes_for(spec, max(r_peak, spec.min_replicas) + spec.warm_placeholders), spec.node_min or 0)
                      if r_peak is not None else None)
 
     if r_peak is not None and replica_rps is not None and peak_rps is not None:

@@ -358,12 +358,21 @@ def _parse(argv: Sequence[str]) -> _Args:
                       for t in types if not _TYPE.match(t)]
     if not 1 <= ns.days <= MAX_DAYS:
         args.problems.append(f"--days ({ns.days}) must be between 1 and {MAX_DAYS}")
+    if not types:
+        args.problems.append("--instance-types names no instance type")
     out = Path(ns.out)
     if out.is_dir():
         args.problems.append(f"--out ({str(out)!r}) is a directory: name the JSON file to write")
     elif not out.parent.is_dir():
         args.problems.append(f"--out ({str(out)!r}): its folder {str(out.parent)!r} does not exist (or is not a "
                              "folder)")
+    elif not ns.dry_run and not os.access(out.parent, os.W_OK):
+        args.problems.append(f"--out ({str(out)!r}): its folder {str(out.parent)!r} is not writable")
+    elif not ns.dry_run and out.exists():
+        try:
+            prices.load_refreshed(out)
+        except prices.PriceDataError as exc:
+            args.problems.append(f"--out ({str(out)!r}) holds something else than refreshed prices: {exc}")
     return args
 
 

@@ -279,8 +279,10 @@ def load_refreshed(path: Path = DATA_FILE) -> RefreshedPrices:
         return RefreshedPrices()
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise PriceDataError(f"{path.name}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise PriceDataError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
     return parse_refreshed(data, path.name)
 
 

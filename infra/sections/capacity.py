@@ -27,9 +27,9 @@ import datetime as _dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from infra.sections.base import BuildContext, SettingsModel
@@ -38,7 +38,13 @@ from problems import Problem, ProblemsError, did_you_mean
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class SloSettings(SettingsModel):
+class _Finite(SettingsModel):
+    """Capacity settings: no NaN or infinity (YAML's ``.inf`` is a mistake, never a rate or a latency)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class SloSettings(_Finite):
     """Latency objectives of one target (each optional; the stack's ``targets`` fill what is not given)."""
 
     ttft_p95_ms: float | None = Field(strict=True, default=None, gt=0)
@@ -70,14 +76,19 @@ class TargetDemandSettings(SloSettings):
     """vLLM models: render the KEDA cron floors from ``capacity.traffic`` (needs a traffic profile). Default: on."""
 
 
-class TrafficSettings(SettingsModel):
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory", "leap-seconds.list", "leapseconds", "tzdata.zi",
+                       "zone.tab", "zone1970.tab", "iso3166.tab", "SECURITY"})
+"""Names zoneinfo may open on some hosts that are not time zones."""
+
+
+class TrafficSettings(_Finite):
     """The weekly shape of demand: fractions of the peak per hour, or observed history."""
 
     timezone: str = "UTC"
     """IANA time zone of the hours (and of the KEDA cron triggers). Default: UTC."""
-    weekday: list[float] | None = Field(default=None, min_length=24, max_length=24)
+    weekday: list[Annotated[float, Field(strict=True)]] | None = Field(default=None, min_length=24, max_length=24)
     """Monday to Friday: 24 fractions of the peak (0-1), hour 0 first. Default: none."""
-    weekend: list[float] | None = Field(default=None, min_length=24, max_length=24)
+    weekend: list[Annotated[float, Field(strict=True)]] | None = Field(default=None, min_length=24, max_length=24)
     """Saturday and Sunday: 24 fractions of the peak. Default: the weekday shape."""
     history_file: str | None = None
     """A CSV of observed demand (``timestamp,requests_per_second``), relative to the repository root or absolute,
@@ -101,6 +112,9 @@ class TrafficSettings(SettingsModel):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"an IANA time zone such as UTC or America/New_York (not {v!r})") from None
+        if v in NOT_ZONES or v.startswith(("right/", "posix/")):  # files of the host's zoneinfo, not zone names
+            raise ValueError(f"an IANA time zone such as UTC or America/New_York (not {v!r}, a file of the host's "
+                             "zoneinfo database that KEDA's cron scaler would not know)")
         return v
 
     @model_validator(mode="after")
@@ -110,17 +124,22 @@ class TrafficSettings(SettingsModel):
         if self.history_file is not None and (self.weekday is not None or self.weekend is not None):
             raise ValueError("either historyFile or weekday/weekend, not both (a tier preset's shape is removed in "
                              "the stack file with weekday: null and weekend: null)")
-        if self.weekday is not None and max([*self.weekday, *(self.weekend or [])]) == 0:
-            raise ValueError("at least one hour of the week above 0 (weekday or weekend)")
+        if self.weekday is not None:
+            top = max([*self.weekday, *(self.weekend or [])])
+            if top == 0:
+                raise ValueError("at least one hour of the week above 0 (weekday or weekend)")
+            if top != 1:
+                raise ValueError(f"fractions of the peak hour, so the peak hour is 1.0 (the largest here is {top:g}: "
+                                 "the demand at 1.0 is the target's peak requests/s)")
         return self
 
 
-class ProfilePointSettings(SettingsModel):
+class ProfilePointSettings(_Finite):
     """One measured point: one replica at one concurrency."""
 
     concurrency: int = Field(strict=True, ge=1)
     """Requests in flight on the replica."""
-    output_tokens_per_second: float = Field(strict=True, gt=0)
+    output_tokens_per_second: float = Field(strict=True, gt=0, le=10_000_000)
     """Output tokens per second of the whole replica."""
     ttft_ms: float = Field(strict=True, gt=0)
     """Time to first token (the statistic in ``latencyStat``)."""
@@ -128,12 +147,12 @@ class ProfilePointSettings(SettingsModel):
     """Inter-token latency (the statistic in ``latencyStat``)."""
 
 
-class MeasuredProfileSettings(SettingsModel):
+class MeasuredProfileSettings(_Finite):
     """A throughput profile you measured; it wins over the catalogue for its model, accelerator, precision and TP."""
 
     model: str = Field(min_length=1)
     """The model id as in ``serving.models.<name>.modelId`` (or a size class such as ``8b``)."""
-    params_billion: float = Field(strict=True, gt=0)
+    params_billion: float = Field(strict=True, gt=0, le=5000)
     """Parameters in billions (matches other models of the same size class too)."""
     accelerator: str = Field(min_length=1)
     """Accelerator model as the catalogue names it: A10G, L4, L40S, A100, H100, H200, Inferentia2."""
@@ -181,8 +200,20 @@ class MeasuredProfileSettings(SettingsModel):
         return v
 
 
-class CapacitySettings(SettingsModel):
+class CapacitySettings(_Finite):
     """Capacity and cost planning: demand per target, measured throughput, traffic shape, pre-scaling."""
+
+    @field_validator("profiles")
+    @classmethod
+    def _one_per_setup(cls, v: list[MeasuredProfileSettings]) -> list[MeasuredProfileSettings]:
+        seen: dict[tuple, int] = {}
+        for i, p in enumerate(v):
+            key = (p.model, p.accelerator, p.precision, p.tensor_parallel, p.pipeline_parallel)
+            if key in seen:
+                raise ValueError(f"one profile per model, accelerator, precision and parallelism: profiles[{i}] "
+                                 f"repeats profiles[{seen[key]}] ({', '.join(map(str, key))}); merge their points")
+            seen[key] = i
+        return v
 
     targets: dict[str, TargetDemandSettings] = Field(default_factory=dict)
     """Demand per serving target (a model, pool, SageMaker endpoint, ``bedrock`` or ``batch``). Default: the stack's
@@ -422,10 +453,13 @@ def demands(cfg) -> tuple[dict[str, object], list[str]]:
                                                                                 given[n].peak_requests_per_second is None))]
     each = max(0.0, 1.0 - taken) / len(rest) if rest else 0.0
     notes: list[str] = []
-    if rest:
+    if rest and each > 0:
         notes.append(f"demand split equally: {', '.join(rest)} each carry {each:.0%} of targets.requestsPerSecond "
                      f"({each * t.requests_per_second:g} req/s at peak); set capacity.targets.<name>.share or "
                      "peakRequestsPerSecond to say otherwise")
+    elif rest:
+        notes.append(f"the shares in capacity.targets take all of targets.requestsPerSecond: {', '.join(rest)} "
+                     "carry none (no demand to plan); give them a share or a peakRequestsPerSecond")
     base = _default_request(cfg)
     out: dict[str, object] = {}
     for name, kind in kinds.items():
@@ -493,6 +527,15 @@ def config_problems(cfg) -> list[Problem]:
     if sum(shares.values()) > 1 + 1e-9:
         out.append(Problem("capacity.targets", shares, f"shares adding up to at most 1 (they add up to "
                            f"{sum(shares.values()):g})"))
+    elif not out and (c.traffic is None or c.traffic.history_file is None):  # a history file is read later
+        wanted, _ = demands(cfg)
+        for name, d in c.targets.items():
+            got = wanted.get(name)
+            if (d.off_peak_requests_per_second is not None and d.peak_requests_per_second is None and got is not None
+                    and d.off_peak_requests_per_second > got.peak_requests_per_second):
+                out.append(Problem(f"capacity.targets.{name}.offPeakRequestsPerSecond", d.off_peak_requests_per_second,
+                                   f"<= the target's peak ({got.peak_requests_per_second:g} req/s from its share of "
+                                   "targets.requestsPerSecond)", ("targets.requestsPerSecond",)))
     path = history_path(cfg)
     if path is not None:
         if not path.is_file():
@@ -501,10 +544,17 @@ def config_problems(cfg) -> list[Problem]:
         else:
             from components.capacity.schedule import TrafficProfile
             try:
-                TrafficProfile.from_history_csv(path, timezone=c.traffic.timezone)
+                profile = TrafficProfile.from_history_csv(path, timezone=c.traffic.timezone)
             except ProblemsError as err:
                 out.extend(Problem("capacity.traffic.historyFile", c.traffic.history_file,
                                    f"{p.path}: {p.expected} (got {p.value!r})") for p in err.problems)
+            except (OSError, UnicodeDecodeError) as exc:
+                out.append(Problem("capacity.traffic.historyFile", c.traffic.history_file,
+                                   f"a readable UTF-8 CSV file ({exc.__class__.__name__}: {exc})"))
+            else:
+                if max(profile.hours) <= 0:
+                    out.append(Problem("capacity.traffic.historyFile", c.traffic.history_file,
+                                       "some demand in the history (every sample is 0)"))
     return out
 
 
@@ -528,6 +578,8 @@ class CapacityPlan:
 
     group_notes: tuple[str, ...] = ()
     """Findings about node groups several targets share (their nodes at peak against the group's maxSize)."""
+    held: dict = field(default_factory=dict)
+    """vLLM model name -> the replicas its cron floors hold all week, where that is above ``minReplicas``."""
 
     @property
     def mandatory(self) -> bool:
@@ -551,7 +603,8 @@ class CapacityPlan:
                 low += r.usd_per_hour_at_min
         for group in shared.values():
             per_node = [r.usd_per_hour_at_min / r.nodes_at_min for r in group if r.nodes_at_min]
-            held = sum(nodes_for(r.target, r.target.min_replicas + r.target.warm_placeholders) for r in group)
+            held = sum(nodes_for(r.target, self.held.get(r.target.name, r.target.min_replicas)
+                                 + r.target.warm_placeholders) for r in group)
             if per_node:
                 low += max(held, group[0].target.node_min or 0) * per_node[0]
         return low, high, unknown
@@ -602,7 +655,7 @@ def plan(cfg) -> CapacityPlan:
     reports = tuple(plan_target(spec.model_copy(update={"availability_replicas": keep}) if spec.kind in (
         "vllm", "pool", "sagemaker") else spec, wanted.get(name), profiles=profiles, mandatory_rules=mandatory, **tune)
         for name, spec in specs.items())
-    floors, facts, leads = {}, {}, {}
+    floors, facts, leads, held = {}, {}, {}, {}
     shape = traffic_shape(cfg)
     out = []
     for r in reports:
@@ -613,10 +666,13 @@ def plan(cfg) -> CapacityPlan:
             d = cfg.capacity.targets.get(name)
             if shape is not None and r.replica_requests_per_second and (d is None or d.pre_scale):
                 leads[name], floors[name] = pre_scale_floors(cfg, r, shape)
-                r = held_by_floors(r, floors[name])
+                lowest = lowest_floor(floors[name])
+                if lowest > r.target.min_replicas:
+                    held[name] = lowest
+                    r = held_by_floors(r, lowest)
         out.append(r)
     return CapacityPlan(stack_tier=cfg.tier, reports=tuple(out), floors=floors, facts=facts, notes=tuple(notes),
-                        lead_minutes=leads, group_notes=tuple(shared_group_notes(cfg, out)))
+                        lead_minutes=leads, group_notes=tuple(shared_group_notes(cfg, out)), held=held)
 
 
 TRIGGER_MISMATCH = 1.5
@@ -642,10 +698,8 @@ def with_trigger_check(r, m):
     return r.model_copy(update={"notes": (*r.notes, note)})
 
 
-def held_by_floors(r, floors: tuple):
-    """The report with its minimum raised to what the cron floors hold all week (the lowest floor in effect at any
-    minute of the week, when above ``minReplicas``): a service whose floors never close never scales below them."""
-    from components.capacity.planner import nodes_for
+def lowest_floor(floors: tuple) -> int:
+    """The lowest replica floor in effect at any minute of the week (0 when some minute has none)."""
     from components.capacity.schedule import floor_intervals
 
     week = [0] * (7 * 24 * 60)
@@ -653,9 +707,14 @@ def held_by_floors(r, floors: tuple):
         for start, end in floor_intervals(f):
             for m in range(start, end):
                 week[m % len(week)] = max(week[m % len(week)], f.desired_replicas)
-    lowest = min(week)
-    if lowest <= r.target.min_replicas:
-        return r
+    return min(week)
+
+
+def held_by_floors(r, lowest: int):
+    """The report with its minimum raised to ``lowest``, what the cron floors hold all week: a service whose floors
+    never close never scales below them."""
+    from components.capacity.planner import nodes_for
+
     nodes = max(nodes_for(r.target, lowest + r.target.warm_placeholders), r.target.node_min or 0)
     price = (r.usd_per_hour_at_min / r.nodes_at_min if r.nodes_at_min and r.usd_per_hour_at_min is not None
              else (r.usd_per_hour_at_peak / r.nodes_at_peak if r.nodes_at_peak and r.usd_per_hour_at_peak else None))

@@ -9,7 +9,7 @@ system node group stays a managed node group either way."""
 from __future__ import annotations
 
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from pydantic_core import core_schema
 
 from components.errors import ArgsError
@@ -28,7 +28,10 @@ from infra.sections.base import BuildContext, SettingsModel, args_from, derive_s
 
 
 class TargetsSettings(SettingsModel):
-    """Load targets of the tier; later components and the capacity model size themselves from these."""
+    """Load targets of the tier; later components and the capacity model size themselves from these. Numbers only
+    (``true`` is not 1, ``"100"`` not 100), finite."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
 
     requests_per_second: float = Field(default=1, gt=0)
     """Requests per second the stack must serve at its daily peak (all serving targets together; capacity.targets

@@ -95,3 +95,21 @@ def test_the_cli_prints_an_entry_the_stack_config_takes(tmp_path, capsys):
                                       params_billion=8.03)
     assert to_config(profile)["points"] == [{"concurrency": 1, "outputTokensPerSecond": 90.0, "ttftMs": 101.0,
                                              "itlMs": 31.0}]
+
+
+def test_wrong_kinds_mixed_statistics_and_future_runs_are_listed():
+    typed = result(4, tps=300, ttft=200, itl=35, completed="100", model_id=123)
+    typed["output_throughput"] = float("nan")
+    mean_only = result(8, tps=500, ttft=250, itl=38)
+    del mean_only["p95_ttft_ms"], mean_only["p95_itl_ms"]
+    future = result(16, tps=700, ttft=300, itl=40, date="20991231-000000")
+    with pytest.raises(ProblemsError) as exc:
+        profile_from_vllm_bench([("a.json", typed), ("b.json", mean_only), ("c.json", result(1, tps=90, ttft=1,
+                                 itl=30)), ("d.json", future)], accelerator="A10G", params_billion=8)
+    text = str(exc.value)
+    assert "a.json: model_id = 123: the model's id (a string)" in text
+    assert "a.json: completed = '100': a whole number >= 1" in text
+    assert "a.json: output_throughput = nan: output tokens/s, a finite number > 0" in text
+    assert "d.json: date = '20991231-000000': a run in the past" in text
+    assert "latencies = ['mean', 'p95']: one statistic in every file (p95 or mean): rerun the files without the " \
+           "percentile with --metric-percentiles 95" in text

@@ -386,3 +386,19 @@ def test_every_exported_name_resolves():
         assert getattr(capacity, name) is not None, name
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         capacity.nope  # noqa: B018
+
+
+def test_warm_placeholders_hold_their_nodes_at_peak_too(fixed_prices):
+    # SLO point 500 tok/s / 200 x 0.8 = 2 req/s; peak 10 -> 5 replicas, plus 2 placeholders = 7 g5.xlarge nodes x $1
+    r = plan_target(spec(max_replicas=8, warm_placeholders=2), demand(), profiles=[A10G])
+    assert (r.replicas_at_peak, r.nodes_at_peak, r.usd_per_hour_at_peak) == (5, 7, pytest.approx(7.0))
+    assert r.usd_per_hour_at_min <= r.usd_per_hour_at_peak  # min 1 + 2 placeholders = 3 nodes
+
+
+def test_a_one_token_answer_has_no_inter_token_latency_to_judge():
+    from components.capacity.model import Slo
+    from components.capacity.planner import operating_point
+
+    tight = Slo(ttft_p95_ms=500, itl_p95_ms=1)  # no A10G point has ITL <= 1 ms
+    assert operating_point(A10G, tight, 200) is None
+    assert operating_point(A10G, tight, 1).concurrency == 8  # TTFT <= 500 ms: concurrency 8 (400 ms), 500 tok/s

@@ -421,3 +421,15 @@ def test_main_refuses_an_out_path_it_cannot_write_before_calling_aws(tmp_path, c
     assert "its folder" in capsys.readouterr().err
     assert refresh.main(["--out", str(tmp_path)], clients=never) == 2
     assert "is a directory: name the JSON file to write" in capsys.readouterr().err
+
+
+def test_main_refuses_an_out_file_it_could_not_merge_into_and_no_types(tmp_path, capsys):
+    def never(service, region):
+        raise AssertionError("no client for bad arguments")
+
+    other = tmp_path / "other.json"
+    other.write_bytes(b"\xff\xfe not json")
+    assert refresh.main(["--out", str(other)], clients=never) == 2
+    assert "holds something else than refreshed prices" in capsys.readouterr().err
+    assert refresh.main(["--instance-types", ",", "--out", str(tmp_path / "p.json")], clients=never) == 2
+    assert "--instance-types names no instance type" in capsys.readouterr().err

@@ -218,7 +218,7 @@ def test_a_measured_profile_names_a_known_accelerator_and_a_past_date():
 
 
 def test_a_quiet_weekend_is_a_valid_shape_but_a_silent_week_is_not():
-    assert settings({"traffic": {"weekday": [0.5] * 24, "weekend": [0] * 24}}).capacity.traffic.weekend == [0] * 24
+    assert settings({"traffic": {"weekday": [1.0] * 24, "weekend": [0] * 24}}).capacity.traffic.weekend == [0] * 24
     text = problems_of({"traffic": {"weekday": [0] * 24, "weekend": [0] * 24}})
     assert "at least one hour of the week above 0 (weekday or weekend)" in text
 
@@ -248,3 +248,38 @@ def test_an_estimated_inferentia2_profile_says_the_held_out_check_found_it_optim
     reports = {r.target.name: r for r in capacity.plan(load(stack="prod")[2]).reports}
     assert any("optimistic on Inferentia2" in n for n in reports["llama-8b-inf2"].notes)
     assert not any("optimistic on Inferentia2" in n for n in reports["llama-8b"].notes)  # A10G: no such finding
+
+
+def test_off_peak_above_a_share_derived_peak_is_refused():
+    # dev: 2 req/s x share 0.5 = 1 req/s at peak
+    text = problems_of({"targets": {"llama-8b": {"share": 0.5, "offPeakRequestsPerSecond": 3}}}, stack="dev")
+    assert ("genai-scale:capacity.targets.llama-8b.offPeakRequestsPerSecond = 3.0: <= the target's peak (1 req/s "
+            "from its share of targets.requestsPerSecond)") in text
+
+
+def test_a_shape_names_its_peak_hour_and_zone_files_are_not_zones():
+    text = problems_of({"traffic": {"weekday": [0.5] * 24}})
+    assert "the peak hour is 1.0 (the largest here is 0.5" in text
+    text = problems_of({"traffic": {"timezone": "posixrules", "weekday": [1.0] * 24}})
+    assert "a file of the host's zoneinfo database" in text or "an IANA time zone" in text
+
+
+def test_two_profiles_of_one_setup_are_refused():
+    point = {"concurrency": 1, "outputTokensPerSecond": 30, "ttftMs": 200, "itlMs": 30}
+    prof = {"model": "meta-llama/Llama-3.1-8B-Instruct", "paramsBillion": 8, "accelerator": "A10G",
+            "inputTokens": 1000, "outputTokens": 200, "source": "vllm bench serve", "asOf": "2026-11-30",
+            "points": [point]}
+    text = problems_of({"profiles": [prof, prof]})
+    assert "profiles[1] repeats profiles[0]" in text
+
+
+def test_infinity_is_never_a_rate_or_a_latency():
+    text = problems_of({"targets": {"llama-8b": {"peakRequestsPerSecond": float("inf"), "ttftP95Ms": float("inf")}}},
+                       stack="dev")
+    assert "genai-scale:capacity.targets.llama-8b.peakRequestsPerSecond = inf" in text
+    assert "genai-scale:capacity.targets.llama-8b.ttftP95Ms = inf" in text
+    raw = read_stack_file(ROOT / "stacks" / "Pulumi.dev.yaml")
+    raw["genai-scale:targets"] = {"requestsPerSecond": float("inf")}
+    with pytest.raises(ConfigError) as exc:
+        build_settings(raw, source="stacks/Pulumi.dev.yaml")
+    assert "genai-scale:targets.requestsPerSecond = inf" in str(exc.value)
