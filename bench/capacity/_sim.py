@@ -31,6 +31,8 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
+from components.serving.vllm.args import AutoscalingSettings
+
 MINUTES_PER_WEEK = 7 * 24 * 60
 
 
@@ -102,6 +104,10 @@ def is_ramp(minute_of_week: int, shape: Shape = Shape()) -> bool:
     return day < 5 and lo <= minute < shape.ramp_start_min + shape.ramp_minutes + 60
 
 
+_A = AutoscalingSettings.model_fields
+"""The rendered autoscaler's defaults (one place: components.serving.vllm.args)."""
+
+
 @dataclass(frozen=True)
 class Config:
     """The service and its autoscaler (defaults: genai-scale's rendered ScaledObject and HPA behaviour)."""
@@ -110,17 +116,17 @@ class Config:
     """Requests/s one ready replica serves within the SLO."""
     min_replicas: int = 2
     max_replicas: int = 24
-    target_utilization: float = 0.8
+    target_utilization: float = _A["target_utilization"].default
     """The demand trigger scales at this share of ``replica_rps`` (``AutoscalingSettings.target_utilization``)."""
-    queue_per_replica: float = 5.0
+    queue_per_replica: float = float(_A["queue_depth_per_replica"].default)
     """Waiting requests per replica of the queue-depth trigger (``queue_depth_per_replica``)."""
-    step_s: int = 15
+    step_s: int = _A["polling_interval_seconds"].default
     rate_window_s: int = 120
-    up_pods: int = 4
+    up_pods: int = _A["scale_up_pods_per_minute"].default
     """HPA scale-up: at most max(100 %, this many pods) per 60 s (``scale_up_pods_per_minute``)."""
-    down_window_s: int = 900
+    down_window_s: int = _A["scale_down_stabilization_seconds"].default
     """HPA scale-down stabilization window (``scale_down_stabilization_seconds``)."""
-    down_period_s: int = 300
+    down_period_s: int = _A["scale_down_period_seconds"].default
     """One pod removed per this many seconds (``scale_down_period_seconds``)."""
     new_node_s: float = 754.0
     """A pod on a new node: node + image pull + weights + compile (the scale tier: managed node groups, standard pull,
