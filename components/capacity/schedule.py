@@ -569,7 +569,7 @@ def _duration(minutes: int) -> str:
 
 def peak_windows(floors: Sequence[CronFloor]) -> list[tuple[str, str]]:
     """(cron ``schedule`` in UTC, ``duration``) pairs covering every window of ``floors``: a Karpenter disruption
-    budget per pair (``nodes: "0"``, ``reasons: [Underutilized]``) keeps consolidation from taking nodes while a
+    budget per pair (``nodes: "0"``, ``reasons: [Empty, Underutilized]``) keeps consolidation from taking nodes while a
     floor holds. Karpenter's budget schedules are UTC: a zone with daylight saving gets each window widened to cover
     both offsets (it opens at the earlier UTC time and closes at the later one). Overlapping windows merge; windows of
     the same time and length on several days share one pair (``1-5``)."""
