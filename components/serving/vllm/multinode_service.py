@@ -37,9 +37,9 @@ from components.base import TYPE_PREFIX
 from components.foundation.eks_cluster import with_cluster_provider
 from components.serving.vllm.args import PORT
 from components.serving.vllm.fit import FitReport, Layout
-from components.serving.vllm.manifests import replicas_service_name, served_name
+from components.serving.vllm.manifests import served_name
 from components.serving.vllm.multinode import MultiNodeVllmServiceArgs, render_multinode_manifests
-from components.serving.vllm.service import identity_and_secrets
+from components.serving.vllm.service import front_objects, identity_and_secrets
 
 
 class MultiNodeVllmService(pulumi.ComponentResource):
@@ -72,8 +72,6 @@ class MultiNodeVllmService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MultiNodeVllmServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}MultiNodeVllmService", name, None, with_cluster_provider(opts, args.cluster))
-        child = pulumi.ResourceOptions(parent=self)
-        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         self.namespace = args.namespace
         self.served_model_name = served_name(name, args)
         self.service_url = f"http://{name}.{args.namespace}.svc.cluster.local:{PORT}"
@@ -91,27 +89,8 @@ class MultiNodeVllmService(pulumi.ComponentResource):
             f"{name}-lws", api_version=lws["apiVersion"], kind=lws["kind"], metadata=lws["metadata"],
             spec=lws["spec"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps, ignore_changes=["spec.replicas"]))
-        self.service = k8s.core.v1.Service(f"{name}-service", **_body(m["Service"]), opts=child)
-        self.replicas_dns = None
-        if "ReplicasService" in m:
-            k8s.core.v1.Service(f"{name}-replicas", **_body(m["ReplicasService"]), opts=child)
-            self.replicas_dns = f"{replicas_service_name(name)}.{args.namespace}.svc.cluster.local"
-        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **_body(m["PodDisruptionBudget"]), opts=child)
-        k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **_body(m["NetworkPolicy"]), opts=child)
-        k8s.networking.v1.NetworkPolicy(f"{name}-group-netpol", **_body(m["GroupNetworkPolicy"]), opts=child)
-        sm = m["ServiceMonitor"]
-        k8s.apiextensions.CustomResource(f"{name}-servicemonitor", api_version=sm["apiVersion"], kind=sm["kind"],
-                                         metadata=sm["metadata"], spec=sm["spec"], opts=after)
-        self.scaled_object = None
-        if "ScaledObject" in m:
-            so = m["ScaledObject"]
-            self.scaled_object = k8s.apiextensions.CustomResource(
-                f"{name}-scaledobject", api_version=so["apiVersion"], kind=so["kind"], metadata=so["metadata"],
-                spec=so["spec"],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.leader_worker_set, *args.after]))
+        self.service, self.replicas_dns, self.scaled_object = front_objects(
+            self, name, args, m, workload=self.leader_worker_set,
+            extra_policies=(("GroupNetworkPolicy", "group-netpol"),))
 
         self.register_outputs({"service_url": self.service_url, "served_model_name": self.served_model_name})
-
-
-def _body(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {"metadata": manifest["metadata"], "spec": manifest["spec"]}

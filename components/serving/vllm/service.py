@@ -79,7 +79,6 @@ class VllmService(pulumi.ComponentResource):
     def __init__(self, name: str, args: VllmServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}VllmService", name, None, with_cluster_provider(opts, args.cluster))
         child = pulumi.ResourceOptions(parent=self)
-        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         self.namespace = args.namespace
         self.served_model_name = served_name(name, args)
         self.service_url = f"http://{name}.{args.namespace}.svc.cluster.local:{PORT}"
@@ -93,19 +92,8 @@ class VllmService(pulumi.ComponentResource):
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment", **_body(m["Deployment"]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps, ignore_changes=["spec.replicas"]))
-        self.service = k8s.core.v1.Service(f"{name}-service", **_body(m["Service"]), opts=child)
-        self.replicas_dns = None
-        if "ReplicasService" in m:
-            k8s.core.v1.Service(f"{name}-replicas", **_body(m["ReplicasService"]), opts=child)
-            self.replicas_dns = f"{replicas_service_name(name)}.{args.namespace}.svc.cluster.local"
-        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **_body(m["PodDisruptionBudget"]), opts=child)
-        k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **_body(m["NetworkPolicy"]), opts=child)
-        _custom_resource(f"{name}-servicemonitor", m["ServiceMonitor"], opts=after)
-        self.scaled_object = None
-        if "ScaledObject" in m:
-            self.scaled_object = _custom_resource(
-                f"{name}-scaledobject", m["ScaledObject"],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.after]))
+        self.service, self.replicas_dns, self.scaled_object = front_objects(self, name, args, m,
+                                                                            workload=self.deployment)
         self.placeholders = None
         if "PlaceholderDeployment" in m:
             pc = m["PriorityClass"]
@@ -117,6 +105,33 @@ class VllmService(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[prio]))
 
         self.register_outputs({"service_url": self.service_url, "served_model_name": self.served_model_name})
+
+
+def front_objects(owner: pulumi.Resource, name: str, args: VllmServiceArgs, m: dict[str, dict[str, Any]], *,
+                  workload: pulumi.Resource, extra_policies: tuple[tuple[str, str], ...] = ()
+                  ) -> tuple[k8s.core.v1.Service, str | None, k8s.apiextensions.CustomResource | None]:
+    """What fronts a vLLM workload, created under ``owner`` from its rendered manifests ``m``: the Service, the
+    headless replicas Service, the PodDisruptionBudget, the NetworkPolicy (then ``extra_policies``: (manifest key,
+    name suffix) of more NetworkPolicies), the ServiceMonitor and the KEDA ScaledObject (after ``workload``). Returns
+    (the Service, the replicas' DNS name or None, the ScaledObject or None). VllmService and MultiNodeVllmService
+    share it."""
+    child = pulumi.ResourceOptions(parent=owner)
+    service = k8s.core.v1.Service(f"{name}-service", **_body(m["Service"]), opts=child)
+    replicas_dns = None
+    if "ReplicasService" in m:
+        k8s.core.v1.Service(f"{name}-replicas", **_body(m["ReplicasService"]), opts=child)
+        replicas_dns = f"{replicas_service_name(name)}.{args.namespace}.svc.cluster.local"
+    k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **_body(m["PodDisruptionBudget"]), opts=child)
+    k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **_body(m["NetworkPolicy"]), opts=child)
+    for key, suffix in extra_policies:
+        k8s.networking.v1.NetworkPolicy(f"{name}-{suffix}", **_body(m[key]), opts=child)
+    _custom_resource(f"{name}-servicemonitor", m["ServiceMonitor"],
+                     opts=pulumi.ResourceOptions(parent=owner, depends_on=list(args.after)))
+    scaled_object = None
+    if "ScaledObject" in m:
+        scaled_object = _custom_resource(f"{name}-scaledobject", m["ScaledObject"], opts=pulumi.ResourceOptions(
+            parent=owner, depends_on=[workload, *args.after]))
+    return service, replicas_dns, scaled_object
 
 
 def identity_and_secrets(owner: pulumi.Resource, name: str, args: VllmServiceArgs
