@@ -26,8 +26,7 @@ from typing import Any
 from components.serving.pools.args import ENGINE_PROCESS_RAM_GIB, ModelPoolArgs
 from components.serving.vllm.args import PORT, render_args
 from components.serving.vllm.autoscaling import QUEUE, hpa_behavior, prometheus_trigger
-from components.serving.vllm.manifests import (CACHE_DIR, RESTRICTED, RUN_AS_USER, engine_env, render_manifests,
-                                               scheduling)
+from components.serving.vllm.manifests import CACHE_DIR, RESTRICTED, engine_env, pod_base, render_manifests
 
 GATE = "/usr/local/bin/genai-scale-pool-gate"
 """The start gate in the image (``serving/vllm/pool_gate.py``)."""
@@ -199,15 +198,8 @@ def grace_period_seconds(args: ModelPoolArgs) -> int:
 def deployment_manifest(name: str, args: ModelPoolArgs, *, image: Any, service_account: str,
                         api_key_secret: str | None) -> dict[str, Any]:
     pod = {
-        "serviceAccountName": service_account,
-        "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": grace_period_seconds(args),
-        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": 0, "fsGroup": 0,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
-        **scheduling(args.placement),
-        "topologySpreadConstraints": [{
-            "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": selector_labels(name)}}],
+        **pod_base(selector_labels(name), service_account=service_account,
+                   grace_seconds=grace_period_seconds(args), placement=args.placement),
         "containers": [engine_container(name, args, i, model, image=image, api_key_secret=api_key_secret)
                        for i, model in enumerate(args.models)],
         "volumes": [{"name": v, "emptyDir": d} for v, _, d in _volumes(args)],

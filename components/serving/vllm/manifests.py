@@ -109,6 +109,26 @@ def tolerations(placement: NodeGroupPlacement) -> list[dict[str, str]]:
             for t in placement.taints]
 
 
+def pod_base(selector: dict[str, str], *, service_account: str, grace_seconds: int, placement: NodeGroupPlacement,
+             scheduler: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The pod spec fields every vLLM pod shares (single-node services and model pools): its ServiceAccount without a
+    mounted token, the grace period, a non-root restricted security context, the node group's placement (and
+    ``scheduler``, e.g. the Neuron scheduler), and zones spread one replica at a time among the pods ``selector``
+    matches."""
+    return {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": grace_seconds,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": 0, "fsGroup": 0,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        **scheduling(placement),
+        **(scheduler or {}),
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector}}],
+    }
+
+
 def scheduling(placement: NodeGroupPlacement) -> dict[str, Any]:
     """Node selector and tolerations of the node group; serving pods and warm-pool placeholders share them."""
     return {"nodeSelector": dict(placement.labels), "tolerations": tolerations(placement)}
@@ -257,16 +277,8 @@ def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_accoun
         "volumeMounts": [{"name": volume, "mountPath": path} for volume, path, _ in volumes],
     }
     pod: dict[str, Any] = {
-        "serviceAccountName": service_account,
-        "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": grace_period_seconds(args),
-        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": 0, "fsGroup": 0,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
-        **scheduling(args.placement),
-        **scheduler(args),
-        "topologySpreadConstraints": [{
-            "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": selector_labels(name)}}],
+        **pod_base(selector_labels(name), service_account=service_account,
+                   grace_seconds=grace_period_seconds(args), placement=args.placement, scheduler=scheduler(args)),
         "containers": [container],
         "volumes": [{"name": volume, "emptyDir": empty_dir} for volume, _, empty_dir in volumes],
     }
