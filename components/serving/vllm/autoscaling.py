@@ -112,8 +112,10 @@ def prometheus_trigger(trigger_name: str, server: Any, query: str, threshold: fl
     return {"type": "prometheus", "name": trigger_name, "metricType": metric_type, "metadata": meta}
 
 
-def banded_trigger(trigger_name: str, server: Any, signal: str, *, upper: float, lower: float, namespace: str,
-                   deployment: str) -> dict[str, Any]:
-    """A trigger that wants replicas in proportion to ``signal`` above ``upper`` and fewer below ``lower``."""
+def banded_trigger(trigger_name: str, server: Any, signal: str, *, upper: float, lower: float,
+                   replicas: str) -> dict[str, Any]:
+    """A trigger that wants replicas in proportion to ``signal`` above ``upper`` and fewer below ``lower``;
+    ``replicas`` is the PromQL count of what scales (:func:`replicas_query` for a Deployment, the leader pods of a
+    LeaderWorkerSet)."""
     return prometheus_trigger(trigger_name, server, banded_replicas_query(
-        signal, upper=upper, lower=lower, replicas=replicas_query(namespace, deployment)), 1)
+        signal, upper=upper, lower=lower, replicas=replicas), 1)

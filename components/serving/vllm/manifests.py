@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 from components import versions
 from components.capacity.schedule import cron_triggers
@@ -24,7 +24,8 @@ from components.catalog.vendors import NEURON, VendorFacts
 from components.serving.vllm.args import (PORT, STREAMER, NodeGroupPlacement, VllmServiceArgs, devices_requested,
                                           engine_drains, fit_input, render_args, streamer_concurrency)
 from components.serving.vllm.autoscaling import (banded_trigger, gateway_demand_query, gpu_util_query, hpa_behavior,
-                                          latency_p95_ms_query, prometheus_trigger, queue_query, tokens_query)
+                                          latency_p95_ms_query, prometheus_trigger, queue_query, replicas_query,
+                                          tokens_query)
 
 
 MODEL_DIR = "/models/weights"
@@ -364,23 +365,28 @@ def network_policy_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
                          "ports": [{"port": PORT, "protocol": "TCP"}]}]}}
 
 
-def triggers(name: str, args: VllmServiceArgs) -> list[dict[str, Any]]:
-    """The KEDA Prometheus triggers, then the ``cron`` floors; the HPA follows the one that wants the most replicas."""
+def triggers(name: str, args: VllmServiceArgs, *, replicas: str | None = None,
+             utilization: Callable[..., str] = gpu_util_query) -> list[dict[str, Any]]:
+    """The KEDA Prometheus triggers, then the ``cron`` floors; the HPA follows the one that wants the most replicas.
+    ``replicas``: the PromQL count the banded triggers scale in proportion to (default: the Deployment's replicas);
+    ``utilization(namespace, name, metric=...)``: the pods' mean GPU utilization (default: the Deployment's pods). A
+    multi-node service counts its groups and its LeaderWorkerSet's pods."""
     a, ns, served, server = args.autoscaling, args.namespace, served_name(name, args), args.prometheus_url
+    replicas = replicas or replicas_query(ns, name)
     out = [prometheus_trigger("queue-depth", server, queue_query(ns, served), a.queue_depth_per_replica,
                               activation=0)]
     if a.p95_latency_ms:
         out.append(banded_trigger(f"p95-{a.latency_signal}-latency", server,
                                   latency_p95_ms_query(ns, served, a.latency_signal), upper=a.p95_latency_ms,
-                                  lower=a.p95_latency_ms / 2, namespace=ns, deployment=name))
+                                  lower=a.p95_latency_ms / 2, replicas=replicas))
     if a.tokens_per_second_per_replica:
         out.append(prometheus_trigger("tokens-per-second", server, tokens_query(ns, served),
                                       round(a.tokens_per_second_per_replica * a.target_utilization, 2), activation=0))
     metric = args.placement.accelerator.vendor_facts.utilization_metric
     if a.gpu_utilization_up_percent and metric:
-        out.append(banded_trigger("gpu-utilization", server, gpu_util_query(ns, name, metric=metric),
+        out.append(banded_trigger("gpu-utilization", server, utilization(ns, name, metric=metric),
                                   upper=a.gpu_utilization_up_percent, lower=a.gpu_utilization_down_percent,
-                                  namespace=ns, deployment=name))
+                                  replicas=replicas))
     if a.min_replicas == 0:
         out.append(prometheus_trigger("gateway-demand", server,
                                       gateway_demand_query(args.gateway_upstream or f"vllm-{name}"),
@@ -403,16 +409,20 @@ def scaled_object_metadata(name: str, args: VllmServiceArgs) -> dict[str, Any]:
     return meta
 
 
-def scaled_object_manifest(name: str, args: VllmServiceArgs) -> dict[str, Any]:
+def scaled_object_manifest(name: str, args: VllmServiceArgs, *, target: dict[str, str] | None = None,
+                           trigger_list: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The KEDA ScaledObject of a vLLM workload: ``target`` (default: the Deployment ``name``; a LeaderWorkerSet for
+    a multi-node service) between the autoscaling bounds, with the HPA behaviour and ``trigger_list`` (default:
+    :func:`triggers`)."""
     a = args.autoscaling
     spec: dict[str, Any] = {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "scaleTargetRef": target or {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
         "pollingInterval": a.polling_interval_seconds,
         "minReplicaCount": a.min_replicas,
         "maxReplicaCount": a.max_replicas,
         "advanced": {"restoreToOriginalReplicaCount": False,
                      "horizontalPodAutoscalerConfig": {"name": f"{name}-hpa", "behavior": hpa_behavior(a)}},
-        "triggers": triggers(name, args),
+        "triggers": triggers(name, args) if trigger_list is None else trigger_list,
     }
     if a.min_replicas == 0:
         # scale to zero only after this much idle time, and never before the first replica could have loaded

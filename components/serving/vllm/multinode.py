@@ -49,15 +49,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from components.capacity.schedule import cron_triggers
 from components.catalog.accelerators import EFA_RESOURCE
 from components.serving.vllm.args import PORT, VllmServiceArgs, fit_input
-from components.serving.vllm.autoscaling import (banded_replicas_query, gateway_demand_query, hpa_behavior,
-                                                 latency_p95_ms_query, prometheus_trigger, queue_query, tokens_query)
 from components.serving.vllm.fit import MAX_NODES, FitInput, FitReport, Layout, check_fit, plan_layout
 from components.serving.vllm.manifests import (annotations, hf_token_secret_name, object_meta, pdb_manifest,
-                                               pod_template, replicas_service_manifest, scaled_object_metadata,
-                                               selector_labels, service_manifest, service_monitor_manifest, vllm_args)
+                                               pod_template, replicas_service_manifest, selector_labels,
+                                               service_manifest, service_monitor_manifest, vllm_args)
+from components.serving.vllm.manifests import scaled_object_manifest as single_node_scaled_object
+from components.serving.vllm.manifests import triggers as single_node_triggers
 from problems import Problem
 
 LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
@@ -309,44 +308,13 @@ def gpu_util_query(namespace: str, name: str, metric: str, window: str = "5m") -
 def triggers(name: str, args: MultiNodeVllmServiceArgs) -> list[dict[str, Any]]:
     """VllmService's triggers, with the banded ones counting groups (leader pods) instead of Deployment replicas; the
     ``cron`` floors count groups too."""
-    a, ns, served, server = args.autoscaling, args.namespace, args.model.served_model_name or name, args.prometheus_url
-    out = [prometheus_trigger("queue-depth", server, queue_query(ns, served), a.queue_depth_per_replica, activation=0)]
-    if a.p95_latency_ms:
-        out.append(prometheus_trigger(f"p95-{a.latency_signal}-latency", server, banded_replicas_query(
-            latency_p95_ms_query(ns, served, a.latency_signal), upper=a.p95_latency_ms, lower=a.p95_latency_ms / 2,
-            replicas=groups_query(ns, name)), 1))
-    if a.tokens_per_second_per_replica:
-        out.append(prometheus_trigger("tokens-per-second", server, tokens_query(ns, served),
-                                      round(a.tokens_per_second_per_replica * a.target_utilization, 2), activation=0))
-    metric = args.placement.accelerator.vendor_facts.utilization_metric
-    if a.gpu_utilization_up_percent and metric:
-        out.append(prometheus_trigger("gpu-utilization", server, banded_replicas_query(
-            gpu_util_query(ns, name, metric), upper=a.gpu_utilization_up_percent,
-            lower=a.gpu_utilization_down_percent, replicas=groups_query(ns, name)), 1))
-    if a.min_replicas == 0:
-        out.append(prometheus_trigger("gateway-demand", server,
-                                      gateway_demand_query(args.gateway_upstream or f"vllm-{name}"),
-                                      a.scale_from_zero_rps, activation=0))
-    return out + cron_triggers(a.cron_floors)
+    return single_node_triggers(name, args, replicas=groups_query(args.namespace, name), utilization=gpu_util_query)
 
 
 def scaled_object_manifest(name: str, args: MultiNodeVllmServiceArgs) -> dict[str, Any]:
     """KEDA ScaledObject on the LeaderWorkerSet's scale subresource (replicas = groups)."""
-    a = args.autoscaling
-    spec: dict[str, Any] = {
-        "scaleTargetRef": {"apiVersion": LWS_API_VERSION, "kind": LWS_KIND, "name": name},
-        "pollingInterval": a.polling_interval_seconds,
-        "minReplicaCount": a.min_replicas,
-        "maxReplicaCount": a.max_replicas,
-        "advanced": {"restoreToOriginalReplicaCount": False,
-                     "horizontalPodAutoscalerConfig": {"name": f"{name}-hpa", "behavior": hpa_behavior(a)}},
-        "triggers": triggers(name, args),
-    }
-    if a.min_replicas == 0:
-        spec["cooldownPeriod"] = a.cooldown_seconds
-        spec["initialCooldownPeriod"] = args.startup_timeout_seconds
-    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": scaled_object_metadata(name, args),
-            "spec": spec}
+    return single_node_scaled_object(name, args, target={"apiVersion": LWS_API_VERSION, "kind": LWS_KIND,
+                                                         "name": name}, trigger_list=triggers(name, args))
 
 
 def render_multinode_manifests(name: str, args: MultiNodeVllmServiceArgs, *,
