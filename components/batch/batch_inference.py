@@ -63,6 +63,7 @@ from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
 from components.batch import _batch
 from components.foundation.eks_cluster import cluster_input_problems, from_cluster, with_cluster_provider
 from components.serving.vllm.args import NodeGroupPlacement, VllmModelSettings, VllmServiceArgs
+from components.objects import custom_resource
 from problems import Problem
 
 _UNUSED = "pod-identity"
@@ -267,10 +268,10 @@ class BatchInference(pulumi.ComponentResource):
                              service_account=sa_name, env=env, grace_seconds=args.termination_grace_seconds)
         cr_opts = pulumi.ResourceOptions(parent=self, depends_on=[*deps, sa, *scaler_deps, *args.after])
         auth = _batch.trigger_authentication_manifest(name, args.namespace)
-        auth_cr = _custom_resource(f"{name}-trigger-auth", auth, cr_opts)
+        auth_cr = custom_resource(f"{name}-trigger-auth", auth, cr_opts)
         trigger = _batch.sqs_trigger(name, queue_url=self.queue_url, region=region,
                                      shards_per_job=args.shards_per_job)
-        self.scaled_job = _custom_resource(f"{name}-scaledjob", _batch.scaled_job_manifest(
+        self.scaled_job = custom_resource(f"{name}-scaledjob", _batch.scaled_job_manifest(
             name, args.namespace, pod=pod, trigger=trigger, max_parallelism=args.max_parallelism,
             polling_interval_seconds=args.polling_interval_seconds, backoff_limit=args.backoff_limit,
             history_limit=args.jobs_history_limit, scaling_strategy=args.scaling_strategy),
@@ -316,7 +317,7 @@ class BatchInference(pulumi.ComponentResource):
                                     grace_seconds=args.termination_grace_seconds)
         trigger = _batch.sqs_trigger(name, queue_url=queue.url, region=region, shards_per_job=args.shards_per_job,
                                      trigger_name="dispatch-shards")
-        _custom_resource(f"{name}-dispatch-scaledjob", _batch.scaled_job_manifest(
+        custom_resource(f"{name}-dispatch-scaledjob", _batch.scaled_job_manifest(
             name, args.namespace, pod=pod, trigger=trigger, max_parallelism=args.dispatch_max_parallelism,
             polling_interval_seconds=args.polling_interval_seconds, backoff_limit=args.backoff_limit,
             history_limit=args.jobs_history_limit, scaling_strategy=args.scaling_strategy,
@@ -331,9 +332,3 @@ class BatchInference(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(f"{name}-bucket", bucket=b.id, rules=_batch.lifecycle_rules(retention_days),
                                             opts=pulumi.ResourceOptions(parent=self))
         return b.bucket
-
-
-def _custom_resource(resource_name: str, manifest: dict[str, Any],
-                     opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
-    return k8s.apiextensions.CustomResource(resource_name, api_version=manifest["apiVersion"], kind=manifest["kind"],
-                                            metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)

@@ -51,6 +51,7 @@ from components.foundation.irsa import irsa_role
 from components.rag import _embedding
 from components.serving.vllm.args import NodeGroupPlacement
 from components.serving.vllm.manifests import weights_policy
+from components.objects import body, custom_resource
 from problems import Problem
 
 NAMESPACE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -256,24 +257,15 @@ class EmbeddingService(pulumi.ComponentResource):
                 hf_secret, metadata={**_embedding.meta(name, args.namespace), "name": hf_secret}, type="Opaque",
                 string_data={_embedding.HF_TOKEN_KEY: pulumi.Output.secret(args.hf_token)}, opts=after_ns))
         self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", **_body(m["Deployment"]),
+            f"{name}-deployment", **body(m["Deployment"]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps, ignore_changes=["spec.replicas"]))
-        self.service = k8s.core.v1.Service(f"{name}-service", **_body(m["Service"]), opts=after_ns)
-        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **_body(m["PodDisruptionBudget"]), opts=after_ns)
-        k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **_body(m["NetworkPolicy"]), opts=after_ns)
-        _custom(f"{name}-servicemonitor", m["ServiceMonitor"],
+        self.service = k8s.core.v1.Service(f"{name}-service", **body(m["Service"]), opts=after_ns)
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **body(m["PodDisruptionBudget"]), opts=after_ns)
+        k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **body(m["NetworkPolicy"]), opts=after_ns)
+        custom_resource(f"{name}-servicemonitor", m["ServiceMonitor"],
                 pulumi.ResourceOptions(parent=self, depends_on=[*deps[:1], *args.after]))
         self.scaled_object = None
         if "ScaledObject" in m:
-            self.scaled_object = _custom(f"{name}-scaledobject", m["ScaledObject"],
+            self.scaled_object = custom_resource(f"{name}-scaledobject", m["ScaledObject"],
                                          pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.after]))
         self.register_outputs({"service_url": self.service_url, "served_model_name": self.served_model_name})
-
-
-def _body(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {"metadata": manifest["metadata"], "spec": manifest["spec"]}
-
-
-def _custom(resource_name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> Any:
-    return k8s.apiextensions.CustomResource(resource_name, api_version=manifest["apiVersion"], kind=manifest["kind"],
-                                            metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)

@@ -62,6 +62,7 @@ from components.serving.pools import manifests as m
 from components.serving.pools.args import ModelPoolArgs
 from components.serving.pools.strategy import recommend
 from components.serving.vllm.service import VllmService
+from components.objects import body, custom_resource
 
 
 class ModelPool(pulumi.ComponentResource):
@@ -124,15 +125,15 @@ class ModelPool(pulumi.ComponentResource):
                 f"{name}-api-key", metadata={**m.object_meta(name, args), "name": m.api_key_secret_name(name)},
                 type="Opaque", string_data={m.API_KEY_SECRET_KEY: self.api_key}, opts=child))
         deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", **_body(objects[f"Deployment/{name}"]),
+            f"{name}-deployment", **body(objects[f"Deployment/{name}"]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps, ignore_changes=["spec.replicas"]))
-        k8s.core.v1.Service(f"{name}-service", **_body(objects[f"Service/{name}"]), opts=child)
-        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **_body(objects[f"PodDisruptionBudget/{name}"]), opts=child)
-        k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **_body(objects[f"NetworkPolicy/{name}"]), opts=child)
+        k8s.core.v1.Service(f"{name}-service", **body(objects[f"Service/{name}"]), opts=child)
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **body(objects[f"PodDisruptionBudget/{name}"]), opts=child)
+        k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **body(objects[f"NetworkPolicy/{name}"]), opts=child)
         after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
-        _custom_resource(f"{name}-servicemonitor", objects[f"ServiceMonitor/{name}"], opts=after)
+        custom_resource(f"{name}-servicemonitor", objects[f"ServiceMonitor/{name}"], opts=after)
         if f"ScaledObject/{name}" in objects:
-            _custom_resource(f"{name}-scaledobject", objects[f"ScaledObject/{name}"],
+            custom_resource(f"{name}-scaledobject", objects[f"ScaledObject/{name}"],
                              opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, *args.after]))
         self.register_outputs({"policy": self.policy, "service_dns": self.service_dns})
 
@@ -157,13 +158,3 @@ def pool_summary(name: str, args: ModelPoolArgs) -> dict[str, Any]:
         warnings = args.warnings()
         out["warning"] = warnings[0] if warnings else None
     return out
-
-
-def _body(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {"metadata": manifest["metadata"], "spec": manifest["spec"]}
-
-
-def _custom_resource(resource_name: str, manifest: dict[str, Any],
-                     opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
-    return k8s.apiextensions.CustomResource(resource_name, api_version=manifest["apiVersion"], kind=manifest["kind"],
-                                            metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)

@@ -44,6 +44,7 @@ from components.serving.vllm.args import PORT, VllmServiceArgs
 from components.serving.vllm.fit import FitReport
 from components.serving.vllm.manifests import (HF_TOKEN_KEY, hf_token_metadata, object_meta, render_manifests,
                                                 replicas_service_name, served_name, weights_policy)
+from components.objects import body, custom_resource
 
 # --- component ---
 
@@ -90,7 +91,7 @@ class VllmService(pulumi.ComponentResource):
         deps, self.api_key, self.api_key_secret_name = identity_and_secrets(self, name, args)
 
         self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", **_body(m["Deployment"]),
+            f"{name}-deployment", **body(m["Deployment"]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps, ignore_changes=["spec.replicas"]))
         self.service, self.replicas_dns, self.scaled_object = front_objects(self, name, args, m,
                                                                             workload=self.deployment)
@@ -101,7 +102,7 @@ class VllmService(pulumi.ComponentResource):
                 f"{name}-warm-pool", metadata=pc["metadata"], value=pc["value"], global_default=False,
                 preemption_policy=pc["preemptionPolicy"], description=pc["description"], opts=child)
             self.placeholders = k8s.apps.v1.Deployment(
-                f"{name}-warm", **_body(m["PlaceholderDeployment"]),
+                f"{name}-warm", **body(m["PlaceholderDeployment"]),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[prio]))
 
         self.register_outputs({"service_url": self.service_url, "served_model_name": self.served_model_name})
@@ -116,20 +117,20 @@ def front_objects(owner: pulumi.Resource, name: str, args: VllmServiceArgs, m: d
     (the Service, the replicas' DNS name or None, the ScaledObject or None). VllmService and MultiNodeVllmService
     share it."""
     child = pulumi.ResourceOptions(parent=owner)
-    service = k8s.core.v1.Service(f"{name}-service", **_body(m["Service"]), opts=child)
+    service = k8s.core.v1.Service(f"{name}-service", **body(m["Service"]), opts=child)
     replicas_dns = None
     if "ReplicasService" in m:
-        k8s.core.v1.Service(f"{name}-replicas", **_body(m["ReplicasService"]), opts=child)
+        k8s.core.v1.Service(f"{name}-replicas", **body(m["ReplicasService"]), opts=child)
         replicas_dns = f"{replicas_service_name(name)}.{args.namespace}.svc.cluster.local"
-    k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **_body(m["PodDisruptionBudget"]), opts=child)
-    k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **_body(m["NetworkPolicy"]), opts=child)
+    k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", **body(m["PodDisruptionBudget"]), opts=child)
+    k8s.networking.v1.NetworkPolicy(f"{name}-netpol", **body(m["NetworkPolicy"]), opts=child)
     for key, suffix in extra_policies:
-        k8s.networking.v1.NetworkPolicy(f"{name}-{suffix}", **_body(m[key]), opts=child)
-    _custom_resource(f"{name}-servicemonitor", m["ServiceMonitor"],
+        k8s.networking.v1.NetworkPolicy(f"{name}-{suffix}", **body(m[key]), opts=child)
+    custom_resource(f"{name}-servicemonitor", m["ServiceMonitor"],
                      opts=pulumi.ResourceOptions(parent=owner, depends_on=list(args.after)))
     scaled_object = None
     if "ScaledObject" in m:
-        scaled_object = _custom_resource(f"{name}-scaledobject", m["ScaledObject"], opts=pulumi.ResourceOptions(
+        scaled_object = custom_resource(f"{name}-scaledobject", m["ScaledObject"], opts=pulumi.ResourceOptions(
             parent=owner, depends_on=[workload, *args.after]))
     return service, replicas_dns, scaled_object
 
@@ -166,14 +167,3 @@ def identity_and_secrets(owner: pulumi.Resource, name: str, args: VllmServiceArg
             f"{name}-hf-token", metadata=hf_token_metadata(object_meta(name, args), name, args.hf_token_source),
             type="Opaque", string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.hf_token)}, opts=child))
     return deps, api_key, secret_name
-
-
-def _body(manifest: dict[str, Any]) -> dict[str, Any]:
-    """``metadata`` and ``spec`` of a rendered object, as keyword arguments of its typed Kubernetes resource."""
-    return {"metadata": manifest["metadata"], "spec": manifest["spec"]}
-
-
-def _custom_resource(resource_name: str, manifest: dict[str, Any],
-                     opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
-    return k8s.apiextensions.CustomResource(resource_name, api_version=manifest["apiVersion"], kind=manifest["kind"],
-                                            metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
