@@ -148,7 +148,7 @@ def compare_models(cfg, result) -> dict[str, list[Any]]:
     """The where-to-run table of every model a vLLM service or SageMaker endpoint serves, at that target's demand.
     A model with a Bedrock on-demand equivalent (the same weights, :data:`components.catalog.bedrock_models.
     HF_TO_BEDROCK`) that the target's Region can call and that has a token price there gets a Bedrock row."""
-    from components.capacity import compare
+    from components.capacity.compare import compare
     from components.catalog import bedrock_models, prices
 
     out: dict[str, list[Any]] = {}
@@ -322,6 +322,11 @@ def program_facts(result) -> list[dict[str, Any]]:
     return out
 
 
+def g(v: Any) -> str:
+    """A fact as printed: numbers without trailing zeros, anything else as it is."""
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
 def _program(args: argparse.Namespace) -> int:
     from components.capacity.facts import judge
     from infra.targets import plan_target
@@ -347,9 +352,6 @@ def _program(args: argparse.Namespace) -> int:
     if not rows:
         lines.append("  no vLLM service states its demand (VllmServiceArgs.capacity); nothing to judge")
     for row in rows:
-        def g(v: Any) -> str:
-            return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
-
         lines.append(f"{row.get('target')}: replicas {g(row.get('minReplicas'))}-{g(row.get('maxReplicas'))}, "
                      f"peak {g(row.get('peakRps'))} req/s, {g(row.get('replicaRps'))} req/s per replica")
         for x in row["findings"]:

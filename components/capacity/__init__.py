@@ -15,7 +15,8 @@ _EXPORTS: dict[str, str] = {
         "TargetSpec", "Verdict", "VERDICT_SEVERITY")},
     **{name: "components.capacity.planner" for name in (
         "DEFAULT_HEADROOM", "DEFAULT_OVER_RATIO", "RULES", "plan_target", "sum_demands")},
-    **{name: "components.capacity.compare" for name in ("MONTH_HOURS", "compare")},
+    # not ``compare``: a name equal to its submodule's would be the module or the function by import order
+    **{name: "components.capacity.compare" for name in ("MONTH_HOURS",)},
 }
 
 __all__ = sorted(_EXPORTS)

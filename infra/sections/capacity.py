@@ -32,6 +32,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from components.capacity.planner import nodes_for
 from infra.sections.base import BuildContext, SettingsModel
 from problems import Problem, ProblemsError, did_you_mean
 
@@ -610,11 +611,6 @@ class CapacityPlan:
         return low, high, unknown
 
 
-def nodes_for(spec, replicas: int) -> int:
-    from components.capacity.planner import nodes_for as planner_nodes_for
-    return planner_nodes_for(spec, replicas)
-
-
 def mandatory_rules(cfg) -> frozenset[str]:
     """The planner's rules the stack's tier makes blocking (tier facts ``policy.capacity.<rule>: mandatory``, the
     same levels the policy pack's capacity rules take)."""
@@ -713,8 +709,6 @@ def lowest_floor(floors: tuple) -> int:
 def held_by_floors(r, lowest: int):
     """The report with its minimum raised to ``lowest``, what the cron floors hold all week: a service whose floors
     never close never scales below them."""
-    from components.capacity.planner import nodes_for
-
     nodes = max(nodes_for(r.target, lowest + r.target.warm_placeholders), r.target.node_min or 0)
     price = (r.usd_per_hour_at_min / r.nodes_at_min if r.nodes_at_min and r.usd_per_hour_at_min is not None
              else (r.usd_per_hour_at_peak / r.nodes_at_peak if r.nodes_at_peak and r.usd_per_hour_at_peak else None))
@@ -728,8 +722,6 @@ def held_by_floors(r, lowest: int):
 def shared_group_notes(cfg, reports) -> list[str]:
     """Node groups that several targets (or a target and the RAG embedding service) share: the nodes the targets
     need at peak together against the group's maxSize."""
-    from components.capacity.planner import nodes_for
-
     by_group: dict[str, list] = {}
     for r in reports:
         if r.target.kind in ("vllm", "pool") and r.target.node_group:

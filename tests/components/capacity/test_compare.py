@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.capacity import Demand, Slo, compare
-from components.capacity.compare import MONTH_HOURS, fewest_devices
+from components.capacity import Demand, Slo
+from components.capacity.compare import MONTH_HOURS, compare, fewest_devices
 
 from .conftest import A10G, H100, L40S, MODEL_8B
 
