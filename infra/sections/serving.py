@@ -334,6 +334,19 @@ def _service_data(name: str, m: ModelServiceSettings, *, cfg, placement: NodeGro
         do_not_disrupt=getattr(cfg, "node_provisioner", "managed-node-groups") == "karpenter", **wiring)
 
 
+def _checked_placement(base: str, group: str, node_groups: dict[str, Any], out: list[Problem]
+                       ) -> NodeGroupPlacement | None:
+    """The placement on node group ``group`` that ``base`` (a model or a pool) names; None, with a problem in
+    ``out`` when the group does not exist (none when its own settings are invalid: the foundation section reports
+    those)."""
+    if group not in node_groups:
+        out.append(Problem(f"{base}.nodeGroup", group,
+                           f"a node group of nodeGroups ({', '.join(sorted(node_groups)) or 'none defined'})",
+                           (f"nodeGroups.{group}",)))
+        return None
+    return placement_from_settings(group, node_groups[group])
+
+
 def placement_from_settings(name: str, ng) -> NodeGroupPlacement | None:
     """Placement computed from node-group settings (for checks before anything is built); None when the node group's
     own settings are invalid (those problems are reported by the foundation section)."""
@@ -473,15 +486,10 @@ def pool_problems(cfg) -> list[Problem]:
     out: list[Problem] = []
     for name, p in s.pools.items():
         base = f"serving.pools.{name}"
-        if p.node_group not in node_groups:
-            out.append(Problem(f"{base}.nodeGroup", p.node_group,
-                               f"a node group of nodeGroups ({', '.join(sorted(node_groups)) or 'none defined'})",
-                               (f"nodeGroups.{p.node_group}",)))
+        placement = _checked_placement(base, p.node_group, node_groups, out)
+        if placement is None:
             continue
         ng = node_groups[p.node_group]
-        placement = placement_from_settings(p.node_group, ng)
-        if placement is None:
-            continue  # the foundation section reports the node group's own problems
         try:
             pool_args(name, p, cfg=cfg, placement=placement, bucket=bucket_name(cfg, "stack"),
                       **_PLACEHOLDER_WIRING)
@@ -534,15 +542,10 @@ def problems(cfg) -> list[Problem]:
     for name, m in s.models.items():
         base = f"serving.models.{name}"
         out.extend(model_key_problems(name))
-        if m.node_group not in node_groups:
-            out.append(Problem(f"{base}.nodeGroup", m.node_group,
-                               f"a node group of nodeGroups ({', '.join(sorted(node_groups)) or 'none defined'})",
-                               (f"nodeGroups.{m.node_group}",)))
+        placement = _checked_placement(base, m.node_group, node_groups, out)
+        if placement is None:
             continue
         ng = node_groups[m.node_group]
-        placement = placement_from_settings(m.node_group, ng)
-        if placement is None:
-            continue  # the foundation section reports the unknown instance type
         multi = False
         try:
             data = _service_data(name, m, cfg=cfg, placement=placement, bucket=bucket_name(cfg, "stack"),
