@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "Karpenter": "components.foundation.karpenter", "KarpenterArgs": "components.foundation.karpenter",
     "KarpenterNodePools": "components.foundation.node_pools", "KarpenterNodePoolsArgs": "components.foundation.node_pools",
     "NodePoolSpec": "components.foundation.node_pools", "serving_pod_disruption": "components.foundation.node_pools",
+    "SharedCacheFileSystem": "components.foundation.shared_cache", "SharedCacheFileSystemArgs": "components.foundation.shared_cache",
     # edge and managed inference
     "Alb": "components.edge.alb", "AlbArgs": "components.edge.alb", "AlbTargetArgs": "components.edge.alb", "LbController": "components.edge.lb_controller", "LbControllerArgs": "components.edge.lb_controller",
     "SemanticCache": "components.edge.semantic_cache", "SemanticCacheArgs": "components.edge.semantic_cache",

@@ -43,6 +43,17 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
     "metrics-server": {"1.34": "v0.8.1-eksbuild.5", "1.35": "v0.8.1-eksbuild.6"},
 }
 
+EFS_CSI_DRIVER_ADDON: dict[str, str] = {
+    # Kubernetes minor -> aws-efs-csi-driver EKS add-on version, installed by SharedCacheFileSystem (not by EksCluster,
+    # hence not in EKS_ADDONS). v3.3.0-eksbuild.1: "latest version" in zalando-incubator/kubernetes-on-aws PR 11666
+    # (2026-07-15), the bump from v3.2.0-eksbuild.1 in ministryofjustice/modernisation-platform-environments PR 17347
+    # (2026-06-24), and pinned beside aws-ebs-csi-driver v1.62.0-eksbuild.1 (our 1.35 pin) and kube-proxy
+    # v1.36.0-eksbuild.7 in a public EKS configuration (string search, checked 2026-12-06): one build serves 1.34 to
+    # 1.36. Confirm with `aws eks describe-addon-versions --addon-name aws-efs-csi-driver --kubernetes-version 1.35`.
+    "1.34": "v3.3.0-eksbuild.1",
+    "1.35": "v3.3.0-eksbuild.1",
+}
+
 GPU_OPERATOR = Pin("gpu-operator", "v26.7.1", "https://helm.ngc.nvidia.com/nvidia",
                    "NVIDIA GPU operator platform-support page (26.7.x supported) and the chart index "
                    "(gpu-operator-v26.7.1.tgz)", "2026-11-23")

@@ -5,7 +5,9 @@
   LWS has no ``leaderTemplate`` (LeaderWorkerSet API, ``leaderWorkerTemplate``); a leader without EFA falls back to
   TCP sockets for its share of NCCL traffic and slows the whole group.
 - ``multinode-pods-least-privilege``: the group's containers (leader and workers, init containers too) run without
-  ``privileged`` and add no Linux capability beyond ``IPC_LOCK`` (what pinning EFA/NCCL buffers needs).
+  ``privileged`` and add no Linux capability: not even ``IPC_LOCK``, which the vLLM docs' RDMA pod spec adds but
+  which a non-root process never receives (kubernetes/kubernetes#56374) and which the restricted Pod Security
+  Standard refuses; pinning EFA/NCCL buffers needs the node's locked-memory limit instead.
 - ``multinode-network-policy``: the traffic between the group's pods (NCCL over EFA, the tensor and pipeline
   parallel exchange) is not encrypted; a NetworkPolicy with an Ingress type must select both leader and worker pods
   of every LeaderWorkerSet, and none of its ingress rules may admit every source (a rule without ``from``).
@@ -32,7 +34,7 @@ NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 """The label the LWS controller puts on every pod of a LeaderWorkerSet (its name)."""
 WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 """The label the LWS controller puts on every pod of a group: "0" on the leader (LWS API, v0.x)."""
-ALLOWED_CAPABILITIES = frozenset({"IPC_LOCK"})
+ALLOWED_CAPABILITIES: frozenset[str] = frozenset()
 
 
 def templates(props: Mapping[str, Any]) -> dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]]:
@@ -78,12 +80,14 @@ def lws_efa_both(s: Subject, cfg: dict) -> Iterable[str]:
 
 @resource_policy(Rule(
     id="multinode-pods-least-privilege",
-    title="Multi-node pods: not privileged, no capability beyond IPC_LOCK",
+    title="Multi-node pods: not privileged, no added capability",
     description="The containers of a LeaderWorkerSet (leader and workers, init containers too) must not run "
-                "privileged and may add no Linux capability other than IPC_LOCK.",
+                "privileged and may add no Linux capability (IPC_LOCK included).",
     concern="security", severity=Severity.HIGH,
-    remediation="EFA needs the device plugin's resource and IPC_LOCK (to pin memory), not privileged mode: drop "
-                "securityContext.privileged and every added capability except IPC_LOCK.",
+    remediation="EFA needs the device plugin's resource and a locked-memory limit on the node (genai-scale's EFA "
+                "node groups set one), not privileged mode or IPC_LOCK (a non-root process never gets it, and the "
+                "restricted Pod Security Standard refuses it): drop securityContext.privileged and every added "
+                "capability.",
 ), types={LWS})
 def multinode_least_privilege(s: Subject, cfg: dict) -> Iterable[str]:
     for role, (_, spec) in templates(s.props).items():
@@ -94,7 +98,7 @@ def multinode_least_privilege(s: Subject, cfg: dict) -> Iterable[str]:
             extra = sorted({str(x) for x in as_list(get(sc, "capabilities.add"))} - ALLOWED_CAPABILITIES)
             if extra:
                 yield (f"{role} container {container_name(c)} adds capabilities {', '.join(extra)} "
-                       f"(only IPC_LOCK is allowed)")
+                       f"(none may be added: EFA memory registration needs the node's memlock limit)")
 
 
 def _pod_labels(r: Any, meta: Mapping[str, Any], index: str) -> dict[str, Any]:

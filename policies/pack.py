@@ -19,7 +19,7 @@ from pulumi_policy import EnforcementLevel
 
 from policies import (  # noqa: F401 - importing registers the rules
     batch, batch_managed, capacity, cost, gpu, karpenter, multinode, pools, rag, reliability, security, security_edge,
-    security_secrets, security_workloads)
+    security_secrets, security_workloads, storage)
 from policies._rule import (  # noqa: F401 - forget_shipped_configs is re-exported
     CONCERNS, CONFIG_DIR, COST_ENFORCEMENT_FACT, RegisteredRule, Rule, forget_shipped_configs, registry,
     shipped_configs)

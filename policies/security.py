@@ -31,6 +31,10 @@ EKS_CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 EC2_INSTANCE = "aws:ec2/instance:Instance"
+EC2_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+"""Karpenter's launch settings for the nodes it starts: metadata options and volumes under ``spec`` (its CRD defaults
+IMDSv2 ``required`` and hop limit 1 field by field, so only an explicit value can weaken them; ``ebs.encrypted`` has
+no default)."""
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 CACHE_CLUSTER = "aws:elasticache/cluster:Cluster"
 IAM_DOC_TYPES = {
@@ -107,12 +111,20 @@ def eks_logging(s: Subject, cfg: dict) -> Iterable[str]:
 @resource_policy(Rule(
     id="imdsv2-required",
     title="IMDSv2 required on node launch templates",
-    description="Launch templates and instances must require IMDSv2 session tokens (IMDSv1 off).",
+    description="Launch templates, instances and Karpenter EC2NodeClasses must require IMDSv2 session tokens "
+                "(IMDSv1 off).",
     concern="security", severity=Severity.HIGH,
-    remediation="Set metadataOptions.httpTokens='required' (GpuNodeGroup's launch template does this).",
+    remediation="Set metadataOptions.httpTokens='required' (GpuNodeGroup's launch template and the Karpenter node "
+                "classes do this).",
     checkov=("CKV_AWS_79",),
-), types={LAUNCH_TEMPLATE, EC2_INSTANCE})
+), types={LAUNCH_TEMPLATE, EC2_INSTANCE, EC2_NODE_CLASS})
 def imdsv2_required(s: Subject, cfg: dict) -> Iterable[str]:
+    if s.type == EC2_NODE_CLASS:
+        tokens = get(s.props, "spec.metadataOptions.httpTokens")
+        if tokens is not None and tokens != "required":
+            yield (f"spec.metadataOptions.httpTokens is {tokens!r}: IMDSv1 stays enabled on the nodes Karpenter "
+                   "starts, so any SSRF in a pod can read node credentials")
+        return
     meta = as_map(get(s.props, "metadataOptions"))
     if get(meta, "httpEndpoint") == "disabled":
         return
@@ -131,23 +143,32 @@ def imdsv2_required(s: Subject, cfg: dict) -> Iterable[str]:
     checkov=("CKV_AWS_341",),
     config={"maxHopLimit": {"type": "integer", "minimum": 1, "default": 2,
                             "description": "Largest hop limit allowed (checkov CKV_AWS_341 wants 1)."}},
-), types={LAUNCH_TEMPLATE, EC2_INSTANCE})
+), types={LAUNCH_TEMPLATE, EC2_INSTANCE, EC2_NODE_CLASS})
 def imds_hop_limit(s: Subject, cfg: dict) -> Iterable[str]:
-    limit = to_int(get(s.props, "metadataOptions.httpPutResponseHopLimit"))
+    where = "spec.metadataOptions" if s.type == EC2_NODE_CLASS else "metadataOptions"
+    limit = to_int(get(s.props, f"{where}.httpPutResponseHopLimit"))
     if limit is not None and limit > cfg["maxHopLimit"]:
-        yield f"metadataOptions.httpPutResponseHopLimit is {limit} (> {cfg['maxHopLimit']}): containers several hops away can read IMDS"
+        yield f"{where}.httpPutResponseHopLimit is {limit} (> {cfg['maxHopLimit']}): containers several hops away can read IMDS"
 
 
 @resource_policy(Rule(
     id="ebs-encrypted",
     title="EBS volumes encrypted",
-    description="Every EBS volume a launch template, instance or volume resource defines must be encrypted.",
+    description="Every EBS volume a launch template, instance, Karpenter EC2NodeClass or volume resource defines must "
+                "be encrypted.",
     concern="security", severity=Severity.HIGH,
-    remediation="Set ebs.encrypted='true' on each blockDeviceMappings entry (optionally ebs.kmsKeyId), or "
-                "encrypted=true on aws.ebs.Volume.",
+    remediation="Set ebs.encrypted='true' on each blockDeviceMappings entry (optionally ebs.kmsKeyId; on an "
+                "EC2NodeClass, spec.blockDeviceMappings[].ebs.encrypted: true), or encrypted=true on aws.ebs.Volume.",
     checkov=("CKV_AWS_3", "CKV_AWS_8"),
-), types={LAUNCH_TEMPLATE, EC2_INSTANCE, "aws:ebs/volume:Volume"})
+), types={LAUNCH_TEMPLATE, EC2_INSTANCE, EC2_NODE_CLASS, "aws:ebs/volume:Volume"})
 def ebs_encrypted(s: Subject, cfg: dict) -> Iterable[str]:
+    if s.type == EC2_NODE_CLASS:  # no CRD default: an unset value leaves it to the account's EBS default
+        for i, mapping in enumerate(as_list(get(s.props, "spec.blockDeviceMappings"))):
+            ebs = get(mapping, "ebs")
+            if ebs is not None and get(ebs, "encrypted") is not True:
+                yield (f"spec.blockDeviceMappings[{i}] ({get(mapping, 'deviceName')}) has ebs.encrypted="
+                       f"{get(ebs, 'encrypted')!r}")
+        return
     if s.type == "aws:ebs/volume:Volume":
         if not truthy(get(s.props, "encrypted")):
             yield "encrypted is not true"

@@ -12,8 +12,8 @@ pre-scaling schedule reads too):
   "vs cluster-autoscaler": zop.dev and rajatarya.github.io). Seed 003 §4.2 gives 2-10 min for GPU nodes in general.
 - **image**: the vLLM image pulled and unpacked. Standard pull of a 15-20 GB image takes 4-6 min (300 s, the
   middle; AWS ML blog "Reducing container cold start times using SOCI index on DLAMI and DLC" and the AWS
-  containers blog on SOCI parallel pull, which puts pull at >75 % of startup). SOCI parallel pull (Bottlerocket only
-  on EKS) is taken 14-50 % faster for un-indexed images (32 %, the middle; soci-snapshotter change f1fcd05f as
+  containers blog on SOCI parallel pull, which puts pull at >75 % of startup). SOCI parallel pull (Bottlerocket
+  1.44.0+, and AL2023 AMIs from v20250821 through nodeadm's FastImagePull gate) is taken 14-50 % faster for un-indexed images (32 %, the middle; soci-snapshotter change f1fcd05f as
   summarized publicly; uncertain). The vLLM CUDA image is taken to be in that 15-20 GB class (not measured here).
 - **weights**: Llama-3-8B on g5.12xlarge read from GP3: 47.99 s with vLLM's default safetensors loader, 14.34 s with
   the Run:ai Model Streamer (NVIDIA blog summary of Run:ai's benchmark, anchors-next §6; the S3 figure was not
@@ -27,11 +27,13 @@ pre-scaling schedule reads too):
 Scenarios: ``before`` is genai-scale before issue 18 (node groups + cluster autoscaler, standard pull, download then
 load, cold compile cache on every new pod). ``after`` is the tier's preset after it: its node provisioner
 (``nodeProvisioner`` in the tier's preset, when set to karpenter), streamer when the tier's models set
-``loadFormat: runai_streamer``, standard pull (no SOCI on AL2023: docs/coldstart.md), and a cold compile cache on a
-fresh node (the caches live in the pod's emptyDir on the node's NVMe: warm again only when the container restarts in
-the same pod). ``restart`` is a container restart in the same pod: no node, no image pull, no download (the
-weights are still in ``/models``; the streamer streams again), warm compile cache. ``best`` adds what genai-scale does not apply (Karpenter, SOCI parallel pull, streamer, warm cache)
-for headroom.
+``loadFormat: runai_streamer``, SOCI parallel pull unless a node group turns ``fastImagePull`` off (on AL2023
+through nodeadm's FastImagePull gate: docs/coldstart.md), and a warm compile cache where the tier turns on
+``serving.compileCache`` (the shared EFS cache: every pod of a service after its first finds the compiled graphs),
+else a cold one (the caches live in the pod's emptyDir: warm again only when the container restarts in the same
+pod). ``restart`` is a container restart in the same pod: no node, no image pull, no download (the
+weights are still in ``/models``; the streamer streams again), warm compile cache. ``best`` has everything on
+(Karpenter, SOCI parallel pull, streamer, warm cache).
 """
 
 from __future__ import annotations
@@ -97,8 +99,12 @@ def tier_scenario(tier: str, root: Path = ROOT) -> Scenario:
     trees = [yaml.safe_load(p.read_text()) or {} for p in sorted((root / "stacks" / "tiers" / tier).glob("*.yaml"))]
     provisioners = {v for t in trees for v in _keys(t, "nodeProvisioner")}
     formats = {v for t in trees for v in _keys(t, "loadFormat")}
+    fast_pull = [v for t in trees for v in _keys(t, "fastImagePull")]
+    shared_cache = any(isinstance(v, dict) and v.get("enabled") is True for t in trees for v in _keys(t, "compileCache"))
     return Scenario(provisioner="karpenter" if "karpenter" in provisioners else "managed-node-groups",
-                    streamer="runai_streamer" in formats)
+                    streamer="runai_streamer" in formats,
+                    soci=all(v is not False for v in fast_pull),  # node groups pull in parallel unless turned off
+                    warm_compile=shared_cache)  # the service's compile cache on EFS outlives its pods
 
 
 def scenarios(tier: str, root: Path = ROOT) -> dict[str, Scenario]:

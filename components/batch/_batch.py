@@ -17,7 +17,8 @@ from components.queues import redrive_policy as redrive_policy
 from components.queues import sqs_trigger as sqs_trigger
 from components.queues import trigger_authentication_manifest as _trigger_authentication
 from components.serving.vllm.args import PORT, VllmServiceArgs
-from components.serving.vllm.manifests import RESTRICTED, RUN_AS_USER, pod_template, weights_policy
+from components.objects import RESTRICTED, RUN_AS_USER
+from components.serving.vllm.manifests import pod_template, weights_policy
 
 BATCH_TAINT = {"key": "genai-scale.io/batch", "value": "true", "effect": "NoSchedule"}
 """Taint of batch capacity (the batch contract): real-time pods never land there."""

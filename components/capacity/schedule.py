@@ -339,7 +339,9 @@ def lead_minutes(node_provisioning_s: float, image_pull_s: float, model_load_s: 
 def lead_minutes_for(params_billion: float, *, nodes: int = 1,
                      provisioner: coldstart.Provisioner = "managed-node-groups", streamer: bool = False) -> int:
     """:func:`lead_minutes` for a replica on a new node from the cold-start catalogue: the provisioner's node time, a
-    standard image pull, the weights (streamed, or downloaded then loaded) and a cold compile."""
+    standard image pull, the weights (streamed, or downloaded then loaded) and a cold compile. Pessimistic on
+    purpose: the nodes pull in parallel by default and the compile cache may be warm, but both savings are uncertain
+    figures, and a floor that opens a few minutes early costs less than a peak that meets cold replicas."""
     p = coldstart.phase_seconds(params_billion, nodes=nodes, provisioner=provisioner, streamer=streamer)
     return lead_minutes(p["node"], p["image"], p["weights"] + p["compile"])
 

@@ -97,7 +97,9 @@ class VendorFacts:
     vllm_read_only_root_filesystem: bool
     """Whether the serving container runs with a read-only root filesystem."""
     vllm_env: dict[str, str] = field(default_factory=dict)
-    """Extra environment of the serving container; ``{cache_dir}`` is the container's writable cache directory."""
+    """Extra environment of the serving container; ``{cache_dir}`` is the container's writable cache directory
+    (the pod's emptyDir), ``{compile_cache_dir}`` where compiled artefacts are kept (the shared compile-cache claim's
+    mount when the service has one, else the same emptyDir)."""
     sagemaker_engine: Literal["lmi", "neuron-vllm"] = "lmi"
     """Serving image family for SageMaker endpoints (components.catalog.lmi_images)."""
     source: str = SOURCE
@@ -173,7 +175,8 @@ NEURON = VendorFacts(
     vllm_base_image="VLLM_NEURON_DLC", vllm_engine_version="VLLM_NEURON_ENGINE_VERSION",
     vllm_dockerfile="Dockerfile.neuron",
     vllm_read_only_root_filesystem=False,  # as first released: the Neuron DLC runs with a writable root filesystem
-    vllm_env={"NEURON_COMPILED_ARTIFACTS": "{cache_dir}/neuron-compiled"},  # compiled graphs survive in the cache
+    # compiled graphs (many minutes to build) go with the compile caches: onto the shared cache when there is one
+    vllm_env={"NEURON_COMPILED_ARTIFACTS": "{compile_cache_dir}/neuron-compiled"},
     sagemaker_engine="neuron-vllm",
 )
 

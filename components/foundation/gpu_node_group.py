@@ -111,13 +111,21 @@ class GpuNodeGroupArgs(ArgsModel):
     node_os: NodeOs = "al2023"
     """Node OS: ``al2023`` (EKS AL2023 accelerated AMI) or ``bottlerocket``. Default: al2023."""
     efa: bool = False
-    """Attach EFA interfaces, a cluster placement group and pin to one AZ. Default: off."""
+    """Attach EFA interfaces, a cluster placement group and pin to one AZ; on AL2023 the containers also get a
+    locked-memory limit large enough for EFA memory registration (:data:`components.foundation._gpu.MEMLOCK_BYTES`).
+    Default: off."""
+    fast_image_pull: bool = True
+    """Pull images with the SOCI snapshotter in parallel-pull-unpack mode: layers download in parallel chunks and
+    unpack concurrently (the vLLM image is 12-13 GB pulled). AL2023: nodeadm's ``FastImagePull`` feature gate
+    (AMI v20250821 or later; nodeadm calls it experimental); Bottlerocket: the SOCI settings (1.44.0 or later). Needs
+    no SOCI index in the image. Where the image store is on EBS (no instance store), the volume gets 600 MiB/s of
+    gp3 throughput, as nodeadm recommends. Default: on."""
     local_nvme: bool = True
     """On AL2023 nodes whose instance type has instance store (catalogue ``instance_store_gb``: g5, g6, g6e, p4d, p5,
     trn1; not inf2), stripe the NVMe disks as RAID0 through nodeadm (``spec.instance.localStorage.strategy``) and
     put kubelet and containerd storage on them: image layers unpack, and emptyDirs (vLLM compile caches, downloaded
-    weights) live, on local NVMe rather than the EBS volume. The disks are wiped when the instance stops. Default: on
-    (ignored on Bottlerocket and EBS-only types)."""
+    weights) live, on local NVMe rather than the EBS volume (on Bottlerocket through ``apiclient ephemeral-storage``
+    bootstrap commands). The disks are wiped when the instance stops. Default: on (ignored on EBS-only types)."""
     node_security_group_ids: PulumiInput = None
     """Security groups for EFA interfaces (the cluster's node security group). Default: ``[cluster.node_security_group_id]``
     with ``cluster``, else none (required with efa)."""
@@ -188,6 +196,11 @@ class GpuNodeGroupArgs(ArgsModel):
             if self.time_slicing_replicas and not resolved.time_slicing_supported:
                 out.append(Problem("time_slicing_replicas", self.time_slicing_replicas,
                                    "time-slicing applies to NVIDIA GPUs only", ("instance_type",)))
+            if self.mig_config and self.node_os == "bottlerocket":
+                out.append(Problem("mig_config", self.mig_config,
+                                   "MIG with the GPU operator's MIG manager needs node_os al2023 (Bottlerocket "
+                                   "partitions GPUs through its own settings, which genai-scale does not render)",
+                                   ("node_os",)))
             if self.mig_config and self.time_slicing_replicas:
                 out.append(Problem("time_slicing_replicas", self.time_slicing_replicas,
                                    "choose MIG or time-slicing, not both", ("mig_config",)))
@@ -222,9 +235,9 @@ class GpuNodeGroupArgs(ArgsModel):
     def _tag_name_problems(self, spec: AcceleratorSpec) -> list[Problem]:
         """Extra labels or taints whose autoscaler tag would get the child name of another tag."""
         taints = _gpu.taints(spec) + [t.model_dump() for t in self.extra_taints]
-        keys = list(_gpu.autoscaler_tags(None, spec, _gpu.labels("group", spec, efa=self.efa, mig_config=self.mig_config,
-                                                                  time_slicing_replicas=self.time_slicing_replicas,
-                                                                  extra=self.extra_labels),
+        group_labels = _gpu.labels("group", spec, efa=self.efa, mig_config=self.mig_config, node_os=self.node_os,
+                                   time_slicing_replicas=self.time_slicing_replicas, extra=self.extra_labels)
+        keys = list(_gpu.autoscaler_tags(None, spec, group_labels,
                                          taints, disk_size_gib=self.disk_size_gib, efa=self.efa,
                                          time_slicing_replicas=self.time_slicing_replicas,
                                          scale_down_unneeded_time=self.scale_down_unneeded_time))
@@ -253,12 +266,13 @@ class GpuNodeGroupArgs(ArgsModel):
 
 
 def node_labels(name: str, spec: AcceleratorSpec, *, efa: bool = False, mig_config: str | None = None,
-                extra: dict[str, str] | None = None, time_slicing_replicas: int | None = None) -> dict[str, str]:
+                extra: dict[str, str] | None = None, time_slicing_replicas: int | None = None,
+                node_os: NodeOs = "al2023") -> dict[str, str]:
     """The Kubernetes labels every node of group ``name`` carries (what :attr:`GpuNodeGroup.labels` holds): node group,
     accelerator kind, vendor and count, the labels the autoscaler and device plugins read (with time-slicing, the
     device-plugin config of this group's share count), then ``extra``."""
     return _gpu.labels(name, spec, efa=efa, mig_config=mig_config, extra=extra,
-                       time_slicing_replicas=time_slicing_replicas)
+                       time_slicing_replicas=time_slicing_replicas, node_os=node_os)
 
 
 def node_taints(spec: AcceleratorSpec, extra: list[NodeTaint] | None = None) -> list[dict[str, str]]:
@@ -342,7 +356,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
         self.accelerator = spec
         self.ami_type = _gpu.ami_type(spec, args.node_os)
         self.labels = _gpu.labels(name, spec, efa=args.efa, mig_config=args.mig_config, extra=args.extra_labels,
-                                  time_slicing_replicas=args.time_slicing_replicas)
+                                  time_slicing_replicas=args.time_slicing_replicas, node_os=args.node_os)
         self.taints = node_taints(spec, args.extra_taints)
         self.min_size, self.max_size = args.min_size, args.max_size
         child = pulumi.ResourceOptions(parent=self)
@@ -372,14 +386,20 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 "capacity_reservation_target": {"capacity_reservation_id": args.capacity_reservation_id}}
             lt_extra["instance_type"] = args.instance_type
 
-        user_data = _gpu.node_user_data(spec, args.node_os, local_storage=args.local_nvme)
+        user_data = _gpu.node_user_data(spec, args.node_os, local_storage=args.local_nvme,
+                                        fast_image_pull=args.fast_image_pull, efa=args.efa,
+                                        time_slicing_replicas=args.time_slicing_replicas)
+        throughput = (_gpu.FAST_PULL_EBS_THROUGHPUT_MIBPS
+                      if args.fast_image_pull and _gpu.image_store_on_ebs(spec, local_storage=args.local_nvme)
+                      else None)
         self.launch_template = aws.ec2.LaunchTemplate(
             f"{name}-lt",
             description=f"genai-scale {name}: {args.instance_type} ({spec.accelerator} x{spec.count})",
             update_default_version=True,
             metadata_options={"http_endpoint": "enabled", "http_tokens": "required",
                               "http_put_response_hop_limit": args.imds_hop_limit, "instance_metadata_tags": "disabled"},
-            block_device_mappings=_gpu.block_devices(args.node_os, args.disk_size_gib, kms_key_arn=args.kms_key_arn),
+            block_device_mappings=_gpu.block_devices(args.node_os, args.disk_size_gib, kms_key_arn=args.kms_key_arn,
+                                                     **({"throughput_mibps": throughput} if throughput else {})),
             **({"user_data": user_data} if user_data else {}),
             tag_specifications=[{"resource_type": "instance", "tags": {**tags, "genai-scale/node-group": name}},
                                 {"resource_type": "volume", "tags": {**tags, "genai-scale/node-group": name}}],

@@ -38,11 +38,13 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.base import TYPE_PREFIX, ArgsModel, PulumiInput
 from components.catalog import accelerators as catalog
 from components.catalog.accelerators import AcceleratorSpec
+from components.catalog.vendors import NodeOs
 from components.foundation import _gpu
 from components.foundation.gpu_node_group import GpuNodeGroupArgs, NodeTaint, node_taints
 from problems import Problem, did_you_mean, missing
@@ -103,6 +105,12 @@ class NodePoolSpec(BaseModel):
     """MIG profile set (label ``nvidia.com/mig.config``). Default: MIG off."""
     time_slicing_replicas: int | None = Field(default=None, ge=2, le=64)
     """GPU time-slicing replicas (selects the device-plugin config by label). Default: none."""
+    node_os: NodeOs = "al2023"
+    """Node OS: ``al2023`` or ``bottlerocket`` (its own EC2NodeClass per accelerator family: alias and settings
+    differ). Default: al2023."""
+    fast_image_pull: bool = True
+    """SOCI parallel pull of images (:attr:`components.foundation.gpu_node_group.GpuNodeGroupArgs.fast_image_pull`);
+    a family's EC2NodeClass turns it on when all its pools ask for it. Default: on."""
     consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized", "Balanced"] = "WhenEmpty"
     """When Karpenter may consolidate nodes. Default: WhenEmpty (only nodes without serving pods: a model server is
     never moved to save money)."""
@@ -135,7 +143,8 @@ class NodePoolSpec(BaseModel):
             "capacity_reservation_ids": [args.capacity_reservation_id] if args.capacity_reservation_id else [],
             "max_nodes": args.max_size, "efa": args.efa, "disk_size_gib": args.disk_size_gib,
             "extra_labels": dict(args.extra_labels), "extra_taints": list(args.extra_taints),
-            "mig_config": args.mig_config, "time_slicing_replicas": args.time_slicing_replicas}
+            "mig_config": args.mig_config, "time_slicing_replicas": args.time_slicing_replicas,
+            "node_os": args.node_os, "fast_image_pull": args.fast_image_pull}
         return cls(**{**data, **overrides})
 
     def specs(self) -> list[AcceleratorSpec | None]:
@@ -188,6 +197,14 @@ class NodePoolSpec(BaseModel):
         if self.consolidation_policy != "WhenEmpty" and self.consolidate_after == "Never":
             out.append(Problem(f"{p}consolidate_after", "Never", f"a duration: consolidation_policy "
                                f"{self.consolidation_policy} never runs with Never", (f"{p}consolidation_policy",)))
+        if self.node_os == "bottlerocket" and self.time_slicing_replicas:
+            out.append(Problem(f"{p}time_slicing_replicas", self.time_slicing_replicas,
+                               "none on a bottlerocket pool: Bottlerocket time-slices through node settings, which "
+                               "Karpenter pools share per EC2NodeClass (use node_os al2023, whose GPU operator "
+                               "selects the share count per node)", (f"{p}node_os",)))
+        if self.node_os == "bottlerocket" and self.mig_config:
+            out.append(Problem(f"{p}mig_config", self.mig_config, "none on a bottlerocket pool: MIG with the GPU "
+                               "operator's MIG manager needs node_os al2023", (f"{p}node_os",)))
         keys = {t["key"] for s in known[:1] for t in _gpu.taints(s)}
         for i, t in enumerate(self.extra_taints):
             if t.key in keys:
@@ -207,7 +224,7 @@ def _requirements(spec: NodePoolSpec) -> list[dict[str, Any]]:
 def pool_labels(name: str, spec: NodePoolSpec) -> dict[str, str]:
     """Node labels of a pool: the same ones a managed node group of that name carries."""
     return _gpu.labels(name, spec.accelerator(), efa=spec.efa, mig_config=spec.mig_config, extra=spec.extra_labels,
-                       time_slicing_replicas=spec.time_slicing_replicas)
+                       time_slicing_replicas=spec.time_slicing_replicas, node_os=spec.node_os)
 
 
 def pool_taints(spec: NodePoolSpec) -> list[dict[str, str]]:
@@ -279,16 +296,21 @@ def render_node_class(name: str, *, role: Any, cluster_name: Any, disk_size_gib:
                       ami_alias: str = "al2023@latest", subnet_ids: Any = None, security_group_ids: Any = None,
                       capacity_reservation_ids: list[str] | None = None, kms_key_arn: Any = None,
                       tags: dict[str, str] | None = None, instance_store_raid0: bool = False,
-                      placement_group: str | None = None) -> dict[str, Any]:
+                      placement_group: str | None = None, user_data: str | None = None,
+                      ebs_throughput_mibps: int | None = None) -> dict[str, Any]:
     """The EC2NodeClass object of one accelerator family. Subnets and security groups by id when given, else by the
     ``karpenter.sh/discovery: <cluster>`` tag. ``instance_store_raid0``: the nodes' NVMe instance-store disks as one
     RAID0 array for kubelet and containerd (images, emptyDirs such as the model and compile caches), as the managed
-    node groups' nodeadm ``localStorage`` does."""
+    node groups' nodeadm ``localStorage`` does. ``user_data``: the AL2023 NodeConfig (MIME) or Bottlerocket settings
+    (TOML) Karpenter merges with its own (:func:`node_class_user_data`). ``ebs_throughput_mibps``: gp3 throughput of
+    the root volume (with 3000 IOPS)."""
     by_tag = [{"tags": {DISCOVERY_TAG: cluster_name}}]
     ebs: dict[str, Any] = {"volumeSize": f"{disk_size_gib}Gi", "volumeType": "gp3", "encrypted": True,
                            "deleteOnTermination": True}
     if kms_key_arn is not None:
         ebs["kmsKeyID"] = kms_key_arn
+    if ebs_throughput_mibps:
+        ebs.update(iops=3000, throughput=ebs_throughput_mibps)
     spec: dict[str, Any] = {
         "role": role,
         "amiSelectorTerms": [{"alias": ami_alias}],
@@ -297,16 +319,31 @@ def render_node_class(name: str, *, role: Any, cluster_name: Any, disk_size_gib:
                                        if security_group_ids is not None else by_tag),
         "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled", "httpPutResponseHopLimit": 1,
                             "httpTokens": "required"},
-        "blockDeviceMappings": [{"deviceName": "/dev/xvda", "rootVolume": True, "ebs": ebs}],
+        "blockDeviceMappings": block_device_mappings(ami_alias, ebs),
         "tags": dict(tags or {}),
     }
     if instance_store_raid0:
         spec["instanceStorePolicy"] = "RAID0"
+    if user_data:
+        spec["userData"] = user_data
     if placement_group:
         spec["placementGroupSelector"] = {"name": placement_group}
     if capacity_reservation_ids:
         spec["capacityReservationSelectorTerms"] = [{"id": cr} for cr in capacity_reservation_ids]
     return {"apiVersion": NODECLASS_API, "kind": "EC2NodeClass", "metadata": {"name": name}, "spec": spec}
+
+
+def block_device_mappings(ami_alias: str, ebs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The node class's volumes: AL2023 keeps images and weights on its root volume (``/dev/xvda``, marked
+    ``rootVolume`` so Karpenter counts it as ephemeral storage); Bottlerocket has a 4 GiB OS volume and keeps
+    container data on ``/dev/xvdb``, the device Karpenter counts for it (Karpenter v1.14 nodeclasses.md, default
+    Bottlerocket mappings): naming only ``/dev/xvda`` would leave a Bottlerocket node the AMI's 20 GiB data volume,
+    too small for the vLLM image."""
+    if ami_alias.startswith("bottlerocket@"):
+        os_volume = {k: v for k, v in ebs.items() if k in ("encrypted", "deleteOnTermination", "kmsKeyID")}
+        return [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": "4Gi", "volumeType": "gp3", **os_volume}},
+                {"deviceName": "/dev/xvdb", "ebs": ebs}]
+    return [{"deviceName": "/dev/xvda", "rootVolume": True, "ebs": ebs}]
 
 
 def serving_pod_disruption(termination_grace_seconds: int,
@@ -326,9 +363,52 @@ def serving_pod_disruption(termination_grace_seconds: int,
 
 def family_of(spec: NodePoolSpec) -> str:
     """EC2NodeClass family of a pool: its accelerator vendor (``nvidia``, ``neuron``), with ``-efa`` for EFA pools
-    (their class adds the cluster placement group; the others must not be confined to one)."""
+    (their class adds the cluster placement group; the others must not be confined to one) and ``-bottlerocket``
+    for Bottlerocket pools (another AMI alias and settings)."""
     vendor = spec.accelerator().vendor
-    return f"{vendor}-efa" if spec.efa else vendor
+    family = f"{vendor}-efa" if spec.efa else vendor
+    return f"{family}-bottlerocket" if spec.node_os == "bottlerocket" else family
+
+
+def node_class_user_data(specs: list[NodePoolSpec]) -> str | None:
+    """User data of a family's EC2NodeClass (plain text: Karpenter encodes it): SOCI parallel pull when every pool of
+    the family asks for it, and on AL2023 EFA classes the containers' locked-memory limit. Instance store is left to
+    ``instanceStorePolicy`` (Karpenter writes the RAID0 settings itself)."""
+    first = specs[0]
+    fast = all(s.fast_image_pull for s in specs)
+    if first.node_os == "bottlerocket":
+        settings = _gpu.bottlerocket_settings(first.accelerator(), local_storage=False, fast_image_pull=fast)
+        return tomli_w.dumps(settings) if settings else None
+    config = _gpu.node_config(first.accelerator(), local_storage=False, fast_image_pull=fast, efa=first.efa)
+    return _gpu.nodeadm_mime(config) if config else None
+
+
+def class_ebs_throughput(specs: list[NodePoolSpec]) -> int | None:
+    """600 MiB/s of gp3 throughput when SOCI parallel pull lands on the root volume (a type without instance store)."""
+    if all(s.fast_image_pull for s in specs) and not all_have_instance_store(specs):
+        return _gpu.FAST_PULL_EBS_THROUGHPUT_MIBPS
+    return None
+
+
+FAST_PULL_MINIMUM: dict[str, tuple[tuple[int, ...], str]] = {
+    "al2023": ((20250821,), "v20250821"),
+    "bottlerocket": ((1, 44, 0), "v1.44.0"),
+}
+"""First node image with SOCI parallel pull: the EKS AL2023 AMI release that ships nodeadm's ``FastImagePull`` gate
+(karpenter-blueprints soci-snapshotter README; nodeadm ``nodeconfig_types.go``), and Bottlerocket 1.44.0 (release
+notes: soci-snapshotter in the Kubernetes variants, parallel pull unpack)."""
+
+
+def alias_supports_fast_pull(alias: str) -> bool:
+    """Whether an AMI alias (``al2023@latest``, ``al2023@v20261101``, ``bottlerocket@v1.65.0``) names a node image
+    with SOCI parallel pull; an unparsable version is left to Karpenter to judge."""
+    family, _, version = alias.partition("@")
+    if version == "latest" or family not in FAST_PULL_MINIMUM:
+        return True
+    parts = version.removeprefix("v").split(".")
+    if not all(p.isdigit() for p in parts):
+        return True
+    return tuple(int(p) for p in parts) >= FAST_PULL_MINIMUM[family][0]
 
 
 class KarpenterNodePoolsArgs(ArgsModel):
@@ -344,9 +424,12 @@ class KarpenterNodePoolsArgs(ArgsModel):
     """Subnets the nodes start in. Default: those tagged ``karpenter.sh/discovery: <cluster>``."""
     security_group_ids: PulumiInput = None
     """Node security groups. Default: those tagged ``karpenter.sh/discovery: <cluster>``."""
-    ami_alias: str = Field(default="al2023@latest", pattern=r"^(al2023|bottlerocket)@.+$", max_length=30)
-    """EKS-optimized AMI alias (``family@version``); pin a version (``al2023@v20261101``) to control rollouts.
-    Default: al2023@latest."""
+    ami_alias: str = Field(default="al2023@latest", pattern=r"^al2023@.+$", max_length=30)
+    """EKS-optimized AMI alias of the ``al2023`` pools (``al2023@<version>``); pin a version (``al2023@v20261101``)
+    to control rollouts (FastImagePull needs v20250821 or later). Default: al2023@latest."""
+    bottlerocket_ami_alias: str = Field(default="bottlerocket@latest", pattern=r"^bottlerocket@.+$", max_length=30)
+    """AMI alias of the ``bottlerocket`` pools (``bottlerocket@v1.65.0`` pins; SOCI parallel pull needs 1.44.0 or
+    later). Default: bottlerocket@latest."""
     kms_key_arn: PulumiInput = None
     """KMS key of the root volumes. Default: the account's EBS key (still encrypted)."""
     efa_placement_group: PulumiInput = None
@@ -363,6 +446,14 @@ class KarpenterNodePoolsArgs(ArgsModel):
 
     def problems(self) -> list[Problem]:
         out: list[Problem] = []
+        for os_, field, alias in (("al2023", "ami_alias", self.ami_alias),
+                                  ("bottlerocket", "bottlerocket_ami_alias", self.bottlerocket_ami_alias)):
+            fast = sorted(n for n, s in self.pools.items() if s.node_os == os_ and s.fast_image_pull)
+            if fast and not alias_supports_fast_pull(alias):
+                out.append(Problem(field, alias, f"{FAST_PULL_MINIMUM[os_][1]} or later (or latest): pools "
+                                   f"{', '.join(fast)} pull with SOCI (fast_image_pull), which older node images "
+                                   "do not know; or turn fast_image_pull off on them",
+                                   tuple(f"pools.{n}.fast_image_pull" for n in fast)))
         for name, spec in self.pools.items():
             if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name) or len(name) > 63:
                 out.append(Problem(f"pools.{name}", name, "a pool name of lowercase letters, digits and '-' "
@@ -409,9 +500,12 @@ class KarpenterNodePools(pulumi.ComponentResource):
                                      args.kms_key_arn, pg).apply(lambda a, f=family, ss=specs, c=crs: render_node_class(
                                          f"{name}-{f}", role=a[0], cluster_name=a[1], subnet_ids=a[2],
                                          security_group_ids=a[3], kms_key_arn=a[4], capacity_reservation_ids=c,
-                                         disk_size_gib=max(s.disk_size_gib for s in ss), ami_alias=args.ami_alias,
+                                         disk_size_gib=max(s.disk_size_gib for s in ss),
+                                         ami_alias=(args.bottlerocket_ami_alias if ss[0].node_os == "bottlerocket"
+                                                    else args.ami_alias),
                                          tags=args.tags, instance_store_raid0=all_have_instance_store(ss),
-                                         placement_group=a[5]))
+                                         placement_group=a[5], user_data=node_class_user_data(ss),
+                                         ebs_throughput_mibps=class_ebs_throughput(ss)))
             self.node_classes[family] = k8s.apiextensions.CustomResource(
                 f"{name}-{family}", api_version=NODECLASS_API, kind="EC2NodeClass",
                 metadata={"name": f"{name}-{family}"}, spec=body.apply(lambda b: b["spec"]), opts=child)

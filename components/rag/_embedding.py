@@ -16,7 +16,7 @@ from typing import Any
 
 from components.queues import sqs_trigger
 from components.serving.vllm.autoscaling import prometheus_trigger
-from components.serving.vllm.manifests import RESTRICTED, RUN_AS_USER
+from components.objects import RESTRICTED, RUN_AS_USER
 
 PORT = 8080
 """The HTTP port TEI listens on (``--port``; the images default to 80, which a non-root user cannot bind)."""

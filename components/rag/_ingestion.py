@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.serving.vllm.manifests import RESTRICTED, RUN_AS_USER
+from components.objects import RESTRICTED, RUN_AS_USER
 
 DOCS_PREFIX = "rag/docs/"
 """Documents as the gateway stores them: ``rag/docs/<tenant>/<collection>/<doc>.json``."""

@@ -203,8 +203,13 @@ def build(ctx: BuildContext, cfg) -> None:
 
     vendors = {g.accelerator.vendor for g in ctx.node_groups.values()}
     go = cfg.gpu_operator
-    if go.enabled and "nvidia" in vendors:
-        shares = sorted({ng.time_slicing_replicas for ng in cfg.node_groups.values() if ng.time_slicing_replicas})
+    # NVIDIA nodes on Bottlerocket bring their own driver, toolkit and device plugin and are labelled out of the
+    # GPU operator (components.foundation._gpu.labels): it is installed for the AL2023 ones
+    operator_groups = {name for name, g in ctx.node_groups.items()
+                       if g.accelerator.vendor == "nvidia" and cfg.node_groups[name].node_os == "al2023"}
+    if go.enabled and operator_groups:
+        shares = sorted({cfg.node_groups[n].time_slicing_replicas for n in operator_groups
+                         if cfg.node_groups[n].time_slicing_replicas})
         ctx.gpu_operator = GpuOperator("gpu-operator", args_from(go, GpuOperatorArgs, node_time_slicing=shares),
                                        opts=k8s_opts)
     if cfg.neuron.enabled and "neuron" in vendors:

@@ -28,6 +28,12 @@ Config keys (camelCase in YAML):
 - ``serving.lws``: the LeaderWorkerSet controller (``enabled``, default on; ``highAvailability``, ``chartVersion``,
   ``imageTag``), installed once when any served model is multi-node (its ServiceMonitor with monitoring on); turning
   it off under a multi-node model is an error.
+- ``serving.compileCache``: the shared compile cache (``enabled``, default off; tiers turn it on): an encrypted EFS
+  file system with a mount target per private subnet, the EFS CSI driver add-on, a StorageClass and one ReadWriteMany
+  claim ``compile-cache`` in the serving namespace that every vLLM service, multi-node group and model pool mounts at
+  ``/compile-cache`` (a sub-directory each), so compiled artefacts outlive the pods (docs/coldstart.md). Tunables:
+  ``kmsKeyArn``, ``throughputMode``, ``transitionToIaDays``, ``backups``, ``addonVersion``, ``storageClassName``,
+  ``basePath``, ``claimSizeGib``.
 - ``monitoring``: kube-prometheus-stack with Grafana, the vLLM dashboards and alert rules.
 
 ``build`` fills ``ctx.vllm_services[name]`` (a ``VllmService`` or ``MultiNodeVllmService``: ``.service_url``,
@@ -64,6 +70,7 @@ from components.serving.pools.args import ModelPoolArgs
 from components.serving.pools.pool import ModelPool
 from components.serving.pools.strategy import PolicyError, mismatch_warning, parse_policy, recommend
 from components.foundation.neuron_device_plugin import SCHEDULER_NAME
+from components.foundation.shared_cache import SharedCacheFileSystem, SharedCacheFileSystemArgs, claim_manifest
 from components.serving.vllm.args import (AutoscalingSettings, NodeGroupPlacement, VllmServiceArgs,
                                      placement_from_node_group)
 from infra.sections.base import BuildContext, SettingsModel, args_from, derive_settings, pick, translate
@@ -96,7 +103,7 @@ ModelServiceSettings = derive_settings(
 
 POOL_WIRING = ("placement", "image", "models_bucket", "namespace", "engine_version", "mig_strategy", "api_key",
                "gateway_namespaces", "monitoring_namespace", "keda", "prometheus_url", "oidc_provider_arn",
-               "oidc_issuer", "cluster", "weights_kms_key_arn", "after", "tags", "autoscaling")
+               "oidc_issuer", "cluster", "weights_kms_key_arn", "after", "tags", "autoscaling", "compile_cache_claim")
 """ModelPoolArgs the section supplies from the rest of the stack (the serving, gateway, monitoring and GPU operator
 settings, the cluster, the latency target); never a pool's config. (``autoscaling``: the components' defaults with the
 pool's replica bounds and the stack's ``targets.p95LatencyMs``.)"""
@@ -135,6 +142,24 @@ LwsSettings = derive_settings(
         "Default: on.")))})
 
 
+COMPILE_CACHE_CLAIM = "compile-cache"
+"""Name of the shared compile-cache PersistentVolumeClaim in the serving namespace (one per stack)."""
+COMPILE_CACHE_WIRING = ("subnet_ids", "kubernetes_version", "posix_uid", "posix_gid", "tags")
+"""SharedCacheFileSystemArgs the section supplies (the network's private subnets, the cluster, the vLLM container's
+user and group, the stack's tags); never config."""
+
+CompileCacheSettings = derive_settings(
+    SharedCacheFileSystemArgs, name="CompileCacheSettings", module=__name__, exclude=COMPILE_CACHE_WIRING,
+    doc="The shared compile cache: an encrypted EFS file system every vLLM pod mounts, so compiled artefacts "
+        "(torch.compile, Inductor, Triton, Neuron graphs) outlive the pods.",
+    extra={"enabled": (bool, Field(default=False, description=(
+        "Create the shared compile cache and mount it in every vLLM service, multi-node group and model pool. "
+        "Default: off (compile caches in each pod's emptyDir; tier presets turn it on)."))),
+           "claim_size_gib": (int, Field(default=100, ge=1, le=65536, description=(
+               "Requested size of the ReadWriteMany claim in GiB. EFS is elastic and does not enforce it (billing is "
+               "by what is stored); Kubernetes needs a request. Default: 100.")))})
+
+
 VllmImageSettings = derive_settings(
     VllmImageArgs, name="VllmImageSettings", module=__name__,
     exclude=("vendor", "repository_name", "base_image", "push", "tags"),
@@ -157,6 +182,9 @@ ServingSettings = create_model(
         "The vLLM images' ECR repositories: ``forceDelete`` (set true before ``pulumi destroy`` to delete "
         "repositories that still hold images), ``keepImages``, ``untaggedExpiryDays``."))),
     keda=(KedaSettings, Field(default_factory=KedaSettings, description="KEDA, which autoscales the models.")),
+    compile_cache=(CompileCacheSettings, Field(default_factory=CompileCacheSettings, description=(
+        "The shared compile cache on EFS: ``enabled``, ``kmsKeyArn``, ``throughputMode``, ``transitionToIaDays``, "
+        "``backups``, ``addonVersion``, ``storageClassName``, ``basePath``, ``claimSizeGib``."))),
     lws=(LwsSettings, Field(default_factory=LwsSettings, description=(
         "The LeaderWorkerSet controller for models served across several nodes: ``enabled``, ``highAvailability``, "
         "``chartVersion``, ``imageTag``."))),
@@ -569,10 +597,61 @@ def problems(cfg) -> list[Problem]:
                                f"minReplicas ({m.min_replicas}) + placeholders hold {need} accelerator(s), more than "
                                f"node group {m.node_group!r} can have ({ng.max_size} x {per_node})",
                                (f"{base}.minReplicas", f"nodeGroups.{m.node_group}")))
+    out.extend(compile_cache_problems(cfg))
     if multi_node and not s.lws.enabled:
         out.append(Problem("serving.lws.enabled", False, f"true: {', '.join(multi_node)} span several nodes per "
                            "replica (a LeaderWorkerSet needs the LWS controller)", tuple(multi_node)))
     return out
+
+
+_COMPILE_CACHE_PLACEHOLDERS = {"subnet_ids": {"private-0": "subnet"}, "vpc_id": "vpc", "node_security_group_id": "sg",
+                               "cluster_name": "cluster", "oidc_provider_arn": "arn", "oidc_issuer": "issuer"}
+
+
+def compile_cache_problems(cfg) -> list[Problem]:
+    """``serving.compileCache`` against SharedCacheFileSystemArgs' rules, at its config keys (the add-on pin's rule
+    at ``cluster.version``)."""
+    c = cfg.serving.compile_cache
+    if not c.enabled:
+        return []
+    version = getattr(getattr(cfg, "cluster", None), "version", None)
+    try:
+        args_from(c, SharedCacheFileSystemArgs, kubernetes_version=version, **_COMPILE_CACHE_PLACEHOLDERS)
+    except ArgsError as err:
+        out = []
+        for orig, p in zip(err.problems, translate(err, "serving.compileCache")):
+            if orig.path == "kubernetes_version":
+                p = Problem("cluster.version", orig.value, orig.expected.replace("addon_version", "addonVersion"),
+                            ("serving.compileCache.addonVersion",))
+            out.append(p)
+        return out
+    return []
+
+
+def compile_cache_subnets(ctx: BuildContext, cfg) -> dict[str, Any]:
+    """The private subnets that get a mount target, keyed by a stable name: an adopted VPC's subnet ids as they are
+    listed, else ``private-<i>`` for the network's i-th private subnet (AZ i, tagged ``network-private-<i>``)."""
+    existing = getattr(cfg.network, "existing", None)
+    if existing is not None:
+        return {sid: sid for sid in existing.private_subnet_ids}
+    ids = ctx.network.private_subnet_ids
+    return {f"private-{i}": ids.apply(lambda v, i=i: v[i]) for i in range(cfg.network.az_count)}
+
+
+def compile_cache(ctx: BuildContext, cfg, ns: Any, k8s_opts: pulumi.ResourceOptions | None) -> str | None:
+    """The shared compile cache (file system, CSI driver, StorageClass) and its claim in the serving namespace, when
+    ``serving.compileCache.enabled``: the claim's name, else None."""
+    c = cfg.serving.compile_cache
+    if not c.enabled:
+        return None
+    cache = SharedCacheFileSystem("compile-cache", args_from(
+        c, SharedCacheFileSystemArgs, cluster=ctx.cluster, subnet_ids=compile_cache_subnets(ctx, cfg),
+        tags=ctx.tags), opts=k8s_opts)
+    claim = claim_manifest(COMPILE_CACHE_CLAIM, cfg.serving.namespace, cache.storage_class_name, c.claim_size_gib)
+    k8s.core.v1.PersistentVolumeClaim("compile-cache", metadata=claim["metadata"], spec=claim["spec"],
+                                      opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+                                          depends_on=[ns, cache.storage_class])))
+    return COMPILE_CACHE_CLAIM
 
 
 def image_size_class(vendor: str) -> str:
@@ -626,6 +705,7 @@ def build(ctx: BuildContext, cfg) -> None:
     ns = k8s.core.v1.Namespace("serving-ns", metadata={"name": s.namespace, "labels": {
         "pod-security.kubernetes.io/enforce": "restricted"}}, opts=k8s_opts)
 
+    claim = compile_cache(ctx, cfg, ns, k8s_opts)
     bucket = bucket_name(cfg, ctx.stack)
     reads_bucket = any(not m.weights_uri and not (m.allow_hub_download and not m.weights_prefix)
                        for m in s.models.values())
@@ -661,7 +741,8 @@ def build(ctx: BuildContext, cfg) -> None:
         args = pool_args(name, p, cfg=cfg, placement=placement, bucket=bucket,
                          image=images[placement.accelerator.vendor], prometheus_url=prom,
                          oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),
-                         oidc_issuer=getattr(cluster, "oidc_issuer", None), after=after, tags=ctx.tags)
+                         oidc_issuer=getattr(cluster, "oidc_issuer", None), after=after, tags=ctx.tags,
+                         compile_cache_claim=claim)
         pool = ModelPool(name, args, opts=pulumi.ResourceOptions(
             provider=ctx.k8s_provider, depends_on=[ns]) if ctx.k8s_provider else pulumi.ResourceOptions(depends_on=[ns]))
         ctx.model_pools[name] = pool
@@ -677,7 +758,7 @@ def build(ctx: BuildContext, cfg) -> None:
         name, m, cfg=cfg, placement=placements[name], bucket=bucket, image=images[placements[name].accelerator.vendor],
         prometheus_url=prom, hf_token=hf_token, hf_token_source=hugging_face_token_source(cfg),
         oidc_provider_arn=getattr(cluster, "oidc_provider_arn", None),
-        oidc_issuer=getattr(cluster, "oidc_issuer", None), after=after, tags=ctx.tags,
+        oidc_issuer=getattr(cluster, "oidc_issuer", None), after=after, tags=ctx.tags, compile_cache_claim=claim,
         cron_floors=capacity.floors.get(name, ()) if capacity is not None else (),
         capacity=capacity.facts.get(name) if capacity is not None else None)
         for name, m in s.models.items()}

@@ -64,6 +64,22 @@ def test_example_passes_the_policy_pack(example):
     assert [(v.policy, v.message) for v in report.violations] == []
 
 
+def test_insecure_node_class_mutations_are_caught(example):
+    """Karpenter launches the nodes from the EC2NodeClass: IMDSv1 or an unencrypted volume there fails the pack as it
+    would on a launch template."""
+    from tests.policies.kit import mutated
+
+    plan, cfg = example
+
+    def weaken(inputs):
+        inputs["spec"]["metadataOptions"]["httpTokens"] = "optional"
+        inputs["spec"]["blockDeviceMappings"][0]["ebs"]["encrypted"] = False
+    bad = mutated(plan.resources, "node-pools-nvidia-efa", weaken, type_=NODECLASS)
+    report = evaluate(bad, config=pack_config_for(cfg.tier))
+    assert sorted((v.policy, v.resource_name) for v in report.violations) == [
+        ("ebs-encrypted", "node-pools-nvidia-efa"), ("imdsv2-required", "node-pools-nvidia-efa")]
+
+
 def test_every_tier_defaults_to_managed_node_groups():
     for stack in ("dev", "staging", "prod"):
         _, _, cfg = load(stack=stack)

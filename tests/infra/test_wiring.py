@@ -56,4 +56,4 @@ def test_prometheus_scrapes_the_gateway_and_gets_its_volume(stack):
     release = next(r for r in result.by_type("kubernetes:helm.sh/v3:Release") if r.parent == monitoring.urn)
     sm = result.one("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "gateway-metrics")
     assert release.urn in sm.dependencies  # the CRD exists before the ServiceMonitor
-    assert result.one("kubernetes:storage.k8s.io/v1:StorageClass").urn in monitoring.dependencies
+    assert result.one("kubernetes:storage.k8s.io/v1:StorageClass", "eks-gp3").urn in monitoring.dependencies

@@ -15,9 +15,9 @@ NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 LABELS = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "llama-405b"}
 
 
-def _template(efa=True, caps=("IPC_LOCK",), privileged=None, role="worker"):
+def _template(efa=True, caps=(), privileged=None, role="worker"):
     resources = {"nvidia.com/gpu": "8", **({"vpc.amazonaws.com/efa": "32"} if efa else {})}
-    sc = {"capabilities": {"add": list(caps), "drop": ["ALL"]}}
+    sc = {"capabilities": {"drop": ["ALL"], **({"add": list(caps)} if caps else {})}}
     if privileged is not None:
         sc["privileged"] = privileged
     return {"metadata": {"labels": {**LABELS, "role": role}}, "spec": {"containers": [{
@@ -81,8 +81,14 @@ class TestLeastPrivilege:
 
     def test_extra_capabilities_fail(self):
         assert violations([_lws(leader=_template(caps=("IPC_LOCK", "SYS_ADMIN", "NET_ADMIN"), role="leader"))],
-                          PRIV) == ["leader container vllm adds capabilities NET_ADMIN, SYS_ADMIN (only IPC_LOCK is "
-                                    "allowed)"]
+                          PRIV) == ["leader container vllm adds capabilities IPC_LOCK, NET_ADMIN, SYS_ADMIN (none may "
+                                    "be added: EFA memory registration needs the node's memlock limit)"]
+
+    def test_ipc_lock_alone_fails(self):
+        """The vLLM docs' RDMA pod spec adds IPC_LOCK; a non-root engine never gets it and restricted PSS refuses it."""
+        assert violations([_lws(worker=_template(caps=("IPC_LOCK",)))], PRIV) == [
+            "leader and worker container vllm adds capabilities IPC_LOCK (none may be added: EFA memory registration "
+            "needs the node's memlock limit)"]
 
     def test_init_containers_are_judged(self):
         t = _template()
@@ -147,7 +153,8 @@ def test_the_shipped_405b_group_passes_and_fires_when_mutated():
         "TCP and slows the whole group"]
     admin = mutated(resources, "llama-405b-lws", lambda i: worker(i)["securityContext"]["capabilities"].update(
         add=["IPC_LOCK", "SYS_ADMIN"]), type_=LWS)
-    assert found(admin, PRIV) == ["worker container vllm adds capabilities SYS_ADMIN (only IPC_LOCK is allowed)"]
+    assert found(admin, PRIV) == ["worker container vllm adds capabilities IPC_LOCK, SYS_ADMIN (none may be added: "
+                                  "EFA memory registration needs the node's memlock limit)"]
     assert found(dropped(resources, "llama-405b-group-netpol"), NETPOL_RULE) == [
         "llama-405b: no NetworkPolicy selects its worker pods: the group's unencrypted traffic is open to every pod "
         "of the cluster"]

@@ -53,6 +53,7 @@ vllm-admin-endpoints-private keda-no-removed-vllm-metrics
 lws-efa-on-leader-and-workers multinode-pods-least-privilege multinode-network-policy
 karpenter-accelerator-pools-tainted karpenter-pools-limited karpenter-disruption-budgets karpenter-no-termination-handler
 capacity-max-below-peak capacity-slo-unreachable capacity-min-above-off-peak
+efs-encrypted efs-tls-required efs-mount-targets-from-security-groups
 """.split()
 
 

@@ -107,6 +107,43 @@ class TestNodeMetadataAndDisks:
         assert violations([res("aws:ebs/volume:Volume", "v", {"size": 10, "encrypted": True})], "ebs-encrypted") == []
 
 
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+NODE_CLASS_SPEC = {"spec": {"role": "node-role", "amiSelectorTerms": [{"alias": "al2023@latest"}],
+                            "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
+                            "blockDeviceMappings": [{"deviceName": "/dev/xvda", "rootVolume": True,
+                                                     "ebs": {"volumeSize": "200Gi", "encrypted": True}}]}}
+
+
+class TestKarpenterNodeClasses:
+    """Karpenter starts nodes from its EC2NodeClass: the same metadata and disk rules as a launch template."""
+
+    def test_compliant_and_crd_defaults_pass(self):
+        for rule in ("imdsv2-required", "imds-hop-limit", "ebs-encrypted"):
+            assert violations([res(NODE_CLASS, "nc", NODE_CLASS_SPEC)], rule) == []
+        # an unset metadataOptions takes the CRD's defaults (required, hop limit 1)
+        assert violations([res(NODE_CLASS, "nc", with_(NODE_CLASS_SPEC, "spec.metadataOptions", None))],
+                          "imdsv2-required") == []
+
+    def test_optional_tokens_fail(self):
+        bad = with_(NODE_CLASS_SPEC, "spec.metadataOptions.httpTokens", "optional")
+        [msg] = violations([res(NODE_CLASS, "nc", bad)], "imdsv2-required")
+        assert msg.startswith("spec.metadataOptions.httpTokens is 'optional': IMDSv1 stays enabled on the nodes "
+                              "Karpenter starts")
+
+    def test_hop_limit_fails_above_the_maximum(self):
+        bad = with_(NODE_CLASS_SPEC, "spec.metadataOptions.httpPutResponseHopLimit", 3)
+        assert violations([res(NODE_CLASS, "nc", bad)], "imds-hop-limit") == [
+            "spec.metadataOptions.httpPutResponseHopLimit is 3 (> 2): containers several hops away can read IMDS"]
+
+    def test_unencrypted_or_unset_volume_fails(self):
+        off = with_(NODE_CLASS_SPEC, "spec.blockDeviceMappings.0.ebs.encrypted", False)
+        assert violations([res(NODE_CLASS, "nc", off)], "ebs-encrypted") == [
+            "spec.blockDeviceMappings[0] (/dev/xvda) has ebs.encrypted=False"]
+        unset = with_(NODE_CLASS_SPEC, "spec.blockDeviceMappings.0.ebs.encrypted", None)
+        assert violations([res(NODE_CLASS, "nc", unset)], "ebs-encrypted") == [
+            "spec.blockDeviceMappings[0] (/dev/xvda) has ebs.encrypted=None"]
+
+
 NG = "aws:eks/nodeGroup:NodeGroup"
 
 

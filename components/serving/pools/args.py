@@ -180,6 +180,10 @@ class ModelPoolArgs(ArgsModel):
     """The EksCluster: OIDC settings and the Kubernetes provider default from it. Default: none."""
     weights_kms_key_arn: str | None = None
     """KMS key of the models bucket when it uses SSE-KMS (adds ``kms:Decrypt``). Default: none."""
+    compile_cache_claim: str | None = None
+    """The shared compile-cache claim (ReadWriteMany PVC in ``namespace``), mounted as for a dedicated service
+    (:attr:`VllmServiceArgs.compile_cache_claim`) in a sub-directory per pool (dynamic) or per model. Default: none
+    (compile caches on the pod's emptyDir)."""
     after: list[Any] = Field(default_factory=list)
     """Resources the custom resources wait for (KEDA, Prometheus operator). Default: none."""
     tags: dict[str, str] = Field(default_factory=dict)
@@ -262,7 +266,8 @@ class ModelPoolArgs(ArgsModel):
             startup_timeout_seconds=self.startup_timeout_seconds, api_key=self.api_key,
             client_namespaces=list(self.gateway_namespaces), monitoring_namespace=self.monitoring_namespace,
             gateway_upstream=f"vllm-{name}", oidc_provider_arn=self.oidc_provider_arn, oidc_issuer=self.oidc_issuer,
-            cluster=self.cluster, weights_kms_key_arn=self.weights_kms_key_arn, after=list(self.after), tags=dict(self.tags))
+            cluster=self.cluster, weights_kms_key_arn=self.weights_kms_key_arn,
+            compile_cache_claim=self.compile_cache_claim, after=list(self.after), tags=dict(self.tags))
 
     def fit(self, name: str) -> FitReport:
         """The fit check of one model on its share of the GPU under the pool's policy."""

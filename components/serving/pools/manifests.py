@@ -26,7 +26,9 @@ from typing import Any
 from components.serving.pools.args import ENGINE_PROCESS_RAM_GIB, ModelPoolArgs
 from components.serving.vllm.args import PORT, render_args
 from components.serving.vllm.autoscaling import QUEUE, hpa_behavior, prometheus_trigger
-from components.serving.vllm.manifests import CACHE_DIR, RESTRICTED, engine_env, pod_base, render_manifests
+from components.objects import RESTRICTED
+from components.serving.vllm.manifests import (CACHE_DIR, compile_cache_mounts, compile_cache_volumes,
+                                               engine_env, pod_base, render_manifests)
 
 GATE = "/usr/local/bin/genai-scale-pool-gate"
 """The start gate in the image (``serving/vllm/pool_gate.py``)."""
@@ -134,7 +136,8 @@ def engine_container(name: str, args: ModelPoolArgs, index: int, model: str, *, 
     spec, settings = args.placement.accelerator, args.model_settings(model)
     port = args.engine_ports()[model]
     env = engine_env(spec.vendor_facts, model_dir=model_dir(model), weights_uri=settings.weights_uri,
-                     engine_version=args.engine_version, api_key_secret=api_key_secret)
+                     engine_version=args.engine_version, api_key_secret=api_key_secret,
+                     compile_cache_claim=args.compile_cache_claim)
     env += [{"name": "VLLM_SERVER_DEV_MODE", "value": "1"},  # /sleep, /wake_up, /is_sleeping
             {"name": "POOL_GATE_LOCK", "value": f"{GATE_DIR}/start.lock"},
             {"name": "POOL_ENGINE_PORT", "value": str(port)},
@@ -170,7 +173,8 @@ def engine_container(name: str, args: ModelPoolArgs, index: int, model: str, *, 
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(args.pre_stop_seconds)]}}},
         "securityContext": {**RESTRICTED,
                             "readOnlyRootFilesystem": spec.vendor_facts.vllm_read_only_root_filesystem},
-        "volumeMounts": [{"name": v, "mountPath": p} for v, p, _ in _volumes(args)],
+        "volumeMounts": [{"name": v, "mountPath": p} for v, p, _ in _volumes(args)]
+        + compile_cache_mounts(name, args.compile_cache_claim),
     }
 
 
@@ -202,7 +206,8 @@ def deployment_manifest(name: str, args: ModelPoolArgs, *, image: Any, service_a
                    grace_seconds=grace_period_seconds(args), placement=args.placement),
         "containers": [engine_container(name, args, i, model, image=image, api_key_secret=api_key_secret)
                        for i, model in enumerate(args.models)],
-        "volumes": [{"name": v, "emptyDir": d} for v, _, d in _volumes(args)],
+        "volumes": [{"name": v, "emptyDir": d} for v, _, d in _volumes(args)]
+        + compile_cache_volumes(args.compile_cache_claim),
     }
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",

@@ -342,6 +342,12 @@ class VllmServiceArgs(ArgsModel):
     """A headless Service ``<name>-replicas`` (``clusterIP: None``) beside the ClusterIP Service, selecting the same
     ready pods, so a client can address the replicas one by one (the gateway's prefix-affinity routing keeps a
     conversation on the replica whose prefix cache holds it). Default: on."""
+    compile_cache_claim: str | None = Field(default=None, pattern=r"^[a-z0-9]([a-z0-9.\-]{0,251}[a-z0-9])?$")
+    """A ReadWriteMany PersistentVolumeClaim in ``namespace`` (the shared EFS compile cache,
+    :class:`components.foundation.shared_cache.SharedCacheFileSystem`) mounted at ``/compile-cache`` in a
+    sub-directory named after the service: ``VLLM_CACHE_ROOT`` (torch.compile, Inductor and Triton caches) and the
+    Neuron compiled graphs go there, so a new pod reuses what an earlier one compiled. Default: none (compile caches in
+    the pod's ``/cache`` emptyDir, rebuilt by every new pod)."""
     warm_pool_placeholders: int = Field(default=0, ge=0, le=100)
     """Placeholder pods, each holding one replica's accelerators on a ready node. Default: 0 (none)."""
     pre_stop_seconds: int = Field(default=15, ge=0, le=300)

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from components import versions
 from components.capacity.schedule import cron_triggers
 from components.catalog.vendors import NEURON, VendorFacts
+from components.objects import RESTRICTED, RUN_AS_GROUP, RUN_AS_USER
 from components.serving.vllm.args import (PORT, STREAMER, NodeGroupPlacement, VllmServiceArgs, devices_requested,
                                           engine_drains, fit_input, render_args, streamer_concurrency)
 from components.serving.vllm.autoscaling import (banded_trigger, gateway_demand_query, gpu_util_query, hpa_behavior,
@@ -30,10 +31,11 @@ from components.serving.vllm.autoscaling import (banded_trigger, gateway_demand_
 
 MODEL_DIR = "/models/weights"
 CACHE_DIR = "/cache"
-RUN_AS_USER = 10001
-"""UID of the non-root user the images create (serving/vllm/Dockerfile.*)."""
+COMPILE_CACHE_DIR = "/compile-cache"
+"""Mount path of the shared compile-cache claim (``compile_cache_claim``): ``VLLM_CACHE_ROOT`` and the vendor's
+compiled-artefact directories live there, in a sub-directory per service."""
+COMPILE_CACHE_VOLUME = "compile-cache"
 
-RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 PLACEHOLDER_PRIORITY = -10
 """Below every serving pod (default priority 0), so the scheduler preempts placeholders first."""
@@ -120,7 +122,7 @@ def pod_base(selector: dict[str, str], *, service_account: str, grace_seconds: i
         "serviceAccountName": service_account,
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": grace_seconds,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": 0, "fsGroup": 0,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_GROUP, "fsGroup": 0,
                             "seccompProfile": {"type": "RuntimeDefault"}},
         **scheduling(placement),
         **(scheduler or {}),
@@ -209,17 +211,26 @@ def vllm_args(name: str, args: VllmServiceArgs) -> list[str]:
                        engine_version=args.engine_version)
 
 
+def compile_cache_dir(claim: str | None) -> str:
+    """Where compiled artefacts go: the shared claim's mount with ``claim``, else the pod's ``/cache`` emptyDir."""
+    return COMPILE_CACHE_DIR if claim else CACHE_DIR
+
+
 def engine_env(vendor: VendorFacts, *, model_dir: str, weights_uri: str | None, engine_version: str,
-               api_key_secret: str | None, stream_weights: bool = False) -> list[dict[str, Any]]:
+               api_key_secret: str | None, stream_weights: bool = False,
+               compile_cache_claim: str | None = None) -> list[dict[str, Any]]:
     """Environment of a vLLM engine container: caches under ``/cache``, no usage stats, where the entrypoint puts the
     weights (``MODEL_DIR``) and fetches them from (``MODEL_SOURCE``; left out with ``stream_weights``: vLLM reads
     ``weights_uri`` itself), the vendor's variables, drain in the entrypoint for engines older than
-    ``--shutdown-timeout``, and the API key from its Secret (shared with model pools)."""
+    ``--shutdown-timeout``, and the API key from its Secret (shared with model pools). With ``compile_cache_claim``,
+    ``VLLM_CACHE_ROOT`` (torch.compile, Inductor and Triton caches) and the vendor's ``{compile_cache_dir}`` paths
+    (Neuron compiled graphs) are on the shared claim's mount instead; downloads (``HF_HOME``) stay on ``/cache``."""
+    compiled = compile_cache_dir(compile_cache_claim)
     env: list[dict[str, Any]] = [
         {"name": "HOME", "value": CACHE_DIR},
         {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
         {"name": "HF_HOME", "value": f"{CACHE_DIR}/huggingface"},
-        {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_DIR}/vllm"},
+        {"name": "VLLM_CACHE_ROOT", "value": f"{compiled}/vllm"},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
         {"name": "MODEL_DIR", "value": model_dir},
@@ -228,7 +239,8 @@ def engine_env(vendor: VendorFacts, *, model_dir: str, weights_uri: str | None, 
         env.append({"name": "MODEL_SOURCE", "value": weights_uri})
     elif not weights_uri:
         env.append({"name": "HF_HUB_OFFLINE", "value": "0"})
-    env += [{"name": k, "value": v.replace("{cache_dir}", CACHE_DIR)} for k, v in vendor.vllm_env.items()]
+    env += [{"name": k, "value": v.replace("{compile_cache_dir}", compiled).replace("{cache_dir}", CACHE_DIR)}
+            for k, v in vendor.vllm_env.items()]
     if not engine_drains(engine_version):
         # the engine predates --shutdown-timeout: the entrypoint drains before passing SIGTERM on
         env.append({"name": "GENAI_SCALE_DRAIN_IN_ENTRYPOINT", "value": "1"})
@@ -243,11 +255,12 @@ DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
 
 def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_account: str,
                  api_key_secret: str | None, hf_token_secret: str | None = None) -> dict[str, Any]:
-    """The serving pod: probes on /health, preStop + drain, /dev/shm in memory, caches on emptyDirs."""
+    """The serving pod: probes on /health, preStop + drain, /dev/shm in memory, caches on emptyDirs (compile caches on
+    the shared claim, when ``compile_cache_claim`` names one)."""
     vendor = args.placement.accelerator.vendor_facts
     env = engine_env(vendor, model_dir=MODEL_DIR, weights_uri=args.model.weights_uri,
                      engine_version=args.engine_version, api_key_secret=api_key_secret,
-                     stream_weights=streams_weights(args))
+                     stream_weights=streams_weights(args), compile_cache_claim=args.compile_cache_claim)
     if hf_token_secret:
         # huggingface_hub reads HF_TOKEN (gated models, rate limits); the value stays in the Secret
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": HF_TOKEN_KEY}}})
@@ -275,19 +288,33 @@ def pod_template(name: str, args: VllmServiceArgs, *, image: Any, service_accoun
         "livenessProbe": {**probe, "periodSeconds": 15, "timeoutSeconds": 10, "failureThreshold": 4},
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(args.pre_stop_seconds)]}}},
         "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": vendor.vllm_read_only_root_filesystem},
-        "volumeMounts": [{"name": volume, "mountPath": path} for volume, path, _ in volumes],
+        "volumeMounts": [{"name": volume, "mountPath": path} for volume, path, _ in volumes]
+        + compile_cache_mounts(name, args.compile_cache_claim),
     }
     pod: dict[str, Any] = {
         **pod_base(selector_labels(name), service_account=service_account,
                    grace_seconds=grace_period_seconds(args), placement=args.placement, scheduler=scheduler(args)),
         "containers": [container],
-        "volumes": [{"name": volume, "emptyDir": empty_dir} for volume, _, empty_dir in volumes],
+        "volumes": [{"name": volume, "emptyDir": empty_dir} for volume, _, empty_dir in volumes]
+        + compile_cache_volumes(args.compile_cache_claim),
     }
     annotations = {"kubectl.kubernetes.io/default-container": "vllm"}
     if args.do_not_disrupt:
         annotations[DO_NOT_DISRUPT] = "true"
     return {"metadata": {"labels": labels(name, served_name(name, args)), "annotations": annotations},
             "spec": pod}
+
+
+def compile_cache_mounts(subpath: str, claim: str | None) -> list[dict[str, Any]]:
+    """The shared compile-cache claim at :data:`COMPILE_CACHE_DIR`, in the sub-directory ``subpath`` (the service or
+    pool name: replicas of one service share their artefacts, services never see each other's). None without a
+    claim."""
+    return [{"name": COMPILE_CACHE_VOLUME, "mountPath": COMPILE_CACHE_DIR, "subPath": subpath}] if claim else []
+
+
+def compile_cache_volumes(claim: str | None) -> list[dict[str, Any]]:
+    """The pod volume of the shared compile-cache claim (none without one)."""
+    return [{"name": COMPILE_CACHE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}] if claim else []
 
 
 def weights_volume_gib(args: VllmServiceArgs) -> int:

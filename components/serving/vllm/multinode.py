@@ -28,11 +28,16 @@ LeaderWorkerSet (``leaderworkerset.x-k8s.io/v1``, LWS v0.10.0 field names):
   "0"``); the KEDA ScaledObject targets the LeaderWorkerSet's scale subresource (replicas = groups).
 
 EFA and NCCL: every pod (leader and workers) requests the node's EFA interfaces (``vpc.amazonaws.com/efa``, count
-from the accelerator catalogue), a memory-backed ``/dev/shm`` and the ``IPC_LOCK`` capability (the only capability
-added; vLLM docs, GPUDirect RDMA pod spec), with the libfabric/NCCL environment of :func:`efa_env`.
+from the accelerator catalogue) and a memory-backed ``/dev/shm``, with the libfabric/NCCL environment of
+:func:`efa_env`. No ``IPC_LOCK`` capability, although the vLLM docs' GPUDirect RDMA pod spec adds it: the engine runs
+as a non-root user, whose process never gets added capabilities in its effective set (kubernetes/kubernetes#56374),
+and the serving namespace enforces the restricted Pod Security Standard, which admits no added capability but
+``NET_BIND_SERVICE`` (a pod with IPC_LOCK would be refused). What registering EFA memory needs is a large
+locked-memory limit: the EFA nodes give their containers one (AL2023: nodeadm ``baseRuntimeSpec``,
+:data:`components.foundation._gpu.MEMLOCK_BYTES`; Bottlerocket: set by the OS when it finds an EFA device).
 
 Security: as :class:`~components.serving.vllm.service.VllmService` (non-root, no privilege escalation, all
-capabilities dropped except ``IPC_LOCK``, RuntimeDefault seccomp, no service-account token) plus two
+capabilities dropped, RuntimeDefault seccomp, no service-account token: the restricted standard) plus two
 NetworkPolicies: the group's pods accept any port from pods of the same LeaderWorkerSet only (the inter-node traffic
 is unencrypted and, per the vLLM docs, "can be exploited to execute arbitrary code"), and the leader's API port
 accepts the client namespaces (the gateway) and monitoring only. The EFA node group's security group allows all
@@ -193,7 +198,7 @@ def efa_env(instance_type: str, nccl_debug: str = "INFO") -> list[dict[str, str]
 def member_template(name: str, args: MultiNodeVllmServiceArgs, *, worker: bool, image: Any, service_account: str,
                     api_key_secret: str | None, hf_token_secret: str | None) -> dict[str, Any]:
     """The pod template of a leader or a worker: the single-node template at the layout's TP, with the group's
-    arguments, EFA, IPC_LOCK, the node's private address as ``VLLM_HOST_IP`` and no zone spreading (a group stays in
+    arguments, EFA, the node's private address as ``VLLM_HOST_IP`` and no zone spreading (a group stays in
     the EFA node group's single AZ and placement group)."""
     tpl = pod_template(name, layout_args(args), image=image, service_account=service_account,
                        api_key_secret=api_key_secret, hf_token_secret=hf_token_secret)
@@ -203,15 +208,12 @@ def member_template(name: str, args: MultiNodeVllmServiceArgs, *, worker: bool, 
     c["args"] = group_args(name, args, worker=worker)
     # vLLM docs: bind the inter-node traffic to the private network address
     c["env"] = [*c["env"], {"name": "VLLM_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
-    caps: dict[str, Any] = {"drop": ["ALL"]}
     if args.efa:
         spec_ = args.placement.accelerator
         count = str(spec_.efa_interfaces)
         c["resources"] = {"requests": {**c["resources"]["requests"], EFA_RESOURCE: count},
                           "limits": {**c["resources"]["limits"], EFA_RESOURCE: count}}
         c["env"] = [*c["env"], *efa_env(spec_.instance_type, args.nccl_debug)]
-        caps["add"] = ["IPC_LOCK"]  # pinned memory for RDMA registration (vLLM docs, GPUDirect RDMA)
-    c["securityContext"] = {**c["securityContext"], "capabilities": caps}
     if worker:
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             c.pop(probe)

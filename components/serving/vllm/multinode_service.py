@@ -17,7 +17,8 @@ The rendering, launch mode, restart and startup policies, EFA/NCCL settings and 
 Defaults: the fit check's layout (the fewest nodes that fit, TP = GPUs per node, PP = nodes), KEDA scaling of groups
 (replicas = groups) within ``autoscaling``, restart policy RecreateGroupAfterStart, EFA on every pod, NCCL_DEBUG=INFO,
 otherwise VllmService's defaults (probes, drain, caches, API key). Security: VllmService's pod security plus only the
-``IPC_LOCK`` capability, and the group fenced by NetworkPolicies (:mod:`components.serving.vllm.multinode`).
+the EFA nodes' locked-memory limit instead of
+an added capability, and the group fenced by NetworkPolicies (:mod:`components.serving.vllm.multinode`).
 
 Needs: the LWS controller (:class:`components.serving.lws.LeaderWorkerSetController`; pass its ``release`` in
 ``after``), an EFA node group of the instance type (``GpuNodeGroupArgs`` with EFA: a cluster placement group in one

@@ -21,14 +21,26 @@ def test_tier_presets_choose_the_after_scenario(tmp_path):
     tier.mkdir(parents=True)
     (tier / "serving.yaml").write_text("serving:\n  models:\n    a: {loadFormat: runai_streamer}\n")
     (tier / "foundation.yaml").write_text("foundation:\n  nodeProvisioner: karpenter\n")
-    assert cs.tier_scenario("t", tmp_path) == cs.Scenario(provisioner="karpenter", streamer=True)
+    assert cs.tier_scenario("t", tmp_path) == cs.Scenario(provisioner="karpenter", streamer=True, soci=True)
     (tier / "serving.yaml").write_text("serving: {}\n")
+    (tier / "foundation.yaml").write_text("nodeGroups:\n  a: {fastImagePull: true}\n  b: {fastImagePull: false}\n")
+    assert cs.tier_scenario("t", tmp_path) == cs.Scenario()  # one group pulls the standard way: no saving assumed
     (tier / "foundation.yaml").unlink()
-    assert cs.tier_scenario("t", tmp_path) == cs.Scenario()
+    assert cs.tier_scenario("t", tmp_path) == cs.Scenario(soci=True)  # the node groups' default
+
+
+def test_a_shared_compile_cache_makes_the_compile_warm(tmp_path):
+    tier = tmp_path / "stacks" / "tiers" / "t"
+    tier.mkdir(parents=True)
+    (tier / "serving.yaml").write_text("serving:\n  compileCache: {enabled: true}\n")
+    assert cs.tier_scenario("t", tmp_path) == cs.Scenario(soci=True, warm_compile=True)
+    (tier / "serving.yaml").write_text("serving:\n  compileCache: {enabled: false}\n")
+    assert cs.tier_scenario("t", tmp_path).warm_compile is False
 
 
 def test_the_scale_preset_streams_and_one_row_prints(capsys):
     assert cs.tier_scenario("scale").streamer  # stacks/tiers/scale/serving.yaml sets loadFormat
+    assert cs.tier_scenario("scale").warm_compile and not cs.tier_scenario("prototype").warm_compile
     assert cs.main(["--tier", "scale", "--model", "8b"]) == 0
     out = capsys.readouterr().out
     assert "scale" in out and "8b" in out and "before s" in out

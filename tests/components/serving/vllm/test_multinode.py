@@ -186,14 +186,35 @@ def test_member_arguments_parse_with_vllms_parser(rendered, vllm_parser):
         assert ns.headless is (role == "worker")
 
 
-def test_efa_ipc_lock_and_shm_on_leader_and_worker(rendered):
+def test_master_addr_may_be_the_leaders_dns_name(vllm_parser):
+    """--master-addr is LWS_LEADER_ADDRESS, a DNS name (<lws>-<group>.<lws>.<namespace>), not an IP. The pinned vLLM
+    turns it into a tcp:// init method for torch.distributed (vllm/distributed/parallel_state.py, nnodes > 1), whose
+    TCPStore resolves host names; LWS's headless Service publishes not-ready addresses (lws
+    pkg/utils/controller/controller_utils.go), so the name resolves before the leader is ready. Checked here with a
+    host name through the same two calls."""
+    import datetime
+
+    from torch.distributed import TCPStore
+    from vllm.utils.network_utils import get_distributed_init_method, get_open_port
+
+    port = get_open_port()
+    assert get_distributed_init_method("localhost", port) == f"tcp://localhost:{port}"
+    timeout = datetime.timedelta(seconds=10)
+    server = TCPStore("localhost", port, 2, True, timeout=timeout, wait_for_workers=False)
+    client = TCPStore("localhost", port, 2, False, timeout=timeout)
+    client.set("rank-1", "joined")
+    assert server.get("rank-1") == b"joined"
+
+
+def test_efa_and_shm_without_added_capabilities_on_leader_and_worker(rendered):
     for role in ("leader", "worker"):
         pod = _member(rendered, role)
         c = pod["containers"][0]
         assert c["resources"]["requests"]["vpc.amazonaws.com/efa"] == "32"  # p5.48xlarge
         assert c["resources"]["limits"]["vpc.amazonaws.com/efa"] == "32"
         assert c["resources"]["limits"]["nvidia.com/gpu"] == "8"
-        assert c["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
+        # no IPC_LOCK: a non-root engine never gets it and the namespace's restricted standard refuses it
+        assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
         assert c["securityContext"]["allowPrivilegeEscalation"] is False
         assert pod["securityContext"]["runAsNonRoot"] is True
         env = {e["name"]: e.get("value") for e in c["env"]}
