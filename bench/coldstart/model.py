@@ -46,6 +46,10 @@ from typing import Any
 import yaml
 
 from components.catalog.coldstart import phase_seconds
+from components.foundation.gpu_node_group import GpuNodeGroupArgs
+
+FAST_PULL_DEFAULT: bool = GpuNodeGroupArgs.model_fields["fast_image_pull"].default
+"""Whether a node group pulls in parallel when its config does not say (the component's default)."""
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,7 +107,7 @@ def tier_scenario(tier: str, root: Path = ROOT) -> Scenario:
     shared_cache = any(isinstance(v, dict) and v.get("enabled") is True for t in trees for v in _keys(t, "compileCache"))
     return Scenario(provisioner="karpenter" if "karpenter" in provisioners else "managed-node-groups",
                     streamer="runai_streamer" in formats,
-                    soci=all(v is not False for v in fast_pull),  # node groups pull in parallel unless turned off
+                    soci=all(v is True for v in fast_pull) and FAST_PULL_DEFAULT,  # unless a group turns it off
                     warm_compile=shared_cache)  # the service's compile cache on EFS outlives its pods
 
 

@@ -37,6 +37,11 @@ SOURCE = ("EKS API AMITypes (botocore eks model), AWS EKS accelerated-AMI user g
 CHECKED = "2026-11-23"
 
 VENDOR_LABEL = "genai-scale/accelerator-vendor"
+GPU_OPERATOR_OPERANDS_LABEL = "nvidia.com/gpu.deploy.operands"
+"""The NVIDIA GPU operator's switch for all its operands on a node; ``"false"`` (set on Bottlerocket NVIDIA nodes,
+which bring their own driver, toolkit and device plugin) keeps driver, toolkit, device plugin, GFD, DCGM exporter,
+validator and MIG manager off it: such nodes export no DCGM metrics. The operator honours a non-empty value set
+before it sees the node (NVIDIA/gpu-operator ``controllers/state_manager.go``, v26.7.0, checked 2026-12-06)."""
 """Node label every accelerator node group carries with its vendor's name."""
 
 ACCELERATOR_PLACEHOLDER = "{accelerator}"

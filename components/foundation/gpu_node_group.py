@@ -119,7 +119,9 @@ class GpuNodeGroupArgs(ArgsModel):
     unpack concurrently (the vLLM image is 12-13 GB pulled). AL2023: nodeadm's ``FastImagePull`` feature gate
     (AMI v20250821 or later; nodeadm calls it experimental); Bottlerocket: the SOCI settings (1.44.0 or later). Needs
     no SOCI index in the image. Where the image store is on EBS (no instance store), the volume gets 600 MiB/s of
-    gp3 throughput, as nodeadm recommends. Default: on."""
+    gp3 throughput, as nodeadm recommends. EKS gives a managed node group the newest AMI release of its Kubernetes
+    version at creation and on version updates; a group held on an older release must turn this off, since an older
+    nodeadm or Bottlerocket refuses a setting it does not know. Default: on."""
     local_nvme: bool = True
     """On AL2023 nodes whose instance type has instance store (catalogue ``instance_store_gb``: g5, g6, g6e, p4d, p5,
     trn1; not inf2), stripe the NVMe disks as RAID0 through nodeadm (``spec.instance.localStorage.strategy``) and

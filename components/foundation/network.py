@@ -46,7 +46,8 @@ class ExistingVpc(BaseModel):
     vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
     """Id of the VPC (``vpc-...``)."""
     private_subnet_ids: list[str] = Field(min_length=1)
-    """Private subnets for nodes and internal load balancers (``subnet-...``)."""
+    """Private subnets for nodes and internal load balancers (``subnet-...``), one per Availability Zone (the shared
+    compile cache puts an EFS mount target in each, and EFS allows one per zone)."""
     public_subnet_ids: list[str] = Field(default_factory=list)
     """Public subnets for internet-facing load balancers. Default: none (internal load balancers only)."""
     vpc_cidr: str = "10.0.0.0/16"

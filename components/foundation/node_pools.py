@@ -105,12 +105,12 @@ class NodePoolSpec(BaseModel):
     """MIG profile set (label ``nvidia.com/mig.config``). Default: MIG off."""
     time_slicing_replicas: int | None = Field(default=None, ge=2, le=64)
     """GPU time-slicing replicas (selects the device-plugin config by label). Default: none."""
-    node_os: NodeOs = "al2023"
+    node_os: NodeOs = GpuNodeGroupArgs.model_fields["node_os"].default
     """Node OS: ``al2023`` or ``bottlerocket`` (its own EC2NodeClass per accelerator family: alias and settings
-    differ). Default: al2023."""
-    fast_image_pull: bool = True
+    differ). Default: a node group's (al2023)."""
+    fast_image_pull: bool = GpuNodeGroupArgs.model_fields["fast_image_pull"].default
     """SOCI parallel pull of images (:attr:`components.foundation.gpu_node_group.GpuNodeGroupArgs.fast_image_pull`);
-    a family's EC2NodeClass turns it on when all its pools ask for it. Default: on."""
+    a family's EC2NodeClass turns it on when all its pools ask for it. Default: a node group's (on)."""
     consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized", "Balanced"] = "WhenEmpty"
     """When Karpenter may consolidate nodes. Default: WhenEmpty (only nodes without serving pods: a model server is
     never moved to save money)."""
@@ -303,14 +303,14 @@ def render_node_class(name: str, *, role: Any, cluster_name: Any, disk_size_gib:
     RAID0 array for kubelet and containerd (images, emptyDirs such as the model and compile caches), as the managed
     node groups' nodeadm ``localStorage`` does. ``user_data``: the AL2023 NodeConfig (MIME) or Bottlerocket settings
     (TOML) Karpenter merges with its own (:func:`node_class_user_data`). ``ebs_throughput_mibps``: gp3 throughput of
-    the root volume (with 3000 IOPS)."""
+    the data volume (default: the node groups' :data:`components.foundation._gpu.EBS_THROUGHPUT_MIBPS`, with
+    :data:`components.foundation._gpu.EBS_IOPS`)."""
     by_tag = [{"tags": {DISCOVERY_TAG: cluster_name}}]
     ebs: dict[str, Any] = {"volumeSize": f"{disk_size_gib}Gi", "volumeType": "gp3", "encrypted": True,
                            "deleteOnTermination": True}
     if kms_key_arn is not None:
         ebs["kmsKeyID"] = kms_key_arn
-    if ebs_throughput_mibps:
-        ebs.update(iops=3000, throughput=ebs_throughput_mibps)
+    ebs.update(iops=_gpu.EBS_IOPS, throughput=ebs_throughput_mibps or _gpu.EBS_THROUGHPUT_MIBPS)
     spec: dict[str, Any] = {
         "role": role,
         "amiSelectorTerms": [{"alias": ami_alias}],
@@ -424,7 +424,7 @@ class KarpenterNodePoolsArgs(ArgsModel):
     """Subnets the nodes start in. Default: those tagged ``karpenter.sh/discovery: <cluster>``."""
     security_group_ids: PulumiInput = None
     """Node security groups. Default: those tagged ``karpenter.sh/discovery: <cluster>``."""
-    ami_alias: str = Field(default="al2023@latest", pattern=r"^al2023@.+$", max_length=30)
+    ami_alias: str = Field(default="al2023@latest", pattern=r"^(al2023|bottlerocket)@.+$", max_length=30)
     """EKS-optimized AMI alias of the ``al2023`` pools (``al2023@<version>``); pin a version (``al2023@v20261101``)
     to control rollouts (FastImagePull needs v20250821 or later). Default: al2023@latest."""
     bottlerocket_ami_alias: str = Field(default="bottlerocket@latest", pattern=r"^bottlerocket@.+$", max_length=30)
@@ -446,6 +446,10 @@ class KarpenterNodePoolsArgs(ArgsModel):
 
     def problems(self) -> list[Problem]:
         out: list[Problem] = []
+        if self.ami_alias.startswith("bottlerocket@"):
+            out.append(Problem("ami_alias", self.ami_alias, "an al2023@<version> alias: Bottlerocket pools take "
+                               "node_os bottlerocket on their NodePoolSpec and bottlerocket_ami_alias for the version"))
+            return out
         for os_, field, alias in (("al2023", "ami_alias", self.ami_alias),
                                   ("bottlerocket", "bottlerocket_ami_alias", self.bottlerocket_ami_alias)):
             fast = sorted(n for n, s in self.pools.items() if s.node_os == os_ and s.fast_image_pull)

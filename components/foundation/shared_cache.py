@@ -22,7 +22,9 @@ Creates
     tracked connection).
   - ``aws.efs.MountTarget`` ``<name>-<key>`` per entry of ``subnet_ids`` (one private subnet per Availability Zone).
   - ``aws.iam.Role`` ``<name>-csi-role`` (IRSA for ``kube-system/efs-csi-controller-sa``) with the AWS managed policy
-    ``service-role/AmazonEFSCSIDriverPolicy`` (create and delete access points), and the ``aws.eks.Addon``
+    ``service-role/AmazonEFSCSIDriverPolicy`` (create and delete access points). Only the controller is trusted (the
+    EKS guide's ``efs-csi-*`` pattern also trusts the node DaemonSet): the nodes mount without IAM authorization,
+    which the file system policy allows through mount targets, so they need no AWS permissions. And the ``aws.eks.Addon``
     ``<name>-aws-efs-csi-driver`` (pinned per Kubernetes version in components.versions).
   - ``kubernetes:storage.k8s.io/v1:StorageClass`` ``<name>`` (``storage_class_name``): dynamic provisioning with one
     EFS access point per claim (``provisioningMode: efs-ap``) under ``base_path``, owned by ``posix_uid``/``posix_gid``
@@ -106,7 +108,9 @@ class SharedCacheFileSystemArgs(ArgsModel):
     addon_version: str | None = None
     """``aws-efs-csi-driver`` add-on version. Default: the pin for ``kubernetes_version`` (components.versions)."""
     kms_key_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+$")
-    """Customer-managed KMS key for encryption at rest. Default: the AWS-managed key ``aws/elasticfilesystem``."""
+    """Customer-managed KMS key for encryption at rest, by its key ARN (``...:key/<id>``; an alias ARN is refused:
+    EFS stores the resolved key, so an alias would show a change, and a replacement, on every update). Default: the
+    AWS-managed key ``aws/elasticfilesystem``."""
     throughput_mode: Literal["elastic", "bursting"] = "elastic"
     """EFS throughput mode. ``elastic``: pay per GB transferred, bursts of compile-cache reads at pod start are served
     at once; ``bursting``: throughput grows with the stored size (a few GB of cache earns little). Default: elastic."""
@@ -132,6 +136,10 @@ class SharedCacheFileSystemArgs(ArgsModel):
     def problems(self) -> list[Problem]:
         required = [f for f in CLUSTER_INPUTS if not (f == "kubernetes_version" and self.addon_version)]
         out = cluster_input_problems(self, CLUSTER_INPUTS, required=required)
+        if self.kms_key_arn and ":alias/" in self.kms_key_arn:
+            out.append(Problem("kms_key_arn", self.kms_key_arn, "the key's ARN (arn:aws:kms:<region>:<account>:key/"
+                               "<key id>), not an alias: EFS keeps the resolved key, so an alias ARN would replace the "
+                               "file system on every update"))
         if self.transition_to_ia_days is not None and self.transition_to_ia_days not in IA_DAYS:
             out.append(Problem("transition_to_ia_days", self.transition_to_ia_days,
                                f"one of {', '.join(map(str, IA_DAYS))} (or none: stay in Standard)"))
@@ -182,7 +190,7 @@ def storage_class_parameters(file_system_id: Any, args: SharedCacheFileSystemArg
             "uid": str(args.posix_uid), "gid": str(args.posix_gid), "basePath": args.base_path}
 
 
-def claim_manifest(name: str, namespace: str, storage_class: str, size_gib: int = 100) -> dict[str, Any]:
+def claim_manifest(name: str, namespace: str, storage_class: str, size_gib: int) -> dict[str, Any]:
     """A ReadWriteMany PersistentVolumeClaim on the shared class. EFS is elastic and does not enforce the size; the
     request is nominal (Kubernetes requires one)."""
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",

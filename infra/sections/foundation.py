@@ -207,6 +207,9 @@ def build(ctx: BuildContext, cfg) -> None:
     # GPU operator (components.foundation._gpu.labels): it is installed for the AL2023 ones
     operator_groups = {name for name, g in ctx.node_groups.items()
                        if g.accelerator.vendor == "nvidia" and cfg.node_groups[name].node_os == "al2023"}
+    if go.enabled and not operator_groups and "nvidia" in vendors:
+        ctx.note("gpuOperator: not installed: every NVIDIA node group runs Bottlerocket, which brings its own driver, "
+                 "toolkit and device plugin (no DCGM metrics on those nodes: docs/coldstart.md)")
     if go.enabled and operator_groups:
         shares = sorted({cfg.node_groups[n].time_slicing_replicas for n in operator_groups
                          if cfg.node_groups[n].time_slicing_replicas})

@@ -630,7 +630,9 @@ def compile_cache_problems(cfg) -> list[Problem]:
 
 def compile_cache_subnets(ctx: BuildContext, cfg) -> dict[str, Any]:
     """The private subnets that get a mount target, keyed by a stable name: an adopted VPC's subnet ids as they are
-    listed, else ``private-<i>`` for the network's i-th private subnet (AZ i, tagged ``network-private-<i>``)."""
+    listed, else ``private-<i>`` for the network's i-th private subnet (AZ i, tagged ``network-private-<i>``). EFS takes
+    one mount target per Availability Zone: an adopted VPC must list one private subnet per zone (two in one zone
+    fail at apply with MountTargetConflict; their zones are not known offline)."""
     existing = getattr(cfg.network, "existing", None)
     if existing is not None:
         return {sid: sid for sid in existing.private_subnet_ids}
@@ -770,6 +772,12 @@ def build(ctx: BuildContext, cfg) -> None:
         group_after.append(lws.release)
     for name, m in s.models.items():
         args = model_args[name]
+        gpu_trigger = args.autoscaling.gpu_utilization_up_percent
+        if gpu_trigger and args.placement.accelerator.vendor_facts.utilization_metric \
+                and args.placement.utilization_metric is None:
+            ctx.note(f"serving.models.{name}: no GPU-utilization trigger (gpuUtilizationUpPercent {gpu_trigger}): "
+                     f"node group {m.node_group} runs Bottlerocket, whose NVIDIA nodes run no DCGM exporter; it "
+                     "scales on queue depth and latency")
         svc_opts = pulumi.ResourceOptions(provider=ctx.k8s_provider, depends_on=[ns]) if ctx.k8s_provider \
             else pulumi.ResourceOptions(depends_on=[ns])
         if isinstance(args, MultiNodeVllmServiceArgs):

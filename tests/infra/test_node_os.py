@@ -77,3 +77,23 @@ def test_karpenter_bottlerocket_pool_gets_its_own_class(tmp_path):
     pool = plan.one("kubernetes:karpenter.sh/v1:NodePool", "node-pools-a10g")
     assert pool.inputs["spec"]["template"]["spec"]["nodeClassRef"]["name"] == "node-pools-nvidia-bottlerocket"
     assert pool.inputs["spec"]["template"]["metadata"]["labels"][OPERANDS] == "false"
+
+
+def test_a_model_on_bottlerocket_scales_without_the_dcgm_trigger_and_the_plan_says_so(tmp_path):
+    plan = _plan(tmp_path, {"a10g": {"nodeOs": "bottlerocket"}, "batch-a10g": {"nodeOs": "bottlerocket"}})
+    scaled = [r for r in plan.by_type("kubernetes:keda.sh/v1alpha1:ScaledObject")
+              if r.name.startswith("llama-8b") and "inf2" not in r.name]
+    assert scaled
+    for so in scaled:
+        names = [t.get("name") for t in so.inputs["spec"]["triggers"]]
+        assert "gpu-utilization" not in names and "queue-depth" in names
+    assert any(n.startswith("serving.models.llama-8b: no GPU-utilization trigger") for n in plan.notes)
+    assert any(n.startswith("gpuOperator: not installed") for n in plan.notes)
+
+
+def test_on_al2023_the_dcgm_trigger_stays_and_no_note(tmp_path):
+    plan = _plan(tmp_path, {})
+    so = next(r for r in plan.by_type("kubernetes:keda.sh/v1alpha1:ScaledObject") if r.name.startswith("llama-8b")
+              and "inf2" not in r.name)
+    assert "gpu-utilization" in [t.get("name") for t in so.inputs["spec"]["triggers"]]
+    assert not [n for n in plan.notes if "GPU-utilization" in n or n.startswith("gpuOperator")]

@@ -20,7 +20,7 @@ from problems import Problem
 from components.base import PulumiInput
 from components.catalog import models as model_catalog
 from components.catalog.accelerators import AcceleratorSpec
-from components.catalog.vendors import NEURON
+from components.catalog.vendors import GPU_OPERATOR_OPERANDS_LABEL, NEURON
 from components.capacity.schedule import CronFloor
 from components.catalog.models import ModelFacts
 from components.serving.vllm.fit import FitInput, FitReport, check_fit, mig_memory_gib, unit_name
@@ -243,6 +243,15 @@ class NodeGroupPlacement(BaseModel):
     @property
     def instance_type(self) -> str:
         return self.accelerator.instance_type
+
+    @property
+    def utilization_metric(self) -> str | None:
+        """The accelerator's per-pod utilization series on these nodes, or None where nothing exports it: NVIDIA nodes
+        kept from the GPU operator (Bottlerocket, label ``nvidia.com/gpu.deploy.operands: "false"``) run no DCGM
+        exporter."""
+        if self.labels.get(GPU_OPERATOR_OPERANDS_LABEL) == "false":
+            return None
+        return self.accelerator.vendor_facts.utilization_metric
 
 
 def placement_from_node_group(node_group: Any, *, mig_config: str | None = None,

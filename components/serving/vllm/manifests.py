@@ -409,7 +409,7 @@ def triggers(name: str, args: VllmServiceArgs, *, replicas: str | None = None,
     if a.tokens_per_second_per_replica:
         out.append(prometheus_trigger("tokens-per-second", server, tokens_query(ns, served),
                                       round(a.tokens_per_second_per_replica * a.target_utilization, 2), activation=0))
-    metric = args.placement.accelerator.vendor_facts.utilization_metric
+    metric = args.placement.utilization_metric  # None on nodes without an exporter: no trigger
     if a.gpu_utilization_up_percent and metric:
         out.append(banded_trigger("gpu-utilization", server, utilization(ns, name, metric=metric),
                                   upper=a.gpu_utilization_up_percent, lower=a.gpu_utilization_down_percent,

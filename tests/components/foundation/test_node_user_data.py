@@ -32,58 +32,64 @@ def mime_node_config(text: str) -> dict:
     return yaml.safe_load(parts[0].get_payload())
 
 
-def node_config(user_data: str) -> dict:
-    return mime_node_config(base64.b64decode(user_data).decode())
+def user_data(instance_type: str, node_os: str = "al2023", **kw) -> str | None:
+    """:func:`_gpu.node_user_data` with a node group's defaults (instance store striped, parallel pull on)."""
+    kw.setdefault("local_storage", True)
+    kw.setdefault("fast_image_pull", GpuNodeGroupArgs.model_fields["fast_image_pull"].default)
+    return _gpu.node_user_data(lookup(instance_type), node_os, **kw)
 
 
-def settings(user_data: str) -> dict:
-    return tomllib.loads(base64.b64decode(user_data).decode())["settings"]
+def node_config(encoded: str) -> dict:
+    return mime_node_config(base64.b64decode(encoded).decode())
+
+
+def settings(encoded: str) -> dict:
+    return tomllib.loads(base64.b64decode(encoded).decode())["settings"]
 
 
 # --- AL2023: nodeadm NodeConfig -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("instance_type", ["g5.12xlarge", "g6e.4xlarge", "p5.48xlarge"])
 def test_instance_store_types_stripe_nvme_and_pull_images_in_parallel(instance_type):
-    cfg = node_config(_gpu.node_user_data(lookup(instance_type), "al2023"))
+    cfg = node_config(user_data(instance_type))
     assert cfg["apiVersion"] == "node.eks.aws/v1alpha1" and cfg["kind"] == "NodeConfig"
     assert cfg["spec"] == {"instance": {"localStorage": {"strategy": "RAID0"}},
                            "featureGates": {"FastImagePull": True}}
 
 
 def test_fast_image_pull_off_leaves_only_the_raid0_and_ebs_only_types_only_the_gate():
-    assert node_config(_gpu.node_user_data(lookup("g5.12xlarge"), "al2023", fast_image_pull=False))["spec"] == {
+    assert node_config(user_data("g5.12xlarge", "al2023", fast_image_pull=False))["spec"] == {
         "instance": {"localStorage": {"strategy": "RAID0"}}}
-    assert node_config(_gpu.node_user_data(lookup("inf2.48xlarge"), "al2023"))["spec"] == {
+    assert node_config(user_data("inf2.48xlarge", "al2023"))["spec"] == {
         "featureGates": {"FastImagePull": True}}
 
 
 def test_no_user_data_when_there_is_nothing_to_say():
-    assert _gpu.node_user_data(lookup("inf2.48xlarge"), "al2023", fast_image_pull=False) is None
-    assert _gpu.node_user_data(lookup("p5.48xlarge"), "al2023", local_storage=False, fast_image_pull=False) is None
-    assert _gpu.node_user_data(lookup("inf2.48xlarge"), "bottlerocket", fast_image_pull=False) is None
+    assert user_data("inf2.48xlarge", "al2023", fast_image_pull=False) is None
+    assert user_data("p5.48xlarge", "al2023", local_storage=False, fast_image_pull=False) is None
+    assert user_data("inf2.48xlarge", "bottlerocket", fast_image_pull=False) is None
 
 
 def test_efa_nodes_give_containers_a_memlock_limit_that_survives_nodeadms_float_merge():
-    cfg = node_config(_gpu.node_user_data(lookup("p5.48xlarge"), "al2023", efa=True))
+    cfg = node_config(user_data("p5.48xlarge", "al2023", efa=True))
     rlimits = cfg["spec"]["containerd"]["baseRuntimeSpec"]["process"]["rlimits"]
     # the list replaces nodeadm's default, so its NOFILE entry is repeated unchanged
     assert rlimits == [{"type": "RLIMIT_NOFILE", "soft": 65536, "hard": 1048576},
                        {"type": "RLIMIT_MEMLOCK", "soft": 2 ** 53, "hard": 2 ** 53}]
     # nodeadm merges baseRuntimeSpec through JSON into float64: the value must come back as the same integer
     assert json.loads(json.dumps(float(rlimits[1]["hard"]))) == rlimits[1]["hard"]
-    assert int(float(2 ** 64 - 1)) != 2 ** 64 - 1  # why not RLIM_INFINITY: it would become 2**64, out of range
-    assert "containerd" not in node_config(_gpu.node_user_data(lookup("p5.48xlarge"), "al2023"))["spec"]
+    assert "containerd" not in node_config(user_data("p5.48xlarge", "al2023"))["spec"]
 
 
 def test_user_data_is_deterministic():
     for os_ in ("al2023", "bottlerocket"):
-        assert _gpu.node_user_data(lookup("g5.2xlarge"), os_) == _gpu.node_user_data(lookup("g5.2xlarge"), os_)
+        assert user_data("g5.2xlarge", os_) == user_data("g5.2xlarge", os_)
 
 
 # --- Bottlerocket: TOML settings ------------------------------------------------------------------------------------
 
 def test_bottlerocket_pulls_with_soci_in_parallel_and_stripes_nvme():
-    s = settings(_gpu.node_user_data(lookup("p5.48xlarge"), "bottlerocket"))
+    s = settings(user_data("p5.48xlarge", "bottlerocket"))
     assert s["container-runtime"] == {"snapshotter": "soci"}
     assert s["container-runtime-plugins"]["soci-snapshotter"] == {
         "pull-mode": "parallel-pull-unpack",
@@ -98,19 +104,19 @@ def test_bottlerocket_pulls_with_soci_in_parallel_and_stripes_nvme():
 
 
 def test_bottlerocket_time_slices_with_its_own_device_plugin_and_ebs_types_skip_the_raid():
-    s = settings(_gpu.node_user_data(lookup("g6e.4xlarge"), "bottlerocket", time_slicing_replicas=3))
+    s = settings(user_data("g6e.4xlarge", "bottlerocket", time_slicing_replicas=3))
     assert s["kubelet-device-plugins"]["nvidia"] == {
         "device-sharing-strategy": "time-slicing",
         "time-slicing": {"replicas": 3, "rename-by-default": False, "fail-requests-greater-than-one": False}}
-    assert "bootstrap-commands" not in settings(_gpu.node_user_data(lookup("inf2.48xlarge"), "bottlerocket"))
-    no_soci = settings(_gpu.node_user_data(lookup("g5.12xlarge"), "bottlerocket", fast_image_pull=False))
+    assert "bootstrap-commands" not in settings(user_data("inf2.48xlarge", "bottlerocket"))
+    no_soci = settings(user_data("g5.12xlarge", "bottlerocket", fast_image_pull=False))
     assert "container-runtime" not in no_soci
     assert "/var/lib/soci-snapshotter" not in no_soci["bootstrap-commands"]["k8s-ephemeral-storage"]["commands"][1]
 
 
 def test_bottlerocket_toml_avoids_the_forms_eks_cannot_merge():
     """EKS's launch-template docs list TOML it cannot merge: quoted keys in bracketed headers, mixed-type arrays."""
-    text = base64.b64decode(_gpu.node_user_data(lookup("g6e.4xlarge"), "bottlerocket",
+    text = base64.b64decode(user_data("g6e.4xlarge", "bottlerocket",
                                                  time_slicing_replicas=4)).decode()
     assert all('"' not in line for line in text.splitlines() if line.startswith("["))
 
@@ -241,3 +247,38 @@ def test_a_pinned_node_image_older_than_soci_parallel_pull_is_refused():
     off = {n: p.model_copy(update={"fast_image_pull": False}) for n, p in pools.items()}
     KarpenterNodePoolsArgs(pools=off, cluster_name="c", node_role_name="r", ami_alias="al2023@v20250101",
                            bottlerocket_ami_alias="bottlerocket@v1.40.0")
+
+
+SNAPSHOT_CASES = {
+    "g5-al2023": ("g5.12xlarge", "al2023", {}),
+    "p5-al2023-efa": ("p5.48xlarge", "al2023", {"efa": True}),
+    "inf2-al2023": ("inf2.48xlarge", "al2023", {}),
+    "g6e-bottlerocket-time-sliced": ("g6e.4xlarge", "bottlerocket", {"time_slicing_replicas": 3}),
+    "p5-bottlerocket-efa": ("p5.48xlarge", "bottlerocket", {"efa": True}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SNAPSHOT_CASES))
+def test_rendered_launch_template_user_data(case, snapshot):
+    """The whole decoded user data, reviewed once and pinned; the tests above name what each part must say."""
+    instance_type, node_os, kw = SNAPSHOT_CASES[case]
+    assert base64.b64decode(user_data(instance_type, node_os, **kw)).decode() == snapshot
+
+
+@pytest.mark.parametrize("pool", ["nvidia-efa-al2023", "neuron-al2023", "nvidia-bottlerocket"])
+def test_rendered_node_class_user_data(pool, snapshot):
+    specs = {"nvidia-efa-al2023": NodePoolSpec(instance_types=["p5.48xlarge"], efa=True),
+             "neuron-al2023": NodePoolSpec(instance_types=["inf2.xlarge"]),
+             "nvidia-bottlerocket": NodePoolSpec(instance_types=["g6e.xlarge"], node_os="bottlerocket")}
+    assert node_class_user_data([specs[pool]]) == snapshot
+
+
+def test_a_bottlerocket_alias_in_ami_alias_points_to_the_right_fields():
+    from components.foundation.node_pools import KarpenterNodePoolsArgs
+
+    with pytest.raises(ArgsError) as err:
+        KarpenterNodePoolsArgs(pools={"g6e": NodePoolSpec(instance_types=["g6e.xlarge"])}, cluster_name="c",
+                               node_role_name="r", ami_alias="bottlerocket@v1.65.0")
+    assert [(p.path, p.expected) for p in err.value.problems] == [
+        ("ami_alias", "an al2023@<version> alias: Bottlerocket pools take node_os bottlerocket on their NodePoolSpec "
+         "and bottlerocket_ami_alias for the version")]

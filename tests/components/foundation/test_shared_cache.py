@@ -150,3 +150,12 @@ def test_problems_name_the_field_and_value():
     with pytest.raises(ArgsError) as exc:
         args(kms_key_arn="my-key")
     assert "kms_key_arn = 'my-key'" in str(exc.value)
+
+
+def test_an_alias_arn_for_the_key_is_refused_with_the_reason():
+    alias = "arn:aws:kms:us-east-1:123456789012:alias/compile-cache"
+    with pytest.raises(ArgsError) as exc:
+        args(kms_key_arn=alias)
+    assert [(p.path, p.value, p.expected) for p in exc.value.problems] == [
+        ("kms_key_arn", alias, "the key's ARN (arn:aws:kms:<region>:<account>:key/<key id>), not an alias: EFS keeps "
+         "the resolved key, so an alias ARN would replace the file system on every update")]
