@@ -105,6 +105,21 @@ def to_int(value: Any) -> int | None:
     return None
 
 
+SG_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+_ADDRESS_KEYS = ("cidrBlocks", "ipv6CidrBlocks", "prefixListIds")
+"""Address sources of a security group's inline ``ingress`` entry or an ``aws.ec2.SecurityGroupRule``."""
+_INGRESS_RULE_ADDRESS_KEYS = ("cidrIpv4", "cidrIpv6", "prefixListId")
+"""The same of an ``aws.vpc.SecurityGroupIngressRule`` (one value each)."""
+
+
+def address_sources(type_token: str, rule: Any) -> list[tuple[str, str]]:
+    """``(key, value)`` of every CIDR block and prefix list an ingress rule admits: an inline ``ingress`` entry of a
+    security group, a SecurityGroupRule, or a SecurityGroupIngressRule (``type_token`` says which); source security
+    groups are not addresses and are left out."""
+    keys = _INGRESS_RULE_ADDRESS_KEYS if type_token == SG_INGRESS_RULE else _ADDRESS_KEYS
+    return [(k, str(v)) for k in keys for v in as_list(get(rule, k)) if v not in (None, "")]
+
+
 def tags_of(props: Any) -> Mapping[str, Any]:
     return as_map(get(props, "tags"))
 

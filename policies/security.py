@@ -15,6 +15,8 @@ from typing import Any, Iterable
 from pulumi_policy import Severity
 
 from policies._props import (
+    SG_INGRESS_RULE,
+    address_sources,
     as_list,
     as_map,
     get,
@@ -219,12 +221,11 @@ def _covers_ssh(proto: Any, from_port: Any, to_port: Any) -> bool:
     concern="security", severity=Severity.HIGH,
     remediation="Drop the rule (use SSM Session Manager) or limit its source to a bastion security group or VPN CIDR.",
     checkov=("CKV_AWS_24",),
-), types={"aws:ec2/securityGroup:SecurityGroup", "aws:ec2/securityGroupRule:SecurityGroupRule",
-          "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"})
+), types={"aws:ec2/securityGroup:SecurityGroup", "aws:ec2/securityGroupRule:SecurityGroupRule", SG_INGRESS_RULE})
 def sg_ssh_public(s: Subject, cfg: dict) -> Iterable[str]:
     p = s.props
-    if s.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
-        src = [str(get(p, "cidrIpv4") or ""), str(get(p, "cidrIpv6") or "")]
+    if s.type == SG_INGRESS_RULE:
+        src = [v for _, v in address_sources(s.type, p)]
         if any(c in OPEN_CIDRS for c in src) and _covers_ssh(get(p, "ipProtocol"), get(p, "fromPort"), get(p, "toPort")):
             yield "ingress rule allows port 22 from the internet"
         return
@@ -232,8 +233,7 @@ def sg_ssh_public(s: Subject, cfg: dict) -> Iterable[str]:
     if s.type == "aws:ec2/securityGroupRule:SecurityGroupRule" and get(p, "type") != "ingress":
         return
     for i, r in enumerate(rules):
-        src = [str(c) for c in as_list(get(r, "cidrBlocks")) + as_list(get(r, "ipv6CidrBlocks"))]
-        open_src = [c for c in src if c in OPEN_CIDRS]
+        open_src = [c for _, c in address_sources(s.type, r) if c in OPEN_CIDRS]
         if open_src and _covers_ssh(get(r, "protocol"), get(r, "fromPort"), get(r, "toPort")):
             where = "" if s.type != "aws:ec2/securityGroup:SecurityGroup" else f"ingress[{i}] "
             yield f"{where}allows port 22 from {', '.join(open_src)}"

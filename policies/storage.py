@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from pulumi_policy import Severity
 
-from policies._props import as_list, as_map, get, json_doc, peek, truthy
+from policies._props import SG_INGRESS_RULE, address_sources, as_list, as_map, get, json_doc, peek, truthy
 from policies._rule import Rule, Subject, resource_policy, stack_policy
 
 FILE_SYSTEM = "aws:efs/fileSystem:FileSystem"
@@ -20,7 +20,6 @@ FILE_SYSTEM_POLICY = "aws:efs/fileSystemPolicy:FileSystemPolicy"
 MOUNT_TARGET = "aws:efs/mountTarget:MountTarget"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
-SG_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 
 
 @resource_policy(Rule(
@@ -90,11 +89,8 @@ def efs_tls_required(resources: Sequence[Any], cfg: dict) -> Iterable[tuple[str,
                    "without TLS (aws:SecureTransport false)"), fs.urn
 
 
-def _cidr_sources(rule: Mapping[str, Any], keys: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for k in keys:
-        out += [f"{k} {v}" for v in as_list(get(rule, k)) if v not in (None, "")]
-    return out
+def _cidr_sources(type_token: str, rule: Mapping[str, Any]) -> list[str]:
+    return [f"{k} {v}" for k, v in address_sources(type_token, rule)]
 
 
 @stack_policy(Rule(
@@ -119,18 +115,15 @@ def efs_mount_target_sources(resources: Sequence[Any], cfg: dict) -> Iterable[tu
             continue
         for sg in groups:
             for i, ing in enumerate(as_list(get(sg.props, "ingress"))):
-                wide = _cidr_sources(ing, ("cidrBlocks", "ipv6CidrBlocks", "prefixListIds"))
+                wide = _cidr_sources(SECURITY_GROUP, ing)
                 if wide:
                     yield f"{mt.name}: security group {sg.name} ingress[{i}] admits {', '.join(wide)}", mt.urn
             for r in resources:
                 if r.resource_type not in (SG_INGRESS_RULE, SG_RULE) or not _refers_to(r, "securityGroupId", sg):
                     continue
-                if r.resource_type == SG_RULE:
-                    if get(r.props, "type") != "ingress":
-                        continue
-                    wide = _cidr_sources(r.props, ("cidrBlocks", "ipv6CidrBlocks", "prefixListIds"))
-                else:
-                    wide = _cidr_sources(r.props, ("cidrIpv4", "cidrIpv6", "prefixListId"))
+                if r.resource_type == SG_RULE and get(r.props, "type") != "ingress":
+                    continue
+                wide = _cidr_sources(r.resource_type, r.props)
                 if wide:
                     yield (f"{mt.name}: security group {sg.name} rule {r.name} admits {', '.join(wide)} "
                            "(only security groups may reach NFS)"), mt.urn

@@ -55,7 +55,7 @@ Rules, in the order they are applied:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from components.capacity.model import (
     Demand,
@@ -252,6 +252,18 @@ def e2e_ms(point: ProfilePoint, output_tokens: int) -> float:
     return point.ttft_ms + (output_tokens - 1) * point.itl_ms
 
 
+def _slo_terms(slo: Slo, output_tokens: int) -> list[tuple[str, float, Callable[[ProfilePoint], float]]]:
+    """(name, p95 bound in ms, the point's value) of each latency bound the SLO sets: TTFT, ITL, end-to-end."""
+    terms: list[tuple[str, float, Callable[[ProfilePoint], float]]] = []
+    if slo.ttft_p95_ms is not None:
+        terms.append(("TTFT", slo.ttft_p95_ms, lambda p: p.ttft_ms))
+    if slo.itl_p95_ms is not None:
+        terms.append(("ITL", slo.itl_p95_ms, lambda p: p.itl_ms))
+    if slo.e2e_p95_ms is not None:
+        terms.append(("end-to-end", slo.e2e_p95_ms, lambda p: e2e_ms(p, output_tokens)))
+    return terms
+
+
 def operating_point(profile: ThroughputProfile, slo: Slo, output_tokens: int,
                     max_concurrency: int | None = None) -> ProfilePoint | None:
     """The SLO-bounded point of one replica: ``profile.best_within`` for the TTFT and ITL bounds; with an end-to-end
@@ -263,12 +275,11 @@ def operating_point(profile: ThroughputProfile, slo: Slo, output_tokens: int,
     if slo.e2e_p95_ms is None and max_concurrency is None:
         return profile.best_within(ttft_ms=slo.ttft_p95_ms, itl_ms=slo.itl_p95_ms)
     top = profile.points[-1].concurrency if max_concurrency is None else max_concurrency
+    terms = _slo_terms(slo, output_tokens)
     best: ProfilePoint | None = None
     for c in range(1, top + 1):
         p = profile.at(c)
-        if ((slo.ttft_p95_ms is not None and p.ttft_ms > slo.ttft_p95_ms)
-                or (slo.itl_p95_ms is not None and p.itl_ms > slo.itl_p95_ms)
-                or (slo.e2e_p95_ms is not None and e2e_ms(p, output_tokens) > slo.e2e_p95_ms)):
+        if any(value(p) > bound for _, bound, value in terms):
             continue
         if best is None or p.output_tokens_per_second > best.output_tokens_per_second:
             best = p
@@ -277,13 +288,8 @@ def operating_point(profile: ThroughputProfile, slo: Slo, output_tokens: int,
 
 def _slo_unreachable(acc: _Acc, profile: ThroughputProfile, slo: Slo, output_tokens: int) -> None:
     first = profile.at(1)
-    got = []
-    if slo.ttft_p95_ms is not None:
-        got.append(f"TTFT {_n(first.ttft_ms)} ms")
-    if slo.itl_p95_ms is not None:
-        got.append(f"ITL {_n(first.itl_ms)} ms")
-    if slo.e2e_p95_ms is not None:
-        got.append(f"end-to-end {_n(e2e_ms(first, output_tokens))} ms for {output_tokens} output tokens")
+    got = [f"{name} {_n(value(first))} ms" + (f" for {output_tokens} output tokens" if name == "end-to-end" else "")
+           for name, _, value in _slo_terms(slo, output_tokens)]
     acc.find("under-provisioned", "slo-unreachable",
              f"{acc.spec.name}: at concurrency 1 one replica has {', '.join(got)} ({profile.latency_stat}) vs SLO "
              f"{slo.describe()} ({profile.accelerator} x TP {profile.tensor_parallel}, {profile.precision}, "

@@ -219,13 +219,20 @@ def hour_label(i: int) -> str:
     return f"{DAY_NAMES[i // 24]} {i % 24:02d}:00"
 
 
-def _hour_ranges(hours: list[int]) -> str:
+def _consecutive(nums: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted integers -> runs of consecutive ones as (first, last): ``[1, 2, 3, 5]`` -> ``[(1, 3), (5, 5)]``."""
     runs: list[list[int]] = []
-    for h in hours:
-        if runs and runs[-1][1] == h - 1:
-            runs[-1][1] = h
+    for n in nums:
+        if runs and runs[-1][1] == n - 1:
+            runs[-1][1] = n
         else:
-            runs.append([h, h])
+            runs.append([n, n])
+    return [(a, b) for a, b in runs]
+
+
+def _hour_ranges(hours: list[int]) -> str:
+    runs = _consecutive(hours)
+
     def end(b: int) -> str:  # the end of hour b: the same day's hh:00, or the next day's when the run crosses days
         return hour_label((b + 1) % HOURS_PER_WEEK)
 
@@ -386,13 +393,7 @@ def _cron_days(days: Sequence[int]) -> str:
     nums = sorted({(d + 1) % 7 for d in days})
     if len(nums) == 7:
         return "*"
-    parts: list[list[int]] = []
-    for n in nums:
-        if parts and parts[-1][1] == n - 1:
-            parts[-1][1] = n
-        else:
-            parts.append([n, n])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in _consecutive(nums))
 
 
 def _overlaps(starts: list[int], minutes: int) -> bool:
